@@ -1,0 +1,34 @@
+# The same commands locally and in CI.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: serve test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## serve: install what is needed and run Tidings on SQLite at http://127.0.0.1:8000
+serve: $(STAMP)
+	$(BIN)/tidings serve
+
+## test: the whole suite (PostgreSQL too when TIDINGS_TEST_POSTGRES_URL is set), lint, types
+test: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest --cov --cov-report=term:skip-covered
+
+## test-fast: the suite without the process-killing functional tests
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow" -q
+
+## bench: throughput and latency on SQLite and PostgreSQL, into docs/benchmarks.md
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,1 @@
+"""Client accounts, sub-accounts and API keys: the tenants of Tidings."""

@@ -1,0 +1,114 @@
+"""HTTP endpoints of the current account, its sub-accounts and its API keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from tidings.accounts.models import Account, AccountStatus, ApiKey
+from tidings.accounts.provision import provision_account
+from tidings.accounts.schemas import (
+    AccountOut,
+    AccountWithSecrets,
+    ApiKeyOut,
+    CreateApiKey,
+    CreateSubAccount,
+    NewApiKeyOut,
+    UpdateAccount,
+    WebhookSecretOut,
+)
+from tidings.accounts.service import (
+    do_create_api_key,
+    do_revoke_api_key,
+    do_update_account,
+    get_account,
+    list_accounts,
+    list_api_keys,
+)
+from tidings.deps import CurrentPrincipal, RuntimeDep
+from tidings.errors import Forbidden
+
+router = APIRouter(prefix="/v1", tags=["accounts"])
+
+
+def account_out(account: Account) -> AccountOut:
+    return AccountOut(id=account.id, parent_id=account.parent_id, name=account.name,
+                      status=account.status, webhook_url=account.webhook_url,
+                      created_at=account.created_at, updated_at=account.updated_at)
+
+
+def key_out(key: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut(id=key.id, name=key.name, prefix=key.prefix, created_at=key.created_at,
+                     revoked_at=key.revoked_at, last_used_at=key.last_used_at)
+
+
+@router.get("/account", response_model=AccountOut, summary="The account acted upon")
+async def read_account(rt: RuntimeDep, principal: CurrentPrincipal) -> AccountOut:
+    async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
+        return account_out(await get_account(session, account_id=principal.tenant))
+
+
+@router.patch("/account", response_model=AccountOut, summary="Rename or set the webhook URL")
+async def update_account(body: UpdateAccount, rt: RuntimeDep,
+                         principal: CurrentPrincipal) -> AccountOut:
+    clear = "webhook_url" in body.model_fields_set and body.webhook_url is None
+    async with rt.db.transaction(tenant=principal.tenant) as session:
+        account = await get_account(session, account_id=principal.tenant)
+        await do_update_account(session, account=account, actor=principal.actor,
+                                now=rt.clock.now(), name=body.name,
+                                webhook_url=body.webhook_url, clear_webhook=clear)
+    rt.auth.invalidate()
+    return account_out(account)
+
+
+@router.get("/account/webhook-secret", response_model=WebhookSecretOut,
+            summary="The secret that signs this account's webhooks")
+async def read_webhook_secret(rt: RuntimeDep, principal: CurrentPrincipal) -> WebhookSecretOut:
+    keys = await rt.vault.keys_for(principal.tenant)
+    async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
+        account = await get_account(session, account_id=principal.tenant)
+    return WebhookSecretOut(webhook_secret=keys.decrypt(account.webhook_secret_enc,
+                                                        field="accounts.webhook_secret"))
+
+
+@router.post("/accounts", status_code=201, response_model=AccountWithSecrets,
+             summary="Create a sub-account")
+async def create_sub_account(body: CreateSubAccount, rt: RuntimeDep,
+                             principal: CurrentPrincipal) -> AccountWithSecrets:
+    if principal.account_status not in (AccountStatus.ACTIVE, AccountStatus.TRIAL):
+        raise Forbidden(f"A {principal.account_status} account cannot create sub-accounts.",
+                        code=f"account_{principal.account_status}")
+    made = await provision_account(rt, name=body.name, parent_id=principal.tenant,
+                                   status=AccountStatus(principal.account_status),
+                                   actor=principal.actor, webhook_url=body.webhook_url)
+    return AccountWithSecrets(**account_out(made.account).model_dump(), api_key=made.api_key,
+                              api_key_id=made.api_key_id, webhook_secret=made.webhook_secret)
+
+
+@router.get("/accounts", response_model=list[AccountOut], summary="Direct sub-accounts")
+async def list_sub_accounts(rt: RuntimeDep, principal: CurrentPrincipal) -> list[AccountOut]:
+    async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
+        return [account_out(a) for a in await list_accounts(session, parent_id=principal.tenant)]
+
+
+@router.post("/keys", status_code=201, response_model=NewApiKeyOut, summary="Create an API key")
+async def create_key(body: CreateApiKey, rt: RuntimeDep,
+                     principal: CurrentPrincipal) -> NewApiKeyOut:
+    async with rt.db.transaction(tenant=principal.tenant) as session:
+        made = await do_create_api_key(session, tenant=principal.tenant, name=body.name,
+                                       actor=principal.actor, now=rt.clock.now())
+    return NewApiKeyOut(**key_out(made.key).model_dump(), key=made.secret)
+
+
+@router.get("/keys", response_model=list[ApiKeyOut], summary="API keys of the account")
+async def list_keys(rt: RuntimeDep, principal: CurrentPrincipal) -> list[ApiKeyOut]:
+    async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
+        return [key_out(k) for k in await list_api_keys(session, tenant=principal.tenant)]
+
+
+@router.delete("/keys/{key_id}", response_model=ApiKeyOut, summary="Revoke an API key")
+async def revoke_key(key_id: str, rt: RuntimeDep, principal: CurrentPrincipal) -> ApiKeyOut:
+    async with rt.db.transaction(tenant=principal.tenant) as session:
+        key = await do_revoke_api_key(session, tenant=principal.tenant, key_id=key_id[:40],
+                                      actor=principal.actor, now=rt.clock.now())
+    rt.auth.invalidate()
+    return key_out(key)

@@ -1,0 +1,62 @@
+"""Request and response bodies of accounts and API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tidings.messaging.schemas import MAX_URL_CHARS, URL_PATTERN
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AccountOut(BaseModel):
+    id: str
+    parent_id: str | None
+    name: str
+    status: str
+    webhook_url: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AccountWithSecrets(AccountOut):
+    api_key: str = Field(description="Shown once; store it now.")
+    api_key_id: str
+    webhook_secret: str
+
+
+class UpdateAccount(_Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    webhook_url: str | None = Field(default=None, max_length=MAX_URL_CHARS,
+                                    pattern=URL_PATTERN)
+
+
+class CreateSubAccount(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    webhook_url: str | None = Field(default=None, max_length=MAX_URL_CHARS,
+                                    pattern=URL_PATTERN)
+
+
+class CreateApiKey(_Strict):
+    name: str = Field(default="default", min_length=1, max_length=200)
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class NewApiKeyOut(ApiKeyOut):
+    key: str = Field(description="Shown once; store it now.")
+
+
+class WebhookSecretOut(BaseModel):
+    webhook_secret: str

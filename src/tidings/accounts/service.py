@@ -1,0 +1,150 @@
+"""Accounts, sub-accounts and API keys. Services flush, never commit."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.accounts.models import Account, AccountStatus, ApiKey
+from tidings.audit.service import Actor, audit_row, record
+from tidings.errors import Conflict, InvalidRequest, NotFound
+from tidings.ids import new_id
+from tidings.vault import TenantKeys
+from tidings.webhooks.signing import new_webhook_secret
+
+KEY_PREFIX = "tdk"
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    key: ApiKey
+    secret: str  # the whole key as the client will send it; shown once
+
+
+def hash_key_secret(secret: str) -> str:
+    # API keys carry 256 bits of randomness: a fast hash is enough, unlike passwords.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def split_api_key(raw: str) -> tuple[str, str] | None:
+    """``tdk_<prefix>_<secret>`` -> (prefix, raw) or None when it cannot be a key."""
+    parts = raw.split("_")
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or len(raw) > 200:
+        return None
+    return parts[1], raw
+
+
+async def do_create_account(session: AsyncSession, *, keys: TenantKeys, name: str,
+                            parent_id: str | None, status: AccountStatus, actor: Actor,
+                            now: datetime, webhook_url: str | None = None) -> tuple[Account, str]:
+    """Create an account (tenant); returns it with its webhook secret in clear, once."""
+    if not name.strip():
+        raise InvalidRequest("An account needs a name.", code="invalid_name")
+    secret = new_webhook_secret()
+    account = Account(
+        id=keys.tenant_id, parent_id=parent_id, name=name.strip(), status=status.value,
+        webhook_url=webhook_url,
+        webhook_secret_enc=keys.encrypt(secret, field="accounts.webhook_secret"),
+        created_at=now, updated_at=now,
+    )
+    session.add(account)
+    await record(session, [audit_row(tenant=account.id, actor=actor, action="create",
+                                     table="accounts", row_id=account.id,
+                                     fields=["name", "status", "webhook_url"], now=now)])
+    return account, secret
+
+
+def new_account_id() -> str:
+    return new_id("acc")
+
+
+async def do_create_api_key(session: AsyncSession, *, tenant: str, name: str, actor: Actor,
+                            now: datetime) -> NewApiKey:
+    prefix = secrets.token_hex(6)
+    secret = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32).replace('_', 'A')}"
+    key = ApiKey(id=new_id("key"), tenant_id=tenant, prefix=prefix,
+                 secret_hash=hash_key_secret(secret), name=name or "default",
+                 created_at=now, revoked_at=None, last_used_at=None)
+    session.add(key)
+    await record(session, [audit_row(tenant=tenant, actor=actor, action="create",
+                                     table="api_keys", row_id=key.id, fields=["name"], now=now)])
+    return NewApiKey(key, secret)
+
+
+async def do_revoke_api_key(session: AsyncSession, *, tenant: str, key_id: str, actor: Actor,
+                            now: datetime) -> ApiKey:
+    key = await session.scalar(select(ApiKey).where(ApiKey.id == key_id,
+                                                    ApiKey.tenant_id == tenant))
+    if key is None:
+        raise NotFound(f"No API key {key_id!r} in this account.", code="api_key_not_found")
+    if key.revoked_at is None:
+        key.revoked_at = now
+        await record(session, [audit_row(tenant=tenant, actor=actor, action="update",
+                                         table="api_keys", row_id=key.id,
+                                         fields=["revoked_at"], now=now)])
+    return key
+
+
+async def list_api_keys(session: AsyncSession, *, tenant: str) -> list[ApiKey]:
+    rows = await session.scalars(select(ApiKey).where(ApiKey.tenant_id == tenant)
+                                 .order_by(ApiKey.created_at))
+    return list(rows.all())
+
+
+async def get_account(session: AsyncSession, *, account_id: str) -> Account:
+    account = await session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"No account {account_id!r}.", code="account_not_found")
+    return account
+
+
+async def list_accounts(session: AsyncSession, *, parent_id: str | None) -> list[Account]:
+    query = select(Account).order_by(Account.created_at)
+    if parent_id is not None:
+        query = query.where(Account.parent_id == parent_id)
+    return list((await session.scalars(query)).all())
+
+
+async def do_update_account(session: AsyncSession, *, account: Account, actor: Actor,
+                            now: datetime, name: str | None = None,
+                            webhook_url: str | None = None, clear_webhook: bool = False,
+                            status: AccountStatus | None = None) -> Account:
+    changed: list[str] = []
+    if name is not None and name.strip() != account.name:
+        account.name = name.strip()
+        changed.append("name")
+    if clear_webhook or (webhook_url is not None and webhook_url != account.webhook_url):
+        account.webhook_url = None if clear_webhook else webhook_url
+        changed.append("webhook_url")
+    if status is not None and status.value != account.status:
+        _check_status_change(account.status, status)
+        account.status = status.value
+        changed.append("status")
+    if changed:
+        account.updated_at = now
+        await record(session, [audit_row(tenant=account.id, actor=actor, action="update",
+                                         table="accounts", row_id=account.id, fields=changed,
+                                         now=now)])
+    return account
+
+
+def _check_status_change(current: str, new: AccountStatus) -> None:
+    if current == AccountStatus.TERMINATED:
+        raise Conflict("A terminated account cannot change status.", code="account_terminated")
+
+
+async def is_descendant(session: AsyncSession, *, ancestor_id: str, account_id: str) -> bool:
+    """True when ``account_id`` is ``ancestor_id`` or sits below it (never above or beside)."""
+    current: str | None = account_id
+    for _ in range(32):  # nesting depth is bounded; a cycle cannot loop forever
+        if current is None:
+            return False
+        if current == ancestor_id:
+            return True
+        current = await session.scalar(select(Account.parent_id).where(Account.id == current))
+    return False

@@ -1,0 +1,49 @@
+"""``create_app(settings)``: the FastAPI application; nothing connects before start-up."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tidings import __version__
+from tidings.accounts.api import router as accounts_router
+from tidings.clock import Clock
+from tidings.errors import install_error_handlers
+from tidings.messaging.api import router as messages_router
+from tidings.messaging.sandbox_api import router as sandbox_router
+from tidings.middleware import AccessLog, BodyLimit
+from tidings.numbers.api import router as numbers_router
+from tidings.ops_api import router as ops_router
+from tidings.runtime import close_runtime, open_runtime
+from tidings.settings import Settings
+from tidings.webhooks.api import router as webhooks_router
+
+DESCRIPTION = """Send and receive messages, get signed webhooks for every status change.
+
+Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457
+`application/problem+json` with a stable `code`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime = await open_runtime(settings, clock=clock)
+        try:
+            yield
+        finally:
+            await close_runtime(app.state.runtime)
+
+    app = FastAPI(title="Tidings", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan)
+    install_error_handlers(app)
+    for router in (messages_router, accounts_router, numbers_router, webhooks_router,
+                   sandbox_router, ops_router):
+        app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLog)
+    return app

@@ -1,0 +1,110 @@
+"""``tidings accounts`` and ``tidings keys``: the operator's account tools."""
+
+from __future__ import annotations
+
+import click
+
+from tidings.accounts.models import AccountStatus
+from tidings.accounts.provision import provision_account
+from tidings.accounts.service import (
+    do_create_api_key,
+    do_revoke_api_key,
+    do_update_account,
+    get_account,
+    list_accounts,
+)
+from tidings.cli.common import emit, operator_actor, with_runtime
+from tidings.runtime import Runtime
+
+STATUSES = click.Choice([s.value for s in AccountStatus])
+
+
+@click.group("accounts")
+def accounts() -> None:
+    """Create and list client accounts."""
+
+
+@accounts.command("create")
+@click.option("--name", required=True, help="The client's name.")
+@click.option("--parent", default=None, help="Create a sub-account of this account id.")
+@click.option("--status", type=STATUSES, default=AccountStatus.ACTIVE.value, show_default=True)
+@click.option("--webhook-url", default=None, help="Default URL for this account's webhooks.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def create(name: str, parent: str | None, status: str, webhook_url: str | None,
+           as_json: bool) -> None:
+    """Create an account and its first API key (shown once)."""
+    async def work(rt: Runtime) -> None:
+        if parent:
+            async with rt.db.transaction(tenant=parent, write=False) as session:
+                await get_account(session, account_id=parent)
+        made = await provision_account(rt, name=name, parent_id=parent,
+                                       status=AccountStatus(status), actor=operator_actor(),
+                                       webhook_url=webhook_url)
+        data = {"id": made.account.id, "name": made.account.name,
+                "status": made.account.status, "parent_id": made.account.parent_id,
+                "api_key": made.api_key, "api_key_id": made.api_key_id,
+                "webhook_secret": made.webhook_secret}
+        emit(data, as_json=as_json, text="\n".join(f"{k}: {v}" for k, v in data.items()))
+    with_runtime(work)
+
+
+@accounts.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_command(as_json: bool) -> None:
+    """List every account."""
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction(tenant="*system*", write=False) as session:
+            rows = await list_accounts(session, parent_id=None)
+        data = [{"id": a.id, "name": a.name, "status": a.status, "parent_id": a.parent_id,
+                 "created_at": a.created_at.isoformat()} for a in rows]
+        emit(data, as_json=as_json, text="\n".join(
+            f"{a['id']}  {a['status']:<20} {a['name']}" for a in data) or "no accounts")
+    with_runtime(work)
+
+
+@accounts.command("set-status")
+@click.argument("account_id")
+@click.argument("status", type=STATUSES)
+def set_status(account_id: str, status: str) -> None:
+    """Suspend, reactivate or terminate an account."""
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction(tenant=account_id) as session:
+            account = await get_account(session, account_id=account_id)
+            await do_update_account(session, account=account, actor=operator_actor(),
+                                    now=rt.clock.now(), status=AccountStatus(status))
+        click.echo(f"{account_id}: {status}")
+    with_runtime(work)
+
+
+@click.group("keys")
+def keys() -> None:
+    """Create and revoke API keys."""
+
+
+@keys.command("create")
+@click.option("--account", "account_id", required=True, help="Account id.")
+@click.option("--name", default="default", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def create_key(account_id: str, name: str, as_json: bool) -> None:
+    """Create an API key; the key is shown once."""
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction(tenant=account_id) as session:
+            await get_account(session, account_id=account_id)
+            made = await do_create_api_key(session, tenant=account_id, name=name,
+                                           actor=operator_actor(), now=rt.clock.now())
+        data = {"id": made.key.id, "account_id": account_id, "api_key": made.secret}
+        emit(data, as_json=as_json, text=f"{made.key.id}: {made.secret}")
+    with_runtime(work)
+
+
+@keys.command("revoke")
+@click.option("--account", "account_id", required=True, help="Account id.")
+@click.argument("key_id")
+def revoke_key(account_id: str, key_id: str) -> None:
+    """Revoke an API key at once."""
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction(tenant=account_id) as session:
+            await do_revoke_api_key(session, tenant=account_id, key_id=key_id,
+                                    actor=operator_actor(), now=rt.clock.now())
+        click.echo(f"revoked {key_id}")
+    with_runtime(work)

@@ -1,0 +1,1 @@
+"""Carriers behind one small interface. Connectors never import the database."""

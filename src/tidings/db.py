@@ -1,0 +1,132 @@
+"""Engines, the declarative base and the unit of work.
+
+The unit of work (``Database.transaction``) owns the transaction: services
+receive its session, may flush, and never commit. On PostgreSQL it also sets
+the tenant for row-level security, the second wall behind the scoped helpers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SYSTEM = "*system*"  # tenant marker for work that spans tenants (workers, key look-up)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _make_engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _tune_sqlite(engine)
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")  # a 2xx means on disk
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """One engine and session factory; built by ``create_app``, never at import."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _make_engine(url)
+        self.is_sqlite = url.startswith("sqlite")
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite allows one writer; queueing writers here beats its busy-wait loop.
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @asynccontextmanager
+    async def transaction(self, *, tenant: str, write: bool = True) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction, committed on success, scoped to ``tenant``."""
+        if self._write_lock is not None and write:
+            async with self._write_lock:
+                async with self._session(tenant, "IMMEDIATE") as session:
+                    yield session
+        else:
+            async with self._session(tenant, "DEFERRED") as session:
+                yield session
+
+    @asynccontextmanager
+    async def _session(self, tenant: str, sqlite_begin: str) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session:
+            if self.is_sqlite:
+                conn = await session.connection(execution_options={"sqlite_begin": sqlite_begin})
+            else:
+                conn = await session.connection()
+                await set_tenant_setting(conn, tenant)
+            del conn
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def set_tenant_setting(conn: Any, tenant: str) -> None:
+    """Tell PostgreSQL's row-level security policies who is acting."""
+    await conn.execute(
+        text("SELECT set_config('tidings.tenant_id', :tenant, true)"), {"tenant": tenant}
+    )
+
+
+# An auto-increment 64-bit key; SQLite only auto-increments INTEGER PRIMARY KEY.
+BigIntPK = BigInteger().with_variant(Integer, "sqlite")

@@ -1,0 +1,30 @@
+"""FastAPI dependencies shared by every router."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from tidings.accounts.auth import Principal
+from tidings.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_principal(
+    rt: RuntimeDep,
+    authorization: Annotated[str | None, Header()] = None,
+    tidings_account: Annotated[str | None, Header(
+        max_length=40, description="Act on this sub-account of the key's account.")] = None,
+) -> Principal:
+    return await rt.auth.authenticate(authorization, tidings_account)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

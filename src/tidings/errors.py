@@ -1,0 +1,110 @@
+"""RFC 9457 problem details with stable machine-readable codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+import orjson
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_TYPE_BASE = "https://tidings.dev/problems/"
+
+
+class ProblemResponse(Response):
+    media_type = "application/problem+json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class TidingsError(Exception):
+    """An error a client caused or must know about; becomes problem+json."""
+
+    status = 400
+    code = "bad_request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, code: str | None = None, status: int | None = None,
+                 **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+        self.extra = extra
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        problem: dict[str, Any] = {
+            "type": PROBLEM_TYPE_BASE + self.code,
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail,
+        }
+        if instance:
+            problem["instance"] = instance
+        problem.update(self.extra)
+        return problem
+
+
+class InvalidRequest(TidingsError):
+    status, code, title = 400, "invalid_request", "Invalid request"
+
+
+class Unauthorized(TidingsError):
+    status, code, title = 401, "unauthorized", "Unauthorized"
+
+
+class Forbidden(TidingsError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(TidingsError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Conflict(TidingsError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(TidingsError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+def _validation_problem(request: Request, exc: RequestValidationError) -> ProblemResponse:
+    errors = [
+        {"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg", ""),
+         "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+    json_broken = any(e["type"] == "json_invalid" for e in errors)
+    err = InvalidRequest(
+        "The request body is not valid JSON." if json_broken
+        else "The request does not match the schema.",
+        code="malformed_json" if json_broken else "validation_failed",
+        errors=errors,
+    )
+    return ProblemResponse(err.to_problem(request.url.path), status_code=err.status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(TidingsError)
+    async def _tidings(request: Request, exc: TidingsError) -> ProblemResponse:
+        headers = exc.extra.pop("headers", None)
+        return ProblemResponse(exc.to_problem(request.url.path), status_code=exc.status,
+                               headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> ProblemResponse:
+        return _validation_problem(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        err = TidingsError(str(exc.detail), code=code, status=exc.status_code)
+        err.title = str(exc.detail)
+        return ProblemResponse(err.to_problem(request.url.path), status_code=exc.status_code)

@@ -1,0 +1,1 @@
+"""Message encoding, addressing and related pure helpers."""

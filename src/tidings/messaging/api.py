@@ -1,0 +1,208 @@
+"""HTTP endpoints of messages: send, send in bulk, read, list, cancel."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import AwareDatetime
+from sqlalchemy.exc import IntegrityError
+
+from tidings.accounts.auth import Principal
+from tidings.accounts.models import SENDING_STATUSES
+from tidings.deps import CurrentPrincipal, RuntimeDep
+from tidings.errors import Forbidden, InvalidRequest, NotFound
+from tidings.messaging import idempotency
+from tidings.messaging.addresses import AddressError, normalize_e164
+from tidings.messaging.drafts import Draft, SendOptions, check_options, make_draft, render_template
+from tidings.messaging.lifecycle import Status
+from tidings.messaging.schemas import (
+    MAX_BODY_CHARS,
+    BatchError,
+    BatchResponse,
+    BatchResult,
+    MessageOut,
+    MessagePage,
+    SendBatch,
+    SendMessage,
+)
+from tidings.messaging.service import (
+    DISPATCH_JOB,
+    MessageFilters,
+    SendContext,
+    created_out,
+    do_cancel_message,
+    do_create_messages,
+    get_events,
+    get_message,
+    list_messages,
+    message_out,
+)
+from tidings.runtime import Runtime
+from tidings.webhooks.service import DELIVER_JOB
+
+router = APIRouter(prefix="/v1/messages", tags=["messages"])
+MESSAGE_ID = re.compile(r"^msg_[0-9a-z]{26}$")
+IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1,
+                                                    max_length=255)]
+
+
+def ensure_can_send(principal: Principal) -> None:
+    if principal.account_status not in SENDING_STATUSES:
+        raise Forbidden(f"The account is {principal.account_status} and cannot send.",
+                        code=f"account_{principal.account_status}")
+
+
+async def _context(rt: Runtime, principal: Principal) -> SendContext:
+    keys = await rt.vault.keys_for(principal.tenant)
+    return SendContext(principal.tenant, keys, principal.actor, principal.webhook_url)
+
+
+def _options(rt: Runtime, body: SendMessage | SendBatch) -> SendOptions:
+    return check_options(sender=body.from_, channel=body.channel,
+                         status_callback=body.status_callback, send_at=body.send_at,
+                         validity_period=body.validity_period, now=rt.clock.now())
+
+
+@router.post("", status_code=201, response_model=MessageOut, summary="Send a message")
+async def send_message(body: SendMessage, rt: RuntimeDep, principal: CurrentPrincipal,
+                       response: Response,
+                       idempotency_key: IdempotencyKeyHeader = None) -> MessageOut:
+    ensure_can_send(principal)
+    draft = make_draft(_options(rt, body), to=body.to, body=body.body, now=rt.clock.now())
+    ctx = await _context(rt, principal)
+    if idempotency_key is None:
+        return await _create_one(rt, ctx, draft)
+    request_hash = idempotency.fingerprint(body.model_dump(mode="json", by_alias=True))
+    try:
+        return await _create_idempotent(rt, ctx, draft, idempotency_key, request_hash, response)
+    except IntegrityError:  # a concurrent request with the same key won the race
+        return await _create_idempotent(rt, ctx, draft, idempotency_key, request_hash, response)
+
+
+async def _create_one(rt: Runtime, ctx: SendContext, draft: Draft) -> MessageOut:
+    now = rt.clock.now()
+    async with rt.db.transaction(tenant=ctx.tenant) as session:
+        created = await do_create_messages(session, ctx=ctx, drafts=[draft], now=now)
+    _after_create(rt, draft.channel, 1)
+    return created_out(created[0])
+
+
+async def _create_idempotent(rt: Runtime, ctx: SendContext, draft: Draft, key: str,
+                             request_hash: str, response: Response) -> MessageOut:
+    now = rt.clock.now()
+    async with rt.db.transaction(tenant=ctx.tenant) as session:
+        replay = await idempotency.find_replay(session, tenant=ctx.tenant, key=key,
+                                               request_hash=request_hash)
+        if replay is not None:
+            response.headers["Idempotent-Replayed"] = "true"
+            message = await get_message(session, tenant=ctx.tenant, message_id=replay)
+            return message_out(message, ctx.keys)
+        created = await do_create_messages(session, ctx=ctx, drafts=[draft], now=now)
+        await idempotency.remember(session, tenant=ctx.tenant, key=key,
+                                   request_hash=request_hash, message_id=created[0].row["id"],
+                                   now=now)
+    _after_create(rt, draft.channel, 1)
+    return created_out(created[0])
+
+
+def _after_create(rt: Runtime, channel: str, count: int) -> None:
+    rt.wakeups.notify(DISPATCH_JOB, DELIVER_JOB)
+    rt.metrics.messages_created.labels(channel, "outbound").inc(count)
+
+
+@router.post("/batch", response_model=BatchResponse,
+             summary="Send one template to many recipients")
+async def send_batch(body: SendBatch, rt: RuntimeDep,
+                     principal: CurrentPrincipal) -> BatchResponse:
+    ensure_can_send(principal)
+    if len(body.recipients) > rt.settings.batch_max_recipients:
+        raise InvalidRequest(f"A batch takes at most {rt.settings.batch_max_recipients} "
+                             "recipients.", code="too_many_recipients")
+    options, now = _options(rt, body), rt.clock.now()
+    results: list[BatchResult | None] = []
+    drafts: list[tuple[int, Draft]] = []
+    for index, recipient in enumerate(body.recipients):
+        try:
+            text = render_template(body.body, recipient.variables)
+            if len(text) > MAX_BODY_CHARS:
+                raise InvalidRequest(f"The rendered body is longer than {MAX_BODY_CHARS} "
+                                     "characters.", code="body_too_long")
+            drafts.append((index, make_draft(options, to=recipient.to, body=text, now=now)))
+            results.append(None)
+        except InvalidRequest as exc:
+            results.append(BatchResult(index=index, status="rejected",
+                                       error=BatchError(code=exc.code, detail=exc.detail)))
+    ctx = await _context(rt, principal)
+    async with rt.db.transaction(tenant=ctx.tenant) as session:
+        created = await do_create_messages(session, ctx=ctx, drafts=[d for _, d in drafts],
+                                           now=now)
+    for (index, draft), item in zip(drafts, created, strict=True):
+        results[index] = BatchResult(index=index, status="accepted", message_id=item.row["id"],
+                                     to=draft.to, num_segments=draft.num_segments)
+    _after_create(rt, options.channel, len(created))
+    final = [r for r in results if r is not None]
+    return BatchResponse(accepted=len(created), rejected=len(final) - len(created),
+                         results=final)
+
+
+@router.get("/{message_id}", response_model=MessageOut, summary="A message and its history")
+async def read_message(message_id: str, rt: RuntimeDep,
+                       principal: CurrentPrincipal) -> MessageOut:
+    _check_id(message_id)
+    keys = await rt.vault.keys_for(principal.tenant)
+    async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
+        message = await get_message(session, tenant=principal.tenant, message_id=message_id)
+        events = await get_events(session, tenant=principal.tenant, message_id=message_id)
+    return message_out(message, keys, events)
+
+
+@router.get("", response_model=MessagePage, summary="List messages, newest first")
+async def list_endpoint(
+    rt: RuntimeDep, principal: CurrentPrincipal,
+    status: Annotated[Status | None, Query()] = None,
+    to: Annotated[str | None, Query(max_length=64)] = None,
+    channel: Annotated[str | None, Query(max_length=20)] = None,
+    direction: Annotated[str | None, Query(pattern="^(inbound|outbound)$")] = None,
+    created_after: Annotated[AwareDatetime | None, Query()] = None,
+    created_before: Annotated[AwareDatetime | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+) -> MessagePage:
+    filters = MessageFilters(status=status, to=_number_filter(to), channel=channel,
+                             direction=direction, created_after=created_after,
+                             created_before=created_before)
+    keys = await rt.vault.keys_for(principal.tenant)
+    async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
+        rows, next_cursor = await list_messages(session, tenant=principal.tenant, keys=keys,
+                                                filters=filters, cursor=cursor, limit=limit)
+    return MessagePage(data=[message_out(m, keys) for m in rows], next_cursor=next_cursor)
+
+
+@router.post("/{message_id}/cancel", response_model=MessageOut,
+             summary="Cancel a scheduled message")
+async def cancel_message(message_id: str, rt: RuntimeDep,
+                         principal: CurrentPrincipal) -> MessageOut:
+    _check_id(message_id)
+    keys = await rt.vault.keys_for(principal.tenant)
+    async with rt.db.transaction(tenant=principal.tenant) as session:
+        message = await do_cancel_message(session, tenant=principal.tenant,
+                                          message_id=message_id,
+                                          webhook_url=principal.webhook_url, now=rt.clock.now())
+    rt.wakeups.notify(DELIVER_JOB)
+    return message_out(message, keys)
+
+
+def _check_id(message_id: str) -> None:
+    if not MESSAGE_ID.match(message_id):
+        raise NotFound(f"No message {message_id[:60]!r}.", code="message_not_found")
+
+
+def _number_filter(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return normalize_e164(raw)
+    except AddressError as exc:
+        raise InvalidRequest(str(exc), code=exc.code) from None

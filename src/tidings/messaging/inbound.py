@@ -1,0 +1,48 @@
+"""Inbound messages: find the account that owns the number, store, notify it."""
+
+from __future__ import annotations
+
+from tidings.accounts.models import Account
+from tidings.accounts.service import is_descendant
+from tidings.audit.service import Actor
+from tidings.db import SYSTEM
+from tidings.errors import InvalidRequest, NotFound
+from tidings.messaging.addresses import AddressError, normalize_e164, normalize_sender
+from tidings.messaging.encoding import segment
+from tidings.messaging.service import Created, SendContext, do_receive_inbound
+from tidings.numbers.service import owner_of
+from tidings.runtime import Runtime
+from tidings.webhooks.service import DELIVER_JOB
+
+
+async def receive_inbound(rt: Runtime, *, sender: str, to: str, body: str, channel: str,
+                          actor: Actor, allowed_root: str | None = None) -> Created:
+    """Store a message sent to one of our numbers.
+
+    ``allowed_root`` limits delivery to that account and its sub-accounts (the
+    sandbox endpoint lets a client simulate messages only to its own numbers).
+    """
+    try:
+        number, origin = normalize_e164(to), normalize_sender(sender)
+    except AddressError as exc:
+        raise InvalidRequest(str(exc), code=exc.code) from None
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        tenant = await owner_of(session, number=number)
+        account = await session.get(Account, tenant) if tenant else None
+        if allowed_root and account and not await is_descendant(
+                session, ancestor_id=allowed_root, account_id=account.id):
+            account = None
+    if account is None:
+        raise NotFound("No account owns that number.", code="number_not_found")
+    keys = await rt.vault.keys_for(account.id)
+    ctx = SendContext(account.id, keys, actor, account.webhook_url)
+    segmentation = segment(body)
+    async with rt.db.transaction(tenant=account.id) as session:
+        created = await do_receive_inbound(
+            session, ctx=ctx, sender=origin, to=number, body=body, channel=channel,
+            encoding=segmentation.encoding, num_segments=segmentation.num_segments,
+            now=rt.clock.now())
+    rt.wakeups.notify(DELIVER_JOB)
+    rt.metrics.messages_created.labels(channel, "inbound").inc()
+    return created
+

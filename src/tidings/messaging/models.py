@@ -1,0 +1,71 @@
+"""Messages, their event history and idempotency keys.
+
+``to``, ``from`` and ``body`` are personal data: only their ciphertexts (and a
+blind index for exact look-up) are stored; see ``tidings.vault``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tidings.db import Base, BigIntPK, UTCDateTime
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_tenant_id_id", "tenant_id", "id"),
+        Index("ix_messages_tenant_id_to_index", "tenant_id", "to_index"),
+        Index("ix_messages_connector_carrier_message_id", "connector", "carrier_message_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    direction: Mapped[str] = mapped_column(String(10))
+    channel: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    to_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    to_index: Mapped[str] = mapped_column(String(64))
+    from_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    body_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    encoding: Mapped[str] = mapped_column(String(10))
+    num_segments: Mapped[int] = mapped_column(Integer)
+    status_callback: Mapped[str | None] = mapped_column(String(2048))
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    connector: Mapped[str | None] = mapped_column(String(60))
+    carrier_message_id: Mapped[str | None] = mapped_column(String(100))
+    error_code: Mapped[str | None] = mapped_column(String(60))
+    event_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MessageEvent(Base):
+    """Every status report, applied or not: the lifecycle is forward-only, history is not."""
+
+    __tablename__ = "message_events"
+    __table_args__ = (UniqueConstraint("message_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    applied: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(30))
+    error_code: Mapped[str | None] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IdempotencyKey(Base):
+    __tablename__ = "idempotency_keys"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,31 @@
+"""Sandbox endpoints: simulate what a carrier would send us."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from tidings.deps import CurrentPrincipal, RuntimeDep
+from tidings.messaging.inbound import receive_inbound
+from tidings.messaging.schemas import MAX_ADDRESS_CHARS, MAX_BODY_CHARS, MessageOut
+from tidings.messaging.service import created_out
+
+router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"])
+
+
+class SimulatedInbound(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: str = Field(alias="from", min_length=1, max_length=MAX_ADDRESS_CHARS)
+    to: str = Field(min_length=1, max_length=MAX_ADDRESS_CHARS)
+    body: str = Field(min_length=1, max_length=MAX_BODY_CHARS)
+    channel: str = Field(default="sms", pattern="^sms$")
+
+
+@router.post("/inbound", status_code=201, response_model=MessageOut,
+             summary="Simulate an inbound message to one of your numbers")
+async def simulate_inbound(body: SimulatedInbound, rt: RuntimeDep,
+                           principal: CurrentPrincipal) -> MessageOut:
+    created = await receive_inbound(rt, sender=body.from_, to=body.to, body=body.body,
+                                    channel=body.channel, actor=principal.actor,
+                                    allowed_root=principal.key_account_id)
+    return created_out(created)

@@ -1,0 +1,101 @@
+"""Request and response bodies of the messages API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+# Bounds that keep one request cheap to validate; the message limits live in settings.
+MAX_ADDRESS_CHARS = 64
+MAX_BODY_CHARS = 1_600
+MAX_URL_CHARS = 2_048
+MAX_VALIDITY_SECONDS = 14 * 24 * 3600
+URL_PATTERN = r"^https?://[^\s]+$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class _SendOptions(_Strict):
+    from_: str = Field(alias="from", min_length=1, max_length=MAX_ADDRESS_CHARS)
+    channel: str = Field(default="sms", max_length=20)
+    status_callback: str | None = Field(default=None, max_length=MAX_URL_CHARS,
+                                        pattern=URL_PATTERN)
+    send_at: AwareDatetime | None = None
+    validity_period: int | None = Field(default=None, ge=1, le=MAX_VALIDITY_SECONDS,
+                                        description="Seconds before an undelivered message expires.")
+
+
+class SendMessage(_SendOptions):
+    to: str = Field(min_length=1, max_length=MAX_ADDRESS_CHARS)
+    body: str = Field(min_length=1, max_length=MAX_BODY_CHARS)
+
+
+class BatchRecipient(_Strict):
+    to: str = Field(min_length=1, max_length=MAX_ADDRESS_CHARS)
+    variables: dict[str, str] = Field(default_factory=dict, max_length=50)
+
+
+class SendBatch(_SendOptions):
+    body: str = Field(min_length=1, max_length=MAX_BODY_CHARS,
+                      description="A template: {name} is replaced by the recipient's variable.")
+    recipients: list[BatchRecipient] = Field(min_length=1)
+
+
+class MessageEventOut(BaseModel):
+    seq: int
+    status: str
+    applied: bool
+    source: str
+    error_code: str | None
+    created_at: datetime
+
+
+class MessageOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    id: str
+    account_id: str
+    direction: Literal["outbound", "inbound"]
+    channel: str
+    status: str
+    to: str
+    from_: str = Field(alias="from")
+    body: str
+    encoding: str
+    num_segments: int
+    status_callback: str | None
+    send_at: datetime | None
+    expires_at: datetime | None
+    error_code: str | None
+    created_at: datetime
+    updated_at: datetime
+    events: list[MessageEventOut] | None = None
+
+
+class MessagePage(BaseModel):
+    data: list[MessageOut]
+    next_cursor: str | None
+
+
+class BatchError(BaseModel):
+    code: str
+    detail: str
+
+
+class BatchResult(BaseModel):
+    index: int
+    status: Literal["accepted", "rejected"]
+    message_id: str | None = None
+    to: str | None = None
+    num_segments: int | None = None
+    error: BatchError | None = None
+
+
+class BatchResponse(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[BatchResult]

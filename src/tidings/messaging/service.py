@@ -1,0 +1,274 @@
+"""Create, read, list and cancel messages; apply status reports. Never commits."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.audit.service import Actor, audit_row, record
+from tidings.errors import Conflict, InvalidRequest, NotFound
+from tidings.ids import new_id
+from tidings.messaging.drafts import Draft
+from tidings.messaging.lifecycle import Status, can_move
+from tidings.messaging.models import Message, MessageEvent
+from tidings.messaging.schemas import MessageEventOut, MessageOut
+from tidings.outbox import enqueue_rows, job_row
+from tidings.vault import TenantKeys
+from tidings.webhooks.service import INBOUND_EVENT, STATUS_EVENT, WebhookBatch
+
+DISPATCH_JOB = "message.dispatch"
+EXPIRE_JOB = "message.expire"
+PERSONAL_FIELDS = ("to", "from", "body")
+
+
+@dataclass(frozen=True)
+class SendContext:
+    tenant: str
+    keys: TenantKeys
+    actor: Actor
+    account_webhook_url: str | None
+
+
+@dataclass(frozen=True)
+class Created:
+    """A stored message with its clear values, for the response that follows."""
+
+    row: dict[str, Any]
+    to: str
+    sender: str
+    body: str
+
+
+def _message_row(ctx: SendContext, draft: Draft, *, message_id: str, status: Status,
+                 now: datetime) -> dict[str, Any]:
+    keys = ctx.keys
+    return {
+        "id": message_id, "tenant_id": ctx.tenant, "direction": "outbound",
+        "channel": draft.channel, "status": status.value,
+        "to_enc": keys.encrypt(draft.to, field="messages.to"),
+        "to_index": keys.blind_index(draft.to, field="messages.to"),
+        "from_enc": keys.encrypt(draft.sender, field="messages.from"),
+        "body_enc": keys.encrypt(draft.body, field="messages.body"),
+        "encoding": draft.encoding, "num_segments": draft.num_segments,
+        "status_callback": draft.status_callback, "send_at": draft.send_at,
+        "expires_at": draft.expires_at, "connector": None, "carrier_message_id": None,
+        "error_code": None, "event_count": 1, "created_at": now, "updated_at": now,
+    }
+
+
+def _event_row(*, tenant: str, message_id: str, seq: int, status: str, applied: bool,
+               source: str, error_code: str | None, now: datetime) -> dict[str, Any]:
+    return {"tenant_id": tenant, "message_id": message_id, "seq": seq, "status": status,
+            "applied": applied, "source": source, "error_code": error_code, "created_at": now}
+
+
+async def do_create_messages(session: AsyncSession, *, ctx: SendContext,
+                             drafts: Sequence[Draft], now: datetime) -> list[Created]:
+    """Store messages with their first event, dispatch jobs, webhooks and audit, in bulk."""
+    created, events, jobs, audits = [], [], [], []
+    webhooks = WebhookBatch.empty()
+    for draft in drafts:
+        message_id = new_id("msg")
+        status = Status.SCHEDULED if draft.send_at else Status.QUEUED
+        created.append(Created(_message_row(ctx, draft, message_id=message_id, status=status,
+                                            now=now), draft.to, draft.sender, draft.body))
+        events.append(_event_row(tenant=ctx.tenant, message_id=message_id, seq=1,
+                                 status=status, applied=True, source="api", error_code=None,
+                                 now=now))
+        jobs.append(job_row(tenant=ctx.tenant, kind=DISPATCH_JOB, ref_id=message_id, now=now,
+                            run_at=draft.send_at))
+        if draft.expires_at:
+            jobs.append(job_row(tenant=ctx.tenant, kind=EXPIRE_JOB, ref_id=message_id,
+                                now=now, run_at=draft.expires_at))
+        audits.append(audit_row(tenant=ctx.tenant, actor=ctx.actor, action="create",
+                                table="messages", row_id=message_id, fields=PERSONAL_FIELDS,
+                                now=now))
+        webhooks.add(tenant=ctx.tenant, message_id=message_id, sequence=1,
+                     event_type=STATUS_EVENT, urls=(draft.status_callback,
+                                                    ctx.account_webhook_url), now=now)
+    if created:
+        await session.execute(insert(Message), [c.row for c in created])
+        await session.execute(insert(MessageEvent), events)
+        await enqueue_rows(session, jobs)
+        await record(session, audits)
+        await webhooks.flush(session)
+    return created
+
+
+async def do_receive_inbound(session: AsyncSession, *, ctx: SendContext, sender: str, to: str,
+                             body: str, channel: str, encoding: str, num_segments: int,
+                             now: datetime) -> Created:
+    """Store an inbound message and queue its ``message.inbound`` webhook."""
+    keys, message_id = ctx.keys, new_id("msg")
+    row = {
+        "id": message_id, "tenant_id": ctx.tenant, "direction": "inbound", "channel": channel,
+        "status": Status.RECEIVED.value, "to_enc": keys.encrypt(to, field="messages.to"),
+        "to_index": keys.blind_index(to, field="messages.to"),
+        "from_enc": keys.encrypt(sender, field="messages.from"),
+        "body_enc": keys.encrypt(body, field="messages.body"), "encoding": encoding,
+        "num_segments": num_segments, "status_callback": None, "send_at": None,
+        "expires_at": None, "connector": None, "carrier_message_id": None,
+        "error_code": None, "event_count": 1, "created_at": now, "updated_at": now,
+    }
+    await session.execute(insert(Message), [row])
+    await session.execute(insert(MessageEvent), [_event_row(
+        tenant=ctx.tenant, message_id=message_id, seq=1, status=Status.RECEIVED, applied=True,
+        source="carrier", error_code=None, now=now)])
+    await record(session, [audit_row(tenant=ctx.tenant, actor=ctx.actor, action="create",
+                                     table="messages", row_id=message_id,
+                                     fields=PERSONAL_FIELDS, now=now)])
+    webhooks = WebhookBatch.empty()
+    webhooks.add(tenant=ctx.tenant, message_id=message_id, sequence=1,
+                 event_type=INBOUND_EVENT, urls=(ctx.account_webhook_url,), now=now)
+    await webhooks.flush(session)
+    return Created(row, to, sender, body)
+
+
+async def get_message(session: AsyncSession, *, tenant: str, message_id: str) -> Message:
+    """The tenant's message or a 404: another tenant's id looks exactly like a missing one."""
+    message = await session.scalar(select(Message).where(Message.id == message_id,
+                                                         Message.tenant_id == tenant))
+    if message is None:
+        raise NotFound(f"No message {message_id!r}.", code="message_not_found")
+    return message
+
+
+async def get_events(session: AsyncSession, *, tenant: str,
+                     message_id: str) -> list[MessageEvent]:
+    rows = await session.scalars(select(MessageEvent).where(
+        MessageEvent.message_id == message_id, MessageEvent.tenant_id == tenant)
+        .order_by(MessageEvent.seq))
+    return list(rows.all())
+
+
+@dataclass(frozen=True)
+class MessageFilters:
+    status: str | None = None
+    to: str | None = None
+    channel: str | None = None
+    direction: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+async def list_messages(session: AsyncSession, *, tenant: str, keys: TenantKeys,
+                        filters: MessageFilters, cursor: str | None,
+                        limit: int) -> tuple[list[Message], str | None]:
+    """Newest first; the cursor is the last id seen (ids sort by creation time)."""
+    query = select(Message).where(Message.tenant_id == tenant)
+    if filters.status:
+        query = query.where(Message.status == filters.status)
+    if filters.to:
+        query = query.where(Message.to_index == keys.blind_index(filters.to,
+                                                                 field="messages.to"))
+    if filters.channel:
+        query = query.where(Message.channel == filters.channel)
+    if filters.direction:
+        query = query.where(Message.direction == filters.direction)
+    if filters.created_after:
+        query = query.where(Message.created_at >= filters.created_after)
+    if filters.created_before:
+        query = query.where(Message.created_at < filters.created_before)
+    if cursor:
+        query = query.where(Message.id < decode_cursor(cursor))
+    rows = list((await session.scalars(query.order_by(Message.id.desc())
+                                       .limit(limit + 1))).all())
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        value = ""
+    if not value.startswith("msg_") or len(value) > 40:
+        raise InvalidRequest("The cursor is not one this API gave out.", code="invalid_cursor")
+    return value
+
+
+def message_out(message: Message, keys: TenantKeys,
+                events: Sequence[MessageEvent] | None = None) -> MessageOut:
+    return MessageOut(
+        id=message.id, account_id=message.tenant_id, direction=message.direction,  # type: ignore[arg-type]
+        channel=message.channel, status=message.status,
+        to=keys.decrypt(message.to_enc, field="messages.to"),
+        from_=keys.decrypt(message.from_enc, field="messages.from"),
+        body=keys.decrypt(message.body_enc, field="messages.body"),
+        encoding=message.encoding, num_segments=message.num_segments,
+        status_callback=message.status_callback, send_at=message.send_at,
+        expires_at=message.expires_at, error_code=message.error_code,
+        created_at=message.created_at, updated_at=message.updated_at,
+        events=None if events is None else [
+            MessageEventOut(seq=e.seq, status=e.status, applied=e.applied, source=e.source,
+                            error_code=e.error_code, created_at=e.created_at) for e in events],
+    )
+
+
+def created_out(created: Created) -> MessageOut:
+    row = created.row
+    return MessageOut(
+        id=row["id"], account_id=row["tenant_id"], direction=row["direction"],
+        channel=row["channel"], status=row["status"], to=created.to, from_=created.sender,
+        body=created.body, encoding=row["encoding"], num_segments=row["num_segments"],
+        status_callback=row["status_callback"], send_at=row["send_at"],
+        expires_at=row["expires_at"], error_code=None, created_at=row["created_at"],
+        updated_at=row["updated_at"])
+
+
+@dataclass
+class StatusChanges:
+    """Status reports applied to loaded messages, with their events and webhooks."""
+
+    now: datetime
+    webhook_urls: dict[str, str | None]  # tenant -> the account's default webhook URL
+    events: list[dict[str, Any]] = field(default_factory=list)
+    webhooks: WebhookBatch = field(default_factory=WebhookBatch.empty)
+
+    def report(self, message: Message, status: str, *, source: str,
+               error_code: str | None = None) -> bool:
+        """Record the report; move the message only forward. True when it moved."""
+        applied = can_move(message.status, status)
+        message.event_count += 1
+        self.events.append(_event_row(tenant=message.tenant_id, message_id=message.id,
+                                      seq=message.event_count, status=status, applied=applied,
+                                      source=source, error_code=error_code, now=self.now))
+        if applied:
+            message.status, message.updated_at = status, self.now
+            message.error_code = error_code or message.error_code
+            self.webhooks.add(tenant=message.tenant_id, message_id=message.id,
+                              sequence=message.event_count, event_type=STATUS_EVENT,
+                              urls=(message.status_callback,
+                                    self.webhook_urls.get(message.tenant_id)), now=self.now)
+        return applied
+
+    async def flush(self, session: AsyncSession) -> bool:
+        """Write events and webhooks; True when webhooks were queued."""
+        await session.flush()
+        if self.events:
+            await session.execute(insert(MessageEvent), self.events)
+            self.events = []
+        return await self.webhooks.flush(session)
+
+
+async def do_cancel_message(session: AsyncSession, *, tenant: str, message_id: str,
+                            webhook_url: str | None, now: datetime) -> Message:
+    message = await get_message(session, tenant=tenant, message_id=message_id)
+    if message.status != Status.SCHEDULED:
+        raise Conflict(f"Only a scheduled message can be canceled; this one is "
+                       f"{message.status}.", code="message_not_cancelable")
+    changes = StatusChanges(now, {tenant: webhook_url})
+    changes.report(message, Status.CANCELED, source="api")
+    await changes.flush(session)
+    return message

@@ -1,0 +1,176 @@
+"""Outbox handlers of the messaging pipeline: dispatch, carrier reports, expiry.
+
+Each handler is idempotent: a job that runs again after a crash finds the
+message already moved and does nothing twice (carrier submission itself is
+idempotent by message id, see ``tidings.connectors.base``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.accounts.models import Account
+from tidings.connectors.base import DeliveryReport, OutboundMessage, SubmitResult
+from tidings.db import SYSTEM
+from tidings.messaging.lifecycle import Status, is_final
+from tidings.messaging.models import Message
+from tidings.messaging.service import StatusChanges
+from tidings.outbox import Job, complete, retry_later
+from tidings.webhooks.service import DELIVER_JOB
+
+if TYPE_CHECKING:
+    from tidings.runtime import Runtime
+
+EXPIRED_ERROR = "validity_period_elapsed"
+
+
+async def _load_messages(session: AsyncSession, ids: Sequence[str]) -> dict[str, Message]:
+    rows = await session.scalars(select(Message).where(Message.id.in_(list(ids))))
+    return {m.id: m for m in rows.all()}
+
+
+async def _webhook_urls(session: AsyncSession, tenants: set[str]) -> dict[str, str | None]:
+    rows = await session.execute(select(Account.id, Account.webhook_url)
+                                 .where(Account.id.in_(tenants)))
+    return {tenant: url for tenant, url in rows.all()}
+
+
+async def _changes(session: AsyncSession, messages: Sequence[Message],
+                   now: datetime) -> StatusChanges:
+    return StatusChanges(now, await _webhook_urls(session, {m.tenant_id for m in messages}))
+
+
+async def dispatch_batch(rt: Runtime, jobs: Sequence[Job]) -> None:
+    """Submit queued (and now due scheduled) messages to their connector."""
+    ready = await _prepare_dispatch(rt, jobs)
+    if not ready:
+        return
+    outbound = [await _outbound(rt, m) for m in ready.values()]
+    results = await rt.connectors.submit(outbound)
+    await _record_submissions(rt, jobs, results)
+
+
+async def _prepare_dispatch(rt: Runtime, jobs: Sequence[Job]) -> dict[str, Message]:
+    """Drop finished or expired messages, move scheduled ones to queued; commit that."""
+    now, ready = rt.clock.now(), {}
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        messages = await _load_messages(session, [j.ref_id for j in jobs])
+        changes = await _changes(session, list(messages.values()), now)
+        done = []
+        for job in jobs:
+            message = messages.get(job.ref_id)
+            if message is None or is_final(message.status) or message.status == Status.SENT:
+                done.append(job.id)
+            elif message.expires_at and message.expires_at <= now:
+                changes.report(message, Status.EXPIRED, source="dispatcher",
+                               error_code=EXPIRED_ERROR)
+                done.append(job.id)
+            else:
+                if message.status == Status.SCHEDULED:
+                    changes.report(message, Status.QUEUED, source="scheduler")
+                ready[message.id] = message
+        notify = await changes.flush(session)
+        await complete(session, done)
+    if notify:
+        rt.wakeups.notify(DELIVER_JOB)
+    return ready
+
+
+async def _outbound(rt: Runtime, message: Message) -> OutboundMessage:
+    keys = await rt.vault.keys_for(message.tenant_id)
+    return OutboundMessage(
+        message_id=message.id, channel=message.channel,
+        to=keys.decrypt(message.to_enc, field="messages.to"),
+        sender=keys.decrypt(message.from_enc, field="messages.from"),
+        body=keys.decrypt(message.body_enc, field="messages.body"),
+        encoding=message.encoding, num_segments=message.num_segments)
+
+
+async def _record_submissions(rt: Runtime, jobs: Sequence[Job],
+                              results: Sequence[tuple[str, SubmitResult]]) -> None:
+    now, by_message = rt.clock.now(), {j.ref_id: j for j in jobs}
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        messages = await _load_messages(session, [r.message_id for _, r in results])
+        changes = await _changes(session, list(messages.values()), now)
+        done = []
+        for connector, result in results:
+            message, job = messages[result.message_id], by_message[result.message_id]
+            if _apply_submit(rt, changes, message, connector, result, job, now, session):
+                done.append(job.id)
+            else:
+                delay = result.retry_after_seconds or min(2.0 ** job.attempts, 300.0)
+                await retry_later(session, job.id, run_at=now + timedelta(seconds=delay))
+        notify = await changes.flush(session)
+        await complete(session, done)
+    rt.metrics.observe_dispatch(messages.values(), now)
+    if notify:
+        rt.wakeups.notify(DELIVER_JOB)
+
+
+def _apply_submit(rt: Runtime, changes: StatusChanges, message: Message, connector: str,
+                  result: SubmitResult, job: Job, now: datetime, _session: AsyncSession) -> bool:
+    """Apply one carrier answer; False when the job should run again later."""
+    if result.outcome == "accepted":
+        message.connector, message.carrier_message_id = connector, result.carrier_message_id
+        changes.report(message, Status.SENT, source="dispatcher")
+    elif result.outcome == "rejected":
+        changes.report(message, Status.REJECTED, source="carrier", error_code=result.error_code)
+    elif job.attempts >= rt.settings.dispatch_retry_max_attempts:
+        changes.report(message, Status.FAILED, source="dispatcher",
+                       error_code=result.error_code or "retry_limit_reached")
+    else:
+        changes.events.append({"tenant_id": message.tenant_id, "message_id": message.id,
+                               "seq": _next_seq(message), "status": "retrying",
+                               "applied": False, "source": "dispatcher",
+                               "error_code": result.error_code, "created_at": now})
+        return False
+    return True
+
+
+def _next_seq(message: Message) -> int:
+    message.event_count += 1
+    return message.event_count
+
+
+async def apply_reports(rt: Runtime, connector: str,
+                        reports: Sequence[DeliveryReport]) -> list[bool]:
+    """The connectors' report sink: apply final statuses; unknown ids are offered again."""
+    now = rt.clock.now()
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        keys = [(connector, r.carrier_message_id) for r in reports]
+        rows = await session.scalars(select(Message).where(
+            tuple_(Message.connector, Message.carrier_message_id).in_(keys)))
+        by_carrier_id = {m.carrier_message_id: m for m in rows.all()}
+        changes = await _changes(session, list(by_carrier_id.values()), now)
+        taken = []
+        for report in reports:
+            message = by_carrier_id.get(report.carrier_message_id)
+            if message is not None:
+                changes.report(message, report.status, source="carrier",
+                               error_code=report.error_code)
+            taken.append(message is not None)
+        notify = await changes.flush(session)
+    if notify:
+        rt.wakeups.notify(DELIVER_JOB)
+    return taken
+
+
+async def expire_batch(rt: Runtime, jobs: Sequence[Job]) -> None:
+    """Expire messages still undelivered when their validity period ends."""
+    now = rt.clock.now()
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        messages = await _load_messages(session, [j.ref_id for j in jobs])
+        changes = await _changes(session, list(messages.values()), now)
+        for message in messages.values():
+            if not is_final(message.status):
+                changes.report(message, Status.EXPIRED, source="scheduler",
+                               error_code=EXPIRED_ERROR)
+        notify = await changes.flush(session)
+        await complete(session, [j.id for j in jobs])
+    if notify:
+        rt.wakeups.notify(DELIVER_JOB)

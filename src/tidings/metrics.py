@@ -1,0 +1,50 @@
+"""Prometheus metrics on a registry of our own (one per runtime, so tests stay apart)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from tidings.messaging.models import Message
+    from tidings.webhooks.models import WebhookDelivery
+    from tidings.webhooks.sender import WebhookResult
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.messages_created = Counter("tidings_messages_created", "Messages accepted",
+                                        ["channel", "direction"], registry=self.registry)
+        self.messages_by_status = Gauge("tidings_messages_by_status",
+                                        "Messages in each status", ["status"],
+                                        registry=self.registry)
+        self.queue_depth = Gauge("tidings_queue_depth", "Outbox jobs waiting", ["kind"],
+                                 registry=self.registry)
+        self.dispatch_latency = Histogram(
+            "tidings_dispatch_latency_seconds", "From accepted to submitted to the carrier",
+            buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.webhook_latency = Histogram(
+            "tidings_webhook_latency_seconds", "From the event to its successful delivery",
+            buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.webhook_attempts = Counter("tidings_webhook_attempts", "Webhook attempts",
+                                        ["result"], registry=self.registry)
+
+    def observe_dispatch(self, messages: Iterable[Message], now: datetime) -> None:
+        for message in messages:
+            if message.status == "sent":
+                self.dispatch_latency.observe((now - message.created_at).total_seconds())
+
+    def observe_webhook(self, delivery: WebhookDelivery, result: WebhookResult,
+                        now: datetime) -> None:
+        self.webhook_attempts.labels("ok" if result.ok else "failed").inc()
+        if result.ok:
+            self.webhook_latency.observe((now - delivery.created_at).total_seconds())
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,12 @@
+"""Import every model module so ``Base.metadata`` knows all tables."""
+
+from __future__ import annotations
+
+
+def load_all() -> None:
+    import tidings.accounts.models
+    import tidings.audit.models
+    import tidings.messaging.models
+    import tidings.numbers.models
+    import tidings.outbox
+    import tidings.webhooks.models  # noqa: F401

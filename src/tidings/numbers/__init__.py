@@ -1,0 +1,1 @@
+"""Sender numbers owned by accounts; inbound messages are routed by them."""

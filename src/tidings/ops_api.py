@@ -1,0 +1,34 @@
+"""Health, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+
+from tidings.db import SYSTEM
+from tidings.deps import RuntimeDep
+from tidings.errors import TidingsError
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The database answers")
+async def readyz(rt: RuntimeDep) -> dict[str, str]:
+    try:
+        async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+            await session.execute(text("SELECT 1"))
+    except Exception as exc:
+        raise TidingsError("The database does not answer.", code="not_ready",
+                           status=503) from exc
+    return {"status": "ready"}
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(rt: RuntimeDep) -> Response:
+    return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)

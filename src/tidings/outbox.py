@@ -1,0 +1,107 @@
+"""The outbox: work to do is a row, written in the transaction that caused it.
+
+Workers claim due jobs by setting a lease (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, the single writer on SQLite), do the work, and delete the job in
+the transaction that records its result. A crash leaves the lease to expire;
+the job runs again, so every handler must be idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, Index, Integer, String, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tidings.db import SYSTEM, Base, BigIntPK, Database, UTCDateTime
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_kind_run_at", "kind", "run_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(40))
+    ref_id: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def job_row(*, tenant: str, kind: str, ref_id: str, now: datetime,
+            run_at: datetime | None = None, payload: dict[str, Any] | None = None
+            ) -> dict[str, Any]:
+    """A job as a row for a bulk insert (``enqueue_rows``)."""
+    return {"tenant_id": tenant, "kind": kind, "ref_id": ref_id, "payload": payload,
+            "run_at": run_at or now, "attempts": 0, "locked_until": None, "created_at": now}
+
+
+async def enqueue_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(Job), list(rows))
+
+
+async def claim(db: Database, *, kind: str, limit: int, now: datetime,
+                lease: timedelta) -> list[Job]:
+    """Lease up to ``limit`` due jobs of ``kind`` in a transaction of their own."""
+    async with db.transaction(tenant=SYSTEM) as session:
+        query = (
+            select(Job)
+            .where(Job.kind == kind, Job.run_at <= now,
+                   or_(Job.locked_until.is_(None), Job.locked_until < now))
+            .order_by(Job.run_at, Job.id)
+            .limit(limit)
+        )
+        if not db.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        jobs = list((await session.scalars(query)).all())
+        if jobs:
+            await session.execute(
+                update(Job).where(Job.id.in_([j.id for j in jobs]))
+                .values(locked_until=now + lease, attempts=Job.attempts + 1)
+            )
+        return jobs
+
+
+async def complete(session: AsyncSession, job_ids: Sequence[int]) -> None:
+    if job_ids:
+        await session.execute(delete(Job).where(Job.id.in_(list(job_ids))))
+
+
+async def retry_later(session: AsyncSession, job_id: int, *, run_at: datetime) -> None:
+    await session.execute(
+        update(Job).where(Job.id == job_id).values(run_at=run_at, locked_until=None)
+    )
+
+
+async def depth(session: AsyncSession) -> dict[str, int]:
+    """Jobs waiting, by kind (for /metrics)."""
+    rows = await session.execute(select(Job.kind, func.count()).group_by(Job.kind))
+    return {kind: count for kind, count in rows.all()}
+
+
+class Wakeups:
+    """In-process nudges so a worker starts at once instead of at its next poll."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+
+    def notify(self, *kinds: str) -> None:
+        for kind in kinds:
+            self._events[kind].set()
+
+    async def wait(self, kind: str, timeout: float) -> None:
+        event = self._events[kind]
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+        event.clear()

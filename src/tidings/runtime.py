@@ -1,0 +1,92 @@
+"""Everything a running Tidings needs, built once from settings.
+
+``open_runtime`` migrates the database, opens the key store, starts the
+connectors and the webhook client; nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from tidings.accounts.auth import Authenticator
+from tidings.clock import Clock
+from tidings.connectors.registry import ConnectorRegistry
+from tidings.connectors.sandbox.carrier import SandboxCarrier
+from tidings.connectors.sandbox.ledger import SandboxLedger
+from tidings.db import Database
+from tidings.messaging import tasks as messaging_tasks
+from tidings.messaging.service import DISPATCH_JOB, EXPIRE_JOB
+from tidings.metrics import Metrics
+from tidings.migrations.run import upgrade
+from tidings.outbox import Wakeups
+from tidings.settings import Settings
+from tidings.vault import Vault
+from tidings.webhooks import tasks as webhook_tasks
+from tidings.webhooks.sender import WebhookSender
+from tidings.webhooks.service import DELIVER_JOB
+from tidings.workers import Worker, WorkerPool
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    vault: Vault
+    clock: Clock
+    connectors: ConnectorRegistry
+    webhook_sender: WebhookSender
+    auth: Authenticator
+    wakeups: Wakeups = field(default_factory=Wakeups)
+    metrics: Metrics = field(default_factory=Metrics)
+    workers: WorkerPool | None = None
+
+    def worker_pool(self) -> WorkerPool:
+        if self.workers is None:
+            batch = self.settings.worker_batch_size
+            self.workers = WorkerPool(self, [
+                Worker(DISPATCH_JOB, messaging_tasks.dispatch_batch, batch, loops=2),
+                Worker(EXPIRE_JOB, messaging_tasks.expire_batch, batch),
+                Worker(DELIVER_JOB, webhook_tasks.deliver_batch, batch, loops=4),
+            ])
+        return self.workers
+
+    async def report_sink(self, connector: str, reports: object) -> list[bool]:
+        return await messaging_tasks.apply_reports(self, connector, reports)  # type: ignore[arg-type]
+
+
+def sandbox_ledger_url(settings: Settings) -> str:
+    return f"sqlite+aiosqlite:///{settings.data_dir / 'sandbox-carrier.db'}"
+
+
+async def open_runtime(settings: Settings, *, clock: Clock | None = None,
+                       start_background: bool = True) -> Runtime:
+    """Build and start a runtime. ``start_background=False`` leaves workers to the caller."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(upgrade, settings.resolved_database_url())
+    clock = clock or Clock()
+    db = Database(settings.resolved_database_url())
+    vault = await Vault.open(settings)
+    carrier = SandboxCarrier(SandboxLedger(sandbox_ledger_url(settings)),
+                             receipt_delay_seconds=settings.sandbox_receipt_delay_seconds,
+                             poll_seconds=settings.sandbox_poll_seconds,
+                             clock=clock.now)
+    sender = WebhookSender(timeout_seconds=settings.webhook_timeout_seconds,
+                           concurrency=settings.webhook_concurrency)
+    rt = Runtime(settings, db, vault, clock, ConnectorRegistry([carrier]), sender,
+                 Authenticator(db, clock, cache_seconds=settings.api_key_cache_seconds))
+    await sender.start()
+    if start_background:
+        await rt.connectors.start(rt.report_sink)
+        if settings.run_workers:
+            rt.worker_pool().start()
+    return rt
+
+
+async def close_runtime(rt: Runtime) -> None:
+    if rt.workers is not None:
+        await rt.workers.stop()
+    await rt.connectors.stop()
+    await rt.webhook_sender.close()
+    await rt.vault.close()
+    await rt.db.dispose()

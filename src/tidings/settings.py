@@ -1,0 +1,50 @@
+"""One typed settings object, read from the environment (``TIDINGS_*``) once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty: SQLite file in data_dir
+    keystore_url: str = ""  # empty: a separate SQLite file in data_dir
+    master_key: str = ""  # base64 of 32 bytes; empty: a 0600 key file in data_dir
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    run_workers: bool = True  # the API process also runs the outbox workers
+
+    max_body_bytes: int = 4 * 1024 * 1024
+    batch_max_recipients: int = 10_000
+    message_body_max_chars: int = 1_600
+
+    worker_batch_size: int = 200
+    worker_poll_seconds: float = 0.05
+    job_lease_seconds: float = 30.0
+    dispatch_retry_max_attempts: int = 10
+
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_age_seconds: float = 24 * 3600.0
+    webhook_concurrency: int = 64
+
+    sandbox_receipt_delay_seconds: float = 0.2
+    sandbox_poll_seconds: float = 0.05
+    api_key_cache_seconds: float = 2.0
+    log_level: str = "INFO"
+    extra_connectors: list[str] = Field(default_factory=list)
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'tidings.db'}"
+
+    def resolved_keystore_url(self) -> str:
+        return self.keystore_url or f"sqlite+aiosqlite:///{self.data_dir / 'keys.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url().startswith("sqlite")

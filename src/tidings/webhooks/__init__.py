@@ -1,0 +1,1 @@
+"""Outbound webhooks: signing, retry backoff and HTTP delivery."""

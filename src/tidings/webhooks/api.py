@@ -1,0 +1,83 @@
+"""HTTP endpoints to inspect webhook deliveries and their attempts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from tidings.deps import CurrentPrincipal, RuntimeDep
+from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
+from tidings.webhooks.service import get_delivery, list_deliveries
+
+router = APIRouter(prefix="/v1/webhook-deliveries", tags=["webhooks"])
+
+
+class AttemptOut(BaseModel):
+    number: int
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    response_excerpt: str
+    created_at: datetime
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    event_id: str
+    event_type: str
+    message_id: str
+    sequence: int
+    url: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    completed_at: datetime | None
+    attempt_log: list[AttemptOut] | None = None
+
+
+class DeliveryPage(BaseModel):
+    data: list[DeliveryOut]
+    next_cursor: str | None
+
+
+def delivery_out(d: WebhookDelivery, attempts: list[WebhookAttempt] | None = None) -> DeliveryOut:
+    return DeliveryOut(
+        id=d.id, event_id=d.event_id, event_type=d.event_type, message_id=d.message_id,
+        sequence=d.sequence, url=d.url, status=d.status, attempts=d.attempts,
+        next_attempt_at=d.next_attempt_at, last_status_code=d.last_status_code,
+        last_error=d.last_error, created_at=d.created_at, completed_at=d.completed_at,
+        attempt_log=None if attempts is None else [
+            AttemptOut(number=a.number, status_code=a.status_code, error=a.error,
+                       duration_ms=a.duration_ms, response_excerpt=a.response_excerpt,
+                       created_at=a.created_at) for a in attempts])
+
+
+@router.get("", response_model=DeliveryPage, summary="Webhook deliveries, newest first")
+async def list_endpoint(
+    rt: RuntimeDep, principal: CurrentPrincipal,
+    message_id: Annotated[str | None, Query(max_length=40)] = None,
+    status: Annotated[str | None, Query(pattern="^(pending|succeeded|failed)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=40, pattern="^whd_[0-9a-z]+$")] = None,
+) -> DeliveryPage:
+    async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
+        rows = await list_deliveries(session, tenant=principal.tenant, message_id=message_id,
+                                     status=status, cursor=cursor, limit=limit + 1)
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return DeliveryPage(data=[delivery_out(d) for d in rows[:limit]], next_cursor=next_cursor)
+
+
+@router.get("/{delivery_id}", response_model=DeliveryOut,
+            summary="One delivery with every attempt")
+async def read_delivery(delivery_id: str, rt: RuntimeDep,
+                        principal: CurrentPrincipal) -> DeliveryOut:
+    async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
+        delivery, attempts = await get_delivery(session, tenant=principal.tenant,
+                                                delivery_id=delivery_id[:40])
+    return delivery_out(delivery, attempts)

@@ -1,0 +1,85 @@
+"""Queue webhook deliveries with the change that causes them; list them for clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.errors import NotFound
+from tidings.ids import new_id
+from tidings.outbox import enqueue_rows, job_row
+from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
+
+DELIVER_JOB = "webhook.deliver"
+STATUS_EVENT = "message.status"
+INBOUND_EVENT = "message.inbound"
+
+
+@dataclass
+class WebhookBatch:
+    """Deliveries and their jobs gathered in memory, inserted in two statements."""
+
+    deliveries: list[dict[str, Any]]
+    jobs: list[dict[str, Any]]
+
+    @classmethod
+    def empty(cls) -> WebhookBatch:
+        return cls([], [])
+
+    def add(self, *, tenant: str, message_id: str, sequence: int, event_type: str,
+            urls: Iterable[str | None], now: datetime) -> None:
+        targets = list(dict.fromkeys(u for u in urls if u))
+        if not targets:
+            return
+        event_id = new_id("evt")
+        for url in targets:
+            delivery_id = new_id("whd")
+            self.deliveries.append({
+                "id": delivery_id, "tenant_id": tenant, "event_id": event_id,
+                "event_type": event_type, "message_id": message_id, "sequence": sequence,
+                "url": url, "status": "pending", "attempts": 0, "next_attempt_at": now,
+                "last_status_code": None, "last_error": None, "created_at": now,
+                "completed_at": None,
+            })
+            self.jobs.append(job_row(tenant=tenant, kind=DELIVER_JOB, ref_id=delivery_id,
+                                     now=now))
+
+    async def flush(self, session: AsyncSession) -> bool:
+        """Insert what was gathered; True when there is something to deliver."""
+        if not self.deliveries:
+            return False
+        await session.execute(insert(WebhookDelivery), self.deliveries)
+        await enqueue_rows(session, self.jobs)
+        self.deliveries, self.jobs = [], []
+        return True
+
+
+async def list_deliveries(session: AsyncSession, *, tenant: str, message_id: str | None,
+                          status: str | None, cursor: str | None,
+                          limit: int) -> list[WebhookDelivery]:
+    query = select(WebhookDelivery).where(WebhookDelivery.tenant_id == tenant)
+    if message_id:
+        query = query.where(WebhookDelivery.message_id == message_id)
+    if status:
+        query = query.where(WebhookDelivery.status == status)
+    if cursor:
+        query = query.where(WebhookDelivery.id < cursor)
+    query = query.order_by(WebhookDelivery.id.desc()).limit(limit)
+    return list((await session.scalars(query)).all())
+
+
+async def get_delivery(session: AsyncSession, *, tenant: str,
+                       delivery_id: str) -> tuple[WebhookDelivery, list[WebhookAttempt]]:
+    delivery = await session.scalar(select(WebhookDelivery).where(
+        WebhookDelivery.id == delivery_id, WebhookDelivery.tenant_id == tenant))
+    if delivery is None:
+        raise NotFound(f"No webhook delivery {delivery_id!r}.", code="webhook_delivery_not_found")
+    attempts = await session.scalars(select(WebhookAttempt).where(
+        WebhookAttempt.delivery_id == delivery_id, WebhookAttempt.tenant_id == tenant)
+        .order_by(WebhookAttempt.number))
+    return delivery, list(attempts.all())

@@ -1,0 +1,188 @@
+"""Fixtures: a real database (SQLite, and PostgreSQL when TIDINGS_TEST_POSTGRES_URL is set),
+a runtime with a fake clock, an HTTP client on the real app, and a real webhook receiver."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from aiohttp import web
+from sqlalchemy import text
+
+from tidings.accounts.models import AccountStatus
+from tidings.accounts.provision import Provisioned, provision_account
+from tidings.app import create_app
+from tidings.audit.service import Actor
+from tidings.clock import FakeClock
+from tidings.runtime import Runtime, close_runtime, open_runtime
+from tidings.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("TIDINGS_TEST_POSTGRES_URL", "")
+APP_ROLE = "tidings_app"  # not a superuser: row-level security applies to it
+TEST_ACTOR = Actor("operator", "tests")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database owned by a non-superuser role, dropped at the end."""
+    if not PG_ADMIN_URL:
+        pytest.skip("TIDINGS_TEST_POSTGRES_URL is not set")
+    import asyncio
+
+    import asyncpg
+
+    name = f"tidings_test_{uuid.uuid4().hex[:10]}"
+    admin_dsn = PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def admin(*statements: str) -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') "
+        f"THEN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; END IF; END $$",
+        f"CREATE DATABASE {name} OWNER {APP_ROLE}"))
+    host = admin_dsn.split("@", 1)[1].rsplit("/", 1)[0]
+    yield f"postgresql+asyncpg://{APP_ROLE}@{host}/{name}"
+    asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'tidings.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+async def _truncate_all(rt: Runtime) -> None:
+    if rt.db.is_sqlite:
+        return
+    async with rt.db.engine.begin() as conn:
+        tables = (await conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version'"))).scalars().all()
+        await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url,
+                    sandbox_receipt_delay_seconds=5.0, sandbox_poll_seconds=3600.0,
+                    api_key_cache_seconds=0.0)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def rt(settings: Settings, clock: FakeClock) -> AsyncIterator[Runtime]:
+    """A runtime whose workers the test drives (``rt.worker_pool().drain()``)."""
+    runtime = await open_runtime(settings, clock=clock, start_background=False)
+    await _truncate_all(runtime)
+    # Connectors start (they hold the report sink) but their loops sleep for an hour:
+    # the test decides when receipts arrive (``settle``).
+    await runtime.connectors.start(runtime.report_sink)
+    yield runtime
+    await close_runtime(runtime)
+
+
+@pytest.fixture
+async def client(rt: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(rt.settings)
+    app.state.runtime = rt  # the fixture owns the runtime's life, not the app's lifespan
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://tidings.test") as c:
+        yield c
+
+
+@dataclass
+class Tenant:
+    """An account with its key, ready to call the API."""
+
+    made: Provisioned
+
+    @property
+    def id(self) -> str:
+        return self.made.account.id
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.made.api_key}"}
+
+
+async def make_tenant(rt: Runtime, name: str = "Acme", *, parent: str | None = None,
+                      status: AccountStatus = AccountStatus.ACTIVE,
+                      webhook_url: str | None = None) -> Tenant:
+    return Tenant(await provision_account(rt, name=name, parent_id=parent, status=status,
+                                          actor=TEST_ACTOR, webhook_url=webhook_url))
+
+
+@pytest.fixture
+async def acme(rt: Runtime) -> Tenant:
+    return await make_tenant(rt, "Acme")
+
+
+@pytest.fixture
+async def globex(rt: Runtime) -> Tenant:
+    return await make_tenant(rt, "Globex")
+
+
+@dataclass
+class HookServer:
+    """A real HTTP server on loopback that records webhook requests."""
+
+    url: str
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [r["json"] for r in self.requests]
+
+
+@pytest.fixture
+async def hooks() -> AsyncIterator[HookServer]:
+    server = HookServer(url="")
+
+    async def handle(request: web.Request) -> web.Response:
+        raw = await request.read()
+        server.requests.append({"headers": dict(request.headers), "raw": raw,
+                                "json": orjson.loads(raw)})
+        return web.Response(status=server.status, text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    server.url = f"http://127.0.0.1:{port}/hook"
+    yield server
+    await runner.cleanup()
+
+
+async def settle(rt: Runtime, clock: FakeClock, *, seconds: float = 0.0) -> None:
+    """Run the pipeline until idle; optionally move time on and let receipts arrive."""
+    pool = rt.worker_pool()
+    await pool.drain()
+    if seconds:
+        clock.advance(seconds)
+        for connector in rt.connectors.all():
+            emit = getattr(connector, "emit_due_receipts", None)
+            if emit is not None:
+                await emit()
+        await pool.drain()
