@@ -15,7 +15,12 @@ from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -94,9 +99,8 @@ class Database:
     async def transaction(self, *, tenant: str, write: bool = True) -> AsyncIterator[AsyncSession]:
         """A session in one transaction, committed on success, scoped to ``tenant``."""
         if self._write_lock is not None and write:
-            async with self._write_lock:
-                async with self._session(tenant, "IMMEDIATE") as session:
-                    yield session
+            async with self._write_lock, self._session(tenant, "IMMEDIATE") as session:
+                yield session
         else:
             async with self._session(tenant, "DEFERRED") as session:
                 yield session

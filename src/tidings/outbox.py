@@ -9,6 +9,7 @@ the job runs again, so every handler must be idempotent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -100,8 +101,6 @@ class Wakeups:
 
     async def wait(self, kind: str, timeout: float) -> None:
         event = self._events[kind]
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass
         event.clear()

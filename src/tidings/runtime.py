@@ -7,10 +7,12 @@ connectors and the webhook client; nothing connects at import time.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tidings.accounts.auth import Authenticator
 from tidings.clock import Clock
+from tidings.connectors.base import DeliveryReport
 from tidings.connectors.registry import ConnectorRegistry
 from tidings.connectors.sandbox.carrier import SandboxCarrier
 from tidings.connectors.sandbox.ledger import SandboxLedger
@@ -26,6 +28,7 @@ from tidings.webhooks import tasks as webhook_tasks
 from tidings.webhooks.sender import WebhookSender
 from tidings.webhooks.service import DELIVER_JOB
 from tidings.workers import Worker, WorkerPool
+from tidings.writer import GroupWriter
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Runtime:
     connectors: ConnectorRegistry
     webhook_sender: WebhookSender
     auth: Authenticator
+    writer: GroupWriter
     wakeups: Wakeups = field(default_factory=Wakeups)
     metrics: Metrics = field(default_factory=Metrics)
     workers: WorkerPool | None = None
@@ -51,8 +55,9 @@ class Runtime:
             ])
         return self.workers
 
-    async def report_sink(self, connector: str, reports: object) -> list[bool]:
-        return await messaging_tasks.apply_reports(self, connector, reports)  # type: ignore[arg-type]
+    async def report_sink(self, connector: str,
+                          reports: Sequence[DeliveryReport]) -> list[bool]:
+        return await messaging_tasks.apply_reports(self, connector, reports)
 
 
 def sandbox_ledger_url(settings: Settings) -> str:
@@ -74,8 +79,10 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
     sender = WebhookSender(timeout_seconds=settings.webhook_timeout_seconds,
                            concurrency=settings.webhook_concurrency)
     rt = Runtime(settings, db, vault, clock, ConnectorRegistry([carrier]), sender,
-                 Authenticator(db, clock, cache_seconds=settings.api_key_cache_seconds))
+                 Authenticator(db, clock, cache_seconds=settings.api_key_cache_seconds),
+                 GroupWriter(db))
     await sender.start()
+    rt.writer.start()
     if start_background:
         await rt.connectors.start(rt.report_sink)
         if settings.run_workers:
@@ -84,6 +91,7 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
 
 
 async def close_runtime(rt: Runtime) -> None:
+    await rt.writer.stop()
     if rt.workers is not None:
         await rt.workers.stop()
     await rt.connectors.stop()

@@ -7,15 +7,17 @@ database for every request; revocation therefore takes effect within
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from tidings.accounts.models import Account, AccountStatus, ApiKey
-from tidings.accounts.service import hash_key_secret, is_descendant, split_api_key
+from tidings.accounts.models import AccountStatus, ApiKey
+from tidings.accounts.service import effective_status, hash_key_secret, lineage, split_api_key
 from tidings.audit.service import Actor
 from tidings.clock import Clock
 from tidings.db import SYSTEM, Database
@@ -45,6 +47,8 @@ class Authenticator:
     def __init__(self, db: Database, clock: Clock, *, cache_seconds: float) -> None:
         self._db, self._clock, self._ttl = db, clock, cache_seconds
         self._cache: dict[tuple[str, str | None], tuple[float, Principal]] = {}
+        self._locks: defaultdict[tuple[str, str | None], asyncio.Lock] = defaultdict(
+            asyncio.Lock)
 
     def invalidate(self) -> None:
         """Forget cached keys (after a revocation or an account change in this process)."""
@@ -57,8 +61,14 @@ class Authenticator:
         cached = self._cache.get(cache_key)
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        principal = await self._load(raw, on_behalf_of)
-        self._cache[cache_key] = (time.monotonic() + self._ttl, principal)
+        # One look-up per key at a time: when the cache expires under load, the other
+        # requests wait for it instead of all reading (and touching) the key at once.
+        async with self._locks[cache_key]:
+            cached = self._cache.get(cache_key)
+            if cached and cached[0] > time.monotonic():
+                return cached[1]
+            principal = await self._load(raw, on_behalf_of)
+            self._cache[cache_key] = (time.monotonic() + self._ttl, principal)
         return principal
 
     async def _load(self, raw: str, on_behalf_of: str | None) -> Principal:
@@ -72,16 +82,17 @@ class Authenticator:
             if key.revoked_at is not None:
                 raise Unauthorized("The API key was revoked.", code="api_key_revoked")
             target = on_behalf_of or key.tenant_id
-            if target != key.tenant_id and not await is_descendant(
-                    session, ancestor_id=key.tenant_id, account_id=target):
+            # The key's own account and every account between it and the target count:
+            # a terminated or suspended parent cannot act through its sub-accounts.
+            chain = await lineage(session, ancestor_id=key.tenant_id, account_id=target)
+            if chain is None:
                 raise NotFound(f"No account {target!r} below yours.", code="account_not_found")
-            account = await session.get(Account, target)
-            assert account is not None  # foreign key and descendant check guarantee it
-            principal = Principal(key.id, key.tenant_id, account.id, account.status,
+            account, status = chain[0], effective_status(chain)
+            principal = Principal(key.id, key.tenant_id, account.id, status,
                                   account.webhook_url)
             stale = key.last_used_at is None or (
                 self._clock.now() - key.last_used_at > LAST_USED_RESOLUTION)
-        if account.status == AccountStatus.TERMINATED:
+        if status == AccountStatus.TERMINATED:
             raise Forbidden("The account is terminated.", code="account_terminated")
         if stale:
             await self._touch(key.id)

@@ -115,11 +115,14 @@ async def do_update_account(session: AsyncSession, *, account: Account, actor: A
                             webhook_url: str | None = None, clear_webhook: bool = False,
                             status: AccountStatus | None = None) -> Account:
     changed: list[str] = []
+    if name is not None and not name.strip():
+        raise InvalidRequest("An account needs a name.", code="invalid_name")
     if name is not None and name.strip() != account.name:
         account.name = name.strip()
         changed.append("name")
-    if clear_webhook or (webhook_url is not None and webhook_url != account.webhook_url):
-        account.webhook_url = None if clear_webhook else webhook_url
+    new_webhook_url = None if clear_webhook else webhook_url
+    if (clear_webhook or webhook_url is not None) and new_webhook_url != account.webhook_url:
+        account.webhook_url = new_webhook_url
         changed.append("webhook_url")
     if status is not None and status.value != account.status:
         _check_status_change(account.status, status)
@@ -136,6 +139,35 @@ async def do_update_account(session: AsyncSession, *, account: Account, actor: A
 def _check_status_change(current: str, new: AccountStatus) -> None:
     if current == AccountStatus.TERMINATED:
         raise Conflict("A terminated account cannot change status.", code="account_terminated")
+
+
+async def lineage(session: AsyncSession, *, ancestor_id: str,
+                  account_id: str) -> list[Account] | None:
+    """``account_id`` and its ancestors up to ``ancestor_id`` (both included), or None
+    when ``account_id`` is not ``ancestor_id`` nor below it."""
+    chain: list[Account] = []
+    current: str | None = account_id
+    for _ in range(32):  # nesting depth is bounded; a cycle cannot loop forever
+        if current is None:
+            return None
+        account = await session.get(Account, current)
+        if account is None:
+            return None
+        chain.append(account)
+        if current == ancestor_id:
+            return chain
+        current = account.parent_id
+    return None
+
+
+def effective_status(chain: list[Account]) -> str:
+    """The status that governs acting on ``chain[0]`` through the accounts above it:
+    a terminated or suspended account on the way holds back everything below it."""
+    statuses = {a.status for a in chain}
+    for held in (AccountStatus.TERMINATED, AccountStatus.SUSPENDED):
+        if held in statuses:
+            return held.value
+    return chain[0].status
 
 
 async def is_descendant(session: AsyncSession, *, ancestor_id: str, account_id: str) -> bool:

@@ -79,7 +79,8 @@ async def _seal_tenant(session: AsyncSession, tenant: str, *, limit: int, lock: 
             AuditEvent.tenant_id == tenant, AuditEvent.seq.is_not(None))
         .order_by(AuditEvent.seq.desc()).limit(1)
     )).first()
-    seq, prev = (head[0], head[1]) if head else (0, GENESIS)
+    seq: int = (head[0] or 0) if head else 0
+    prev: str = (head[1] or GENESIS) if head else GENESIS
     pending = (await session.scalars(
         select(AuditEvent).where(AuditEvent.tenant_id == tenant, AuditEvent.seq.is_(None))
         .order_by(AuditEvent.id).limit(limit)

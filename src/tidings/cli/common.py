@@ -7,7 +7,7 @@ import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -35,9 +35,10 @@ def with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
         return asyncio.run(_main())
     except TidingsError as exc:
         fail(f"{exc.detail} ({exc.code})")
+        raise  # unreachable: fail() exits
 
 
-def fail(message: str) -> Any:
+def fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
 

@@ -31,6 +31,7 @@ from tidings.messaging.service import (
     DISPATCH_JOB,
     MessageFilters,
     SendContext,
+    build_messages,
     created_out,
     do_cancel_message,
     do_create_messages,
@@ -82,9 +83,8 @@ async def send_message(body: SendMessage, rt: RuntimeDep, principal: CurrentPrin
 
 
 async def _create_one(rt: Runtime, ctx: SendContext, draft: Draft) -> MessageOut:
-    now = rt.clock.now()
-    async with rt.db.transaction(tenant=ctx.tenant) as session:
-        created = await do_create_messages(session, ctx=ctx, drafts=[draft], now=now)
+    rows, created = build_messages(ctx, [draft], rt.clock.now())
+    await rt.writer.write(ctx.tenant, rows)
     _after_create(rt, draft.channel, 1)
     return created_out(created[0])
 
@@ -135,9 +135,9 @@ async def send_batch(body: SendBatch, rt: RuntimeDep,
             results.append(BatchResult(index=index, status="rejected",
                                        error=BatchError(code=exc.code, detail=exc.detail)))
     ctx = await _context(rt, principal)
-    async with rt.db.transaction(tenant=ctx.tenant) as session:
-        created = await do_create_messages(session, ctx=ctx, drafts=[d for _, d in drafts],
-                                           now=now)
+    rows, created = build_messages(ctx, [d for _, d in drafts], now)
+    if created:
+        await rt.writer.write(ctx.tenant, rows)
     for (index, draft), item in zip(drafts, created, strict=True):
         results[index] = BatchResult(index=index, status="accepted", message_id=item.row["id"],
                                      to=draft.to, num_segments=draft.num_segments)

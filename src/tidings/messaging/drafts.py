@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from tidings.errors import InvalidRequest
 from tidings.messaging.addresses import AddressError, normalize_e164, normalize_sender
@@ -56,8 +56,10 @@ def check_options(*, sender: str, channel: str, status_callback: str | None,
             raise InvalidRequest("send_at is in the past.", code="send_at_in_past")
         if send_at > now + MAX_SCHEDULE_AHEAD:
             raise InvalidRequest("send_at is more than 35 days ahead.", code="send_at_too_far")
-    return SendOptions(_address(normalize_sender, sender), channel, status_callback,
-                       send_at if send_at and send_at > now else None, validity_period)
+    # UTC, so the create response shows send_at as every later read does.
+    due = send_at.astimezone(UTC) if send_at is not None and send_at > now else None
+    return SendOptions(_address(normalize_sender, sender), channel, status_callback, due,
+                       validity_period)
 
 
 def make_draft(options: SendOptions, *, to: str, body: str, now: datetime) -> Draft:

@@ -25,8 +25,9 @@ class _SendOptions(_Strict):
     status_callback: str | None = Field(default=None, max_length=MAX_URL_CHARS,
                                         pattern=URL_PATTERN)
     send_at: AwareDatetime | None = None
-    validity_period: int | None = Field(default=None, ge=1, le=MAX_VALIDITY_SECONDS,
-                                        description="Seconds before an undelivered message expires.")
+    validity_period: int | None = Field(
+        default=None, ge=1, le=MAX_VALIDITY_SECONDS,
+        description="Seconds before an undelivered message expires.")
 
 
 class SendMessage(_SendOptions):
@@ -59,7 +60,7 @@ class MessageOut(BaseModel):
 
     id: str
     account_id: str
-    direction: Literal["outbound", "inbound"]
+    direction: str = Field(description="outbound or inbound")
     channel: str
     status: str
     to: str

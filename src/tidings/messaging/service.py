@@ -19,9 +19,10 @@ from tidings.messaging.drafts import Draft
 from tidings.messaging.lifecycle import Status, can_move
 from tidings.messaging.models import Message, MessageEvent
 from tidings.messaging.schemas import MessageEventOut, MessageOut
-from tidings.outbox import enqueue_rows, job_row
+from tidings.outbox import job_row
 from tidings.vault import TenantKeys
 from tidings.webhooks.service import INBOUND_EVENT, STATUS_EVENT, WebhookBatch
+from tidings.writer import Rows, write_rows
 
 DISPATCH_JOB = "message.dispatch"
 EXPIRE_JOB = "message.expire"
@@ -69,36 +70,40 @@ def _event_row(*, tenant: str, message_id: str, seq: int, status: str, applied: 
             "applied": applied, "source": source, "error_code": error_code, "created_at": now}
 
 
-async def do_create_messages(session: AsyncSession, *, ctx: SendContext,
-                             drafts: Sequence[Draft], now: datetime) -> list[Created]:
-    """Store messages with their first event, dispatch jobs, webhooks and audit, in bulk."""
-    created, events, jobs, audits = [], [], [], []
-    webhooks = WebhookBatch.empty()
+def build_messages(ctx: SendContext, drafts: Sequence[Draft],
+                   now: datetime) -> tuple[Rows, list[Created]]:
+    """Rows for new messages, their first event, dispatch jobs, webhooks and audit."""
+    created, rows, webhooks = [], Rows(), WebhookBatch.empty()
     for draft in drafts:
         message_id = new_id("msg")
         status = Status.SCHEDULED if draft.send_at else Status.QUEUED
         created.append(Created(_message_row(ctx, draft, message_id=message_id, status=status,
                                             now=now), draft.to, draft.sender, draft.body))
-        events.append(_event_row(tenant=ctx.tenant, message_id=message_id, seq=1,
-                                 status=status, applied=True, source="api", error_code=None,
-                                 now=now))
-        jobs.append(job_row(tenant=ctx.tenant, kind=DISPATCH_JOB, ref_id=message_id, now=now,
-                            run_at=draft.send_at))
+        rows.add("message_events", [_event_row(
+            tenant=ctx.tenant, message_id=message_id, seq=1, status=status, applied=True,
+            source="api", error_code=None, now=now)])
+        rows.add("jobs", [job_row(tenant=ctx.tenant, kind=DISPATCH_JOB, ref_id=message_id,
+                                  now=now, run_at=draft.send_at)])
         if draft.expires_at:
-            jobs.append(job_row(tenant=ctx.tenant, kind=EXPIRE_JOB, ref_id=message_id,
-                                now=now, run_at=draft.expires_at))
-        audits.append(audit_row(tenant=ctx.tenant, actor=ctx.actor, action="create",
-                                table="messages", row_id=message_id, fields=PERSONAL_FIELDS,
-                                now=now))
+            rows.add("jobs", [job_row(tenant=ctx.tenant, kind=EXPIRE_JOB, ref_id=message_id,
+                                      now=now, run_at=draft.expires_at)])
+        rows.add("audit_events", [audit_row(
+            tenant=ctx.tenant, actor=ctx.actor, action="create", table="messages",
+            row_id=message_id, fields=PERSONAL_FIELDS, now=now)])
         webhooks.add(tenant=ctx.tenant, message_id=message_id, sequence=1,
                      event_type=STATUS_EVENT, urls=(draft.status_callback,
                                                     ctx.account_webhook_url), now=now)
-    if created:
-        await session.execute(insert(Message), [c.row for c in created])
-        await session.execute(insert(MessageEvent), events)
-        await enqueue_rows(session, jobs)
-        await record(session, audits)
-        await webhooks.flush(session)
+    rows.add("messages", [c.row for c in created])
+    rows.add("webhook_deliveries", webhooks.deliveries)
+    rows.add("jobs", webhooks.jobs)
+    return rows, created
+
+
+async def do_create_messages(session: AsyncSession, *, ctx: SendContext,
+                             drafts: Sequence[Draft], now: datetime) -> list[Created]:
+    """Store messages in the caller's transaction (the send path uses the group writer)."""
+    rows, created = build_messages(ctx, drafts, now)
+    await write_rows(session, rows)
     return created
 
 
@@ -201,7 +206,7 @@ def decode_cursor(cursor: str) -> str:
 def message_out(message: Message, keys: TenantKeys,
                 events: Sequence[MessageEvent] | None = None) -> MessageOut:
     return MessageOut(
-        id=message.id, account_id=message.tenant_id, direction=message.direction,  # type: ignore[arg-type]
+        id=message.id, account_id=message.tenant_id, direction=message.direction,
         channel=message.channel, status=message.status,
         to=keys.decrypt(message.to_enc, field="messages.to"),
         from_=keys.decrypt(message.from_enc, field="messages.from"),

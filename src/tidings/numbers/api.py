@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.deps import CurrentPrincipal, RuntimeDep
-from tidings.messaging.addresses import AddressError, normalize_e164
 from tidings.errors import InvalidRequest
+from tidings.messaging.addresses import AddressError, normalize_e164
 from tidings.numbers.models import PhoneNumber
 from tidings.numbers.service import do_claim_number, do_release_number, list_numbers
 

@@ -1,0 +1,297 @@
+"""Sender numbers (claim, list, release) and inbound messages routed by them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import HookServer, Tenant, make_tenant, settle
+from tidings.audit.models import AuditEvent
+from tidings.clock import FakeClock
+from tidings.db import SYSTEM
+from tidings.messaging.models import Message
+from tidings.numbers.models import PhoneNumber
+from tidings.runtime import Runtime
+from tidings.webhooks.models import WebhookDelivery
+from tidings.webhooks.signing import SIGNATURE_HEADER, SignatureError, verify
+
+PROBLEM = "application/problem+json"
+NUMBER = "+12025550173"
+CALLER = "+14155550100"
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert response.json()["code"] == code, response.json()
+
+
+async def count(rt: Runtime, model: Any) -> int:
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def audit_events(rt: Runtime, tenant: str, table: str) -> list[AuditEvent]:
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        rows = await session.scalars(select(AuditEvent).where(
+            AuditEvent.tenant_id == tenant, AuditEvent.table_name == table)
+            .order_by(AuditEvent.id))
+        return list(rows.all())
+
+
+async def claim(client: httpx.AsyncClient, headers: dict[str, str],
+                number: str = NUMBER) -> dict[str, Any]:
+    response = await client.post("/v1/numbers", headers=headers, json={"number": number})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def numbers(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
+    response = await client.get("/v1/numbers", headers=headers)
+    assert response.status_code == 200, response.text
+    return [n["number"] for n in response.json()]
+
+
+def inbound(body: str = "Hi there", to: str = NUMBER, sender: str = CALLER) -> dict[str, str]:
+    return {"from": sender, "to": to, "body": body}
+
+
+# -- numbers --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["+12025550173", "+1 (202) 555-0173", "+1.202.555.0173",
+                                 "+1 202-555-0173"])
+async def test_claim_normalises_to_e164(client: httpx.AsyncClient, clock: FakeClock,
+                                        acme: Tenant, raw: str) -> None:
+    row = await claim(client, acme.headers, raw)
+    assert row["number"] == NUMBER
+    assert row["account_id"] == acme.id
+    assert row["id"].startswith("num_")
+    assert row["created_at"].startswith("2026-01-01T00:00:00")
+    assert await numbers(client, acme.headers) == [NUMBER]
+
+
+async def test_claim_list_and_release_are_audited(
+        client: httpx.AsyncClient, rt: Runtime, acme: Tenant) -> None:
+    first = await claim(client, acme.headers)
+    second = await claim(client, acme.headers, "+44 20 7946 0958")
+    assert await numbers(client, acme.headers) == [NUMBER, "+442079460958"]
+
+    response = await client.delete(f"/v1/numbers/{first['id']}", headers=acme.headers)
+    assert response.status_code == 204, response.text
+    assert response.content == b""
+    assert await numbers(client, acme.headers) == ["+442079460958"]
+    assert_problem(await client.delete(f"/v1/numbers/{first['id']}", headers=acme.headers),
+                   404, "number_not_found")
+
+    events = await audit_events(rt, acme.id, "phone_numbers")
+    assert [(e.action, e.row_id, e.fields, e.actor_type, e.actor_id) for e in events] == [
+        ("create", first["id"], ["number"], "api_key", acme.made.api_key_id),
+        ("create", second["id"], ["number"], "api_key", acme.made.api_key_id),
+        ("delete", first["id"], ["number"], "api_key", acme.made.api_key_id),
+    ]
+    for event in events:
+        assert "2025550173" not in str(vars(event))
+
+
+async def test_number_held_by_another_account_is_taken(
+        client: httpx.AsyncClient, rt: Runtime, acme: Tenant, globex: Tenant) -> None:
+    held = await claim(client, acme.headers)
+    for raw in (NUMBER, "+1 (202) 555-0173"):
+        assert_problem(await client.post("/v1/numbers", headers=globex.headers,
+                                         json={"number": raw}), 409, "number_taken")
+    # Claiming one's own number again is refused the same way.
+    assert_problem(await client.post("/v1/numbers", headers=acme.headers,
+                                     json={"number": NUMBER}), 409, "number_taken")
+    assert await numbers(client, globex.headers) == []
+    assert await numbers(client, acme.headers) == [NUMBER]
+    assert await count(rt, PhoneNumber) == 1
+    assert await audit_events(rt, globex.id, "phone_numbers") == []
+
+    # Once released, the number is free for anyone.
+    assert (await client.delete(f"/v1/numbers/{held['id']}",
+                                headers=acme.headers)).status_code == 204
+    taken = await claim(client, globex.headers)
+    assert taken["account_id"] == globex.id
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ({"number": "12025550173"}, "invalid_phone_number"),
+    ({"number": "+1 202 555 017"}, "invalid_phone_number"),
+    ({"number": "+1202555017a"}, "invalid_phone_number"),
+    ({"number": "+0 202 555 0173"}, "invalid_phone_number"),
+    ({"number": "+1 202 555 0173 ext 5"}, "invalid_phone_number"),
+    ({"number": "+" + "1" * 40}, "invalid_phone_number"),
+    ({"number": ""}, "validation_failed"),
+    ({}, "validation_failed"),
+    ({"number": NUMBER, "label": "main"}, "validation_failed"),
+    ({"number": 12025550173}, "validation_failed"),
+])
+async def test_invalid_number_is_refused(client: httpx.AsyncClient, rt: Runtime,
+                                         acme: Tenant, body: dict[str, Any],
+                                         code: str) -> None:
+    assert_problem(await client.post("/v1/numbers", headers=acme.headers, json=body), 400,
+                   code)
+    assert await count(rt, PhoneNumber) == 0
+    assert await audit_events(rt, acme.id, "phone_numbers") == []
+
+
+async def test_releasing_another_tenants_number_is_not_found(
+        client: httpx.AsyncClient, rt: Runtime, acme: Tenant, globex: Tenant) -> None:
+    held = await claim(client, acme.headers)
+    for number_id in (held["id"], "num_doesnotexist", held["id"] + "x" * 60):
+        assert_problem(await client.delete(f"/v1/numbers/{number_id}",
+                                           headers=globex.headers), 404, "number_not_found")
+    assert await numbers(client, acme.headers) == [NUMBER]
+    assert await numbers(client, globex.headers) == []
+    assert await audit_events(rt, globex.id, "phone_numbers") == []
+
+
+async def test_numbers_of_a_sub_account_are_its_own(
+        client: httpx.AsyncClient, rt: Runtime, acme: Tenant) -> None:
+    sub = await make_tenant(rt, "Acme Sub", parent=acme.id)
+    row = await claim(client, {**acme.headers, "Tidings-Account": sub.id})
+    assert row["account_id"] == sub.id
+    assert await numbers(client, sub.headers) == [NUMBER]
+    assert await numbers(client, acme.headers) == []
+    # The sub-account cannot release into its parent, nor the parent without acting as it.
+    assert_problem(await client.delete(f"/v1/numbers/{row['id']}", headers=acme.headers),
+                   404, "number_not_found")
+    assert (await client.delete(f"/v1/numbers/{row['id']}",
+                                headers=sub.headers)).status_code == 204
+
+
+# -- inbound --------------------------------------------------------------------------------
+
+
+async def test_inbound_is_stored_and_posted_as_a_signed_webhook(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, hooks: HookServer) -> None:
+    acme = await make_tenant(rt, "Acme", webhook_url=hooks.url)
+    await claim(client, acme.headers)
+
+    response = await client.post("/v1/sandbox/inbound", headers=acme.headers,
+                                 json=inbound("Hi there 👋", to="+1 (202) 555-0173"))
+    assert response.status_code == 201, response.text
+    message = response.json()
+    assert (message["direction"], message["status"], message["account_id"]) == (
+        "inbound", "received", acme.id)
+    assert (message["to"], message["from"], message["body"]) == (NUMBER, CALLER,
+                                                                 "Hi there 👋")
+
+    read = (await client.get(f"/v1/messages/{message['id']}", headers=acme.headers)).json()
+    assert (read["direction"], read["status"], read["body"]) == ("inbound", "received",
+                                                                 "Hi there 👋")
+    assert [e["status"] for e in read["events"]] == ["received"]
+    listing = (await client.get("/v1/messages", headers=acme.headers,
+                                params={"direction": "inbound"})).json()["data"]
+    assert [m["id"] for m in listing] == [message["id"]]
+    assert (await client.get("/v1/messages", headers=acme.headers,
+                             params={"direction": "outbound"})).json()["data"] == []
+
+    await settle(rt, clock)
+    assert len(hooks.requests) == 1
+    request = hooks.requests[0]
+    payload = request["json"]
+    assert payload["type"] == "message.inbound"
+    assert payload["account_id"] == acme.id
+    assert payload["sequence"] == 1
+    assert payload["id"].startswith("evt_")
+    assert payload["data"]["message_id"] == message["id"]
+    assert (payload["data"]["direction"], payload["data"]["status"]) == ("inbound", "received")
+    assert payload["data"]["body"] == "Hi there 👋"
+    assert (payload["data"]["to"], payload["data"]["from"]) == (NUMBER, CALLER)
+    now = int(clock.now().timestamp())
+    verify(acme.made.webhook_secret, request["raw"], request["headers"][SIGNATURE_HEADER],
+           now=now)
+    with pytest.raises(SignatureError):
+        verify("whsec_not-the-secret", request["raw"], request["headers"][SIGNATURE_HEADER],
+               now=now)
+
+    events = await audit_events(rt, acme.id, "messages")
+    assert [(e.action, e.row_id, e.fields) for e in events] == [
+        ("create", message["id"], ["body", "from", "to"])]
+    assert (events[0].actor_type, events[0].actor_id) == ("api_key", acme.made.api_key_id)
+    assert "Hi there" not in str(vars(events[0]))
+
+
+async def test_inbound_without_an_account_webhook_is_stored_quietly(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, acme: Tenant) -> None:
+    await claim(client, acme.headers)
+    response = await client.post("/v1/sandbox/inbound", headers=acme.headers, json=inbound())
+    assert response.status_code == 201, response.text
+    await settle(rt, clock)
+    assert await count(rt, Message) == 1
+    assert await count(rt, WebhookDelivery) == 0
+
+
+async def test_inbound_to_another_accounts_number_is_not_found(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, hooks: HookServer,
+        globex: Tenant) -> None:
+    acme = await make_tenant(rt, "Acme", webhook_url=hooks.url)
+    await client.patch("/v1/account", headers=globex.headers, json={"webhook_url": hooks.url})
+    await claim(client, globex.headers)
+    audit_before = await count(rt, AuditEvent)
+    for to in (NUMBER, "+1 202 555 0173", "+12025550199"):
+        assert_problem(await client.post("/v1/sandbox/inbound", headers=acme.headers,
+                                         json=inbound(to=to)), 404, "number_not_found")
+    await settle(rt, clock)
+    assert await count(rt, Message) == 0
+    assert await count(rt, WebhookDelivery) == 0
+    assert await count(rt, AuditEvent) == audit_before
+    assert hooks.requests == []
+    # The owner itself may.
+    response = await client.post("/v1/sandbox/inbound", headers=globex.headers,
+                                 json=inbound())
+    assert response.status_code == 201 and response.json()["account_id"] == globex.id
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    (inbound(to="2025550173"), "invalid_phone_number"),
+    (inbound(sender="not a sender!"), "invalid_sender_id"),
+    (inbound(body=""), "validation_failed"),
+    ({**inbound(), "channel": "whatsapp"}, "validation_failed"),
+    ({**inbound(), "carrier": "x"}, "validation_failed"),
+])
+async def test_bad_inbound_is_refused(client: httpx.AsyncClient, rt: Runtime, acme: Tenant,
+                                      body: dict[str, str], code: str) -> None:
+    await claim(client, acme.headers)
+    assert_problem(await client.post("/v1/sandbox/inbound", headers=acme.headers, json=body),
+                   400, code)
+    assert await count(rt, Message) == 0
+
+
+async def test_parent_simulates_inbound_to_its_sub_accounts_number(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, hooks: HookServer,
+        acme: Tenant) -> None:
+    sub = await make_tenant(rt, "Acme Sub", parent=acme.id, webhook_url=hooks.url)
+    await claim(client, sub.headers)
+    await claim(client, acme.headers, "+442079460958")
+
+    response = await client.post("/v1/sandbox/inbound", headers=acme.headers, json=inbound())
+    assert response.status_code == 201, response.text
+    message = response.json()
+    assert message["account_id"] == sub.id
+    read = await client.get(f"/v1/messages/{message['id']}", headers=sub.headers)
+    assert read.status_code == 200 and read.json()["direction"] == "inbound"
+    assert_problem(await client.get(f"/v1/messages/{message['id']}", headers=acme.headers),
+                   404, "message_not_found")
+
+    await settle(rt, clock)
+    assert len(hooks.requests) == 1
+    request = hooks.requests[0]
+    assert request["json"]["account_id"] == sub.id
+    now = int(clock.now().timestamp())
+    verify(sub.made.webhook_secret, request["raw"], request["headers"][SIGNATURE_HEADER],
+           now=now)
+    with pytest.raises(SignatureError):
+        verify(acme.made.webhook_secret, request["raw"], request["headers"][SIGNATURE_HEADER],
+               now=now)
+
+    # The sub-account cannot simulate messages to its parent's number.
+    assert_problem(await client.post("/v1/sandbox/inbound", headers=sub.headers,
+                                     json=inbound(to="+442079460958")), 404,
+                   "number_not_found")
+    assert await count(rt, Message) == 1
