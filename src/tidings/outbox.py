@@ -19,7 +19,8 @@ from sqlalchemy import JSON, Index, Integer, String, delete, func, insert, or_, 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db import SYSTEM, Base, BigIntPK, Database, UTCDateTime
+from tidings.db import SYSTEM, Base, BigIntPK, Database
+from tidings.sqltypes import UTCDateTime
 
 
 class Job(Base):

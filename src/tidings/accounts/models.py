@@ -8,7 +8,8 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db import Base, UTCDateTime
+from tidings.db import Base
+from tidings.sqltypes import UTCDateTime
 
 
 class AccountStatus(StrEnum):

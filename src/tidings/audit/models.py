@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db import Base, BigIntPK, UTCDateTime
+from tidings.db import Base, BigIntPK
+from tidings.sqltypes import UTCDateTime
 
 
 class AuditEvent(Base):

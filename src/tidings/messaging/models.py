@@ -11,7 +11,8 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db import Base, BigIntPK, UTCDateTime
+from tidings.db import Base, BigIntPK
+from tidings.sqltypes import UTCDateTime
 
 
 class Message(Base):

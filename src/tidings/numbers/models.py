@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db import Base, UTCDateTime
+from tidings.db import Base
+from tidings.sqltypes import UTCDateTime
 
 
 class PhoneNumber(Base):

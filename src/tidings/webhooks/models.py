@@ -11,7 +11,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db import Base, BigIntPK, UTCDateTime
+from tidings.db import Base, BigIntPK
+from tidings.sqltypes import UTCDateTime
 
 
 class WebhookDelivery(Base):

@@ -15,13 +15,12 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     Boolean,
     Column,
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -37,34 +36,15 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect, Row
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.types import TypeDecorator
+
+from tidings.sqltypes import UTCDateTime
 
 _T = TypeVar("_T")
 
 # Keeps statements well under the bind-parameter limits of SQLite and asyncpg (32k).
 _CHUNK = 500
-
-
-class _UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on every backend (SQLite stores them naive)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 metadata = MetaData()
@@ -79,9 +59,9 @@ submissions = Table(
     Column("accepted", Boolean, nullable=False),
     Column("receipt_status", Text, nullable=True),
     Column("receipt_error", Text, nullable=True),
-    Column("receipt_due_at", _UTCDateTime(), nullable=True),
-    Column("receipt_emitted_at", _UTCDateTime(), nullable=True),
-    Column("submitted_at", _UTCDateTime(), nullable=False),
+    Column("receipt_due_at", UTCDateTime(), nullable=True),
+    Column("receipt_emitted_at", UTCDateTime(), nullable=True),
+    Column("submitted_at", UTCDateTime(), nullable=False),
 )
 
 _OWED = text("receipt_emitted_at IS NULL AND receipt_status IS NOT NULL")
@@ -386,7 +366,7 @@ async def _apply_promotions(conn: AsyncConnection, promoted: dict[str, Acceptanc
             carrier_message_id=bindparam("cid"),
             receipt_status=bindparam("status"),
             receipt_error=bindparam("error"),
-            receipt_due_at=bindparam("due", type_=_UTCDateTime()),
+            receipt_due_at=bindparam("due", type_=UTCDateTime()),
         )
     )
     params = [
