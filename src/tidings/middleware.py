@@ -13,12 +13,13 @@ from tidings.logs import get_logger
 log = get_logger("tidings.access")
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
-    """Refuse bodies over ``max_bytes`` with 413, whether announced or streamed."""
+    """Refuse bodies over ``max_bytes`` with 413, whether announced or streamed.
+
+    A body without Content-Length (chunked) is read here up to the limit before
+    the app sees it: raising from inside the app's body parsing would surface as
+    a 400 instead.
+    """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -28,31 +29,45 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self.max_bytes:
+                await _problem(send, self.max_bytes)
+                return
+            await self.app(scope, receive, send)
+            return
+        body = await self._read_limited(receive)
+        if body is None:
             await _problem(send, self.max_bytes)
             return
-        seen = 0
+        await self.app(scope, _replay(body, receive), send)
 
-        async def limited() -> Message:
-            nonlocal seen
+    async def _read_limited(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _TooLarge
-            return message
+            if message["type"] != "http.request":
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
-        started = False
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
 
-        try:
-            await self.app(scope, limited, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _problem(send, self.max_bytes)
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()  # later reads wait for the disconnect, as usual
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 async def _problem(send: Send, max_bytes: int) -> None:

@@ -35,8 +35,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
-from tidings.db import UTCDateTime
 from tidings.settings import Settings
+from tidings.sqltypes import UTCDateTime
 
 __all__ = ["TenantKeys", "Vault", "VaultError", "load_master_key"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -13,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tidings.clock import FakeClock
-from tidings.connectors.base import Connector, DeliveryReport, OutboundMessage
+from tidings.connectors.base import Connector, DeliveryReport, FinalReport, OutboundMessage
 from tidings.connectors.sandbox.carrier import RECEIPT_BATCH, SandboxCarrier
 from tidings.connectors.sandbox.ledger import SandboxLedger
 
@@ -47,7 +48,9 @@ LedgerFactory = Callable[[], SandboxLedger]
         ),
     ]
 )
-async def make_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LedgerFactory]:
+async def make_ledger(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[LedgerFactory]:
     """Opens ledgers on one fresh database (same data each time, as after a restart)."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'sandbox-carrier.db'}"
@@ -154,7 +157,7 @@ async def test_ordinary_number_is_accepted_and_delivered(
     ],
 )
 async def test_magic_numbers_plan_their_final_receipt(
-    carrier: SandboxCarrier, clock: FakeClock, number: str, status: str, error: str
+    carrier: SandboxCarrier, clock: FakeClock, number: str, status: FinalReport, error: str
 ) -> None:
     sink = await started(carrier)
     [result] = await carrier.submit([msg(number)])
@@ -163,7 +166,7 @@ async def test_magic_numbers_plan_their_final_receipt(
 
     clock.advance(DELAY)
     assert await carrier.emit_due_receipts() == 1
-    assert sink.taken == [DeliveryReport(result.carrier_message_id, status, error)]  # type: ignore[arg-type]
+    assert sink.taken == [DeliveryReport(result.carrier_message_id, status, error)]
 
 
 async def test_rejected_number_is_rejected_without_receipt(
@@ -235,7 +238,12 @@ async def test_mixed_batch_answers_in_input_order(carrier: SandboxCarrier) -> No
     results = await carrier.submit(messages)
     assert [r.message_id for r in results] == [m.message_id for m in messages]
     assert [r.outcome for r in results] == [
-        "accepted", "rejected", "retry", "accepted", "accepted", "accepted"
+        "accepted",
+        "rejected",
+        "retry",
+        "accepted",
+        "accepted",
+        "accepted",
     ]
     carrier_ids = [r.carrier_message_id for r in results if r.outcome == "accepted"]
     assert len(set(carrier_ids)) == 4
@@ -312,9 +320,7 @@ async def test_concurrent_overlapping_batches_agree(carrier: SandboxCarrier) -> 
     assert (await carrier.stats())["rows"] == 20
 
 
-async def test_reopened_ledger_still_dedupes(
-    make_ledger: LedgerFactory, clock: FakeClock
-) -> None:
+async def test_reopened_ledger_still_dedupes(make_ledger: LedgerFactory, clock: FakeClock) -> None:
     message = msg(ORDINARY)
     before = SandboxCarrier(make_ledger(), receipt_delay_seconds=DELAY, clock=clock.now)
     [first] = await before.submit([message])
@@ -383,9 +389,7 @@ async def test_partly_taken_batch_keeps_only_the_refused(
     assert [r.status for r in sink.offered] == ["failed"]
 
 
-async def test_sink_that_raises_loses_no_receipt(
-    carrier: SandboxCarrier, clock: FakeClock
-) -> None:
+async def test_sink_that_raises_loses_no_receipt(carrier: SandboxCarrier, clock: FakeClock) -> None:
     sink = Sink()
     sink.failures = 1
     await started(carrier, sink)
@@ -458,7 +462,11 @@ async def test_loop_delivers_and_survives_a_failing_sink(
         assert "sink down" not in caplog.text  # exception messages may hold personal data
     finally:
         await sandbox.stop()
-    assert (await sandbox.stats())["receipts_emitted"] == 1
+    # stop() let the round finish: what the sink took is marked, not offered after a restart.
+    try:
+        assert (await sandbox.stats())["receipts_emitted"] == 1
+    finally:
+        await sandbox.stop()
 
 
 async def test_stop_is_clean_and_idempotent(make_ledger: LedgerFactory) -> None:
@@ -496,6 +504,8 @@ async def test_ledger_file_holds_no_clear_number(tmp_path: Path, clock: FakeCloc
     assert files
     data = b"".join(p.read_bytes() for p in files)
     assert b"sandbox_submissions" in data  # we are reading the right file
-    for number in numbers:
-        assert number.encode() not in data
-        assert number.lstrip("+").encode() not in data
+    # Magic numbers are fictional and kept as the route; a real number leaves no trace,
+    # not even a hash (a hash of a phone number is reversible by trying them all).
+    assert ORDINARY.encode() not in data
+    assert ORDINARY.lstrip("+").encode() not in data
+    assert hashlib.sha256(ORDINARY.encode()).hexdigest().encode() not in data

@@ -45,8 +45,10 @@ from tidings.webhooks.service import DELIVER_JOB
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
 MESSAGE_ID = re.compile(r"^msg_[0-9a-z]{26}$")
+# No control characters: a NUL would break the PostgreSQL column it is stored in.
 IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1,
-                                                    max_length=255)]
+                                                    max_length=255,
+                                                    pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 def ensure_can_send(principal: Principal) -> None:
@@ -71,6 +73,7 @@ async def send_message(body: SendMessage, rt: RuntimeDep, principal: CurrentPrin
                        response: Response,
                        idempotency_key: IdempotencyKeyHeader = None) -> MessageOut:
     ensure_can_send(principal)
+    _check_body(rt, body.body)
     draft = make_draft(_options(rt, body), to=body.to, body=body.body, now=rt.clock.now())
     ctx = await _context(rt, principal)
     if idempotency_key is None:
@@ -126,9 +129,7 @@ async def send_batch(body: SendBatch, rt: RuntimeDep,
     for index, recipient in enumerate(body.recipients):
         try:
             text = render_template(body.body, recipient.variables)
-            if len(text) > MAX_BODY_CHARS:
-                raise InvalidRequest(f"The rendered body is longer than {MAX_BODY_CHARS} "
-                                     "characters.", code="body_too_long")
+            _check_body(rt, text, rendered=True)
             drafts.append((index, make_draft(options, to=recipient.to, body=text, now=now)))
             results.append(None)
         except InvalidRequest as exc:
@@ -163,7 +164,7 @@ async def list_endpoint(
     rt: RuntimeDep, principal: CurrentPrincipal,
     status: Annotated[Status | None, Query()] = None,
     to: Annotated[str | None, Query(max_length=64)] = None,
-    channel: Annotated[str | None, Query(max_length=20)] = None,
+    channel: Annotated[str | None, Query(max_length=20, pattern=r"^[A-Za-z0-9_.-]+$")] = None,
     direction: Annotated[str | None, Query(pattern="^(inbound|outbound)$")] = None,
     created_after: Annotated[AwareDatetime | None, Query()] = None,
     created_before: Annotated[AwareDatetime | None, Query()] = None,
@@ -192,6 +193,17 @@ async def cancel_message(message_id: str, rt: RuntimeDep,
                                           webhook_url=principal.webhook_url, now=rt.clock.now())
     rt.wakeups.notify(DELIVER_JOB)
     return message_out(message, keys)
+
+
+def _check_body(rt: Runtime, text: str, *, rendered: bool = False) -> None:
+    """The configured length limit (the schema only caps what a request may carry)."""
+    what = "rendered body" if rendered else "body"
+    if not text:
+        raise InvalidRequest(f"The {what} is empty.", code="body_empty")
+    limit = min(rt.settings.message_body_max_chars, MAX_BODY_CHARS)
+    if len(text) > limit:
+        raise InvalidRequest(f"The {what} is longer than {limit} characters.",
+                             code="body_too_long")
 
 
 def _check_id(message_id: str) -> None:

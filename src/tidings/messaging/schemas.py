@@ -12,7 +12,8 @@ MAX_ADDRESS_CHARS = 64
 MAX_BODY_CHARS = 1_600
 MAX_URL_CHARS = 2_048
 MAX_VALIDITY_SECONDS = 14 * 24 * 3600
-URL_PATTERN = r"^https?://[^\s]+$"
+# No whitespace or control characters: a NUL would also break a PostgreSQL text column.
+URL_PATTERN = r"^https?://[^\s\x00-\x1f\x7f]+$"
 
 
 class _Strict(BaseModel):
@@ -25,8 +26,9 @@ class _SendOptions(_Strict):
     status_callback: str | None = Field(default=None, max_length=MAX_URL_CHARS,
                                         pattern=URL_PATTERN)
     send_at: AwareDatetime | None = None
+    # Strict: JSON true or "60" is not a number of seconds (true would have meant 1 s).
     validity_period: int | None = Field(
-        default=None, ge=1, le=MAX_VALIDITY_SECONDS,
+        default=None, ge=1, le=MAX_VALIDITY_SECONDS, strict=True,
         description="Seconds before an undelivered message expires.")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,7 @@ from tidings.writer import Rows, write_rows
 DISPATCH_JOB = "message.dispatch"
 EXPIRE_JOB = "message.expire"
 PERSONAL_FIELDS = ("to", "from", "body")
+_CURSOR_ID = re.compile(r"msg_[0-9a-z]{26}")
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,8 @@ def decode_cursor(cursor: str) -> str:
         value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         value = ""
-    if not value.startswith("msg_") or len(value) > 40:
+    # Exactly an id: anything else (a NUL, say) must not reach the query.
+    if _CURSOR_ID.fullmatch(value) is None:
         raise InvalidRequest("The cursor is not one this API gave out.", code="invalid_cursor")
     return value
 

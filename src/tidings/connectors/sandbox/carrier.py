@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -66,9 +65,12 @@ class _Behaviour:
     receipt_error: str | None = None
 
 
-def hash_number(number: str) -> str:
-    """The ledger's key for a destination: SHA-256 hex of the number as given."""
-    return hashlib.sha256(number.strip().encode("utf-8")).hexdigest()
+def route_of(number: str) -> str:
+    """What the ledger keeps of a destination: the magic number itself (a fictional
+    test number), or ``"default"``. A hash of a real number would be reversible by
+    trying every number, so none is kept."""
+    number = number.strip()
+    return number if number in _MAGIC_NUMBERS else "default"
 
 
 _DEFAULT = _Behaviour("accepted")
@@ -81,12 +83,10 @@ _MAGIC_NUMBERS: dict[str, _Behaviour] = {
     "+12025550104": _THROTTLED,
     "+12025550105": _Behaviour("accepted", None, None, None),
 }
-# Keyed by hash so a stored row (which has no clear number) can be classified too.
-_BY_HASH: dict[str, _Behaviour] = {hash_number(n): b for n, b in _MAGIC_NUMBERS.items()}
 
 
-def _behaviour(to_hash: str) -> _Behaviour:
-    return _BY_HASH.get(to_hash, _DEFAULT)
+def _behaviour(route: str) -> _Behaviour:
+    return _MAGIC_NUMBERS.get(route, _DEFAULT)
 
 
 def _utc_now() -> datetime:
@@ -191,12 +191,12 @@ class SandboxCarrier:
         return await self._ledger.stats()
 
     def _first_attempt(self, message: OutboundMessage, now: datetime) -> FirstAttempt:
-        to_hash = hash_number(message.to)
-        behaviour = _behaviour(to_hash)
+        route = route_of(message.to)
+        behaviour = _behaviour(route)
         acceptance = None
         if behaviour.first_outcome == "accepted":
             acceptance = self._acceptance(behaviour, now)
-        return FirstAttempt(message.message_id, to_hash, acceptance)
+        return FirstAttempt(message.message_id, route, acceptance)
 
     def _acceptance(self, behaviour: _Behaviour, now: datetime) -> Acceptance:
         status = behaviour.receipt_status
@@ -206,7 +206,7 @@ class SandboxCarrier:
     def _promotion(self, now: datetime) -> Callable[[SubmissionRow], Acceptance | None]:
         def promote(row: SubmissionRow) -> Acceptance | None:
             # Only a throttled number turns into an acceptance, from its second attempt.
-            behaviour = _behaviour(row.to_hash)
+            behaviour = _behaviour(row.route)
             if behaviour.first_outcome != "retry" or row.attempts < 2:
                 return None
             return self._acceptance(behaviour, now)
@@ -254,7 +254,7 @@ class SandboxCarrier:
 def _result(row: SubmissionRow) -> SubmitResult:
     if row.accepted:
         return SubmitResult(row.message_id, "accepted", carrier_message_id=row.carrier_message_id)
-    behaviour = _behaviour(row.to_hash)
+    behaviour = _behaviour(row.route)
     if behaviour.first_outcome == "rejected":
         return SubmitResult(row.message_id, "rejected", error_code=behaviour.submit_error)
     return SubmitResult(

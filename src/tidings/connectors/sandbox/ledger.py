@@ -5,7 +5,8 @@ A remote carrier keeps its own records, so the sandbox does too: in its own data
 or a schema with the pipeline it stands in for, so a crash on either side is seen by the
 other exactly as it would be with a real carrier.
 
-The ledger stores no clear phone numbers, only their SHA-256 (``to_hash``). Every write
+The ledger stores no phone numbers, not even hashed: only ``route``, the magic number
+that chose the outcome or ``"default"``. Every write
 is batched: one transaction per submit batch and one per receipt round.
 """
 
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -43,6 +45,7 @@ from tidings.sqltypes import UTCDateTime
 
 _T = TypeVar("_T")
 
+_SQLITE_BEGIN = "sandbox_sqlite_begin"  # execution option: how SQLite begins a transaction
 # Keeps statements well under the bind-parameter limits of SQLite and asyncpg (32k).
 _CHUNK = 500
 
@@ -54,7 +57,7 @@ submissions = Table(
     metadata,
     Column("message_id", Text, primary_key=True),
     Column("carrier_message_id", Text, unique=True, nullable=True),
-    Column("to_hash", Text, nullable=False),  # sha256 hex of the number, never the number
+    Column("route", Text, nullable=False),  # the magic number or "default", never a real number
     Column("attempts", Integer, nullable=False),
     Column("accepted", Boolean, nullable=False),
     Column("receipt_status", Text, nullable=True),
@@ -90,7 +93,7 @@ class FirstAttempt:
     """The carrier's answer to a message it has never seen (``acceptance`` None: not accepted)."""
 
     message_id: str
-    to_hash: str
+    route: str
     acceptance: Acceptance | None
 
 
@@ -100,7 +103,7 @@ class SubmissionRow:
 
     message_id: str
     carrier_message_id: str | None
-    to_hash: str
+    route: str
     attempts: int
     accepted: bool
     receipt_status: str | None
@@ -185,7 +188,7 @@ class SandboxLedger:
             .order_by(c.receipt_due_at, c.message_id)
             .limit(limit)
         )
-        async with self._engine.connect() as conn:
+        async with self._reading() as conn:
             result = await conn.execute(query)
             return [DueReceipt(r[0], r[1], r[2], r[3]) for r in result]
 
@@ -226,10 +229,16 @@ class SandboxLedger:
             _count_where(_owed()),
             _count_where(c.receipt_emitted_at.is_not(None)),
         ).select_from(submissions)
-        async with self._engine.connect() as conn:
+        async with self._reading() as conn:
             row = (await conn.execute(query)).one()
         keys = ("rows", "accepted", "resubmissions", "receipts_pending", "receipts_emitted")
         return {key: int(value or 0) for key, value in zip(keys, row, strict=True)}
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        # Reads need no write lock on SQLite (WAL readers never block the writer).
+        async with self._engine.connect() as conn:
+            yield await conn.execution_options(**{_SQLITE_BEGIN: "DEFERRED"})
 
     async def _upsert(
         self,
@@ -278,9 +287,10 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # IMMEDIATE takes the write lock up front: a deferred read-then-write transaction
+        # Writes take the lock up front (IMMEDIATE): a deferred read-then-write transaction
         # can fail with SQLITE_BUSY at once instead of waiting out busy_timeout.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        mode = conn.get_execution_options().get(_SQLITE_BEGIN, "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def _owed() -> Any:
@@ -307,7 +317,7 @@ def _insert_params(first: FirstAttempt, count: int, now: datetime) -> dict[str, 
     return {
         "message_id": first.message_id,
         "carrier_message_id": acceptance.carrier_message_id if acceptance else None,
-        "to_hash": first.to_hash,
+        "route": first.route,
         "attempts": count,
         "accepted": acceptance is not None,
         "receipt_status": acceptance.receipt_status if acceptance else None,
@@ -321,9 +331,7 @@ def _insert_params(first: FirstAttempt, count: int, now: datetime) -> dict[str, 
 async def _read_rows(conn: AsyncConnection, message_ids: Sequence[str]) -> dict[str, SubmissionRow]:
     rows: dict[str, SubmissionRow] = {}
     for chunk in _chunks(message_ids):
-        result = await conn.execute(
-            select(submissions).where(submissions.c.message_id.in_(chunk))
-        )
+        result = await conn.execute(select(submissions).where(submissions.c.message_id.in_(chunk)))
         rows.update((row.message_id, _to_row(row)) for row in result)
     return rows
 
@@ -332,7 +340,7 @@ def _to_row(row: Row[Any]) -> SubmissionRow:
     return SubmissionRow(
         message_id=row.message_id,
         carrier_message_id=row.carrier_message_id,
-        to_hash=row.to_hash,
+        route=row.route,
         attempts=row.attempts,
         accepted=bool(row.accepted),
         receipt_status=row.receipt_status,
