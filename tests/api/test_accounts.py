@@ -198,7 +198,8 @@ async def test_create_sub_account_with_its_own_key_and_secret(
     assert (sub["name"], sub["status"], sub["webhook_url"]) == (
         "Acme Europe", "active", "https://eu.acme.test/hook")
     assert sub["id"] != acme.id
-    assert sub["api_key"].startswith("tdk_") and sub["api_key"] != acme.made.api_key
+    assert sub["api_key"].startswith("tdk_")
+    assert sub["api_key"] != acme.made.api_key
     assert sub["webhook_secret"].startswith("whsec_")
     assert sub["webhook_secret"] != acme.made.webhook_secret
 
@@ -317,10 +318,12 @@ async def test_create_key_shows_it_once(
     # Only a hash is kept.
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         stored = await session.get(ApiKey, made["id"])
-    assert stored is not None and secret not in str(vars(stored))
+    assert stored is not None
+    assert secret not in str(vars(stored))
 
     used = await client.get("/v1/account", headers={"Authorization": f"Bearer {secret}"})
-    assert used.status_code == 200 and used.json()["id"] == acme.id
+    assert used.status_code == 200
+    assert used.json()["id"] == acme.id
 
     events = (await audit_events(rt, acme.id))[before:]
     assert [(e.action, e.table_name, e.row_id, e.fields) for e in events] == [

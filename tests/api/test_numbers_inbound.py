@@ -245,7 +245,8 @@ async def test_inbound_to_another_accounts_number_is_not_found(
     # The owner itself may.
     response = await client.post("/v1/sandbox/inbound", headers=globex.headers,
                                  json=inbound())
-    assert response.status_code == 201 and response.json()["account_id"] == globex.id
+    assert response.status_code == 201
+    assert response.json()["account_id"] == globex.id
 
 
 @pytest.mark.parametrize(("body", "code"), [
@@ -275,7 +276,8 @@ async def test_parent_simulates_inbound_to_its_sub_accounts_number(
     message = response.json()
     assert message["account_id"] == sub.id
     read = await client.get(f"/v1/messages/{message['id']}", headers=sub.headers)
-    assert read.status_code == 200 and read.json()["direction"] == "inbound"
+    assert read.status_code == 200
+    assert read.json()["direction"] == "inbound"
     assert_problem(await client.get(f"/v1/messages/{message['id']}", headers=acme.headers),
                    404, "message_not_found")
 

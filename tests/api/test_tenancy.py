@@ -94,7 +94,8 @@ async def test_parent_acts_on_its_sub_account_with_the_header(
     as_sub = acting(acme, sub.id)
 
     account = await client.get("/v1/account", headers=as_sub)
-    assert account.status_code == 200 and account.json()["id"] == sub.id
+    assert account.status_code == 200
+    assert account.json()["id"] == sub.id
     message = await send(client, as_sub)
     assert message["account_id"] == sub.id
     await settle(rt, clock)
@@ -123,9 +124,11 @@ async def test_grandparent_reaches_a_grandchild(
     child = await make_tenant(rt, "Child", parent=acme.id)
     grandchild = await make_tenant(rt, "Grandchild", parent=child.id)
     response = await client.get("/v1/account", headers=acting(acme, grandchild.id))
-    assert response.status_code == 200 and response.json()["id"] == grandchild.id
+    assert response.status_code == 200
+    assert response.json()["id"] == grandchild.id
     response = await client.get("/v1/account", headers=acting(child, grandchild.id))
-    assert response.status_code == 200 and response.json()["id"] == grandchild.id
+    assert response.status_code == 200
+    assert response.json()["id"] == grandchild.id
     # ...but the grandchild cannot reach up to either.
     for target in (child.id, acme.id):
         assert_problem(await client.get("/v1/account", headers=acting(grandchild, target)),

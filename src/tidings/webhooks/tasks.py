@@ -131,9 +131,11 @@ def _settle(rt: Runtime, delivery: WebhookDelivery, result: WebhookResult,
     if result.ok:
         delivery.status, delivery.completed_at, delivery.next_attempt_at = "succeeded", now, None
         return None
-    if should_give_up(delivery.created_at, now,
+    retry_at = now + timedelta(seconds=next_attempt_delay(delivery.attempts))
+    # Judged at the planned time of the next attempt: none is made past the max age.
+    if should_give_up(delivery.created_at, retry_at,
                       max_age_seconds=rt.settings.webhook_max_age_seconds):
         delivery.status, delivery.completed_at, delivery.next_attempt_at = "failed", now, None
         return None
-    delivery.next_attempt_at = now + timedelta(seconds=next_attempt_delay(delivery.attempts))
+    delivery.next_attempt_at = retry_at
     return delivery.next_attempt_at
