@@ -297,3 +297,20 @@ async def test_parent_simulates_inbound_to_its_sub_accounts_number(
                                      json=inbound(to="+442079460958")), 404,
                    "number_not_found")
     assert await count(rt, Message) == 1
+
+
+async def test_acting_as_a_sub_account_limits_inbound_to_that_sub_account(
+        client: httpx.AsyncClient, rt: Runtime, acme: Tenant) -> None:
+    first = await make_tenant(rt, "Acme One", parent=acme.id)
+    second = await make_tenant(rt, "Acme Two", parent=acme.id)
+    await claim(client, second.headers)
+    as_first = {**acme.headers, "Tidings-Account": first.id}
+
+    # Acting as one sub-account, the parent cannot reach its sibling's number...
+    assert_problem(await client.post("/v1/sandbox/inbound", headers=as_first, json=inbound()),
+                   404, "number_not_found")
+    assert await count(rt, Message) == 0
+    # ...but acting as itself it still reaches every account below it.
+    response = await client.post("/v1/sandbox/inbound", headers=acme.headers, json=inbound())
+    assert response.status_code == 201, response.text
+    assert response.json()["account_id"] == second.id

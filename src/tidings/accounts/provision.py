@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from tidings.accounts.models import Account, AccountStatus
 from tidings.accounts.service import do_create_account, do_create_api_key, new_account_id
 from tidings.audit.service import Actor
+from tidings.errors import InvalidRequest
 from tidings.runtime import Runtime
 
 
@@ -21,6 +22,8 @@ class Provisioned:
 async def provision_account(rt: Runtime, *, name: str, parent_id: str | None,
                             status: AccountStatus, actor: Actor,
                             webhook_url: str | None = None) -> Provisioned:
+    if not name.strip():  # before any key is made for an account that will not exist
+        raise InvalidRequest("An account needs a name.", code="invalid_name")
     account_id = new_account_id()
     keys = await rt.vault.keys_for(account_id)
     now = rt.clock.now()

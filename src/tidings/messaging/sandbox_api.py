@@ -27,5 +27,5 @@ async def simulate_inbound(body: SimulatedInbound, rt: RuntimeDep,
                            principal: CurrentPrincipal) -> MessageOut:
     created = await receive_inbound(rt, sender=body.from_, to=body.to, body=body.body,
                                     channel=body.channel, actor=principal.actor,
-                                    allowed_root=principal.key_account_id)
+                                    allowed_root=principal.tenant)
     return created_out(created)
