@@ -15,7 +15,19 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, String, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Index,
+    Integer,
+    String,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -73,6 +85,26 @@ async def claim(db: Database, *, kind: str, limit: int, now: datetime,
         return jobs
 
 
+async def extend(db: Database, jobs: Sequence[Job], *, leased_until: datetime,
+                 until: datetime) -> int:
+    """Renew a lease still held: jobs whose lease is exactly ``leased_until`` now run to ``until``.
+
+    A job completed, retried later (lease cleared) or claimed again by another worker after
+    the lease ran out no longer carries that lease and is left alone. Returns how many
+    leases were renewed.
+    """
+    if not jobs:
+        return 0
+    async with db.transaction(tenant=SYSTEM) as session:
+        result = await session.execute(
+            update(Job).where(Job.id.in_([j.id for j in jobs]),
+                              Job.locked_until == leased_until)
+            .values(locked_until=until)
+            .execution_options(synchronize_session=False)
+        )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def complete(session: AsyncSession, job_ids: Sequence[int]) -> None:
     if job_ids:
         await session.execute(delete(Job).where(Job.id.in_(list(job_ids))))
@@ -82,6 +114,17 @@ async def retry_later(session: AsyncSession, job_id: int, *, run_at: datetime) -
     await session.execute(
         update(Job).where(Job.id == job_id).values(run_at=run_at, locked_until=None)
     )
+
+
+async def retry_many_later(session: AsyncSession,
+                           retries: Sequence[tuple[int, datetime]]) -> None:
+    """Release many jobs to run again later, in one statement."""
+    if retries:
+        table = Base.metadata.tables["jobs"]
+        await session.execute(
+            update(table).where(table.c.id == bindparam("job_id"))
+            .values(run_at=bindparam("retry_at"), locked_until=None),
+            [{"job_id": job_id, "retry_at": run_at} for job_id, run_at in retries])
 
 
 async def depth(session: AsyncSession) -> dict[str, int]:

@@ -19,7 +19,7 @@ from sqlalchemy import insert, select, tuple_
 from tidings.accounts.models import Account
 from tidings.db import SYSTEM
 from tidings.messaging.models import Message, MessageEvent
-from tidings.outbox import Job, complete, retry_later
+from tidings.outbox import Job, complete, retry_many_later
 from tidings.vault import TenantKeys
 from tidings.webhooks.backoff import next_attempt_delay, should_give_up
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
@@ -98,19 +98,22 @@ async def _record(rt: Runtime, pending: Sequence[_Pending], results: Sequence[We
                   finished: list[int]) -> None:
     now = rt.clock.now()
     async with rt.db.transaction(tenant=SYSTEM) as session:
-        attempts = []
+        rows = await session.scalars(select(WebhookDelivery).where(
+            WebhookDelivery.id.in_([item.delivery.id for item in pending])))
+        by_id = {d.id: d for d in rows.all()}
+        attempts, retries = [], []
         for item, result in zip(pending, results, strict=True):
-            delivery = await session.get(WebhookDelivery, item.delivery.id)
-            assert delivery is not None
+            delivery = by_id[item.delivery.id]
             attempts.append(_attempt_row(delivery, result, now))
             retry_at = _settle(rt, delivery, result, now)
             if retry_at is None:
                 finished.append(item.job.id)
             else:
-                await retry_later(session, item.job.id, run_at=retry_at)
+                retries.append((item.job.id, retry_at))
             rt.metrics.observe_webhook(delivery, result, now)
         if attempts:
             await session.execute(insert(WebhookAttempt), attempts)
+        await retry_many_later(session, retries)
         await complete(session, finished)
 
 
