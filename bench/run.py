@@ -39,12 +39,13 @@ APP_ROLE = "tidings_app"
 def delivered_count(server: Server) -> int:
     with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:
         text = response.read().decode()
-    match = re.search(r'tidings_messages_by_status\{status="delivered"\} ([0-9.e+]+)', text)
+    match = re.search(r'tidings_message_status_changes_total\{status="delivered"\} ([0-9.e+]+)',
+                      text)
     return int(float(match.group(1))) if match else 0
 
 
 async def wait_delivered(server: Server, target: int, *, timeout: float) -> float:
-    """Seconds until ``target`` messages are delivered (the gauge refreshes every 0.5 s)."""
+    """Seconds until ``target`` messages are delivered (this server's status counter)."""
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
         if await asyncio.to_thread(delivered_count, server) >= target:

@@ -93,7 +93,7 @@ async def test_chains_link_each_event_to_the_one_before(
     prev = GENESIS
     for event in events:
         assert event.prev_hash == prev
-        assert event.hash == event_digest(prev, event)
+        assert event.hash == event_digest(prev, event, event.seq)
         prev = event.hash
 
 
@@ -142,7 +142,7 @@ async def test_rehashing_a_tampered_row_is_still_caught_by_the_next(
                   id=target.id)
     forged = (await chain(rt, acme.id))[1]
     await execute(rt, "UPDATE audit_events SET hash = :h WHERE id = :id",
-                  h=event_digest(forged.prev_hash or "", forged), id=target.id)
+                  h=event_digest(forged.prev_hash or "", forged, forged.seq), id=target.id)
     report = await verify(rt.db)
     assert len(report.problems) == 1
     assert report.problems[0].startswith(f"{acme.id}: event #3 ")

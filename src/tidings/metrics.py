@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,9 @@ class Metrics:
         self.messages_by_status = Gauge("tidings_messages_by_status",
                                         "Messages in each status", ["status"],
                                         registry=self.registry)
+        self.status_changes = Counter(
+            "tidings_message_status_changes", "Applied status changes (this process)",
+            ["status"], registry=self.registry)
         self.queue_depth = Gauge("tidings_queue_depth", "Outbox jobs waiting", ["kind"],
                                  registry=self.registry)
         self.dispatch_latency = Histogram(
@@ -34,6 +37,10 @@ class Metrics:
             buckets=LATENCY_BUCKETS, registry=self.registry)
         self.webhook_attempts = Counter("tidings_webhook_attempts", "Webhook attempts",
                                         ["result"], registry=self.registry)
+
+    def count_moves(self, moved: Mapping[str, int]) -> None:
+        for status, count in moved.items():
+            self.status_changes.labels(status).inc(count)
 
     def observe_dispatch(self, messages: Iterable[Message], now: datetime) -> None:
         for message in messages:

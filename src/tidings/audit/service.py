@@ -15,11 +15,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.audit.models import AuditEvent
-from tidings.db import SYSTEM, Database
+from tidings.db import SYSTEM, Base, Database
 
 GENESIS = "0" * 64
 
@@ -48,9 +48,10 @@ async def record(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
         await session.execute(insert(AuditEvent), list(rows))
 
 
-def event_digest(prev_hash: str, event: AuditEvent) -> str:
+def event_digest(prev_hash: str, event: Any, seq: int) -> str:
+    """The chain hash of ``event`` (a row or an ``AuditEvent``) at position ``seq``."""
     canonical = orjson.dumps({
-        "tenant_id": event.tenant_id, "seq": event.seq, "actor_type": event.actor_type,
+        "tenant_id": event.tenant_id, "seq": seq, "actor_type": event.actor_type,
         "actor_id": event.actor_id, "action": event.action, "table_name": event.table_name,
         "row_id": event.row_id, "fields": event.fields,
         "created_at": event.created_at.isoformat(),
@@ -81,15 +82,30 @@ async def _seal_tenant(session: AsyncSession, tenant: str, *, limit: int, lock: 
     )).first()
     seq: int = (head[0] or 0) if head else 0
     prev: str = (head[1] or GENESIS) if head else GENESIS
-    pending = (await session.scalars(
-        select(AuditEvent).where(AuditEvent.tenant_id == tenant, AuditEvent.seq.is_(None))
+    pending = (await session.execute(
+        select(*_CHAINED_COLUMNS).where(AuditEvent.tenant_id == tenant,
+                                        AuditEvent.seq.is_(None))
         .order_by(AuditEvent.id).limit(limit)
     )).all()
-    for event in pending:
+    seals = []
+    for event in pending:  # plain rows and one executemany: sealing runs beside the hot path
         seq += 1
-        event.seq, event.prev_hash = seq, prev
-        event.hash = prev = event_digest(prev, event)
+        digest = event_digest(prev, event, seq)
+        seals.append({"event_id": event.id, "new_seq": seq, "new_prev": prev,
+                      "new_hash": digest})
+        prev = digest
+    if seals:
+        table = Base.metadata.tables["audit_events"]
+        await session.execute(
+            update(table).where(table.c.id == bindparam("event_id")).values(
+                seq=bindparam("new_seq"), prev_hash=bindparam("new_prev"),
+                hash=bindparam("new_hash")), seals)
     return len(pending)
+
+
+_CHAINED_COLUMNS = (AuditEvent.id, AuditEvent.tenant_id, AuditEvent.actor_type,
+                    AuditEvent.actor_id, AuditEvent.action, AuditEvent.table_name,
+                    AuditEvent.row_id, AuditEvent.fields, AuditEvent.created_at)
 
 
 @dataclass
@@ -132,7 +148,7 @@ async def _verify_tenant(session: AsyncSession, tenant: str, report: ChainReport
         if event.seq != expected_seq:
             report.problems.append(f"{tenant}: event #{expected_seq} is missing")
             return
-        if event.prev_hash != prev or event.hash != event_digest(prev, event):
+        if event.prev_hash != prev or event.hash != event_digest(prev, event, expected_seq):
             report.problems.append(f"{tenant}: event #{event.seq} (id {event.id}) was altered")
             return
         prev = event.hash

@@ -192,6 +192,7 @@ async def cancel_message(message_id: str, rt: RuntimeDep,
                                           message_id=message_id,
                                           webhook_url=principal.webhook_url, now=rt.clock.now())
     rt.wakeups.notify(DELIVER_JOB)
+    rt.metrics.count_moves({"canceled": 1})
     return message_out(message, keys)
 
 

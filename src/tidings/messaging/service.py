@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections import Counter
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -243,6 +244,7 @@ class StatusChanges:
     webhook_urls: dict[str, str | None]  # tenant -> the account's default webhook URL
     events: list[dict[str, Any]] = field(default_factory=list)
     webhooks: WebhookBatch = field(default_factory=WebhookBatch.empty)
+    moved: Counter[str] = field(default_factory=Counter)  # applied changes, by new status
 
     def report(self, message: Message, status: str, *, source: str,
                error_code: str | None = None) -> bool:
@@ -253,6 +255,7 @@ class StatusChanges:
                                       seq=message.event_count, status=status, applied=applied,
                                       source=source, error_code=error_code, now=self.now))
         if applied:
+            self.moved[status] += 1
             message.status, message.updated_at = status, self.now
             message.error_code = error_code or message.error_code
             self.webhooks.add(tenant=message.tenant_id, message_id=message.id,

@@ -76,6 +76,7 @@ async def _prepare_dispatch(rt: Runtime, jobs: Sequence[Job]) -> dict[str, Messa
                 ready[message.id] = message
         notify = await changes.flush(session)
         await complete(session, done)
+    rt.metrics.count_moves(changes.moved)  # after the commit: only what was stored
     if notify:
         rt.wakeups.notify(DELIVER_JOB)
     return ready
@@ -108,6 +109,7 @@ async def _record_submissions(rt: Runtime, jobs: Sequence[Job],
         notify = await changes.flush(session)
         await complete(session, done)
     rt.metrics.observe_dispatch(messages.values(), now)
+    rt.metrics.count_moves(changes.moved)  # after the commit: only what was stored
     if notify:
         rt.wakeups.notify(DELIVER_JOB)
 
@@ -155,6 +157,7 @@ async def apply_reports(rt: Runtime, connector: str,
                                error_code=report.error_code)
             taken.append(message is not None)
         notify = await changes.flush(session)
+    rt.metrics.count_moves(changes.moved)  # after the commit: only what was stored
     if notify:
         rt.wakeups.notify(DELIVER_JOB)
     return taken
@@ -172,5 +175,6 @@ async def expire_batch(rt: Runtime, jobs: Sequence[Job]) -> None:
                                error_code=EXPIRED_ERROR)
         notify = await changes.flush(session)
         await complete(session, [j.id for j in jobs])
+    rt.metrics.count_moves(changes.moved)  # after the commit: only what was stored
     if notify:
         rt.wakeups.notify(DELIVER_JOB)
