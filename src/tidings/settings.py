@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     batch_max_recipients: int = 10_000
     message_body_max_chars: int = 1_600
 
-    worker_batch_size: int = 200
+    worker_batch_size: int = 500
     worker_poll_seconds: float = 0.05
     job_lease_seconds: float = 30.0
     dispatch_retry_max_attempts: int = 10

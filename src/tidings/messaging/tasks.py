@@ -55,9 +55,19 @@ async def dispatch_batch(rt: Runtime, jobs: Sequence[Job]) -> None:
     await _record_submissions(rt, jobs, results)
 
 
+def _plainly_queued(message: Message | None, now: datetime) -> bool:
+    return (message is not None and message.status == Status.QUEUED
+            and not (message.expires_at and message.expires_at <= now))
+
+
 async def _prepare_dispatch(rt: Runtime, jobs: Sequence[Job]) -> dict[str, Message]:
     """Drop finished or expired messages, move scheduled ones to queued; commit that."""
-    now, ready = rt.clock.now(), {}
+    now = rt.clock.now()
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        messages = await _load_messages(session, [j.ref_id for j in jobs])
+    if all(_plainly_queued(messages.get(j.ref_id), now) for j in jobs):
+        return messages  # the usual case: nothing to write, so no write lock to wait for
+    ready: dict[str, Message] = {}
     async with rt.db.transaction(tenant=SYSTEM) as session:
         messages = await _load_messages(session, [j.ref_id for j in jobs])
         changes = await _changes(session, list(messages.values()), now)
