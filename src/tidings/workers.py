@@ -1,7 +1,9 @@
 """Worker loops: claim a batch of due jobs of one kind, run its handler, repeat.
 
-A handler that raises leaves its jobs leased; they run again when the lease
-ends, which is also what happens after a crash.
+While a handler runs, its worker renews the jobs' lease, so a slow batch is never
+claimed a second time by another loop while the first is still at work. A handler
+that raises leaves its jobs leased; they run again when the lease ends, which is
+also what happens after a crash (nobody renews the lease of a dead process).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
@@ -24,6 +26,7 @@ from tidings.messaging.models import Message
 if TYPE_CHECKING:
     from tidings.runtime import Runtime
 
+STOP_GRACE_SECONDS = 10.0  # how long stop() lets a batch in hand finish
 Handler = Callable[["Runtime", Sequence[outbox.Job]], Awaitable[None]]
 log = get_logger("tidings.workers")
 
@@ -46,11 +49,44 @@ class WorkerPool:
     async def run_once(self, kind: str) -> int:
         """Claim and handle one batch of ``kind``; the number of jobs handled."""
         worker, rt = self._workers[kind], self._rt
-        jobs = await outbox.claim(rt.db, kind=kind, limit=worker.batch_size, now=rt.clock.now(),
-                                  lease=timedelta(seconds=rt.settings.job_lease_seconds))
+        now, lease = rt.clock.now(), timedelta(seconds=rt.settings.job_lease_seconds)
+        jobs = await outbox.claim(rt.db, kind=kind, limit=worker.batch_size, now=now,
+                                  lease=lease)
         if jobs:
-            await worker.handler(rt, jobs)
+            done = asyncio.Event()
+            renewer = asyncio.create_task(self._renew_lease(kind, jobs, now + lease, done))
+            try:
+                await worker.handler(rt, jobs)
+            finally:
+                done.set()
+                # Let a renewal in flight finish rather than cancel it inside a transaction.
+                await asyncio.wait([renewer])
         return len(jobs)
+
+    async def _renew_lease(self, kind: str, jobs: Sequence[outbox.Job],
+                           leased_until: datetime, done: asyncio.Event) -> None:
+        """Every third of the lease, push the lease of ``jobs`` on until ``done`` is set."""
+        rt = self._rt
+        lease = timedelta(seconds=rt.settings.job_lease_seconds)
+        third = lease.total_seconds() / 3
+        while True:
+            # Renew once a third of the lease has passed (at once if the claim itself was slow).
+            due_in = (leased_until - lease * 2 / 3 - rt.clock.now()).total_seconds()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), max(0.0, min(due_in, third)))
+            if done.is_set():
+                return
+            until = rt.clock.now() + lease
+            try:
+                if await outbox.extend(rt.db, jobs, leased_until=leased_until,
+                                       until=until) == 0:
+                    return  # nothing left to hold: completed, retried or taken over
+            except Exception:
+                log.exception("lease_renewal_failed", kind=kind)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), third)
+                continue
+            leased_until = until
 
     async def drain(self, *, rounds: int = 100) -> int:
         """Run every kind until nothing is due (tests use this with a fake clock)."""
@@ -68,13 +104,21 @@ class WorkerPool:
                 self._tasks.append(asyncio.create_task(self._loop(worker.kind)))
         self._tasks.append(asyncio.create_task(self._housekeeping()))
 
-    async def stop(self) -> None:
+    async def stop(self, *, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+        """Let every loop finish the batch in hand (up to ``grace_seconds``), then cancel.
+
+        Cancelling a loop inside a transaction would roll it back mid-way and leave its
+        jobs to run again after the lease (a webhook sent twice, a message resubmitted).
+        """
         self._stopping.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._rt.wakeups.notify(*self._workers)  # idle loops return at once
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks.clear()
 
     async def _loop(self, kind: str) -> None:
@@ -85,7 +129,8 @@ class WorkerPool:
                     await self._rt.wakeups.wait(kind, poll)
             except Exception:
                 log.exception("worker_batch_failed", kind=kind)
-                await asyncio.sleep(1.0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 1.0)
 
     async def _housekeeping(self) -> None:
         """Seal the audit chain and refresh gauges, off the request path."""
@@ -95,7 +140,8 @@ class WorkerPool:
                 await self._refresh_gauges()
             except Exception:
                 log.exception("housekeeping_failed")
-            await asyncio.sleep(0.5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), 0.5)
 
     async def _refresh_gauges(self) -> None:
         metrics = self._rt.metrics

@@ -100,7 +100,7 @@ class TidingsServer:
         assert not self.running, "the server is already running"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603 - our own console script
+        self.proc = subprocess.Popen(
             [TIDINGS, "serve"], env=self.env, stdin=subprocess.DEVNULL,
             stdout=self._log, stderr=self._log, start_new_session=True)
         self.starts += 1
@@ -164,7 +164,8 @@ class TidingsServer:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     def _require(self) -> subprocess.Popen[bytes]:
-        assert self.proc is not None and self.proc.poll() is None, "the server is not running"
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError("the server is not running")
         return self.proc
 
     def _check_alive(self) -> None:
