@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql import Select
 
 from tidings.db import SYSTEM, Base, BigIntPK, Database
 from tidings.sqltypes import UTCDateTime
@@ -65,24 +66,27 @@ async def enqueue_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
 
 async def claim(db: Database, *, kind: str, limit: int, now: datetime,
                 lease: timedelta) -> list[Job]:
-    """Lease up to ``limit`` due jobs of ``kind`` in a transaction of their own."""
+    """Lease up to ``limit`` due jobs of ``kind`` with one ``UPDATE … RETURNING``."""
+    jobs = Base.metadata.tables["jobs"]
+    due = (select(jobs.c.id)
+           .where(jobs.c.kind == kind, jobs.c.run_at <= now,
+                  or_(jobs.c.locked_until.is_(None), jobs.c.locked_until < now))
+           .order_by(jobs.c.run_at, jobs.c.id).limit(limit))
+    if db.is_sqlite and not await _any_due(db, due):
+        return []  # an idle poll must not queue for SQLite's single write lock
+    if not db.is_sqlite:
+        due = due.with_for_update(skip_locked=True)
+    statement = (update(jobs).where(jobs.c.id.in_(due.scalar_subquery()))
+                 .values(locked_until=now + lease, attempts=jobs.c.attempts + 1)
+                 .returning(*jobs.c))
     async with db.transaction(tenant=SYSTEM) as session:
-        query = (
-            select(Job)
-            .where(Job.kind == kind, Job.run_at <= now,
-                   or_(Job.locked_until.is_(None), Job.locked_until < now))
-            .order_by(Job.run_at, Job.id)
-            .limit(limit)
-        )
-        if not db.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
-        jobs = list((await session.scalars(query)).all())
-        if jobs:
-            await session.execute(
-                update(Job).where(Job.id.in_([j.id for j in jobs]))
-                .values(locked_until=now + lease, attempts=Job.attempts + 1)
-            )
-        return jobs
+        rows = (await session.execute(statement)).mappings().all()
+    return sorted((Job(**row) for row in rows), key=lambda job: (job.run_at, job.id))
+
+
+async def _any_due(db: Database, due: Select[Any]) -> bool:
+    async with db.transaction(tenant=SYSTEM, write=False) as session:
+        return (await session.execute(due.limit(1))).first() is not None
 
 
 async def extend(db: Database, jobs: Sequence[Job], *, leased_until: datetime,
