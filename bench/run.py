@@ -140,6 +140,35 @@ def machine() -> dict[str, Any]:
             "platform": platform.platform()}
 
 
+DOC = ROOT / "docs" / "benchmarks.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+ROWS = [
+    ("single_accepted_per_s", "single POST /v1/messages, accepted/s", "{:,.0f}"),
+    ("batch_accepted_per_s", "POST /v1/messages/batch, accepted/s", "{:,.0f}"),
+    ("batch_delivered_per_s", "batch, accepted → delivered end to end, msg/s", "{:,.0f}"),
+    ("receipt_to_webhook_p50_ms", "receipt → webhook p50 at the paced rate, ms", "{:,.1f}"),
+    ("receipt_to_webhook_p99_ms", "receipt → webhook p99 at the paced rate, ms", "{:,.1f}"),
+    ("paced_accepted_per_s", "paced rate achieved, msg/s", "{:,.0f}"),
+]
+
+
+def write_table(report: dict[str, Any], results_file: str) -> None:
+    """Replace the results table in docs/benchmarks.md with this report's medians."""
+    backends = list(report["backends"])
+    lines = [f"Measured {report['when']} on {report['machine']['cpu']} "
+             f"({report['machine']['cores']} cores), Python {report['machine']['python']}; "
+             f"median of {report['args']['runs']} runs; raw runs in "
+             f"`bench/results/{results_file}`.", "",
+             "| measure | " + " | ".join(backends) + " |",
+             "|---|" + "---|" * len(backends)]
+    for key, label, fmt in ROWS:
+        cells = [fmt.format(report["backends"][b]["median"][key]) for b in backends]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    text = DOC.read_text() if DOC.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    head, rest = text.split(START, 1)
+    DOC.write_text(head + START + "\n" + "\n".join(lines) + "\n" + END + rest.split(END, 1)[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backends", default="sqlite,postgres")
@@ -161,7 +190,8 @@ def main() -> None:
         report["backends"][backend] = {"median": medians(runs), "runs": runs}
     out = ROOT / "bench" / "results" / f"{report['when'].replace(':', '')}.json"
     out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
+    write_table(report, out.name)
+    print(f"wrote {out} and {DOC.relative_to(ROOT)}")
     print(json.dumps({b: r["median"] for b, r in report["backends"].items()}, indent=2))
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections import Counter
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
