@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,19 @@ import httpx
 import orjson
 import pytest
 from aiohttp import web
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from tidings.accounts.models import AccountStatus
 from tidings.accounts.provision import Provisioned, provision_account
 from tidings.app import create_app
 from tidings.audit.service import Actor
 from tidings.clock import FakeClock
+from tidings.db import SYSTEM
+from tidings.messaging.models import IdempotencyKey, Message, MessageEvent
+from tidings.outbox import Job
 from tidings.runtime import Runtime, close_runtime, open_runtime
 from tidings.settings import Settings
+from tidings.webhooks.models import WebhookDelivery
 
 PG_ADMIN_URL = os.environ.get("TIDINGS_TEST_POSTGRES_URL", "")
 APP_ROLE = "tidings_app"  # not a superuser: row-level security applies to it
@@ -153,8 +158,9 @@ class HookServer:
         return [r["json"] for r in self.requests]
 
 
-@pytest.fixture
-async def hooks() -> AsyncIterator[HookServer]:
+@asynccontextmanager
+async def hook_server(path: str = "/hook") -> AsyncIterator[HookServer]:
+    """Start a recording webhook receiver on a free loopback port."""
     server = HookServer(url="")
 
     async def handle(request: web.Request) -> web.Response:
@@ -164,15 +170,32 @@ async def hooks() -> AsyncIterator[HookServer]:
         return web.Response(status=server.status, text="ok")
 
     app = web.Application()
-    app.router.add_post("/hook", handle)
+    app.router.add_post(path, handle)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server.url = f"http://127.0.0.1:{port}/hook"
-    yield server
-    await runner.cleanup()
+    server.url = f"http://127.0.0.1:{port}{path}"
+    try:
+        yield server
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def hooks() -> AsyncIterator[HookServer]:
+    async with hook_server() as server:
+        yield server
+
+
+async def stored_counts(rt: Runtime) -> dict[str, int]:
+    """Rows of everything a send writes, across all tenants (to prove nothing was stored)."""
+    tables = {"messages": Message, "message_events": MessageEvent, "jobs": Job,
+              "idempotency_keys": IdempotencyKey, "webhook_deliveries": WebhookDelivery}
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        return {name: int(await session.scalar(select(func.count()).select_from(model)) or 0)
+                for name, model in tables.items()}
 
 
 async def settle(rt: Runtime, clock: FakeClock, *, seconds: float = 0.0) -> None:

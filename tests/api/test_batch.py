@@ -7,29 +7,17 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
-from tests.conftest import HookServer, Tenant, settle
+from tests.conftest import HookServer, Tenant, settle, stored_counts
 from tidings.clock import FakeClock
 from tidings.connectors.sandbox.carrier import SandboxCarrier
-from tidings.db import SYSTEM
-from tidings.messaging.models import IdempotencyKey, Message, MessageEvent
-from tidings.outbox import Job
 from tidings.runtime import Runtime
-from tidings.webhooks.models import WebhookDelivery
 
 BATCH = "/v1/messages/batch"
 PROBLEM = "application/problem+json"
 NUMBER = "+12025550173"
 RECEIPT = 10
 
-
-async def counts(rt: Runtime) -> dict[str, int]:
-    tables = {"messages": Message, "message_events": MessageEvent, "jobs": Job,
-              "idempotency_keys": IdempotencyKey, "webhook_deliveries": WebhookDelivery}
-    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
-        return {name: int(await session.scalar(select(func.count()).select_from(model)) or 0)
-                for name, model in tables.items()}
 
 
 async def post_batch(client: httpx.AsyncClient, tenant: Tenant,
@@ -135,7 +123,7 @@ async def test_invalid_recipients_are_rejected_one_by_one(
         assert by_index[i]["error"] is None
     assert by_index[4]["to"] == "+12025550176"
 
-    stored = await counts(rt)
+    stored = await stored_counts(rt)
     assert stored["messages"] == 2
     assert stored["jobs"] == 2  # one dispatch job each, nothing for the rejected
     accepted_ids = sorted(by_index[i]["message_id"] for i in (0, 4))
@@ -152,11 +140,11 @@ async def test_invalid_recipients_are_rejected_one_by_one(
 
 async def test_a_batch_with_every_recipient_rejected_stores_nothing(
         client: httpx.AsyncClient, rt: Runtime, acme: Tenant) -> None:
-    before = await counts(rt)
+    before = await stored_counts(rt)
     response = await post_batch(client, acme, recipients=[{"to": "nope"}, {"to": NUMBER}])
     assert response.status_code == 200, response.text
     assert (response.json()["accepted"], response.json()["rejected"]) == (0, 2)
-    assert await counts(rt) == before
+    assert await stored_counts(rt) == before
 
 
 async def test_batch_options_apply_to_every_message(
@@ -196,8 +184,8 @@ async def test_ten_thousand_recipients_are_accepted_and_one_more_is_refused(
     too_many = [{"to": NUMBER, "variables": {"n": str(i)}} for i in range(limit + 1)]
     response = await post_batch(client, acme, body="Number {n}", recipients=too_many)
     problem(response, 400, "too_many_recipients")
-    assert (await counts(rt))["messages"] == 0
-    assert (await counts(rt))["jobs"] == 0
+    assert (await stored_counts(rt))["messages"] == 0
+    assert (await stored_counts(rt))["jobs"] == 0
 
     response = await post_batch(client, acme, body="Number {n}", recipients=too_many[:limit])
     assert response.status_code == 200, response.text
@@ -205,7 +193,7 @@ async def test_ten_thousand_recipients_are_accepted_and_one_more_is_refused(
     assert (result["accepted"], result["rejected"]) == (limit, 0)
     assert [r["index"] for r in result["results"]] == list(range(limit))
     assert len({r["message_id"] for r in result["results"]}) == limit
-    stored = await counts(rt)
+    stored = await stored_counts(rt)
     assert stored["messages"] == limit
     assert stored["message_events"] == limit
     assert stored["jobs"] == limit
@@ -238,17 +226,17 @@ async def test_ten_thousand_recipients_are_accepted_and_one_more_is_refused(
 async def test_batch_level_errors_store_nothing(client: httpx.AsyncClient, rt: Runtime,
                                                 acme: Tenant, fields: dict[str, Any],
                                                 code: str) -> None:
-    before = await counts(rt)
+    before = await stored_counts(rt)
     body = {"from": "Acme", "body": "Hi {name}",
             "recipients": [{"to": NUMBER, "variables": {"name": "Ada"}}], **fields}
     response = await client.post(BATCH, headers=acme.headers, json=body)
     problem(response, 400, code)
-    assert await counts(rt) == before
+    assert await stored_counts(rt) == before
 
 
 async def test_a_batch_without_recipients_field_or_sender_is_refused(
         client: httpx.AsyncClient, rt: Runtime, acme: Tenant) -> None:
-    before = await counts(rt)
+    before = await stored_counts(rt)
     for body in ({"from": "Acme", "body": "x"}, {"body": "x", "recipients": [{"to": NUMBER}]},
                  {"from": "Acme", "recipients": [{"to": NUMBER}]}):
         problem(await client.post(BATCH, headers=acme.headers, json=body), 400,
@@ -259,4 +247,4 @@ async def test_a_batch_without_recipients_field_or_sender_is_refused(
     problem(await client.post(BATCH, json={"from": "Acme", "body": "x",
                                            "recipients": [{"to": NUMBER}]}),
             401, "missing_api_key")
-    assert await counts(rt) == before
+    assert await stored_counts(rt) == before

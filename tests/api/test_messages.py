@@ -14,19 +14,17 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
-import orjson
 import pytest
-from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from tests.conftest import TEST_ACTOR, HookServer, Tenant, settle
+from tests.conftest import TEST_ACTOR, HookServer, Tenant, hook_server, settle, stored_counts
 from tidings.accounts.models import Account, AccountStatus
 from tidings.accounts.service import do_update_account
 from tidings.clock import FakeClock
 from tidings.connectors.base import DeliveryReport
 from tidings.connectors.sandbox.carrier import SandboxCarrier
 from tidings.db import SYSTEM
-from tidings.messaging.models import IdempotencyKey, Message, MessageEvent
+from tidings.messaging.models import Message, MessageEvent
 from tidings.messaging.tasks import apply_reports
 from tidings.outbox import Job
 from tidings.runtime import Runtime
@@ -91,14 +89,6 @@ def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     return body
 
 
-async def counts(rt: Runtime) -> dict[str, int]:
-    """Rows of everything a send writes, across all tenants."""
-    tables = {"messages": Message, "message_events": MessageEvent, "jobs": Job,
-              "idempotency_keys": IdempotencyKey, "webhook_deliveries": WebhookDelivery}
-    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
-        return {name: int(await session.scalar(select(func.count()).select_from(model)) or 0)
-                for name, model in tables.items()}
-
 
 async def stored_message(rt: Runtime, message_id: str) -> Message:
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
@@ -128,24 +118,8 @@ async def suspend(rt: Runtime, tenant: Tenant) -> None:
 @pytest.fixture
 async def other_hooks() -> AsyncIterator[HookServer]:
     """A second webhook receiver, so two URLs can be told apart."""
-    server = HookServer(url="")
-
-    async def handle(request: web.Request) -> web.Response:
-        raw = await request.read()
-        server.requests.append({"headers": dict(request.headers), "raw": raw,
-                                "json": orjson.loads(raw)})
-        return web.Response(status=server.status, text="ok")
-
-    app = web.Application()
-    app.router.add_post("/other", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server.url = f"http://127.0.0.1:{port}/other"
-    yield server
-    await runner.cleanup()
+    async with hook_server("/other") as server:
+        yield server
 
 
 # --------------------------------------------------------------------------- send and read
@@ -153,7 +127,7 @@ async def other_hooks() -> AsyncIterator[HookServer]:
 
 async def test_send_returns_201_with_the_stored_message(
         client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, acme: Tenant) -> None:
-    before = await counts(rt)
+    before = await stored_counts(rt)
     response = await client.post(MESSAGES, headers=acme.headers, json=payload(body="Hi there"))
 
     assert response.status_code == 201, response.text
@@ -173,7 +147,7 @@ async def test_send_returns_201_with_the_stored_message(
     assert sent["error_code"] is None
     assert sent["status_callback"] is None
 
-    after = await counts(rt)
+    after = await stored_counts(rt)
     assert after["messages"] == before["messages"] + 1
     assert after["message_events"] == before["message_events"] + 1
     assert after["jobs"] == before["jobs"] + 1  # its dispatch job; no webhook configured
@@ -553,7 +527,7 @@ async def test_cancel_a_scheduled_message(
     stats = await carrier(rt).stats()
     assert stats["rows"] == 0  # never submitted
     assert [b["data"]["status"] for b in hooks.bodies()] == ["scheduled", "canceled"]
-    assert (await counts(rt))["jobs"] == 0  # the dispatch job finished without sending
+    assert (await stored_counts(rt))["jobs"] == 0  # the dispatch job finished without sending
 
     again = await client.post(f"{MESSAGES}/{sent['id']}/cancel", headers=acme.headers)
     problem(again, 409, "message_not_cancelable")
@@ -595,7 +569,7 @@ async def test_a_message_without_receipt_expires_after_its_validity(
     assert [(e["status"], e["source"]) for e in message["events"]] == [
         ("queued", "api"), ("sent", "dispatcher"), ("expired", "scheduler")]
     assert [b["data"]["status"] for b in hooks.bodies()] == ["queued", "sent", "expired"]
-    assert (await counts(rt))["jobs"] == 0
+    assert (await stored_counts(rt))["jobs"] == 0
 
 
 async def test_a_delivered_message_does_not_expire(
@@ -657,7 +631,7 @@ async def test_the_same_key_and_body_give_the_same_message(
     assert third.status_code == 201
     assert third.json()["id"] == first.json()["id"]
 
-    stored = await counts(rt)
+    stored = await stored_counts(rt)
     assert (stored["messages"], stored["idempotency_keys"]) == (1, 1)
     await settle(rt, clock, seconds=RECEIPT)
     assert (await carrier(rt).stats())["rows"] == 1
@@ -669,13 +643,13 @@ async def test_the_same_key_with_another_body_is_a_conflict(
     headers = {**acme.headers, "Idempotency-Key": "order-43"}
     first = await client.post(MESSAGES, headers=headers, json=payload())
     assert first.status_code == 201
-    before = await counts(rt)
+    before = await stored_counts(rt)
 
     for changed in (payload(body="Hello!"), payload(to=OTHER_NUMBER),
                     payload(validity_period=60)):
         response = await client.post(MESSAGES, headers=headers, json=changed)
         problem(response, 409, "idempotency_key_reused")
-    assert await counts(rt) == before
+    assert await stored_counts(rt) == before
     assert await listed_ids(client, acme) == [first.json()["id"]]
 
 
@@ -689,7 +663,7 @@ async def test_tenants_use_keys_independently(client: httpx.AsyncClient, rt: Run
     assert "idempotent-replayed" not in g.headers
     assert a.json()["id"] != g.json()["id"]
     assert g.json()["account_id"] == globex.id
-    assert (await counts(rt))["messages"] == 2
+    assert (await stored_counts(rt))["messages"] == 2
 
     again = await client.post(MESSAGES, headers={**globex.headers, **key},
                               json=payload(body="Other body"))
@@ -707,7 +681,7 @@ async def test_other_keys_or_no_key_make_new_messages(client: httpx.AsyncClient,
     ids.add((await send(client, acme))["id"])
     ids.add((await send(client, acme))["id"])
     assert len(ids) == 4
-    assert (await counts(rt))["messages"] == 4
+    assert (await stored_counts(rt))["messages"] == 4
 
 
 # --------------------------------------------------------------------------- webhooks
@@ -754,7 +728,7 @@ async def test_a_url_that_is_both_callback_and_account_webhook_gets_each_event_o
 async def test_a_suspended_account_cannot_send(client: httpx.AsyncClient, rt: Runtime,
                                                acme: Tenant) -> None:
     await suspend(rt, acme)
-    before = await counts(rt)
+    before = await stored_counts(rt)
     response = await client.post(MESSAGES, headers=acme.headers, json=payload())
     problem(response, 403, "account_suspended")
     keyed = await client.post(MESSAGES, headers={**acme.headers, "Idempotency-Key": "x"},
@@ -763,7 +737,7 @@ async def test_a_suspended_account_cannot_send(client: httpx.AsyncClient, rt: Ru
     batch = await client.post(f"{MESSAGES}/batch", headers=acme.headers, json={
         "from": "Acme", "body": "Hi", "recipients": [{"to": NUMBER}]})
     problem(batch, 403, "account_suspended")
-    assert await counts(rt) == before
+    assert await stored_counts(rt) == before
 
 
 # --------------------------------------------------------------------------- data at rest

@@ -16,16 +16,11 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
 
-from tests.conftest import Tenant, settle
+from tests.conftest import Tenant, settle, stored_counts
 from tidings.app import create_app
 from tidings.clock import FakeClock
-from tidings.db import SYSTEM
-from tidings.messaging.models import IdempotencyKey, Message, MessageEvent
-from tidings.outbox import Job
 from tidings.runtime import Runtime
-from tidings.webhooks.models import WebhookDelivery
 
 MESSAGES = "/v1/messages"
 PROBLEM = "application/problem+json"
@@ -47,13 +42,6 @@ def raw_json(value: Any) -> bytes:
     """JSON as a client may send it: ASCII with escapes (lone surrogates, NULs and all)."""
     return json.dumps(value, ensure_ascii=True).encode()
 
-
-async def counts(rt: Runtime) -> dict[str, int]:
-    tables = {"messages": Message, "message_events": MessageEvent, "jobs": Job,
-              "idempotency_keys": IdempotencyKey, "webhook_deliveries": WebhookDelivery}
-    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
-        return {name: int(await session.scalar(select(func.count()).select_from(model)) or 0)
-                for name, model in tables.items()}
 
 
 NOTHING = {"messages": 0, "message_events": 0, "jobs": 0, "idempotency_keys": 0,
@@ -90,7 +78,7 @@ async def test_malformed_json_is_refused(client: httpx.AsyncClient, rt: Runtime,
                                          acme: Tenant, content: bytes) -> None:
     response = await client.post(MESSAGES, headers={**acme.headers, **JSON}, content=content)
     problem(response, 400, "malformed_json")
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 @pytest.mark.parametrize("content", [b"", b"[]", b"null", b"42", b'"text"', b"{}",
@@ -99,7 +87,7 @@ async def test_json_that_is_not_an_object_is_refused(client: httpx.AsyncClient, 
                                                      acme: Tenant, content: bytes) -> None:
     response = await client.post(MESSAGES, headers={**acme.headers, **JSON}, content=content)
     problem(response, 400, "validation_failed")
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 @pytest.mark.parametrize(("field", "value"), [
@@ -117,7 +105,7 @@ async def test_wrong_types_are_refused(client: httpx.AsyncClient, rt: Runtime, a
     body = problem(await post(client, acme, payload(**{field: value})), 400,
                    "validation_failed")
     assert any(field in err["loc"] for err in body["errors"]), body["errors"]
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 @pytest.mark.parametrize("extra", [
@@ -129,7 +117,7 @@ async def test_unknown_fields_are_refused(client: httpx.AsyncClient, rt: Runtime
                                           acme: Tenant, extra: dict[str, Any]) -> None:
     body = problem(await post(client, acme, payload(**extra)), 400, "validation_failed")
     assert any(e["type"] == "extra_forbidden" for e in body["errors"]), body["errors"]
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 @pytest.mark.parametrize("missing", ["to", "from", "body"])
@@ -138,14 +126,14 @@ async def test_missing_fields_are_refused(client: httpx.AsyncClient, rt: Runtime
     body = problem(await post(client, acme, without(missing)), 400, "validation_failed")
     assert [e["loc"][-1] for e in body["errors"]] == [missing]
     assert body["errors"][0]["type"] == "missing"
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 @pytest.mark.parametrize("body_text", ["", "a" * 1601, "é" * 1601, "😀" * 1601])
 async def test_empty_or_too_long_bodies_are_refused(client: httpx.AsyncClient, rt: Runtime,
                                                     acme: Tenant, body_text: str) -> None:
     problem(await post(client, acme, payload(body=body_text)), 400, "validation_failed")
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 async def test_the_configured_body_limit_applies(client: httpx.AsyncClient, rt: Runtime,
@@ -157,7 +145,7 @@ async def test_the_configured_body_limit_applies(client: httpx.AsyncClient, rt: 
         "recipients": [{"to": NUMBER, "variables": {"v": "x" * 21}}]})
     assert batch.status_code == 200, batch.text
     assert batch.json()["results"][0]["error"]["code"] == "body_too_long"
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
     assert (await post(client, acme, payload(body="x" * 20))).status_code == 201
 
 
@@ -186,13 +174,13 @@ async def test_the_configured_body_limit_applies(client: httpx.AsyncClient, rt: 
 async def test_invalid_numbers_are_refused(client: httpx.AsyncClient, rt: Runtime,
                                            acme: Tenant, to: str) -> None:
     problem(await post(client, acme, payload(to=to)), 400, "invalid_phone_number")
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 async def test_a_number_longer_than_the_schema_allows_is_a_validation_error(
         client: httpx.AsyncClient, rt: Runtime, acme: Tenant) -> None:
     problem(await post(client, acme, payload(to="+1" + "2" * 63)), 400, "validation_failed")
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 @pytest.mark.parametrize("sender", [
@@ -209,13 +197,13 @@ async def test_a_number_longer_than_the_schema_allows_is_a_validation_error(
 async def test_invalid_sender_ids_are_refused(client: httpx.AsyncClient, rt: Runtime,
                                               acme: Tenant, sender: str) -> None:
     problem(await post(client, acme, payload(**{"from": sender})), 400, "invalid_sender_id")
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 async def test_an_empty_sender_is_a_validation_error(client: httpx.AsyncClient, rt: Runtime,
                                                      acme: Tenant) -> None:
     problem(await post(client, acme, payload(**{"from": ""})), 400, "validation_failed")
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 @pytest.mark.parametrize("sender", ["ABCDEFGHIJK", "A", "Acme Co", "A.B_C&D-E", "12345",
@@ -240,7 +228,7 @@ async def test_status_callback_must_be_an_http_url(client: httpx.AsyncClient, rt
     response = await client.post(MESSAGES, headers={**acme.headers, **JSON},
                                  content=raw_json(payload(status_callback=callback)))
     problem(response, 400, "validation_failed")
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 @pytest.mark.parametrize(("offset", "code"), [
@@ -254,7 +242,7 @@ async def test_send_at_must_be_within_the_window(client: httpx.AsyncClient, rt: 
                                                  offset: timedelta, code: str) -> None:
     send_at = (clock.now() + offset).isoformat()
     problem(await post(client, acme, payload(send_at=send_at)), 400, code)
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 @pytest.mark.parametrize("send_at", ["2026-01-02T00:00:00", "2026-01-02 00:00:00",
@@ -262,7 +250,7 @@ async def test_send_at_must_be_within_the_window(client: httpx.AsyncClient, rt: 
 async def test_send_at_must_carry_a_timezone(client: httpx.AsyncClient, rt: Runtime,
                                              acme: Tenant, send_at: str) -> None:
     problem(await post(client, acme, payload(send_at=send_at)), 400, "validation_failed")
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 @pytest.mark.parametrize("validity", [0, -1, -3600, 14 * 24 * 3600 + 1, 10**12])
@@ -270,7 +258,7 @@ async def test_validity_period_must_be_positive_and_bounded(
         client: httpx.AsyncClient, rt: Runtime, acme: Tenant, validity: int) -> None:
     problem(await post(client, acme, payload(validity_period=validity)), 400,
             "validation_failed")
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 async def test_the_option_boundaries_are_accepted(client: httpx.AsyncClient, rt: Runtime,
@@ -282,7 +270,7 @@ async def test_the_option_boundaries_are_accepted(client: httpx.AsyncClient, rt:
                    payload(status_callback="https://example.com/hooks?a=1&b=%20")):
         response = await post(client, acme, fields)
         assert response.status_code == 201, (fields, response.text)
-    assert (await counts(rt))["messages"] == 6
+    assert (await stored_counts(rt))["messages"] == 6
 
 
 @pytest.mark.parametrize("channel", ["whatsapp", "SMS", "email", "sms ", "\x00"])
@@ -291,7 +279,7 @@ async def test_unknown_channels_are_refused(client: httpx.AsyncClient, rt: Runti
     response = await client.post(MESSAGES, headers={**acme.headers, **JSON},
                                  content=raw_json(payload(channel=channel)))
     problem(response, 400, "channel_unavailable")
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 @pytest.mark.parametrize("text", ["\ud800", "a\udc00b", "😀\ud83d"])
@@ -302,7 +290,7 @@ async def test_lone_surrogates_are_refused(client: httpx.AsyncClient, rt: Runtim
         response = await client.post(MESSAGES, headers={**acme.headers, **JSON},
                                      content=raw_json(fields))
         problem(response, 400)
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 @pytest.mark.parametrize("key", ["", "k" * 256, "key\x00", "key\x01two", "key\x7f"])
@@ -310,7 +298,7 @@ async def test_bad_idempotency_keys_are_refused(client: httpx.AsyncClient, rt: R
                                                 acme: Tenant, key: str) -> None:
     response = await post(client, acme, payload(), **{"Idempotency-Key": key})
     problem(response, 400, "validation_failed")
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 # --------------------------------------------------------------------------- body size
@@ -326,7 +314,7 @@ async def test_a_body_over_the_limit_is_refused_with_413(client: httpx.AsyncClie
     batch = await client.post(f"{MESSAGES}/batch", headers={**acme.headers, **JSON},
                               content=b" " * (5 * 1024 * 1024))
     problem(batch, 413, "payload_too_large")
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 @pytest.fixture
@@ -349,7 +337,7 @@ async def test_the_limit_is_exact(small_client: httpx.AsyncClient, rt: Runtime,
     over = await small_client.post(MESSAGES, headers={**acme.headers, **JSON},
                                    content=_padded(1025))
     problem(over, 413, "payload_too_large")
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
     at_limit = await small_client.post(MESSAGES, headers={**acme.headers, **JSON},
                                        content=_padded(1024))
     assert at_limit.status_code == 201, at_limit.text
@@ -364,7 +352,7 @@ async def test_a_streamed_body_over_the_limit_is_refused_with_413(
 
     response = await small_client.post(MESSAGES, headers={**acme.headers, **JSON},
                                        content=chunks())
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
     problem(response, 413, "payload_too_large")
 
 
@@ -394,7 +382,7 @@ async def test_requests_without_a_valid_key_are_refused(
                 "from": "Acme", "body": "x", "recipients": [{"to": NUMBER}]}),
             await client.get(MESSAGES, headers=headers)):
         problem(response, 401, code)
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 async def test_missing_key_answers_with_a_bearer_challenge(client: httpx.AsyncClient) -> None:
@@ -410,18 +398,18 @@ async def test_a_key_with_the_right_prefix_but_wrong_secret_is_refused(
     response = await client.post(MESSAGES, headers={"Authorization": f"Bearer {forged}"},
                                  json=payload())
     problem(response, 401, "invalid_api_key")
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 async def test_a_revoked_key_is_refused(client: httpx.AsyncClient, rt: Runtime,
                                         acme: Tenant) -> None:
     assert (await post(client, acme, payload())).status_code == 201  # works before
-    before = await counts(rt)
+    before = await stored_counts(rt)
     revoked = await client.delete(f"/v1/keys/{acme.made.api_key_id}", headers=acme.headers)
     assert revoked.status_code == 200, revoked.text
     problem(await post(client, acme, payload()), 401, "api_key_revoked")
     problem(await client.get(MESSAGES, headers=acme.headers), 401, "api_key_revoked")
-    assert await counts(rt) == before
+    assert await stored_counts(rt) == before
 
 
 # --------------------------------------------------------------------------- ids and tenants
@@ -432,7 +420,7 @@ async def test_another_tenants_message_is_not_found(
         globex: Tenant) -> None:
     send_at = (clock.now() + timedelta(hours=1)).isoformat()
     theirs = (await post(client, globex, payload(send_at=send_at))).json()
-    before = await counts(rt)
+    before = await stored_counts(rt)
 
     read = await client.get(f"{MESSAGES}/{theirs['id']}", headers=acme.headers)
     missing = await client.get(f"{MESSAGES}/msg_{'0' * 26}", headers=acme.headers)
@@ -444,7 +432,7 @@ async def test_another_tenants_message_is_not_found(
     assert theirs["id"] not in [m["id"] for m in (await client.get(
         MESSAGES, headers=acme.headers)).json()["data"]]
 
-    assert await counts(rt) == before
+    assert await stored_counts(rt) == before
     still = await client.get(f"{MESSAGES}/{theirs['id']}", headers=globex.headers)
     assert still.json()["status"] == "scheduled"
     assert [e["status"] for e in still.json()["events"]] == ["scheduled"]
@@ -459,13 +447,13 @@ async def test_another_tenants_message_is_not_found(
 async def test_garbage_message_ids_are_not_found(client: httpx.AsyncClient, rt: Runtime,
                                                  acme: Tenant, message_id: str) -> None:
     assert (await post(client, acme, payload())).status_code == 201  # something to find
-    before = await counts(rt)
+    before = await stored_counts(rt)
     for response in (
             await client.get(f"{MESSAGES}/{message_id}", headers=acme.headers),
             await client.post(f"{MESSAGES}/{message_id}/cancel", headers=acme.headers)):
         problem(response, 404)
         assert response.json()["code"] in {"message_not_found", "not_found"}
-    assert await counts(rt) == before
+    assert await stored_counts(rt) == before
 
 
 # --------------------------------------------------------------------------- listing
@@ -483,10 +471,10 @@ def _b64(raw: bytes) -> str:
 async def test_invalid_cursors_are_refused(client: httpx.AsyncClient, rt: Runtime,
                                            acme: Tenant, cursor: str) -> None:
     assert (await post(client, acme, payload())).status_code == 201
-    before = await counts(rt)
+    before = await stored_counts(rt)
     response = await client.get(MESSAGES, headers=acme.headers, params={"cursor": cursor})
     problem(response, 400, "invalid_cursor")
-    assert await counts(rt) == before
+    assert await stored_counts(rt) == before
 
 
 @pytest.mark.parametrize("params", [
@@ -499,7 +487,7 @@ async def test_invalid_list_parameters_are_refused(client: httpx.AsyncClient, rt
                                                    acme: Tenant, params: dict[str, Any]) -> None:
     response = await client.get(MESSAGES, headers=acme.headers, params=params)
     problem(response, 400, "validation_failed")
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 async def test_list_limit_bounds_are_accepted(client: httpx.AsyncClient, acme: Tenant) -> None:
@@ -522,7 +510,7 @@ async def test_other_methods_and_paths_are_problems(client: httpx.AsyncClient, r
     response = await client.request(method, path, headers=acme.headers, json=payload())
     assert response.status_code in {404, 405}, response.text
     problem(response, response.status_code)
-    assert await counts(rt) == NOTHING
+    assert await stored_counts(rt) == NOTHING
 
 
 # --------------------------------------------------------------------------- fuzz
@@ -583,7 +571,7 @@ async def test_fuzz_send_never_fails_with_a_server_error(
         problem(response, response.status_code)
         assert 400 <= response.status_code < 500
     # Exactly one message per 201, none for a refusal.
-    assert (await counts(rt))["messages"] == fuzz_tally["created"]
+    assert (await stored_counts(rt))["messages"] == fuzz_tally["created"]
 
 
 async def test_accepted_fuzzlike_bodies_dispatch_cleanly(

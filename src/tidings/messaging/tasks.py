@@ -111,7 +111,7 @@ async def _record_submissions(rt: Runtime, jobs: Sequence[Job],
         done = []
         for connector, result in results:
             message, job = messages[result.message_id], by_message[result.message_id]
-            if _apply_submit(rt, changes, message, connector, result, job, now, session):
+            if _apply_submit(rt, changes, message, connector, result, job, now):
                 done.append(job.id)
             else:
                 delay = result.retry_after_seconds or min(2.0 ** job.attempts, 300.0)
@@ -125,7 +125,7 @@ async def _record_submissions(rt: Runtime, jobs: Sequence[Job],
 
 
 def _apply_submit(rt: Runtime, changes: StatusChanges, message: Message, connector: str,
-                  result: SubmitResult, job: Job, now: datetime, _session: AsyncSession) -> bool:
+                  result: SubmitResult, job: Job, now: datetime) -> bool:
     """Apply one carrier answer; False when the job should run again later."""
     if result.outcome == "accepted":
         message.connector, message.carrier_message_id = connector, result.carrier_message_id
