@@ -98,9 +98,10 @@ async def rt(settings: Settings, clock: FakeClock) -> AsyncIterator[Runtime]:
     """A runtime whose workers the test drives (``rt.worker_pool().drain()``)."""
     runtime = await open_runtime(settings, clock=clock, start_background=False)
     await _truncate_all(runtime)
-    # Connectors start (they hold the report sink) but their loops sleep for an hour:
-    # the test decides when receipts arrive (``settle``).
-    await runtime.connectors.start(runtime.report_sink)
+    # Connectors take the report sink but run no background loop: the test decides
+    # when receipts arrive (``settle``).
+    for connector in runtime.connectors.all():
+        await connector.attach(runtime.report_sink)  # type: ignore[attr-defined]
     yield runtime
     await close_runtime(runtime)
 

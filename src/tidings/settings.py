@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     message_body_max_chars: int = 1_600
 
     worker_batch_size: int = 500
-    worker_poll_seconds: float = 0.05
+    worker_poll_seconds: float = 0.5  # in one process wake-ups start work at once
     job_lease_seconds: float = 30.0
     dispatch_retry_max_attempts: int = 10
 
@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     webhook_concurrency: int = 64
 
     sandbox_receipt_delay_seconds: float = 0.2
-    sandbox_poll_seconds: float = 0.05
+    sandbox_poll_seconds: float = 1.0  # the carrier also wakes when a receipt falls due
     api_key_cache_seconds: float = 2.0
     log_level: str = "INFO"
     extra_connectors: list[str] = Field(default_factory=list)

@@ -112,7 +112,7 @@ class WorkerPool:
         jobs to run again after the lease (a webhook sent twice, a message resubmitted).
         """
         self._stopping.set()
-        self._rt.wakeups.notify(*self._workers)  # idle loops return at once
+        self._rt.wakeups.notify_all(*self._workers)  # idle loops return at once
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
             for task in pending:

@@ -115,8 +115,9 @@ def msg(to: str = ORDINARY, message_id: str | None = None) -> OutboundMessage:
 
 
 async def started(carrier: SandboxCarrier, sink: Sink | None = None) -> Sink:
+    """Give the carrier its sink without the background loop: the test emits receipts."""
     sink = sink or Sink()
-    await carrier.start(sink)
+    await carrier.attach(sink)
     return sink
 
 
@@ -509,3 +510,20 @@ async def test_ledger_file_holds_no_clear_number(tmp_path: Path, clock: FakeCloc
     assert ORDINARY.encode() not in data
     assert ORDINARY.lstrip("+").encode() not in data
     assert hashlib.sha256(ORDINARY.encode()).hexdigest().encode() not in data
+
+
+async def test_loop_wakes_for_a_receipt_due_before_its_next_poll(
+        make_ledger: LedgerFactory) -> None:
+    # A poll of an hour: only the wake-up planned by submit() can deliver in time.
+    sandbox = SandboxCarrier(make_ledger(), receipt_delay_seconds=0.05, poll_seconds=3600)
+    sink = Sink()
+    await sandbox.start(sink)
+    try:
+        await sandbox.submit([msg(ORDINARY)])
+        for _ in range(200):  # bounded wait, not a timing assertion
+            if sink.offered:
+                break
+            await asyncio.sleep(0.02)
+        assert len(sink.offered) == 1
+    finally:
+        await sandbox.stop()

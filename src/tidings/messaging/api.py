@@ -88,7 +88,7 @@ async def send_message(body: SendMessage, rt: RuntimeDep, principal: CurrentPrin
 async def _create_one(rt: Runtime, ctx: SendContext, draft: Draft) -> MessageOut:
     rows, created = build_messages(ctx, [draft], rt.clock.now())
     await rt.writer.write(ctx.tenant, rows)
-    _after_create(rt, draft.channel, 1)
+    _after_create(rt, draft.channel, 1, webhooks=_has_webhooks(ctx, draft.status_callback))
     return created_out(created[0])
 
 
@@ -106,12 +106,16 @@ async def _create_idempotent(rt: Runtime, ctx: SendContext, draft: Draft, key: s
         await idempotency.remember(session, tenant=ctx.tenant, key=key,
                                    request_hash=request_hash, message_id=created[0].row["id"],
                                    now=now)
-    _after_create(rt, draft.channel, 1)
+    _after_create(rt, draft.channel, 1, webhooks=_has_webhooks(ctx, draft.status_callback))
     return created_out(created[0])
 
 
-def _after_create(rt: Runtime, channel: str, count: int) -> None:
-    rt.wakeups.notify(DISPATCH_JOB, DELIVER_JOB)
+def _has_webhooks(ctx: SendContext, status_callback: str | None) -> bool:
+    return bool(status_callback or ctx.account_webhook_url)
+
+
+def _after_create(rt: Runtime, channel: str, count: int, *, webhooks: bool) -> None:
+    rt.wakeups.notify(DISPATCH_JOB, *([DELIVER_JOB] if webhooks else []))
     rt.metrics.messages_created.labels(channel, "outbound").inc(count)
 
 
@@ -142,7 +146,8 @@ async def send_batch(body: SendBatch, rt: RuntimeDep,
     for (index, draft), item in zip(drafts, created, strict=True):
         results[index] = BatchResult(index=index, status="accepted", message_id=item.row["id"],
                                      to=draft.to, num_segments=draft.num_segments)
-    _after_create(rt, options.channel, len(created))
+    _after_create(rt, options.channel, len(created),
+                  webhooks=_has_webhooks(ctx, options.status_callback))
     final = [r for r in results if r is not None]
     return BatchResponse(accepted=len(created), rejected=len(final) - len(created),
                          results=final)

@@ -127,13 +127,19 @@ class SandboxCarrier:
         self._sink: ReportSink | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._planned = asyncio.Event()  # a submit planned a receipt: recompute the sleep
         # Rounds never overlap, so the sink is not offered one receipt twice at once.
         self._round_lock = asyncio.Lock()
 
-    async def start(self, sink: ReportSink) -> None:
-        """Open the ledger and start offering due receipts to ``sink`` every poll."""
+    async def attach(self, sink: ReportSink) -> None:
+        """Open the ledger and take ``sink``, without the background loop (tests drive
+        ``emit_due_receipts`` themselves)."""
         await self._ledger.open()
         self._sink = sink
+
+    async def start(self, sink: ReportSink) -> None:
+        """Open the ledger and offer receipts to ``sink`` as they fall due."""
+        await self.attach(sink)
         if self._task is None or self._task.done():
             self._stopping.clear()
             self._task = asyncio.create_task(self._run(), name=f"{self.name}-receipts")
@@ -166,6 +172,7 @@ class SandboxCarrier:
         now = self._clock()
         firsts = [self._first_attempt(message, now) for message in messages]
         rows = await self._ledger.record_submissions(firsts, now, self._promotion(now))
+        self._planned.set()
         return [_result(rows[message.message_id]) for message in messages]
 
     async def emit_due_receipts(self) -> int:
@@ -232,8 +239,27 @@ class SandboxCarrier:
         return taken, refused
 
     async def _run(self) -> None:
-        while not await self._stop_requested_within(self._poll_seconds):
+        while not self._stopping.is_set():
             await self._drain()
+            await self._sleep_until_next_receipt()
+
+    async def _sleep_until_next_receipt(self) -> None:
+        """Sleep until the next receipt is due, a submit plans one, or ``poll_seconds``."""
+        delay = self._poll_seconds
+        try:
+            due = await self._ledger.next_due()
+        except Exception as exc:
+            logger.warning("connector %s: ledger look-up failed: %s", self.name,
+                           type(exc).__name__)
+            due = None
+        if due is not None:
+            delay = min(delay, max(0.0, (due - self._clock()).total_seconds()))
+        waits = [asyncio.ensure_future(self._stopping.wait()),
+                 asyncio.ensure_future(self._planned.wait())]
+        await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waits:
+            waiter.cancel()
+        self._planned.clear()
 
     async def _stop_requested_within(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):

@@ -192,6 +192,14 @@ class SandboxLedger:
             result = await conn.execute(query)
             return [DueReceipt(r[0], r[1], r[2], r[3]) for r in result]
 
+    async def next_due(self) -> datetime | None:
+        """When the earliest receipt still owed falls due (None: nothing owed)."""
+        await self.open()
+        query = select(func.min(submissions.c.receipt_due_at)).where(_owed())
+        async with self._reading() as conn:
+            due: datetime | None = (await conn.execute(query)).scalar()
+            return due
+
     async def settle_receipts(
         self, taken: Sequence[str], refused: Sequence[str], now: datetime
     ) -> None:
