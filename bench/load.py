@@ -33,6 +33,17 @@ def _session(api_key: str, connections: int) -> aiohttp.ClientSession:
         timeout=aiohttp.ClientTimeout(total=120))
 
 
+async def send_one(session: aiohttp.ClientSession, url: str, i: int,
+                   callback: str | None) -> bool:
+    """One POST /v1/messages; True when it was accepted (201)."""
+    payload = {"to": number(i), "from": "Bench", "body": f"Hello {i}"}
+    if callback:
+        payload["status_callback"] = callback
+    async with session.post(f"{url}/v1/messages", json=payload) as response:
+        await response.read()
+        return response.status == 201
+
+
 async def singles(url: str, api_key: str, *, seconds: float, concurrency: int,
                   callback: str | None = None) -> Outcome:
     """As many single POST /v1/messages as ``concurrency`` clients manage in ``seconds``."""
@@ -43,15 +54,10 @@ async def singles(url: str, api_key: str, *, seconds: float, concurrency: int,
         nonlocal accepted, errors
         i = worker
         while time.perf_counter() < stop_at:
-            payload = {"to": number(i), "from": "Bench", "body": f"Hello {i}"}
-            if callback:
-                payload["status_callback"] = callback
-            async with session.post(f"{url}/v1/messages", json=payload) as response:
-                await response.read()
-                if response.status == 201:
-                    accepted += 1
-                else:
-                    errors += 1
+            if await send_one(session, url, i, callback):
+                accepted += 1
+            else:
+                errors += 1
             i += concurrency
 
     start = time.perf_counter()
@@ -97,15 +103,10 @@ async def paced(url: str, api_key: str, *, rate: float, seconds: float,
 
     async def one(session: aiohttp.ClientSession, i: int) -> None:
         nonlocal accepted, errors
-        payload = {"to": number(i), "from": "Bench", "body": f"Paced {i}"}
-        if callback:
-            payload["status_callback"] = callback
-        async with session.post(f"{url}/v1/messages", json=payload) as response:
-            await response.read()
-            if response.status == 201:
-                accepted += 1
-            else:
-                errors += 1
+        if await send_one(session, url, i, callback):
+            accepted += 1
+        else:
+            errors += 1
 
     start = time.perf_counter()
     tasks = []
