@@ -190,6 +190,13 @@ async def hooks() -> AsyncIterator[HookServer]:
         yield server
 
 
+def assert_problem(response: httpx.Response, status: int, code: str) -> None:
+    """An RFC 9457 problem with this status and machine-readable code."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == code, response.json()
+
+
 async def stored_counts(rt: Runtime) -> dict[str, int]:
     """Rows of everything a send writes, across all tenants (to prove nothing was stored)."""
     tables = {"messages": Message, "message_events": MessageEvent, "jobs": Job,

@@ -8,13 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import HookServer, Tenant, settle, stored_counts
+from tests.conftest import HookServer, Tenant, assert_problem, settle, stored_counts
 from tidings.clock import FakeClock
 from tidings.connectors.sandbox.carrier import SandboxCarrier
 from tidings.runtime import Runtime
 
 BATCH = "/v1/messages/batch"
-PROBLEM = "application/problem+json"
 NUMBER = "+12025550173"
 RECEIPT = 10
 
@@ -32,11 +31,6 @@ async def read(client: httpx.AsyncClient, tenant: Tenant, message_id: str) -> di
     result: dict[str, Any] = response.json()
     return result
 
-
-def problem(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    assert response.json()["code"] == code, response.json()
 
 
 def carrier(rt: Runtime) -> SandboxCarrier:
@@ -183,7 +177,7 @@ async def test_ten_thousand_recipients_are_accepted_and_one_more_is_refused(
 
     too_many = [{"to": NUMBER, "variables": {"n": str(i)}} for i in range(limit + 1)]
     response = await post_batch(client, acme, body="Number {n}", recipients=too_many)
-    problem(response, 400, "too_many_recipients")
+    assert_problem(response, 400, "too_many_recipients")
     assert (await stored_counts(rt))["messages"] == 0
     assert (await stored_counts(rt))["jobs"] == 0
 
@@ -230,7 +224,7 @@ async def test_batch_level_errors_store_nothing(client: httpx.AsyncClient, rt: R
     body = {"from": "Acme", "body": "Hi {name}",
             "recipients": [{"to": NUMBER, "variables": {"name": "Ada"}}], **fields}
     response = await client.post(BATCH, headers=acme.headers, json=body)
-    problem(response, 400, code)
+    assert_problem(response, 400, code)
     assert await stored_counts(rt) == before
 
 
@@ -239,12 +233,12 @@ async def test_a_batch_without_recipients_field_or_sender_is_refused(
     before = await stored_counts(rt)
     for body in ({"from": "Acme", "body": "x"}, {"body": "x", "recipients": [{"to": NUMBER}]},
                  {"from": "Acme", "recipients": [{"to": NUMBER}]}):
-        problem(await client.post(BATCH, headers=acme.headers, json=body), 400,
+        assert_problem(await client.post(BATCH, headers=acme.headers, json=body), 400,
                 "validation_failed")
-    problem(await client.post(BATCH, headers={**acme.headers,
+    assert_problem(await client.post(BATCH, headers={**acme.headers,
                                               "Content-Type": "application/json"},
                               content=b"{nope"), 400, "malformed_json")
-    problem(await client.post(BATCH, json={"from": "Acme", "body": "x",
+    assert_problem(await client.post(BATCH, json={"from": "Acme", "body": "x",
                                            "recipients": [{"to": NUMBER}]}),
             401, "missing_api_key")
     assert await stored_counts(rt) == before

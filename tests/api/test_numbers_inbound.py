@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import HookServer, Tenant, make_tenant, settle
+from tests.conftest import HookServer, Tenant, assert_problem, make_tenant, settle
 from tidings.audit.models import AuditEvent
 from tidings.clock import FakeClock
 from tidings.db import SYSTEM
@@ -18,15 +18,9 @@ from tidings.runtime import Runtime
 from tidings.webhooks.models import WebhookDelivery
 from tidings.webhooks.signing import SIGNATURE_HEADER, SignatureError, verify
 
-PROBLEM = "application/problem+json"
 NUMBER = "+12025550173"
 CALLER = "+14155550100"
 
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    assert response.json()["code"] == code, response.json()
 
 
 async def count(rt: Runtime, model: Any) -> int:

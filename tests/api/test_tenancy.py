@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Tenant, make_tenant, settle
+from tests.conftest import Tenant, assert_problem, make_tenant, settle
 from tidings.accounts.models import AccountStatus
 from tidings.audit.models import AuditEvent
 from tidings.clock import FakeClock
@@ -20,14 +20,8 @@ from tidings.db import SYSTEM
 from tidings.messaging.models import Message
 from tidings.runtime import Runtime
 
-PROBLEM = "application/problem+json"
 SEND = {"to": "+12025550173", "from": "Acme", "body": "Hello", "channel": "sms"}
 
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    assert response.json()["code"] == code, response.json()
 
 
 async def send(client: httpx.AsyncClient, headers: dict[str, str],

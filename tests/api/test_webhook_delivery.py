@@ -13,21 +13,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import HookServer, Tenant, make_tenant, settle
+from tests.conftest import HookServer, Tenant, assert_problem, make_tenant, settle
 from tidings.clock import FakeClock
 from tidings.runtime import Runtime
 from tidings.webhooks.backoff import DEFAULT_BASE_SECONDS, DEFAULT_JITTER
 from tidings.webhooks.signing import SIGNATURE_HEADER, SignatureError, verify
 
-PROBLEM = "application/problem+json"
 NUMBER = "+12025550173"
 SEND = {"to": "+12025550173", "from": "Acme", "body": "Hello", "channel": "sms"}
 
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    assert response.json()["code"] == code, response.json()
 
 
 def closed_port_url() -> str:
