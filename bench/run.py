@@ -37,7 +37,7 @@ APP_ROLE = "tidings_app"
 
 
 def delivered_count(server: Server) -> int:
-    with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:
+    with urllib.request.urlopen(server.metrics_url, timeout=5) as response:
         text = response.read().decode()
     match = re.search(r'tidings_message_status_changes_total\{status="delivered"\} ([0-9.e+]+)',
                       text)

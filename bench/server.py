@@ -25,13 +25,28 @@ def free_port() -> int:
 
 @dataclass
 class Server:
+    """``tidings serve``; with ``api_processes`` > 1, API processes plus one ``tidings worker``."""
+
     env: dict[str, str]
     port: int
+    api_processes: int = 1
     process: subprocess.Popen[bytes] | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    worker_port: int = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """The process that applies receipts counts the deliveries."""
+        port = self.worker_port if self.split else self.port
+        return f"http://127.0.0.1:{port}/metrics"
+
+    @property
+    def split(self) -> bool:
+        return self.api_processes > 1
 
     def cli(self, *args: str) -> str:
         done = subprocess.run([str(BIN / "tidings"), *args], env=self.env, check=True,
@@ -40,34 +55,48 @@ class Server:
 
     def start(self) -> None:
         log = open(Path(self.env["TIDINGS_DATA_DIR"]) / "server.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen([str(BIN / "tidings"), "serve"], env=self.env,
-                                        stdout=log, stderr=log)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("server did not become ready")
+        if self.split:
+            self.worker_port = free_port()
+            self.worker = subprocess.Popen(
+                [str(BIN / "tidings"), "worker", "--port", str(self.worker_port)],
+                env=dict(self.env, TIDINGS_API_PROCESSES="1"), stdout=log, stderr=log)
+            _wait_ready(f"http://127.0.0.1:{self.worker_port}/healthz")
+        self.process = subprocess.Popen(
+            [str(BIN / "tidings"), "serve", "--processes", str(self.api_processes)],
+            env=dict(self.env, TIDINGS_RUN_WORKERS=str(not self.split).lower()),
+            stdout=log, stderr=log)
+        _wait_ready(f"{self.url}/readyz")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        for process in (self.process, self.worker):
+            if process and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
 
-def make_server(data_dir: Path, database_url: str, **settings: str) -> Server:
+def _wait_ready(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def make_server(data_dir: Path, database_url: str, *, api_processes: int = 1,
+                **settings: str) -> Server:
     port = free_port()
     env = dict(os.environ, TIDINGS_DATA_DIR=str(data_dir), TIDINGS_DATABASE_URL=database_url,
                TIDINGS_PORT=str(port), TIDINGS_LOG_LEVEL="WARNING")
     env.update({f"TIDINGS_{k.upper()}": v for k, v in settings.items()})
     data_dir.mkdir(parents=True, exist_ok=True)
-    return Server(env, port)
+    return Server(env, port, api_processes)
 
 
 def provision(server: Server, webhook_url: str | None) -> dict[str, str]:

@@ -41,7 +41,10 @@ def _make_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _tune_sqlite(engine)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping: it costs a round trip on every checkout. A connection found dead
+    # fails its transaction, SQLAlchemy then drops the whole pool, and the caller
+    # (a request answering 5xx, a worker retrying its batch) goes on with fresh ones.
+    return create_async_engine(url, pool_size=10, max_overflow=10)
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

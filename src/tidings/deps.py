@@ -10,7 +10,9 @@ from tidings.accounts.auth import Principal
 from tidings.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in a thread pool,
+    # a thread hop per request for a dictionary look-up.
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -8,9 +8,6 @@ the job runs again, so every handler must be idempotent.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections import defaultdict, deque
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -135,48 +132,3 @@ async def depth(session: AsyncSession) -> dict[str, int]:
     """Jobs waiting, by kind (for /metrics)."""
     rows = await session.execute(select(Job.kind, func.count()).group_by(Job.kind))
     return {kind: count for kind, count in rows.all()}
-
-
-class Wakeups:
-    """In-process nudges so a worker starts at once instead of at its next poll.
-
-    A nudge wakes one waiting loop of its kind (or the next one to wait, if all are
-    busy): waking every loop for every message would make each run a transaction
-    only to find the work already claimed.
-    """
-
-    def __init__(self) -> None:
-        self._waiters: dict[str, deque[asyncio.Future[None]]] = defaultdict(deque)
-        self._pending: set[str] = set()
-
-    def notify(self, *kinds: str) -> None:
-        for kind in kinds:
-            waiters = self._waiters[kind]
-            while waiters:
-                waiter = waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
-                    break
-            else:
-                self._pending.add(kind)
-
-    def notify_all(self, *kinds: str) -> None:
-        for kind in kinds:
-            for waiter in self._waiters.pop(kind, deque()):
-                if not waiter.done():
-                    waiter.set_result(None)
-
-    async def wait(self, kind: str, timeout: float) -> None:
-        """Return when nudged, or after ``timeout`` seconds."""
-        if kind in self._pending:
-            self._pending.discard(kind)
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters[kind].append(waiter)
-        try:
-            await asyncio.wait_for(waiter, timeout)
-        except TimeoutError:
-            pass
-        finally:
-            with contextlib.suppress(ValueError):
-                self._waiters[kind].remove(waiter)

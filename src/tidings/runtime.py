@@ -21,9 +21,10 @@ from tidings.messaging import tasks as messaging_tasks
 from tidings.messaging.service import DISPATCH_JOB, EXPIRE_JOB
 from tidings.metrics import Metrics
 from tidings.migrations.run import upgrade
-from tidings.outbox import Wakeups
 from tidings.settings import Settings
 from tidings.vault import Vault
+from tidings.wakeup_bridge import PostgresWakeupBridge, asyncpg_dsn
+from tidings.wakeups import Wakeups
 from tidings.webhooks import tasks as webhook_tasks
 from tidings.webhooks.sender import WebhookSender
 from tidings.webhooks.service import DELIVER_JOB
@@ -44,6 +45,7 @@ class Runtime:
     wakeups: Wakeups = field(default_factory=Wakeups)
     metrics: Metrics = field(default_factory=Metrics)
     workers: WorkerPool | None = None
+    wakeup_bridge: PostgresWakeupBridge | None = None
 
     def worker_pool(self) -> WorkerPool:
         if self.workers is None:
@@ -60,8 +62,25 @@ class Runtime:
         return await messaging_tasks.apply_reports(self, connector, reports)
 
 
+JOB_KINDS = (DISPATCH_JOB, EXPIRE_JOB, DELIVER_JOB)
+
+
 def sandbox_ledger_url(settings: Settings) -> str:
     return f"sqlite+aiosqlite:///{settings.data_dir / 'sandbox-carrier.db'}"
+
+
+def prepare_storage(settings: Settings) -> None:
+    """Migrate the database and create the key store and master key, once.
+
+    Processes started together would otherwise race to do it.
+    """
+    async def _prepare() -> None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(upgrade, settings.resolved_database_url())
+        vault = await Vault.open(settings)
+        await vault.close()
+
+    asyncio.run(_prepare())
 
 
 async def open_runtime(settings: Settings, *, clock: Clock | None = None,
@@ -83,10 +102,14 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
                  GroupWriter(db))
     await sender.start()
     rt.writer.start()
-    if start_background:
+    if not db.is_sqlite:
+        rt.wakeup_bridge = PostgresWakeupBridge(asyncpg_dsn(db.url), rt.wakeups, JOB_KINDS)
+        await rt.wakeup_bridge.start()
+    # Connectors run where the workers run: an API-only process must not also
+    # poll the carriers, or two processes would report the same receipt.
+    if start_background and settings.run_workers:
         await rt.connectors.start(rt.report_sink)
-        if settings.run_workers:
-            rt.worker_pool().start()
+        rt.worker_pool().start()
     return rt
 
 
@@ -95,6 +118,8 @@ async def close_runtime(rt: Runtime) -> None:
     if rt.workers is not None:
         await rt.workers.stop()
     await rt.connectors.stop()
+    if rt.wakeup_bridge is not None:
+        await rt.wakeup_bridge.stop()
     await rt.webhook_sender.close()
     await rt.vault.close()
     await rt.db.dispose()

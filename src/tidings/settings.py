@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     run_workers: bool = True  # the API process also runs the outbox workers
+    api_processes: int = Field(default=1, ge=1, le=64)  # more than one: PostgreSQL only
+    worker_port: int = 8001  # /healthz and /metrics of ``tidings worker``
 
     max_body_bytes: int = 4 * 1024 * 1024
     batch_max_recipients: int = 10_000

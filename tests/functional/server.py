@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -72,16 +72,20 @@ async def run_cli_async(env: Mapping[str, str], *args: str,
 
 
 class TidingsServer:
-    """One ``tidings serve`` process that can be started, killed and restarted."""
+    """One ``tidings serve`` (or ``tidings worker``) process that can be started, killed
+    and restarted. It is ready when ``ready_path`` answers 200 on its port."""
 
     def __init__(self, data_dir: Path, env: Mapping[str, str], *,
-                 log_path: Path | None = None, port: int | None = None) -> None:
+                 log_path: Path | None = None, port: int | None = None,
+                 command: Sequence[str] = ("serve",), ready_path: str = "/readyz") -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
+        self.command, self.ready_path = list(command), ready_path
         self.env = dict(env)
         self.env["TIDINGS_DATA_DIR"] = str(data_dir)
         self.env["TIDINGS_HOST"] = "127.0.0.1"
         self.env["TIDINGS_PORT"] = str(self.port)
+        self.env["TIDINGS_WORKER_PORT"] = str(self.port)
         self.log_path = log_path or data_dir.parent / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -101,7 +105,7 @@ class TidingsServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [TIDINGS, "serve"], env=self.env, stdin=subprocess.DEVNULL,
+            [TIDINGS, *self.command], env=self.env, stdin=subprocess.DEVNULL,
             stdout=self._log, stderr=self._log, start_new_session=True)
         self.starts += 1
 
@@ -111,7 +115,7 @@ class TidingsServer:
         while True:
             self._check_alive()
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
+                if httpx.get(f"{self.url}{self.ready_path}", timeout=1.0).status_code == 200:
                     return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"server not ready in {timeout}s\n{self.log_tail()}")
@@ -125,7 +129,7 @@ class TidingsServer:
             while True:
                 self._check_alive()
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
+                    if (await client.get(f"{self.url}{self.ready_path}")).status_code == 200:
                         return
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"server not ready in {timeout}s\n{self.log_tail()}")
@@ -171,7 +175,7 @@ class TidingsServer:
     def _check_alive(self) -> None:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise RuntimeError(f"tidings serve exited with {self.proc.returncode}\n"
+            raise RuntimeError(f"tidings {self.command[0]} exited with {self.proc.returncode}\n"
                                f"{self.log_tail()}")
 
     def _close_log(self) -> None:

@@ -15,9 +15,8 @@ import asyncio
 import os
 import random
 import sqlite3
-import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -36,9 +35,6 @@ from tidings.outbox import Job, claim, complete, enqueue_rows, extend, job_row
 from tidings.runtime import Runtime, close_runtime, open_runtime
 from tidings.settings import Settings
 from tidings.workers import Worker, WorkerPool
-
-PG_ADMIN_URL = os.environ.get("TIDINGS_TEST_POSTGRES_URL", "")
-APP_ROLE = "tidings_app"  # as in tests/conftest.py: row-level security applies to it
 
 MESSAGES = 360  # recipients the client sends in all (while the server is up)
 KILLS = 3
@@ -110,42 +106,6 @@ class Backend:
     name: str
     database_url: str  # "" = SQLite in the data dir
     admin_dsn: str = ""  # asyncpg DSN of the same database, as a superuser (for checks)
-
-
-def _admin_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
-async def _pg_admin(dsn: str, *statements: str) -> None:
-    import asyncpg  # type: ignore[import-untyped]
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-def postgres_database() -> Iterator[tuple[str, str]]:
-    """A fresh database ``crash_<random>`` (app URL, admin DSN), dropped afterwards."""
-    if not PG_ADMIN_URL:
-        pytest.skip("TIDINGS_TEST_POSTGRES_URL is not set")
-    admin = _admin_dsn(PG_ADMIN_URL)
-    name = f"crash_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_admin(
-        admin,
-        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') "
-        f"THEN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; END IF; END $$",
-        f"CREATE DATABASE {name} OWNER {APP_ROLE}"))
-    userinfo, rest = admin.split("://", 1)[1].split("@", 1)
-    host = rest.rsplit("/", 1)[0]
-    try:
-        yield (f"postgresql+asyncpg://{APP_ROLE}@{host}/{name}",
-               f"postgresql://{userinfo}@{host}/{name}")
-    finally:
-        asyncio.run(_pg_admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

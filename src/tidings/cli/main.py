@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from tidings.cli.accounts import accounts, keys
 from tidings.cli.audit import audit
 from tidings.cli.sandbox import sandbox
 from tidings.cli.send import send
+from tidings.cli.worker import worker
+from tidings.runtime import prepare_storage
 from tidings.settings import Settings
 
 
@@ -20,18 +24,41 @@ def cli() -> None:
 @cli.command()
 @click.option("--host", default=None, help="Listen address (TIDINGS_HOST).")
 @click.option("--port", default=None, type=int, help="Listen port (TIDINGS_PORT).")
-def serve(host: str | None, port: int | None) -> None:
-    """Run the API, the workers and the sandbox carrier in one process."""
+@click.option("--processes", default=None, type=click.IntRange(1, 64),
+              help="API processes (TIDINGS_API_PROCESSES); more than one needs PostgreSQL "
+                   "and the workers in `tidings worker`.")
+def serve(host: str | None, port: int | None, processes: int | None) -> None:
+    """Run the API, the workers and the sandbox carrier in one process.
+
+    With TIDINGS_RUN_WORKERS=false only the API runs; start `tidings worker` beside it.
+    """
     import uvicorn
 
     from tidings.app import create_app
     from tidings.logs import configure_logging
 
     settings = Settings()
+    processes = processes or settings.api_processes
     configure_logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                access_log=False, log_level="warning", loop="uvloop", http="httptools",
-                timeout_graceful_shutdown=10)
+    options: dict[str, Any] = dict(
+        host=host or settings.host, port=port or settings.port, access_log=False,
+        log_level="warning", loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
+    if processes == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    _check_processes(settings)
+    prepare_storage(settings)  # once, before the processes race to migrate
+    uvicorn.run("tidings.app:app_from_environment", factory=True, workers=processes,
+                **options)
+
+
+def _check_processes(settings: Settings) -> None:
+    if settings.is_sqlite:
+        raise click.UsageError("Several API processes need PostgreSQL "
+                               "(TIDINGS_DATABASE_URL): SQLite has a single writer.")
+    if settings.run_workers:
+        raise click.UsageError("With several API processes, run the workers apart: set "
+                               "TIDINGS_RUN_WORKERS=false and start `tidings worker`.")
 
 
 @cli.command()
@@ -43,7 +70,7 @@ def migrate() -> None:
     click.echo("database is up to date")
 
 
-for command in (accounts, keys, send, sandbox, audit):
+for command in (accounts, keys, send, sandbox, audit, worker):
     cli.add_command(command)
 
 

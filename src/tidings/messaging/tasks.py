@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Account
@@ -154,9 +154,11 @@ async def apply_reports(rt: Runtime, connector: str,
     """The connectors' report sink: apply final statuses; unknown ids are offered again."""
     now = rt.clock.now()
     async with rt.db.transaction(tenant=SYSTEM) as session:
-        keys = [(connector, r.carrier_message_id) for r in reports]
+        # One connector per call: a plain IN on the indexed pair, never a row-value IN,
+        # which PostgreSQL evaluates against every row of the table.
         rows = await session.scalars(select(Message).where(
-            tuple_(Message.connector, Message.carrier_message_id).in_(keys)))
+            Message.connector == connector,
+            Message.carrier_message_id.in_([r.carrier_message_id for r in reports])))
         by_carrier_id = {m.carrier_message_id: m for m in rows.all()}
         changes = await _changes(session, list(by_carrier_id.values()), now)
         taken = []

@@ -1,0 +1,112 @@
+"""Scale-out on PostgreSQL: several API processes and a separate ``tidings worker``.
+
+Real processes, as an operator runs them: two API processes behind one port answer
+sends, one worker dispatches, applies receipts and delivers webhooks. The workers'
+poll is set to a minute, so the messages can only move promptly if the API
+processes' nudges reach the worker over PostgreSQL ``NOTIFY``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+
+from tests.conftest import HookServer
+from tests.functional.server import TidingsServer, run_cli, run_cli_async, tidings_env
+
+pytestmark = pytest.mark.slow
+
+MESSAGES = 30
+WAIT_SECONDS = 30.0  # far below the workers' 60 s poll
+
+
+async def _wait_for(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.postgres
+async def test_api_processes_and_a_worker_deliver_every_message_once(
+        tmp_path: Path, postgres_database: tuple[str, str], hooks: HookServer) -> None:
+    app_url, admin_dsn = postgres_database
+    data_dir = tmp_path / "data"
+    env = tidings_env(data_dir, database_url=app_url, run_workers="false", api_processes=2,
+                      worker_poll_seconds=60, sandbox_receipt_delay_seconds=0.1)
+    made = await run_cli_async(env, "accounts", "create", "--name", "Acme", "--json",
+                               "--webhook-url", hooks.url)
+    assert made.returncode == 0, made.stderr
+    headers = {"Authorization": f"Bearer {orjson.loads(made.stdout)['api_key']}"}
+
+    worker = TidingsServer(data_dir, env, command=("worker",), ready_path="/healthz",
+                           log_path=tmp_path / "worker.log")
+    api = TidingsServer(data_dir, env, log_path=tmp_path / "api.log")
+    await worker.start_async()
+    await api.start_async()
+    try:
+        async with httpx.AsyncClient(base_url=api.url, headers=headers) as client:
+            await asyncio.sleep(1.5)  # the worker's first (empty) poll is behind it
+            sent = [await client.post("/v1/messages", json={
+                "to": f"+1202555{1000 + i}", "from": "Acme", "body": f"Hi {i}"})
+                for i in range(MESSAGES)]
+            assert all(r.status_code == 201 for r in sent), [r.text for r in sent]
+            ids = {r.json()["id"] for r in sent}
+
+            def delivered() -> set[str]:
+                return {b["data"]["message_id"] for b in hooks.bodies()
+                        if b["data"]["status"] == "delivered"}
+
+            await _wait_for(lambda: delivered() >= ids, "every delivered webhook")
+            metrics = httpx.get(f"{worker.url}/metrics").text
+    finally:
+        api_exit, worker_exit = await api.stop_async(), await worker.stop_async()
+
+    assert (api_exit, worker_exit) == (0, 0), api.log_tail() + worker.log_tail()
+    statuses = [(b["data"]["message_id"], b["sequence"]) for b in hooks.bodies()]
+    assert len(statuses) == len(set(statuses)), "a webhook event was delivered twice"
+    assert 'tidings_message_status_changes_total{status="delivered"} 30.0' in metrics
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        rows = await conn.fetch("SELECT status, count(*) FROM messages GROUP BY status")
+        left = await conn.fetchval("SELECT count(*) FROM jobs")
+    finally:
+        await conn.close()
+    assert {r["status"]: r["count"] for r in rows} == {"delivered": MESSAGES}
+    assert left == 0
+
+
+def test_several_api_processes_refuse_sqlite(tmp_path: Path) -> None:
+    result = run_cli(tidings_env(tmp_path / "data", run_workers="false"),
+                     "serve", "--processes", "2")
+    assert result.returncode != 0
+    assert "need PostgreSQL" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data" / "tidings.db").exists(), "nothing is created"
+
+
+@pytest.mark.postgres
+def test_several_api_processes_refuse_to_run_the_workers_too(
+        tmp_path: Path, postgres_database: tuple[str, str]) -> None:
+    app_url, _ = postgres_database
+    result = run_cli(tidings_env(tmp_path / "data", database_url=app_url),
+                     "serve", "--processes", "2")
+    assert result.returncode != 0
+    assert "TIDINGS_RUN_WORKERS=false" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_processes_must_be_a_positive_number(tmp_path: Path) -> None:
+    for bad in ("0", "-3", "two", "65"):
+        result = run_cli(tidings_env(tmp_path / "data"), "serve", "--processes", bad)
+        assert result.returncode == 2, (bad, result.stderr)
+        assert "--processes" in result.stderr
+        assert "Traceback" not in result.stderr
