@@ -28,6 +28,7 @@ class Settings(BaseSettings):
 
     worker_batch_size: int = 500
     worker_poll_seconds: float = 0.5  # in one process wake-ups start work at once
+    worker_gather_seconds: float = Field(default=0.01, ge=0, le=1)  # after a short batch
     job_lease_seconds: float = 30.0
     dispatch_retry_max_attempts: int = 10
 

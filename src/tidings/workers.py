@@ -123,15 +123,25 @@ class WorkerPool:
         self._tasks.clear()
 
     async def _loop(self, kind: str) -> None:
-        poll = self._rt.settings.worker_poll_seconds
+        settings, worker = self._rt.settings, self._workers[kind]
         while not self._stopping.is_set():
             try:
-                if await self.run_once(kind) == 0:
-                    await self._rt.wakeups.wait(kind, poll)
+                handled = await self.run_once(kind)
+                if handled == 0:
+                    await self._rt.wakeups.wait(kind, settings.worker_poll_seconds)
+                if handled < worker.batch_size:
+                    # Not a full batch: let work gather for a moment. Under a stream of
+                    # single sends, claiming at every nudge would run one batch (four
+                    # transactions) per handful of messages.
+                    await self._pause(settings.worker_gather_seconds)
             except Exception:
                 log.exception("worker_batch_failed", kind=kind)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), 1.0)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _housekeeping(self) -> None:
         """Seal the audit chain and refresh gauges, off the request path.

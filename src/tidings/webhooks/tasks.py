@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import insert, select
 
 from tidings.accounts.models import Account
 from tidings.db import SYSTEM
@@ -51,9 +51,13 @@ async def _render(rt: Runtime, jobs: Sequence[Job]) -> tuple[list[_Pending], lis
         by_id = {d.id: d for d in deliveries}
         messages = {m.id: m for m in (await session.scalars(select(Message).where(
             Message.id.in_({d.message_id for d in deliveries})))).all()}
+        # message_id IN, then the pairs in Python: a row-value IN on (message_id, seq)
+        # makes PostgreSQL test every row of the table against the whole list.
+        wanted = {(d.message_id, d.sequence) for d in deliveries}
         events = {(e.message_id, e.seq): e for e in (await session.scalars(
-            select(MessageEvent).where(tuple_(MessageEvent.message_id, MessageEvent.seq).in_(
-                [(d.message_id, d.sequence) for d in deliveries])))).all()}
+            select(MessageEvent).where(MessageEvent.message_id.in_(messages))
+            .where(MessageEvent.seq.in_({seq for _, seq in wanted})))).all()
+            if (e.message_id, e.seq) in wanted}
         secret_rows = await session.execute(select(Account.id, Account.webhook_secret_enc)
                                             .where(Account.id.in_({d.tenant_id
                                                                    for d in deliveries})))
