@@ -113,11 +113,17 @@ async def latency(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         await receiver.stop()
 
 
+# A layout: the database, and how many API processes (more than one: plus a worker).
+LAYOUTS = {"sqlite": ("sqlite", 1), "postgres": ("postgres", 1),
+           "postgres-split": ("postgres", 2)}
+
+
 def one_run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    store, api_processes = LAYOUTS[backend]
     with tempfile.TemporaryDirectory(prefix="tidings-bench-") as tmp:
         data_dir = Path(tmp)
-        with database(backend, data_dir) as url:
-            server = make_server(data_dir, url)
+        with database(store, data_dir) as url:
+            server = make_server(data_dir, url, api_processes=api_processes)
             server.start()
             try:
                 account = provision(server, None)
@@ -171,7 +177,8 @@ def write_table(report: dict[str, Any], results_file: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--backends", default="sqlite,postgres,postgres-split",
+                        help=f"comma-separated, of {', '.join(LAYOUTS)}")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=32)

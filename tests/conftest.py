@@ -3,8 +3,6 @@ a runtime with a fake clock, an HTTP client on the real app, and a real webhook 
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,6 +15,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select, text
 
+from tests.pg import PG_ADMIN_URL, fresh_database
 from tidings.accounts.models import AccountStatus
 from tidings.accounts.provision import Provisioned, provision_account
 from tidings.app import create_app
@@ -29,8 +28,6 @@ from tidings.runtime import Runtime, close_runtime, open_runtime
 from tidings.settings import Settings
 from tidings.webhooks.models import WebhookDelivery
 
-PG_ADMIN_URL = os.environ.get("TIDINGS_TEST_POSTGRES_URL", "")
-APP_ROLE = "tidings_app"  # not a superuser: row-level security applies to it
 TEST_ACTOR = Actor("operator", "tests")
 
 
@@ -39,28 +36,8 @@ def postgres_url() -> Iterator[str]:
     """A fresh database owned by a non-superuser role, dropped at the end."""
     if not PG_ADMIN_URL:
         pytest.skip("TIDINGS_TEST_POSTGRES_URL is not set")
-    import asyncio
-
-    import asyncpg
-
-    name = f"tidings_test_{uuid.uuid4().hex[:10]}"
-    admin_dsn = PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
-
-    async def admin(*statements: str) -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            for statement in statements:
-                await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(
-        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') "
-        f"THEN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; END IF; END $$",
-        f"CREATE DATABASE {name} OWNER {APP_ROLE}"))
-    host = admin_dsn.split("@", 1)[1].rsplit("/", 1)[0]
-    yield f"postgresql+asyncpg://{APP_ROLE}@{host}/{name}"
-    asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    with fresh_database("tidings_test") as (app_url, _):
+        yield app_url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
