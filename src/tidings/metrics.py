@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 if TYPE_CHECKING:
-    from tidings.messaging.models import Message
+    from tidings.messaging.status_changes import MessageState
     from tidings.webhooks.models import WebhookDelivery
     from tidings.webhooks.sender import WebhookResult
 
@@ -42,7 +42,7 @@ class Metrics:
         for status, count in moved.items():
             self.status_changes.labels(status).inc(count)
 
-    def observe_dispatch(self, messages: Iterable[Message], now: datetime) -> None:
+    def observe_dispatch(self, messages: Iterable[MessageState], now: datetime) -> None:
         for message in messages:
             if message.status == "sent":
                 self.dispatch_latency.observe((now - message.created_at).total_seconds())

@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,9 +17,10 @@ from tidings.audit.service import Actor, audit_row, record
 from tidings.errors import Conflict, InvalidRequest, NotFound
 from tidings.ids import new_id
 from tidings.messaging.drafts import Draft
-from tidings.messaging.lifecycle import Status, can_move
+from tidings.messaging.lifecycle import Status
 from tidings.messaging.models import Message, MessageEvent
 from tidings.messaging.schemas import MessageEventOut, MessageOut
+from tidings.messaging.status_changes import StatusChanges, load_states
 from tidings.outbox import job_row
 from tidings.vault import TenantKeys
 from tidings.webhooks.service import INBOUND_EVENT, STATUS_EVENT, WebhookBatch
@@ -236,50 +236,16 @@ def created_out(created: Created) -> MessageOut:
         updated_at=row["updated_at"])
 
 
-@dataclass
-class StatusChanges:
-    """Status reports applied to loaded messages, with their events and webhooks."""
-
-    now: datetime
-    webhook_urls: dict[str, str | None]  # tenant -> the account's default webhook URL
-    events: list[dict[str, Any]] = field(default_factory=list)
-    webhooks: WebhookBatch = field(default_factory=WebhookBatch.empty)
-    moved: Counter[str] = field(default_factory=Counter)  # applied changes, by new status
-
-    def report(self, message: Message, status: str, *, source: str,
-               error_code: str | None = None) -> bool:
-        """Record the report; move the message only forward. True when it moved."""
-        applied = can_move(message.status, status)
-        message.event_count += 1
-        self.events.append(_event_row(tenant=message.tenant_id, message_id=message.id,
-                                      seq=message.event_count, status=status, applied=applied,
-                                      source=source, error_code=error_code, now=self.now))
-        if applied:
-            self.moved[status] += 1
-            message.status, message.updated_at = status, self.now
-            message.error_code = error_code or message.error_code
-            self.webhooks.add(tenant=message.tenant_id, message_id=message.id,
-                              sequence=message.event_count, event_type=STATUS_EVENT,
-                              urls=(message.status_callback,
-                                    self.webhook_urls.get(message.tenant_id)), now=self.now)
-        return applied
-
-    async def flush(self, session: AsyncSession) -> bool:
-        """Write events and webhooks; True when webhooks were queued."""
-        await session.flush()
-        if self.events:
-            await session.execute(insert(MessageEvent), self.events)
-            self.events = []
-        return await self.webhooks.flush(session)
-
-
 async def do_cancel_message(session: AsyncSession, *, tenant: str, message_id: str,
                             webhook_url: str | None, now: datetime) -> Message:
     message = await get_message(session, tenant=tenant, message_id=message_id)
     if message.status != Status.SCHEDULED:
         raise Conflict(f"Only a scheduled message can be canceled; this one is "
                        f"{message.status}.", code="message_not_cancelable")
+    (state,) = await load_states(session, (Message.id == message.id)
+                                 & (Message.tenant_id == tenant))
     changes = StatusChanges(now, {tenant: webhook_url})
-    changes.report(message, Status.CANCELED, source="api")
+    changes.report(state, Status.CANCELED, source="api")
     await changes.flush(session)
+    await session.refresh(message)
     return message

@@ -18,9 +18,14 @@ from tidings.accounts.models import Account
 from tidings.connectors.base import DeliveryReport, OutboundMessage, SubmitResult
 from tidings.db import SYSTEM
 from tidings.messaging.lifecycle import Status, is_final
-from tidings.messaging.models import Message
-from tidings.messaging.service import StatusChanges
-from tidings.outbox import Job, complete, retry_later
+from tidings.messaging.status_changes import (
+    MESSAGES,
+    MessageState,
+    StatusChanges,
+    load_states,
+    load_states_by_id,
+)
+from tidings.outbox import Job, complete, retry_many_later
 from tidings.webhooks.service import DELIVER_JOB
 
 if TYPE_CHECKING:
@@ -29,18 +34,13 @@ if TYPE_CHECKING:
 EXPIRED_ERROR = "validity_period_elapsed"
 
 
-async def _load_messages(session: AsyncSession, ids: Sequence[str]) -> dict[str, Message]:
-    rows = await session.scalars(select(Message).where(Message.id.in_(list(ids))))
-    return {m.id: m for m in rows.all()}
-
-
 async def _webhook_urls(session: AsyncSession, tenants: set[str]) -> dict[str, str | None]:
     rows = await session.execute(select(Account.id, Account.webhook_url)
                                  .where(Account.id.in_(tenants)))
     return {tenant: url for tenant, url in rows.all()}
 
 
-async def _changes(session: AsyncSession, messages: Sequence[Message],
+async def _changes(session: AsyncSession, messages: Sequence[MessageState],
                    now: datetime) -> StatusChanges:
     return StatusChanges(now, await _webhook_urls(session, {m.tenant_id for m in messages}))
 
@@ -55,21 +55,21 @@ async def dispatch_batch(rt: Runtime, jobs: Sequence[Job]) -> None:
     await _record_submissions(rt, jobs, results)
 
 
-def _plainly_queued(message: Message | None, now: datetime) -> bool:
+def _plainly_queued(message: MessageState | None, now: datetime) -> bool:
     return (message is not None and message.status == Status.QUEUED
             and not (message.expires_at and message.expires_at <= now))
 
 
-async def _prepare_dispatch(rt: Runtime, jobs: Sequence[Job]) -> dict[str, Message]:
+async def _prepare_dispatch(rt: Runtime, jobs: Sequence[Job]) -> dict[str, MessageState]:
     """Drop finished or expired messages, move scheduled ones to queued; commit that."""
-    now = rt.clock.now()
+    now, ids = rt.clock.now(), [j.ref_id for j in jobs]
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
-        messages = await _load_messages(session, [j.ref_id for j in jobs])
+        messages = await load_states_by_id(session, ids, content=True)
     if all(_plainly_queued(messages.get(j.ref_id), now) for j in jobs):
         return messages  # the usual case: nothing to write, so no write lock to wait for
-    ready: dict[str, Message] = {}
+    ready: dict[str, MessageState] = {}
     async with rt.db.transaction(tenant=SYSTEM) as session:
-        messages = await _load_messages(session, [j.ref_id for j in jobs])
+        messages = await load_states_by_id(session, ids, content=True)
         changes = await _changes(session, list(messages.values()), now)
         done = []
         for job in jobs:
@@ -92,8 +92,10 @@ async def _prepare_dispatch(rt: Runtime, jobs: Sequence[Job]) -> dict[str, Messa
     return ready
 
 
-async def _outbound(rt: Runtime, message: Message) -> OutboundMessage:
+async def _outbound(rt: Runtime, message: MessageState) -> OutboundMessage:
     keys = await rt.vault.keys_for(message.tenant_id)
+    if message.to_enc is None or message.from_enc is None or message.body_enc is None:
+        raise ValueError("dispatch needs the message loaded with its content")
     return OutboundMessage(
         message_id=message.id, channel=message.channel,
         to=keys.decrypt(message.to_enc, field="messages.to"),
@@ -106,17 +108,18 @@ async def _record_submissions(rt: Runtime, jobs: Sequence[Job],
                               results: Sequence[tuple[str, SubmitResult]]) -> None:
     now, by_message = rt.clock.now(), {j.ref_id: j for j in jobs}
     async with rt.db.transaction(tenant=SYSTEM) as session:
-        messages = await _load_messages(session, [r.message_id for _, r in results])
+        messages = await load_states_by_id(session, [r.message_id for _, r in results])
         changes = await _changes(session, list(messages.values()), now)
-        done = []
+        done, retries = [], []
         for connector, result in results:
             message, job = messages[result.message_id], by_message[result.message_id]
-            if _apply_submit(rt, changes, message, connector, result, job, now):
+            if _apply_submit(rt, changes, message, connector, result, job):
                 done.append(job.id)
             else:
                 delay = result.retry_after_seconds or min(2.0 ** job.attempts, 300.0)
-                await retry_later(session, job.id, run_at=now + timedelta(seconds=delay))
+                retries.append((job.id, now + timedelta(seconds=delay)))
         notify = await changes.flush(session)
+        await retry_many_later(session, retries)
         await complete(session, done)
     rt.metrics.observe_dispatch(messages.values(), now)
     rt.metrics.count_moves(changes.moved)  # after the commit: only what was stored
@@ -124,11 +127,12 @@ async def _record_submissions(rt: Runtime, jobs: Sequence[Job],
         rt.wakeups.notify(DELIVER_JOB)
 
 
-def _apply_submit(rt: Runtime, changes: StatusChanges, message: Message, connector: str,
-                  result: SubmitResult, job: Job, now: datetime) -> bool:
+def _apply_submit(rt: Runtime, changes: StatusChanges, message: MessageState, connector: str,
+                  result: SubmitResult, job: Job) -> bool:
     """Apply one carrier answer; False when the job should run again later."""
     if result.outcome == "accepted":
         message.connector, message.carrier_message_id = connector, result.carrier_message_id
+        changes.touch(message)  # stored even if the report does not move it
         changes.report(message, Status.SENT, source="dispatcher")
     elif result.outcome == "rejected":
         changes.report(message, Status.REJECTED, source="carrier", error_code=result.error_code)
@@ -136,17 +140,9 @@ def _apply_submit(rt: Runtime, changes: StatusChanges, message: Message, connect
         changes.report(message, Status.FAILED, source="dispatcher",
                        error_code=result.error_code or "retry_limit_reached")
     else:
-        changes.events.append({"tenant_id": message.tenant_id, "message_id": message.id,
-                               "seq": _next_seq(message), "status": "retrying",
-                               "applied": False, "source": "dispatcher",
-                               "error_code": result.error_code, "created_at": now})
+        changes.note(message, "retrying", source="dispatcher", error_code=result.error_code)
         return False
     return True
-
-
-def _next_seq(message: Message) -> int:
-    message.event_count += 1
-    return message.event_count
 
 
 async def apply_reports(rt: Runtime, connector: str,
@@ -156,10 +152,9 @@ async def apply_reports(rt: Runtime, connector: str,
     async with rt.db.transaction(tenant=SYSTEM) as session:
         # One connector per call: a plain IN on the indexed pair, never a row-value IN,
         # which PostgreSQL evaluates against every row of the table.
-        rows = await session.scalars(select(Message).where(
-            Message.connector == connector,
-            Message.carrier_message_id.in_([r.carrier_message_id for r in reports])))
-        by_carrier_id = {m.carrier_message_id: m for m in rows.all()}
+        rows = await load_states(session, (MESSAGES.c.connector == connector) & (
+            MESSAGES.c.carrier_message_id.in_([r.carrier_message_id for r in reports])))
+        by_carrier_id = {m.carrier_message_id: m for m in rows}
         changes = await _changes(session, list(by_carrier_id.values()), now)
         taken = []
         for report in reports:
@@ -179,7 +174,7 @@ async def expire_batch(rt: Runtime, jobs: Sequence[Job]) -> None:
     """Expire messages still undelivered when their validity period ends."""
     now = rt.clock.now()
     async with rt.db.transaction(tenant=SYSTEM) as session:
-        messages = await _load_messages(session, [j.ref_id for j in jobs])
+        messages = await load_states_by_id(session, [j.ref_id for j in jobs])
         changes = await _changes(session, list(messages.values()), now)
         for message in messages.values():
             if not is_final(message.status):

@@ -1,0 +1,126 @@
+"""Apply status reports to messages: forward-only moves, every report an event.
+
+The workers move hundreds of messages per transaction, so this works on plain
+rows (``MessageState``) read and written with Core statements, not on ORM
+objects: one SELECT to load a batch, one UPDATE executed for many rows to
+store it, one INSERT for its events and one for its webhooks.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.db import Base
+from tidings.messaging.lifecycle import can_move
+from tidings.messaging.models import MessageEvent
+from tidings.webhooks.service import STATUS_EVENT, WebhookBatch
+
+MESSAGES = Base.metadata.tables["messages"]
+_STATE_COLUMNS = ("id", "tenant_id", "channel", "status", "encoding", "num_segments",
+                  "status_callback", "expires_at", "connector", "carrier_message_id",
+                  "error_code", "event_count", "created_at", "updated_at")
+_CONTENT_COLUMNS = ("to_enc", "from_enc", "body_enc")
+_WRITTEN = ("status", "event_count", "error_code", "connector", "carrier_message_id",
+            "updated_at")
+
+
+@dataclass(slots=True)
+class MessageState:
+    """The columns a status change reads or writes (ciphertexts only when asked for)."""
+
+    id: str
+    tenant_id: str
+    channel: str
+    status: str
+    encoding: str
+    num_segments: int
+    status_callback: str | None
+    expires_at: datetime | None
+    connector: str | None
+    carrier_message_id: str | None
+    error_code: str | None
+    event_count: int
+    created_at: datetime
+    updated_at: datetime
+    to_enc: bytes | None = None
+    from_enc: bytes | None = None
+    body_enc: bytes | None = None
+
+
+async def load_states(session: AsyncSession, condition: ColumnElement[bool], *,
+                      content: bool = False) -> list[MessageState]:
+    """Messages matching ``condition``; with ``content``, their ciphertexts too."""
+    names = _STATE_COLUMNS + (_CONTENT_COLUMNS if content else ())
+    rows = await session.execute(select(*(MESSAGES.c[n] for n in names)).where(condition))
+    return [MessageState(**row._mapping) for row in rows]
+
+
+async def load_states_by_id(session: AsyncSession, ids: Sequence[str], *,
+                            content: bool = False) -> dict[str, MessageState]:
+    states = await load_states(session, MESSAGES.c.id.in_(list(ids)), content=content)
+    return {state.id: state for state in states}
+
+
+_STORE = (update(MESSAGES).where(MESSAGES.c.id == bindparam("state_id"))
+          .values({name: bindparam(f"new_{name}", type_=MESSAGES.c[name].type)
+                   for name in _WRITTEN}))
+
+
+@dataclass
+class StatusChanges:
+    """Status reports applied to loaded messages, with their events and webhooks."""
+
+    now: datetime
+    webhook_urls: dict[str, str | None]  # tenant -> the account's default webhook URL
+    events: list[dict[str, Any]] = field(default_factory=list)
+    webhooks: WebhookBatch = field(default_factory=WebhookBatch.empty)
+    moved: Counter[str] = field(default_factory=Counter)  # applied changes, by new status
+    _touched: dict[str, MessageState] = field(default_factory=dict)
+
+    def report(self, message: MessageState, status: str, *, source: str,
+               error_code: str | None = None) -> bool:
+        """Record the report; move the message only forward. True when it moved."""
+        applied = can_move(message.status, status)
+        self.note(message, status, source=source, error_code=error_code, applied=applied)
+        if applied:
+            self.moved[status] += 1
+            message.status, message.updated_at = status, self.now
+            message.error_code = error_code or message.error_code
+            self.webhooks.add(tenant=message.tenant_id, message_id=message.id,
+                              sequence=message.event_count, event_type=STATUS_EVENT,
+                              urls=(message.status_callback,
+                                    self.webhook_urls.get(message.tenant_id)), now=self.now)
+        return applied
+
+    def note(self, message: MessageState, status: str, *, source: str,
+             error_code: str | None = None, applied: bool = False) -> None:
+        """Add an event to the message's history (by itself: one that changes nothing)."""
+        message.event_count += 1
+        self._touched[message.id] = message
+        self.events.append({"tenant_id": message.tenant_id, "message_id": message.id,
+                            "seq": message.event_count, "status": status, "applied": applied,
+                            "source": source, "error_code": error_code,
+                            "created_at": self.now})
+
+    def touch(self, message: MessageState) -> None:
+        """Store ``message`` with the others even if no report touched it."""
+        self._touched[message.id] = message
+
+    async def flush(self, session: AsyncSession) -> bool:
+        """Write the messages, their events and webhooks; True when webhooks were queued."""
+        if self._touched:
+            await session.execute(_STORE, [
+                {"state_id": m.id, **{f"new_{n}": getattr(m, n) for n in _WRITTEN}}
+                for m in self._touched.values()])
+            self._touched = {}
+        if self.events:
+            await session.execute(insert(MessageEvent), self.events)
+            self.events = []
+        return await self.webhooks.flush(session)
