@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from tidings.runtime import Runtime
 
 STOP_GRACE_SECONDS = 10.0  # how long stop() lets a batch in hand finish
-Handler = Callable[["Runtime", Sequence[outbox.Job]], Awaitable[None]]
+Handler = Callable[["Runtime", Sequence[outbox.ClaimedJob]], Awaitable[None]]
 log = get_logger("tidings.workers")
 GAUGE_EVERY = 20  # housekeeping rounds of 0.5 s: table-wide counts every 10 s
 
@@ -46,25 +48,36 @@ class WorkerPool:
         self._workers = {w.kind: w for w in workers}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self._claim_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._last_short_claim: dict[str, float | None] = {}
 
     async def run_once(self, kind: str) -> int:
         """Claim and handle one batch of ``kind``; the number of jobs handled."""
-        worker, rt = self._workers[kind], self._rt
-        now, lease = rt.clock.now(), timedelta(seconds=rt.settings.job_lease_seconds)
-        jobs = await outbox.claim(rt.db, kind=kind, limit=worker.batch_size, now=now,
-                                  lease=lease)
-        if jobs:
-            done = asyncio.Event()
-            renewer = asyncio.create_task(self._renew_lease(kind, jobs, now + lease, done))
-            try:
-                await worker.handler(rt, jobs)
-            finally:
-                done.set()
-                # Let a renewal in flight finish rather than cancel it inside a transaction.
-                await asyncio.wait([renewer])
+        jobs, leased_until = await self._claim(kind)
+        await self._handle(kind, jobs, leased_until)
         return len(jobs)
 
-    async def _renew_lease(self, kind: str, jobs: Sequence[outbox.Job],
+    async def _claim(self, kind: str) -> tuple[list[outbox.ClaimedJob], datetime]:
+        rt = self._rt
+        now, lease = rt.clock.now(), timedelta(seconds=rt.settings.job_lease_seconds)
+        jobs = await outbox.claim(rt.db, kind=kind, limit=self._workers[kind].batch_size,
+                                  now=now, lease=lease)
+        return jobs, now + lease
+
+    async def _handle(self, kind: str, jobs: Sequence[outbox.ClaimedJob],
+                      leased_until: datetime) -> None:
+        if not jobs:
+            return
+        done = asyncio.Event()
+        renewer = asyncio.create_task(self._renew_lease(kind, jobs, leased_until, done))
+        try:
+            await self._workers[kind].handler(self._rt, jobs)
+        finally:
+            done.set()
+            # Let a renewal in flight finish rather than cancel it inside a transaction.
+            await asyncio.wait([renewer])
+
+    async def _renew_lease(self, kind: str, jobs: Sequence[outbox.ClaimedJob],
                            leased_until: datetime, done: asyncio.Event) -> None:
         """Every third of the lease, push the lease of ``jobs`` on until ``done`` is set."""
         rt = self._rt
@@ -123,25 +136,41 @@ class WorkerPool:
         self._tasks.clear()
 
     async def _loop(self, kind: str) -> None:
-        settings, worker = self._rt.settings, self._workers[kind]
+        poll = self._rt.settings.worker_poll_seconds
         while not self._stopping.is_set():
             try:
-                handled = await self.run_once(kind)
-                if handled == 0:
-                    await self._rt.wakeups.wait(kind, settings.worker_poll_seconds)
-                if handled < worker.batch_size:
-                    # Not a full batch: let work gather for a moment. Under a stream of
-                    # single sends, claiming at every nudge would run one batch (four
-                    # transactions) per handful of messages.
-                    await self._pause(settings.worker_gather_seconds)
+                jobs, leased_until = await self._claim_in_turn(kind)
+                if jobs:
+                    await self._handle(kind, jobs, leased_until)
+                else:
+                    await self._rt.wakeups.wait(kind, poll)
             except Exception:
                 log.exception("worker_batch_failed", kind=kind)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), 1.0)
 
+    async def _claim_in_turn(self, kind: str) -> tuple[list[outbox.ClaimedJob], datetime]:
+        """Claim for one of the kind's loops; after a short batch, the next claim waits.
+
+        Under a stream of single sends, every nudge would otherwise start a batch of a
+        job or two, each paying its transactions. Spacing the claims of all the kind's
+        loops by ``worker_gather_seconds`` after a batch that was not full lets work
+        gather into fuller batches, while the loops still run batches side by side.
+        """
+        gather = self._rt.settings.worker_gather_seconds
+        async with self._claim_locks[kind]:
+            short_at = self._last_short_claim.get(kind)
+            if short_at is not None:
+                await self._pause(short_at + gather - time.monotonic())
+            jobs, leased_until = await self._claim(kind)
+            full = len(jobs) >= self._workers[kind].batch_size
+            self._last_short_claim[kind] = None if full else time.monotonic()
+        return jobs, leased_until
+
     async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _housekeeping(self) -> None:
         """Seal the audit chain and refresh gauges, off the request path.

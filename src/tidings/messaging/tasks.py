@@ -25,7 +25,7 @@ from tidings.messaging.status_changes import (
     load_states,
     load_states_by_id,
 )
-from tidings.outbox import Job, complete, retry_many_later
+from tidings.outbox import ClaimedJob, complete, retry_many_later
 from tidings.webhooks.service import DELIVER_JOB
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ async def _changes(session: AsyncSession, messages: Sequence[MessageState],
     return StatusChanges(now, await _webhook_urls(session, {m.tenant_id for m in messages}))
 
 
-async def dispatch_batch(rt: Runtime, jobs: Sequence[Job]) -> None:
+async def dispatch_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
     """Submit queued (and now due scheduled) messages to their connector."""
     ready = await _prepare_dispatch(rt, jobs)
     if not ready:
@@ -60,7 +60,7 @@ def _plainly_queued(message: MessageState | None, now: datetime) -> bool:
             and not (message.expires_at and message.expires_at <= now))
 
 
-async def _prepare_dispatch(rt: Runtime, jobs: Sequence[Job]) -> dict[str, MessageState]:
+async def _prepare_dispatch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> dict[str, MessageState]:
     """Drop finished or expired messages, move scheduled ones to queued; commit that."""
     now, ids = rt.clock.now(), [j.ref_id for j in jobs]
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
@@ -104,7 +104,7 @@ async def _outbound(rt: Runtime, message: MessageState) -> OutboundMessage:
         encoding=message.encoding, num_segments=message.num_segments)
 
 
-async def _record_submissions(rt: Runtime, jobs: Sequence[Job],
+async def _record_submissions(rt: Runtime, jobs: Sequence[ClaimedJob],
                               results: Sequence[tuple[str, SubmitResult]]) -> None:
     now, by_message = rt.clock.now(), {j.ref_id: j for j in jobs}
     async with rt.db.transaction(tenant=SYSTEM) as session:
@@ -128,7 +128,7 @@ async def _record_submissions(rt: Runtime, jobs: Sequence[Job],
 
 
 def _apply_submit(rt: Runtime, changes: StatusChanges, message: MessageState, connector: str,
-                  result: SubmitResult, job: Job) -> bool:
+                  result: SubmitResult, job: ClaimedJob) -> bool:
     """Apply one carrier answer; False when the job should run again later."""
     if result.outcome == "accepted":
         message.connector, message.carrier_message_id = connector, result.carrier_message_id
@@ -170,7 +170,7 @@ async def apply_reports(rt: Runtime, connector: str,
     return taken
 
 
-async def expire_batch(rt: Runtime, jobs: Sequence[Job]) -> None:
+async def expire_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
     """Expire messages still undelivered when their validity period ends."""
     now = rt.clock.now()
     async with rt.db.transaction(tenant=SYSTEM) as session:

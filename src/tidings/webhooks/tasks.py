@@ -19,7 +19,7 @@ from sqlalchemy import insert, select
 from tidings.accounts.models import Account
 from tidings.db import SYSTEM
 from tidings.messaging.models import Message, MessageEvent
-from tidings.outbox import Job, complete, retry_many_later
+from tidings.outbox import ClaimedJob, complete, retry_many_later
 from tidings.vault import TenantKeys
 from tidings.webhooks.backoff import next_attempt_delay, should_give_up
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
@@ -33,18 +33,18 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class _Pending:
-    job: Job
+    job: ClaimedJob
     delivery: WebhookDelivery
     request: WebhookRequest
 
 
-async def deliver_batch(rt: Runtime, jobs: Sequence[Job]) -> None:
+async def deliver_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
     pending, finished = await _render(rt, jobs)
     results = await rt.webhook_sender.send_many([p.request for p in pending])
     await _record(rt, pending, results, finished)
 
 
-async def _render(rt: Runtime, jobs: Sequence[Job]) -> tuple[list[_Pending], list[int]]:
+async def _render(rt: Runtime, jobs: Sequence[ClaimedJob]) -> tuple[list[_Pending], list[int]]:
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         deliveries = (await session.scalars(select(WebhookDelivery).where(
             WebhookDelivery.id.in_([j.ref_id for j in jobs])))).all()
