@@ -10,7 +10,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 if TYPE_CHECKING:
     from tidings.messaging.status_changes import MessageState
-    from tidings.webhooks.models import WebhookDelivery
     from tidings.webhooks.sender import WebhookResult
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -47,11 +46,11 @@ class Metrics:
             if message.status == "sent":
                 self.dispatch_latency.observe((now - message.created_at).total_seconds())
 
-    def observe_webhook(self, delivery: WebhookDelivery, result: WebhookResult,
+    def observe_webhook(self, event_created_at: datetime, result: WebhookResult,
                         now: datetime) -> None:
         self.webhook_attempts.labels("ok" if result.ok else "failed").inc()
         if result.ok:
-            self.webhook_latency.observe((now - delivery.created_at).total_seconds())
+            self.webhook_latency.observe((now - event_created_at).total_seconds())
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

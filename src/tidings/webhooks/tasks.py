@@ -14,15 +14,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import Column, Row, Table, bindparam, insert, select, update
 
 from tidings.accounts.models import Account
-from tidings.db import SYSTEM
-from tidings.messaging.models import Message, MessageEvent
+from tidings.db import SYSTEM, Base
 from tidings.outbox import ClaimedJob, complete, retry_many_later
 from tidings.vault import TenantKeys
 from tidings.webhooks.backoff import next_attempt_delay, should_give_up
-from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
+from tidings.webhooks.models import WebhookAttempt
 from tidings.webhooks.sender import WebhookRequest, WebhookResult
 from tidings.webhooks.service import INBOUND_EVENT
 from tidings.webhooks.signing import SIGNATURE_HEADER, sign
@@ -31,10 +30,40 @@ if TYPE_CHECKING:
     from tidings.runtime import Runtime
 
 
+DELIVERIES = Base.metadata.tables["webhook_deliveries"]
+MESSAGES = Base.metadata.tables["messages"]
+EVENTS = Base.metadata.tables["message_events"]
+_MESSAGE_COLUMNS = ("id", "direction", "channel", "to_enc", "from_enc", "body_enc",
+                    "num_segments", "encoding")
+_EVENT_COLUMNS = ("message_id", "seq", "status", "error_code", "created_at")
+_WRITTEN = ("status", "attempts", "next_attempt_at", "last_status_code", "last_error",
+            "completed_at")
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A webhook delivery row as the worker reads and updates it."""
+
+    id: str
+    tenant_id: str
+    event_id: str
+    event_type: str
+    message_id: str
+    sequence: int
+    url: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
 @dataclass(frozen=True)
 class _Pending:
     job: ClaimedJob
-    delivery: WebhookDelivery
+    delivery: Delivery
     request: WebhookRequest
 
 
@@ -44,23 +73,29 @@ async def deliver_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
     await _record(rt, pending, results, finished)
 
 
+def _columns(table: Table, names: Sequence[str]) -> list[Column[Any]]:
+    return [table.c[name] for name in names]
+
+
 async def _render(rt: Runtime, jobs: Sequence[ClaimedJob]) -> tuple[list[_Pending], list[int]]:
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
-        deliveries = (await session.scalars(select(WebhookDelivery).where(
-            WebhookDelivery.id.in_([j.ref_id for j in jobs])))).all()
-        by_id = {d.id: d for d in deliveries}
-        messages = {m.id: m for m in (await session.scalars(select(Message).where(
-            Message.id.in_({d.message_id for d in deliveries})))).all()}
+        rows = await session.execute(select(DELIVERIES).where(
+            DELIVERIES.c.id.in_([j.ref_id for j in jobs])))
+        by_id = {d.id: d for d in (Delivery(**row._mapping) for row in rows)}
+        message_ids = {d.message_id for d in by_id.values()}
+        messages = {m.id: m for m in await session.execute(
+            select(*_columns(MESSAGES, _MESSAGE_COLUMNS)).where(MESSAGES.c.id.in_(message_ids)))}
         # message_id IN, then the pairs in Python: a row-value IN on (message_id, seq)
         # makes PostgreSQL test every row of the table against the whole list.
-        wanted = {(d.message_id, d.sequence) for d in deliveries}
-        events = {(e.message_id, e.seq): e for e in (await session.scalars(
-            select(MessageEvent).where(MessageEvent.message_id.in_(messages))
-            .where(MessageEvent.seq.in_({seq for _, seq in wanted})))).all()
+        wanted = {(d.message_id, d.sequence) for d in by_id.values()}
+        events = {(e.message_id, e.seq): e for e in await session.execute(
+            select(*_columns(EVENTS, _EVENT_COLUMNS)).where(
+                EVENTS.c.message_id.in_(message_ids),
+                EVENTS.c.seq.in_({seq for _, seq in wanted})))
             if (e.message_id, e.seq) in wanted}
         secret_rows = await session.execute(select(Account.id, Account.webhook_secret_enc)
                                             .where(Account.id.in_({d.tenant_id
-                                                                   for d in deliveries})))
+                                                                   for d in by_id.values()})))
         secrets = {tenant: secret for tenant, secret in secret_rows.all()}
     pending, finished = [], []
     now_ts = int(rt.clock.now().timestamp())
@@ -80,8 +115,9 @@ async def _render(rt: Runtime, jobs: Sequence[ClaimedJob]) -> tuple[list[_Pendin
     return pending, finished
 
 
-def render_payload(delivery: WebhookDelivery, message: Message, event: MessageEvent,
+def render_payload(delivery: Delivery, message: Row[Any], event: Row[Any],
                    keys: TenantKeys) -> bytes:
+    """The event's JSON: ``message`` has ``_MESSAGE_COLUMNS``, ``event`` ``_EVENT_COLUMNS``."""
     data: dict[str, Any] = {
         "message_id": message.id, "status": event.status, "error_code": event.error_code,
         "direction": message.direction, "channel": message.channel,
@@ -98,30 +134,42 @@ def render_payload(delivery: WebhookDelivery, message: Message, event: MessageEv
     })
 
 
+_STORE = (update(DELIVERIES).where(DELIVERIES.c.id == bindparam("delivery_id"))
+          .values({name: bindparam(f"new_{name}", type_=DELIVERIES.c[name].type)
+                   for name in _WRITTEN}))
+
+
 async def _record(rt: Runtime, pending: Sequence[_Pending], results: Sequence[WebhookResult],
                   finished: list[int]) -> None:
+    """Store every attempt and each delivery's new state; release or finish the jobs.
+
+    The deliveries read at render time are current: the job's lease keeps every
+    other worker away from them.
+    """
     now = rt.clock.now()
+    attempts, retries = [], []
+    for item, result in zip(pending, results, strict=True):
+        delivery = item.delivery
+        attempts.append(_attempt_row(delivery, result, now))
+        retry_at = _settle(rt, delivery, result, now)
+        if retry_at is None:
+            finished.append(item.job.id)
+        else:
+            retries.append((item.job.id, retry_at))
     async with rt.db.transaction(tenant=SYSTEM) as session:
-        rows = await session.scalars(select(WebhookDelivery).where(
-            WebhookDelivery.id.in_([item.delivery.id for item in pending])))
-        by_id = {d.id: d for d in rows.all()}
-        attempts, retries = [], []
-        for item, result in zip(pending, results, strict=True):
-            delivery = by_id[item.delivery.id]
-            attempts.append(_attempt_row(delivery, result, now))
-            retry_at = _settle(rt, delivery, result, now)
-            if retry_at is None:
-                finished.append(item.job.id)
-            else:
-                retries.append((item.job.id, retry_at))
-            rt.metrics.observe_webhook(delivery, result, now)
-        if attempts:
+        if pending:
+            await session.execute(_STORE, [
+                {"delivery_id": p.delivery.id,
+                 **{f"new_{n}": getattr(p.delivery, n) for n in _WRITTEN}} for p in pending])
             await session.execute(insert(WebhookAttempt), attempts)
         await retry_many_later(session, retries)
         await complete(session, finished)
+    # After the commit: count only what was stored.
+    for item, result in zip(pending, results, strict=True):
+        rt.metrics.observe_webhook(item.delivery.created_at, result, now)
 
 
-def _attempt_row(delivery: WebhookDelivery, result: WebhookResult,
+def _attempt_row(delivery: Delivery, result: WebhookResult,
                  now: datetime) -> dict[str, Any]:
     delivery.attempts += 1
     return {"tenant_id": delivery.tenant_id, "delivery_id": delivery.id,
@@ -130,7 +178,7 @@ def _attempt_row(delivery: WebhookDelivery, result: WebhookResult,
             "response_excerpt": result.response_excerpt[:200], "created_at": now}
 
 
-def _settle(rt: Runtime, delivery: WebhookDelivery, result: WebhookResult,
+def _settle(rt: Runtime, delivery: Delivery, result: WebhookResult,
             now: datetime) -> datetime | None:
     """Update the delivery after an attempt; the time of the next one, or None when done."""
     delivery.last_status_code = result.status_code
