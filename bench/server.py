@@ -61,10 +61,10 @@ class Server:
                 [str(BIN / "tidings"), "worker", "--port", str(self.worker_port)],
                 env=dict(self.env, TIDINGS_API_PROCESSES="1"), stdout=log, stderr=log)
             _wait_ready(f"http://127.0.0.1:{self.worker_port}/healthz")
+        env = dict(self.env, TIDINGS_RUN_WORKERS="false") if self.split else self.env
         self.process = subprocess.Popen(
             [str(BIN / "tidings"), "serve", "--processes", str(self.api_processes)],
-            env=dict(self.env, TIDINGS_RUN_WORKERS=str(not self.split).lower()),
-            stdout=log, stderr=log)
+            env=env, stdout=log, stderr=log)
         _wait_ready(f"{self.url}/readyz")
 
     def stop(self) -> None:

@@ -12,6 +12,7 @@ from tidings.accounts.api import router as accounts_router
 from tidings.clock import Clock
 from tidings.errors import install_error_handlers
 from tidings.messaging.api import router as messages_router
+from tidings.messaging.fast_send import FastSend
 from tidings.messaging.sandbox_api import router as sandbox_router
 from tidings.middleware import AccessLog, BodyLimit
 from tidings.numbers.api import router as numbers_router
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     for router in (messages_router, accounts_router, numbers_router, webhooks_router,
                    sandbox_router, ops_router):
         app.include_router(router)
+    app.add_middleware(FastSend)  # inside the body limit and the access log
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

@@ -39,7 +39,7 @@ class BodyLimit:
         if body is None:
             await _problem(send, self.max_bytes)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay_body(body, receive), send)
 
     async def _read_limited(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []
@@ -57,7 +57,8 @@ class BodyLimit:
                 return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app ``body`` (already read) as one message."""
     sent = False
 
     async def replay() -> Message:

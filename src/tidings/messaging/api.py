@@ -72,12 +72,9 @@ def _options(rt: Runtime, body: SendMessage | SendBatch) -> SendOptions:
 async def send_message(body: SendMessage, rt: RuntimeDep, principal: CurrentPrincipal,
                        response: Response,
                        idempotency_key: IdempotencyKeyHeader = None) -> MessageOut:
-    ensure_can_send(principal)
-    _check_body(rt, body.body)
-    draft = make_draft(_options(rt, body), to=body.to, body=body.body, now=rt.clock.now())
-    ctx = await _context(rt, principal)
+    ctx, draft = await prepare_send(rt, principal, body)
     if idempotency_key is None:
-        return await _create_one(rt, ctx, draft)
+        return await create_one(rt, ctx, draft)
     request_hash = idempotency.fingerprint(body.model_dump(mode="json", by_alias=True))
     try:
         return await _create_idempotent(rt, ctx, draft, idempotency_key, request_hash, response)
@@ -85,7 +82,17 @@ async def send_message(body: SendMessage, rt: RuntimeDep, principal: CurrentPrin
         return await _create_idempotent(rt, ctx, draft, idempotency_key, request_hash, response)
 
 
-async def _create_one(rt: Runtime, ctx: SendContext, draft: Draft) -> MessageOut:
+async def prepare_send(rt: Runtime, principal: Principal,
+                       body: SendMessage) -> tuple[SendContext, Draft]:
+    """Everything a send checks before it writes; raises ``TidingsError`` on a bad one."""
+    ensure_can_send(principal)
+    _check_body(rt, body.body)
+    draft = make_draft(_options(rt, body), to=body.to, body=body.body, now=rt.clock.now())
+    return await _context(rt, principal), draft
+
+
+async def create_one(rt: Runtime, ctx: SendContext, draft: Draft) -> MessageOut:
+    """Store one checked message; returns once it is durable."""
     rows, created = build_messages(ctx, [draft], rt.clock.now())
     await rt.writer.write(ctx.tenant, rows)
     _after_create(rt, draft.channel, 1, webhooks=_has_webhooks(ctx, draft.status_callback))

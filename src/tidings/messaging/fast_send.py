@@ -1,0 +1,102 @@
+"""``POST /v1/messages`` without the framework's per-request machinery, when it is plain.
+
+The single-send endpoint is the hottest path of the API, and FastAPI's routing,
+dependency solving and response validation cost about as much as the send
+itself. This ASGI middleware answers a *plain* send directly: JSON body, no
+``Idempotency-Key``, a valid key, a body that passes the same ``SendMessage``
+schema and the same checks (``prepare_send``), stored by the same
+``create_one``. Anything else, and any error found before the write, goes to
+the FastAPI endpoint with the body replayed, so errors, idempotent sends and
+the OpenAPI description stay exactly the framework's. Nothing is written
+before the hand-over, so a request is never stored twice.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+import orjson
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tidings.errors import TidingsError
+from tidings.messaging.api import create_one, prepare_send
+from tidings.messaging.schemas import SendMessage
+from tidings.middleware import replay_body
+
+if TYPE_CHECKING:
+    from tidings.messaging.drafts import Draft
+    from tidings.messaging.service import SendContext
+    from tidings.runtime import Runtime
+
+PATH = "/v1/messages"
+ROUTE = SimpleNamespace(path=PATH)  # what the access log reports for this route
+MAX_ACCOUNT_HEADER_CHARS = 40  # as the endpoint's Tidings-Account header declares
+
+
+class FastSend:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != PATH:
+            await self.app(scope, receive, send)
+            return
+        headers = _first_headers(scope)
+        if b"idempotency-key" in headers or not _is_json(headers.get(b"content-type")):
+            await self.app(scope, receive, send)
+            return
+        body, complete = await _read_body(receive)
+        if not complete:
+            return  # the client went away before it finished sending: nobody to answer
+        rt: Runtime = scope["app"].state.runtime
+        checked = await _check(rt, headers, body)
+        if checked is None:
+            await self.app(scope, replay_body(body, receive), send)
+            return
+        scope["route"] = ROUTE
+        created = await create_one(rt, *checked)
+        payload = orjson.dumps(created.model_dump(mode="json", by_alias=True))
+        await send({"type": "http.response.start", "status": 201,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
+
+
+async def _check(rt: Runtime, headers: dict[bytes, str],
+                 body: bytes) -> tuple[SendContext, Draft] | None:
+    """The context and draft of a plain send, or None to let the endpoint answer."""
+    account = headers.get(b"tidings-account")
+    if account is not None and len(account) > MAX_ACCOUNT_HEADER_CHARS:
+        return None
+    try:
+        principal = await rt.auth.authenticate(headers.get(b"authorization"), account)
+        return await prepare_send(rt, principal, SendMessage.model_validate_json(body))
+    except (TidingsError, ValidationError):
+        return None
+
+
+def _first_headers(scope: Scope) -> dict[bytes, str]:
+    headers: dict[bytes, str] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(name, value.decode("latin-1"))
+    return headers
+
+
+def _is_json(content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The whole body, and whether it came whole (False: the client went away)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), False
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
