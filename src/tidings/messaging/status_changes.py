@@ -12,17 +12,17 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.db import Base
 from tidings.messaging.lifecycle import can_move
-from tidings.messaging.models import MessageEvent
+from tidings.messaging.models import Message, MessageEvent
 from tidings.webhooks.service import STATUS_EVENT, WebhookBatch
 
-MESSAGES = Base.metadata.tables["messages"]
+MESSAGES = cast(Table, Message.__table__)
+EVENTS = cast(Table, MessageEvent.__table__)
 _STATE_COLUMNS = ("id", "tenant_id", "channel", "status", "encoding", "num_segments",
                   "status_callback", "expires_at", "connector", "carrier_message_id",
                   "error_code", "event_count", "created_at", "updated_at")
@@ -121,6 +121,6 @@ class StatusChanges:
                 for m in self._touched.values()])
             self._touched = {}
         if self.events:
-            await session.execute(insert(MessageEvent), self.events)
+            await session.execute(insert(EVENTS), self.events)
             self.events = []
         return await self.webhooks.flush(session)

@@ -11,17 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from sqlalchemy import Column, Row, Table, bindparam, insert, select, update
 
 from tidings.accounts.models import Account
-from tidings.db import SYSTEM, Base
+from tidings.db import SYSTEM
+from tidings.messaging.models import Message, MessageEvent
 from tidings.outbox import ClaimedJob, complete, retry_many_later
 from tidings.vault import TenantKeys
 from tidings.webhooks.backoff import next_attempt_delay, should_give_up
-from tidings.webhooks.models import WebhookAttempt
+from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 from tidings.webhooks.sender import WebhookRequest, WebhookResult
 from tidings.webhooks.service import INBOUND_EVENT
 from tidings.webhooks.signing import SIGNATURE_HEADER, sign
@@ -30,9 +31,10 @@ if TYPE_CHECKING:
     from tidings.runtime import Runtime
 
 
-DELIVERIES = Base.metadata.tables["webhook_deliveries"]
-MESSAGES = Base.metadata.tables["messages"]
-EVENTS = Base.metadata.tables["message_events"]
+DELIVERIES = cast(Table, WebhookDelivery.__table__)
+MESSAGES = cast(Table, Message.__table__)
+EVENTS = cast(Table, MessageEvent.__table__)
+ATTEMPTS = cast(Table, WebhookAttempt.__table__)
 _MESSAGE_COLUMNS = ("id", "direction", "channel", "to_enc", "from_enc", "body_enc",
                     "num_segments", "encoding")
 _EVENT_COLUMNS = ("message_id", "seq", "status", "error_code", "created_at")
@@ -161,7 +163,7 @@ async def _record(rt: Runtime, pending: Sequence[_Pending], results: Sequence[We
             await session.execute(_STORE, [
                 {"delivery_id": p.delivery.id,
                  **{f"new_{n}": getattr(p.delivery, n) for n in _WRITTEN}} for p in pending])
-            await session.execute(insert(WebhookAttempt), attempts)
+            await session.execute(insert(ATTEMPTS), attempts)
         await retry_many_later(session, retries)
         await complete(session, finished)
     # After the commit: count only what was stored.
