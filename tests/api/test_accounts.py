@@ -445,3 +445,24 @@ async def test_parent_revokes_a_sub_account_key_only_when_acting_as_it(
     events = await audit_events(rt, sub.id)
     assert (events[-1].actor_type, events[-1].actor_id, events[-1].fields) == (
         "api_key", acme.made.api_key_id, ["revoked_at"])
+
+
+@pytest.mark.parametrize("key", [
+    "tdk_abc\x00def_secret", "tdk_abcdef_sec\x00ret", "tdk_ab\x7fc_x", "tdk_ABCDEF_secret",
+    "tdk_abcdef_sec_ret", "tdk_abcdef_" + "s" * 161])
+async def test_a_key_that_cannot_be_one_is_refused_before_any_query(
+        client: httpx.AsyncClient, acme: Tenant, key: str) -> None:
+    for method, path in (("GET", "/v1/account"), ("POST", "/v1/messages")):
+        response = await client.request(method, path, headers={"Authorization": f"Bearer {key}"},
+                                        json={"to": "+12025550173", "from": "Acme", "body": "x"})
+        assert_problem(response, 401, "invalid_api_key")
+
+
+@pytest.mark.parametrize("account", ["acc_\x00", "acc_" + "0" * 25 + "\x00", "ACC_x", "acc_"])
+async def test_an_account_header_that_cannot_be_an_id_is_not_found(
+        client: httpx.AsyncClient, acme: Tenant, account: str) -> None:
+    for method, path in (("GET", "/v1/account"), ("POST", "/v1/messages")):
+        response = await client.request(
+            method, path, headers={**acme.headers, "Tidings-Account": account},
+            json={"to": "+12025550173", "from": "Acme", "body": "x"})
+        assert_problem(response, 404, "account_not_found")

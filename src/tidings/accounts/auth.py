@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from tidings.db import SYSTEM, Database
 from tidings.errors import Forbidden, NotFound, Unauthorized
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+ACCOUNT_ID = re.compile(r"acc_[0-9a-z]{26}")
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class Authenticator:
             if key.revoked_at is not None:
                 raise Unauthorized("The API key was revoked.", code="api_key_revoked")
             target = on_behalf_of or key.tenant_id
+            if ACCOUNT_ID.fullmatch(target) is None:  # a NUL, say, must not reach a query
+                raise NotFound(f"No account {target!r} below yours.", code="account_not_found")
             # The key's own account and every account between it and the target count:
             # a terminated or suspended parent cannot act through its sub-accounts.
             chain = await lineage(session, ancestor_id=key.tenant_id, account_id=target)

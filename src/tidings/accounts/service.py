@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,12 +32,15 @@ def hash_key_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+# What create_api_key hands out: hex prefix, URL-safe secret without "_". Anything
+# else (a NUL, say) must not reach a query.
+_API_KEY = re.compile(rf"{KEY_PREFIX}_([0-9a-f]{{1,32}})_[A-Za-z0-9-]{{1,160}}")
+
+
 def split_api_key(raw: str) -> tuple[str, str] | None:
     """``tdk_<prefix>_<secret>`` -> (prefix, raw) or None when it cannot be a key."""
-    parts = raw.split("_")
-    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or len(raw) > 200:
-        return None
-    return parts[1], raw
+    match = _API_KEY.fullmatch(raw)
+    return (match.group(1), raw) if match else None
 
 
 async def do_create_account(session: AsyncSession, *, keys: TenantKeys, name: str,
