@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Integer, MetaData, event, text
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -30,6 +31,9 @@ NAMING = {
 }
 
 SYSTEM = "*system*"  # tenant marker for work that spans tenants (workers, key look-up)
+# What a service given a unit of work runs its statements on: an ORM session, or a
+# plain connection (``Database.core``) where only Core statements are used.
+SessionOrConnection = AsyncSession | AsyncConnection
 
 
 class Base(DeclarativeBase):
@@ -78,12 +82,33 @@ class Database:
     @asynccontextmanager
     async def transaction(self, *, tenant: str, write: bool = True) -> AsyncIterator[AsyncSession]:
         """A session in one transaction, committed on success, scoped to ``tenant``."""
+        async with self._writer_turn(write) as sqlite_begin, \
+                self._session(tenant, sqlite_begin) as session:
+            yield session
+
+    @asynccontextmanager
+    async def core(self, *, tenant: str, write: bool = True) -> AsyncIterator[AsyncConnection]:
+        """``transaction`` for Core statements only: a connection, without an ORM session.
+
+        The workers' paths use it; a session costs about a quarter of a millisecond
+        more per transaction, and they run hundreds of transactions a second.
+        """
+        async with self._writer_turn(write) as sqlite_begin, self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn = await conn.execution_options(sqlite_begin=sqlite_begin)
+            async with conn.begin():
+                if not self.is_sqlite:
+                    await set_tenant_setting(conn, tenant)
+                yield conn
+
+    @asynccontextmanager
+    async def _writer_turn(self, write: bool) -> AsyncIterator[str]:
+        """On SQLite, a writer waits for the write lock; the ``BEGIN`` mode to use."""
         if self._write_lock is not None and write:
-            async with self._write_lock, self._session(tenant, "IMMEDIATE") as session:
-                yield session
+            async with self._write_lock:
+                yield "IMMEDIATE"
         else:
-            async with self._session(tenant, "DEFERRED") as session:
-                yield session
+            yield "DEFERRED"
 
     @asynccontextmanager
     async def _session(self, tenant: str, sqlite_begin: str) -> AsyncIterator[AsyncSession]:
@@ -105,11 +130,13 @@ class Database:
         await self.engine.dispose()
 
 
+# Built once: parsing a text clause is a visible share of a short transaction's cost.
+_SET_TENANT = text("SELECT set_config('tidings.tenant_id', :tenant, true)")
+
+
 async def set_tenant_setting(conn: Any, tenant: str) -> None:
     """Tell PostgreSQL's row-level security policies who is acting."""
-    await conn.execute(
-        text("SELECT set_config('tidings.tenant_id', :tenant, true)"), {"tenant": tenant}
-    )
+    await conn.execute(_SET_TENANT, {"tenant": tenant})
 
 
 # An auto-increment 64-bit key; SQLite only auto-increments INTEGER PRIMARY KEY.

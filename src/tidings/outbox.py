@@ -26,11 +26,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql import Select
 
-from tidings.db import SYSTEM, Base, BigIntPK, Database
+from tidings.db import SYSTEM, Base, BigIntPK, Database, SessionOrConnection
 from tidings.sqltypes import UTCDateTime
 
 
@@ -72,7 +71,7 @@ def job_row(*, tenant: str, kind: str, ref_id: str, now: datetime,
             "run_at": run_at or now, "attempts": 0, "locked_until": None, "created_at": now}
 
 
-async def enqueue_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+async def enqueue_rows(session: SessionOrConnection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         await session.execute(insert(Job), list(rows))
 
@@ -92,13 +91,13 @@ async def claim(db: Database, *, kind: str, limit: int, now: datetime,
     statement = (update(jobs).where(jobs.c.id.in_(due.scalar_subquery()))
                  .values(locked_until=now + lease, attempts=jobs.c.attempts + 1)
                  .returning(*jobs.c))
-    async with db.transaction(tenant=SYSTEM) as session:
+    async with db.core(tenant=SYSTEM) as session:
         rows = (await session.execute(statement)).mappings().all()
     return sorted((ClaimedJob(**row) for row in rows), key=lambda job: (job.run_at, job.id))
 
 
 async def _any_due(db: Database, due: Select[Any]) -> bool:
-    async with db.transaction(tenant=SYSTEM, write=False) as session:
+    async with db.core(tenant=SYSTEM, write=False) as session:
         return (await session.execute(due.limit(1))).first() is not None
 
 
@@ -112,7 +111,7 @@ async def extend(db: Database, jobs: Sequence[ClaimedJob], *, leased_until: date
     """
     if not jobs:
         return 0
-    async with db.transaction(tenant=SYSTEM) as session:
+    async with db.core(tenant=SYSTEM) as session:
         result = await session.execute(
             update(Job).where(Job.id.in_([j.id for j in jobs]),
                               Job.locked_until == leased_until)
@@ -122,18 +121,18 @@ async def extend(db: Database, jobs: Sequence[ClaimedJob], *, leased_until: date
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def complete(session: AsyncSession, job_ids: Sequence[int]) -> None:
+async def complete(session: SessionOrConnection, job_ids: Sequence[int]) -> None:
     if job_ids:
         await session.execute(delete(Job).where(Job.id.in_(list(job_ids))))
 
 
-async def retry_later(session: AsyncSession, job_id: int, *, run_at: datetime) -> None:
+async def retry_later(session: SessionOrConnection, job_id: int, *, run_at: datetime) -> None:
     await session.execute(
         update(Job).where(Job.id == job_id).values(run_at=run_at, locked_until=None)
     )
 
 
-async def retry_many_later(session: AsyncSession,
+async def retry_many_later(session: SessionOrConnection,
                            retries: Sequence[tuple[int, datetime]]) -> None:
     """Release many jobs to run again later, in one statement."""
     if retries:
@@ -144,7 +143,7 @@ async def retry_many_later(session: AsyncSession,
             [{"job_id": job_id, "retry_at": run_at} for job_id, run_at in retries])
 
 
-async def depth(session: AsyncSession) -> dict[str, int]:
+async def depth(session: SessionOrConnection) -> dict[str, int]:
     """Jobs waiting, by kind (for /metrics)."""
     rows = await session.execute(select(Job.kind, func.count()).group_by(Job.kind))
     return {kind: count for kind, count in rows.all()}

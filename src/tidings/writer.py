@@ -123,10 +123,10 @@ class GroupWriter:
         by_tenant: dict[str, list[_Unit]] = defaultdict(list)
         for unit in units:
             by_tenant[unit.tenant].append(unit)
-        async with self._db.transaction(tenant=SYSTEM) as session:
+        async with self._db.core(tenant=SYSTEM) as session:
             for tenant, group in by_tenant.items():
                 if not self._db.is_sqlite:
-                    await set_tenant_setting(await session.connection(), tenant)
+                    await set_tenant_setting(session, tenant)
                 for table in TABLE_ORDER:
                     rows = [row for unit in group for row in unit.rows.by_table.get(table, ())]
                     if rows:

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.db import SessionOrConnection
 from tidings.messaging.lifecycle import can_move
 from tidings.messaging.models import Message, MessageEvent
 from tidings.webhooks.service import STATUS_EVENT, WebhookBatch
@@ -54,7 +54,7 @@ class MessageState:
     body_enc: bytes | None = None
 
 
-async def load_states(session: AsyncSession, condition: ColumnElement[bool], *,
+async def load_states(session: SessionOrConnection, condition: ColumnElement[bool], *,
                       content: bool = False) -> list[MessageState]:
     """Messages matching ``condition``; with ``content``, their ciphertexts too."""
     names = _STATE_COLUMNS + (_CONTENT_COLUMNS if content else ())
@@ -62,7 +62,7 @@ async def load_states(session: AsyncSession, condition: ColumnElement[bool], *,
     return [MessageState(**row._mapping) for row in rows]
 
 
-async def load_states_by_id(session: AsyncSession, ids: Sequence[str], *,
+async def load_states_by_id(session: SessionOrConnection, ids: Sequence[str], *,
                             content: bool = False) -> dict[str, MessageState]:
     states = await load_states(session, MESSAGES.c.id.in_(list(ids)), content=content)
     return {state.id: state for state in states}
@@ -113,7 +113,7 @@ class StatusChanges:
         """Store ``message`` with the others even if no report touched it."""
         self._touched[message.id] = message
 
-    async def flush(self, session: AsyncSession) -> bool:
+    async def flush(self, session: SessionOrConnection) -> bool:
         """Write the messages, their events and webhooks; True when webhooks were queued."""
         if self._touched:
             await session.execute(_STORE, [

@@ -12,11 +12,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Account
 from tidings.connectors.base import DeliveryReport, OutboundMessage, SubmitResult
-from tidings.db import SYSTEM
+from tidings.db import SYSTEM, SessionOrConnection
 from tidings.messaging.lifecycle import Status, is_final
 from tidings.messaging.status_changes import (
     MESSAGES,
@@ -34,13 +33,13 @@ if TYPE_CHECKING:
 EXPIRED_ERROR = "validity_period_elapsed"
 
 
-async def _webhook_urls(session: AsyncSession, tenants: set[str]) -> dict[str, str | None]:
+async def _webhook_urls(session: SessionOrConnection, tenants: set[str]) -> dict[str, str | None]:
     rows = await session.execute(select(Account.id, Account.webhook_url)
                                  .where(Account.id.in_(tenants)))
     return {tenant: url for tenant, url in rows.all()}
 
 
-async def _changes(session: AsyncSession, messages: Sequence[MessageState],
+async def _changes(session: SessionOrConnection, messages: Sequence[MessageState],
                    now: datetime) -> StatusChanges:
     return StatusChanges(now, await _webhook_urls(session, {m.tenant_id for m in messages}))
 
@@ -63,12 +62,12 @@ def _plainly_queued(message: MessageState | None, now: datetime) -> bool:
 async def _prepare_dispatch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> dict[str, MessageState]:
     """Drop finished or expired messages, move scheduled ones to queued; commit that."""
     now, ids = rt.clock.now(), [j.ref_id for j in jobs]
-    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+    async with rt.db.core(tenant=SYSTEM, write=False) as session:
         messages = await load_states_by_id(session, ids, content=True)
     if all(_plainly_queued(messages.get(j.ref_id), now) for j in jobs):
         return messages  # the usual case: nothing to write, so no write lock to wait for
     ready: dict[str, MessageState] = {}
-    async with rt.db.transaction(tenant=SYSTEM) as session:
+    async with rt.db.core(tenant=SYSTEM) as session:
         messages = await load_states_by_id(session, ids, content=True)
         changes = await _changes(session, list(messages.values()), now)
         done = []
@@ -107,7 +106,7 @@ async def _outbound(rt: Runtime, message: MessageState) -> OutboundMessage:
 async def _record_submissions(rt: Runtime, jobs: Sequence[ClaimedJob],
                               results: Sequence[tuple[str, SubmitResult]]) -> None:
     now, by_message = rt.clock.now(), {j.ref_id: j for j in jobs}
-    async with rt.db.transaction(tenant=SYSTEM) as session:
+    async with rt.db.core(tenant=SYSTEM) as session:
         messages = await load_states_by_id(session, [r.message_id for _, r in results])
         changes = await _changes(session, list(messages.values()), now)
         done, retries = [], []
@@ -149,7 +148,7 @@ async def apply_reports(rt: Runtime, connector: str,
                         reports: Sequence[DeliveryReport]) -> list[bool]:
     """The connectors' report sink: apply final statuses; unknown ids are offered again."""
     now = rt.clock.now()
-    async with rt.db.transaction(tenant=SYSTEM) as session:
+    async with rt.db.core(tenant=SYSTEM) as session:
         # One connector per call: a plain IN on the indexed pair, never a row-value IN,
         # which PostgreSQL evaluates against every row of the table.
         rows = await load_states(session, (MESSAGES.c.connector == connector) & (
@@ -173,7 +172,7 @@ async def apply_reports(rt: Runtime, connector: str,
 async def expire_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
     """Expire messages still undelivered when their validity period ends."""
     now = rt.clock.now()
-    async with rt.db.transaction(tenant=SYSTEM) as session:
+    async with rt.db.core(tenant=SYSTEM) as session:
         messages = await load_states_by_id(session, [j.ref_id for j in jobs])
         changes = await _changes(session, list(messages.values()), now)
         for message in messages.values():

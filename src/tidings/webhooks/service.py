@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.db import SessionOrConnection
 from tidings.errors import NotFound
 from tidings.ids import new_id
 from tidings.outbox import enqueue_rows, job_row
@@ -49,7 +50,7 @@ class WebhookBatch:
             self.jobs.append(job_row(tenant=tenant, kind=DELIVER_JOB, ref_id=delivery_id,
                                      now=now))
 
-    async def flush(self, session: AsyncSession) -> bool:
+    async def flush(self, session: SessionOrConnection) -> bool:
         """Insert what was gathered; True when there is something to deliver."""
         if not self.deliveries:
             return False

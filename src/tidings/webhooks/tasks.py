@@ -80,7 +80,7 @@ def _columns(table: Table, names: Sequence[str]) -> list[Column[Any]]:
 
 
 async def _render(rt: Runtime, jobs: Sequence[ClaimedJob]) -> tuple[list[_Pending], list[int]]:
-    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+    async with rt.db.core(tenant=SYSTEM, write=False) as session:
         rows = await session.execute(select(DELIVERIES).where(
             DELIVERIES.c.id.in_([j.ref_id for j in jobs])))
         by_id = {d.id: d for d in (Delivery(**row._mapping) for row in rows)}
@@ -158,7 +158,7 @@ async def _record(rt: Runtime, pending: Sequence[_Pending], results: Sequence[We
             finished.append(item.job.id)
         else:
             retries.append((item.job.id, retry_at))
-    async with rt.db.transaction(tenant=SYSTEM) as session:
+    async with rt.db.core(tenant=SYSTEM) as session:
         if pending:
             await session.execute(_STORE, [
                 {"delivery_id": p.delivery.id,
