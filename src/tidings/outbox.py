@@ -126,12 +126,6 @@ async def complete(session: SessionOrConnection, job_ids: Sequence[int]) -> None
         await session.execute(delete(Job).where(Job.id.in_(list(job_ids))))
 
 
-async def retry_later(session: SessionOrConnection, job_id: int, *, run_at: datetime) -> None:
-    await session.execute(
-        update(Job).where(Job.id == job_id).values(run_at=run_at, locked_until=None)
-    )
-
-
 async def retry_many_later(session: SessionOrConnection,
                            retries: Sequence[tuple[int, datetime]]) -> None:
     """Release many jobs to run again later, in one statement."""

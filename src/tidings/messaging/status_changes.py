@@ -109,10 +109,6 @@ class StatusChanges:
                             "source": source, "error_code": error_code,
                             "created_at": self.now})
 
-    def touch(self, message: MessageState) -> None:
-        """Store ``message`` with the others even if no report touched it."""
-        self._touched[message.id] = message
-
     async def flush(self, session: SessionOrConnection) -> bool:
         """Write the messages, their events and webhooks; True when webhooks were queued."""
         if self._touched:

@@ -131,7 +131,6 @@ def _apply_submit(rt: Runtime, changes: StatusChanges, message: MessageState, co
     """Apply one carrier answer; False when the job should run again later."""
     if result.outcome == "accepted":
         message.connector, message.carrier_message_id = connector, result.carrier_message_id
-        changes.touch(message)  # stored even if the report does not move it
         changes.report(message, Status.SENT, source="dispatcher")
     elif result.outcome == "rejected":
         changes.report(message, Status.REJECTED, source="carrier", error_code=result.error_code)
