@@ -6,7 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from tidings.accounts.auth import Principal
+from tidings.accounts.auth import Principal, bearer_token
+from tidings.db import SYSTEM
+from tidings.operators.models import OperatorKey
+from tidings.operators.service import check_operator_key
 from tidings.runtime import Runtime
 
 
@@ -30,3 +33,14 @@ async def get_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_operator(
+    rt: RuntimeDep, authorization: Annotated[str | None, Header()] = None,
+) -> OperatorKey:
+    raw = bearer_token(authorization)
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        return await check_operator_key(session, raw)
+
+
+CurrentOperator = Annotated[OperatorKey, Depends(get_operator)]

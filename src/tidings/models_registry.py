@@ -8,5 +8,7 @@ def load_all() -> None:
     import tidings.audit.models
     import tidings.messaging.models
     import tidings.numbers.models
+    import tidings.operators.models
     import tidings.outbox
+    import tidings.routing.models
     import tidings.webhooks.models  # noqa: F401

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from tidings.accounts.auth import Authenticator
 from tidings.clock import Clock
-from tidings.connectors.base import DeliveryReport
+from tidings.connectors.base import DeliveryReport, InboundMessage
 from tidings.connectors.registry import ConnectorRegistry
 from tidings.connectors.sandbox.carrier import SandboxCarrier
 from tidings.connectors.sandbox.ledger import SandboxLedger
@@ -21,6 +21,8 @@ from tidings.messaging import tasks as messaging_tasks
 from tidings.messaging.service import DISPATCH_JOB, EXPIRE_JOB
 from tidings.metrics import Metrics
 from tidings.migrations.run import upgrade
+from tidings.routing.cache import RoutingCache
+from tidings.routing.supervisor import ConnectorSupervisor
 from tidings.settings import Settings
 from tidings.vault import Vault
 from tidings.wakeup_bridge import PostgresWakeupBridge, asyncpg_dsn
@@ -46,6 +48,8 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     workers: WorkerPool | None = None
     wakeup_bridge: PostgresWakeupBridge | None = None
+    routes: RoutingCache = field(default_factory=lambda: RoutingCache(ttl_seconds=2.0))
+    connector_supervisor: ConnectorSupervisor | None = None
 
     def worker_pool(self) -> WorkerPool:
         if self.workers is None:
@@ -60,6 +64,12 @@ class Runtime:
     async def report_sink(self, connector: str,
                           reports: Sequence[DeliveryReport]) -> list[bool]:
         return await messaging_tasks.apply_reports(self, connector, reports)
+
+    async def inbound_sink(self, connector: str,
+                           messages: Sequence[InboundMessage]) -> list[bool]:
+        from tidings.messaging.inbound import take_inbound  # it needs Runtime itself
+
+        return await take_inbound(self, connector, messages)
 
 
 JOB_KINDS = (DISPATCH_JOB, EXPIRE_JOB, DELIVER_JOB)
@@ -100,6 +110,7 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
     rt = Runtime(settings, db, vault, clock, ConnectorRegistry([carrier]), sender,
                  Authenticator(db, clock, cache_seconds=settings.api_key_cache_seconds),
                  GroupWriter(db))
+    rt.routes = RoutingCache(ttl_seconds=settings.routing_cache_seconds)
     await sender.start()
     rt.writer.start()
     if not db.is_sqlite:
@@ -108,7 +119,10 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
     # Connectors run where the workers run: an API-only process must not also
     # poll the carriers, or two processes would report the same receipt.
     if start_background and settings.run_workers:
-        await rt.connectors.start(rt.report_sink)
+        await rt.connectors.start(rt.report_sink, rt.inbound_sink)
+        rt.connector_supervisor = ConnectorSupervisor(
+            db, vault, rt.connectors, reload_seconds=settings.connector_reload_seconds)
+        await rt.connector_supervisor.start()
         rt.worker_pool().start()
     return rt
 
@@ -117,6 +131,8 @@ async def close_runtime(rt: Runtime) -> None:
     await rt.writer.stop()
     if rt.workers is not None:
         await rt.workers.stop()
+    if rt.connector_supervisor is not None:
+        await rt.connector_supervisor.stop()
     await rt.connectors.stop()
     if rt.wakeup_bridge is not None:
         await rt.wakeup_bridge.stop()

@@ -58,7 +58,7 @@ class Authenticator:
 
     async def authenticate(self, authorization: str | None,
                            on_behalf_of: str | None = None) -> Principal:
-        raw = _bearer(authorization)
+        raw = bearer_token(authorization)
         cache_key = (hash_key_secret(raw), on_behalf_of)
         cached = self._cache.get(cache_key)
         if cached and cached[0] > time.monotonic():
@@ -108,7 +108,7 @@ class Authenticator:
                                   .values(last_used_at=self._clock.now()))
 
 
-def _bearer(authorization: str | None) -> str:
+def bearer_token(authorization: str | None) -> str:
     if not authorization:
         raise Unauthorized("Send your API key as 'Authorization: Bearer <key>'.",
                            code="missing_api_key", headers={"WWW-Authenticate": "Bearer"})

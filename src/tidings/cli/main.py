@@ -8,6 +8,7 @@ import click
 
 from tidings.cli.accounts import accounts, keys
 from tidings.cli.audit import audit
+from tidings.cli.connectors import connectors, operator_keys, routes
 from tidings.cli.sandbox import sandbox
 from tidings.cli.send import send
 from tidings.cli.worker import worker
@@ -70,7 +71,8 @@ def migrate() -> None:
     click.echo("database is up to date")
 
 
-for command in (accounts, keys, send, sandbox, audit, worker):
+for command in (accounts, keys, send, sandbox, audit, worker, connectors, routes,
+                operator_keys):
     cli.add_command(command)
 
 

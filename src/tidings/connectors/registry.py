@@ -1,52 +1,56 @@
-"""The connectors this process runs, and which one carries each channel.
+"""The connectors this process runs, by name.
 
-Routing rules (by destination, sender, account, with failover) build on this.
+The sandbox carrier is always there; the operator's connectors (SMPP, SMTP,
+WhatsApp) are added and replaced while the process runs, when their
+configuration changes. Which connector carries a message is the router's
+choice (``tidings.routing``).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
 from collections.abc import Sequence
 
-from tidings.connectors.base import Connector, OutboundMessage, ReportSink, SubmitResult
+from tidings.connectors.base import Connector, InboundSink, ReportSink, refuse_inbound
 
 
 class ConnectorRegistry:
     def __init__(self, connectors: Sequence[Connector]) -> None:
-        self._connectors = list(connectors)
+        self._connectors = {c.name: c for c in connectors}
+        self._sink: ReportSink | None = None
+        self._inbound: InboundSink = refuse_inbound
 
     @property
     def channels(self) -> frozenset[str]:
-        return frozenset(ch for c in self._connectors for ch in c.channels)
+        return frozenset(ch for c in self._connectors.values() for ch in c.channels)
 
     def all(self) -> list[Connector]:
-        return list(self._connectors)
+        return list(self._connectors.values())
 
-    def for_channel(self, channel: str) -> Connector | None:
-        return next((c for c in self._connectors if channel in c.channels), None)
+    def get(self, name: str) -> Connector | None:
+        return self._connectors.get(name)
 
-    async def start(self, sink: ReportSink) -> None:
-        for connector in self._connectors:
-            await connector.start(sink)
+    def names_for_channel(self, channel: str) -> list[str]:
+        """The default route of a channel no rule covers: its connectors, oldest first."""
+        return [c.name for c in self._connectors.values() if channel in c.channels]
+
+    async def start(self, sink: ReportSink, inbound: InboundSink = refuse_inbound) -> None:
+        self._sink, self._inbound = sink, inbound
+        for connector in self._connectors.values():
+            await connector.start(sink, inbound)
 
     async def stop(self) -> None:
-        for connector in reversed(self._connectors):
+        for connector in reversed(self._connectors.values()):
             await connector.stop()
+        self._sink = None
 
-    async def submit(self, messages: Sequence[OutboundMessage]
-                     ) -> list[tuple[str, SubmitResult]]:
-        """Submit each message through its channel's connector; (connector, result) pairs."""
-        groups: dict[str, list[OutboundMessage]] = defaultdict(list)
-        unroutable = []
-        for message in messages:
-            connector = self.for_channel(message.channel)
-            if connector is None:
-                unroutable.append(("none", SubmitResult(message.message_id, "rejected",
-                                                        error_code="no_route")))
-            else:
-                groups[connector.name].append(message)
-        by_name = {c.name: c for c in self._connectors}
-        answers = await asyncio.gather(*(by_name[n].submit(batch) for n, batch in groups.items()))
-        results = [(name, r) for name, batch in zip(groups, answers, strict=True) for r in batch]
-        return results + unroutable
+    async def replace(self, connector: Connector) -> None:
+        """Run ``connector`` under its name, stopping the one it replaces."""
+        await self.remove(connector.name)
+        self._connectors[connector.name] = connector
+        if self._sink is not None:
+            await connector.start(self._sink, self._inbound)
+
+    async def remove(self, name: str) -> None:
+        old = self._connectors.pop(name, None)
+        if old is not None and self._sink is not None:
+            await old.stop()

@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tidings.accounts.models import Account
 from tidings.accounts.service import is_descendant
 from tidings.audit.service import Actor
+from tidings.connectors.base import InboundMessage
 from tidings.db import SYSTEM
-from tidings.errors import InvalidRequest, NotFound
+from tidings.errors import InvalidRequest, NotFound, TidingsError
+from tidings.logs import get_logger
 from tidings.messaging.addresses import AddressError, normalize_e164, normalize_sender
 from tidings.messaging.encoding import segment
 from tidings.messaging.service import Created, SendContext, do_receive_inbound
 from tidings.numbers.service import owner_of
 from tidings.runtime import Runtime
 from tidings.webhooks.service import DELIVER_JOB
+
+log = get_logger("tidings.inbound")
+
+
+async def take_inbound(rt: Runtime, connector: str,
+                       messages: Sequence[InboundMessage]) -> list[bool]:
+    """The connectors' inbound sink. A message no account can take (its number is
+    nobody's, or unreadable) is taken and dropped with a log line: the carrier
+    would otherwise deliver it again forever."""
+    actor = Actor("system", f"connector:{connector}")
+    for message in messages:
+        try:
+            await receive_inbound(rt, sender=message.sender, to=message.to, body=message.body,
+                                  channel=message.channel, actor=actor)
+        except TidingsError as exc:
+            log.warning("inbound_dropped", connector=connector, code=exc.code)
+    return [True] * len(messages)
 
 
 async def receive_inbound(rt: Runtime, *, sender: str, to: str, body: str, channel: str,

@@ -59,6 +59,7 @@ class MessageEvent(Base):
     applied: Mapped[bool] = mapped_column(Boolean)
     source: Mapped[str] = mapped_column(String(30))
     error_code: Mapped[str | None] = mapped_column(String(60))
+    connector: Mapped[str | None] = mapped_column(String(60))  # the attempt's connector
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

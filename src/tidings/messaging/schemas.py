@@ -54,6 +54,7 @@ class MessageEventOut(BaseModel):
     applied: bool
     source: str
     error_code: str | None
+    connector: str | None = Field(default=None, description="The connector of this attempt.")
     created_at: datetime
 
 

@@ -70,7 +70,8 @@ def _message_row(ctx: SendContext, draft: Draft, *, message_id: str, status: Sta
 def _event_row(*, tenant: str, message_id: str, seq: int, status: str, applied: bool,
                source: str, error_code: str | None, now: datetime) -> dict[str, Any]:
     return {"tenant_id": tenant, "message_id": message_id, "seq": seq, "status": status,
-            "applied": applied, "source": source, "error_code": error_code, "created_at": now}
+            "applied": applied, "source": source, "error_code": error_code,
+            "connector": None, "created_at": now}
 
 
 def build_messages(ctx: SendContext, drafts: Sequence[Draft],
@@ -221,7 +222,8 @@ def message_out(message: Message, keys: TenantKeys,
         created_at=message.created_at, updated_at=message.updated_at,
         events=None if events is None else [
             MessageEventOut(seq=e.seq, status=e.status, applied=e.applied, source=e.source,
-                            error_code=e.error_code, created_at=e.created_at) for e in events],
+                            error_code=e.error_code, connector=e.connector,
+                            created_at=e.created_at) for e in events],
     )
 
 

@@ -85,10 +85,11 @@ class StatusChanges:
     _touched: dict[str, MessageState] = field(default_factory=dict)
 
     def report(self, message: MessageState, status: str, *, source: str,
-               error_code: str | None = None) -> bool:
+               error_code: str | None = None, connector: str | None = None) -> bool:
         """Record the report; move the message only forward. True when it moved."""
         applied = can_move(message.status, status)
-        self.note(message, status, source=source, error_code=error_code, applied=applied)
+        self.note(message, status, source=source, error_code=error_code, applied=applied,
+                  connector=connector)
         if applied:
             self.moved[status] += 1
             message.status, message.updated_at = status, self.now
@@ -100,14 +101,15 @@ class StatusChanges:
         return applied
 
     def note(self, message: MessageState, status: str, *, source: str,
-             error_code: str | None = None, applied: bool = False) -> None:
+             error_code: str | None = None, applied: bool = False,
+             connector: str | None = None) -> None:
         """Add an event to the message's history (by itself: one that changes nothing)."""
         message.event_count += 1
         self._touched[message.id] = message
         self.events.append({"tenant_id": message.tenant_id, "message_id": message.id,
                             "seq": message.event_count, "status": status, "applied": applied,
                             "source": source, "error_code": error_code,
-                            "created_at": self.now})
+                            "connector": connector, "created_at": self.now})
 
     async def flush(self, session: SessionOrConnection) -> bool:
         """Write the messages, their events and webhooks; True when webhooks were queued."""

@@ -7,6 +7,7 @@ idempotent by message id, see ``tidings.connectors.base``).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ from tidings.messaging.status_changes import (
     load_states_by_id,
 )
 from tidings.outbox import ClaimedJob, complete, retry_many_later
+from tidings.routing.router import Routed, Router
 from tidings.webhooks.service import DELIVER_JOB
 
 if TYPE_CHECKING:
@@ -49,9 +51,11 @@ async def dispatch_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
     ready = await _prepare_dispatch(rt, jobs)
     if not ready:
         return
-    outbound = [await _outbound(rt, m) for m in ready.values()]
-    results = await rt.connectors.submit(outbound)
-    await _record_submissions(rt, jobs, results)
+    outbound = [(await _outbound(rt, m), m.tenant_id) for m in ready.values()]
+    router = Router(rt.connectors, await rt.routes.table(rt.db))
+    routed = await router.submit(outbound)
+    await _record_submissions(rt, jobs, routed)
+    _tell_connectors_recorded(rt, routed)
 
 
 def _plainly_queued(message: MessageState | None, now: datetime) -> bool:
@@ -104,15 +108,17 @@ async def _outbound(rt: Runtime, message: MessageState) -> OutboundMessage:
 
 
 async def _record_submissions(rt: Runtime, jobs: Sequence[ClaimedJob],
-                              results: Sequence[tuple[str, SubmitResult]]) -> None:
+                              results: Sequence[Routed]) -> None:
     now, by_message = rt.clock.now(), {j.ref_id: j for j in jobs}
     async with rt.db.core(tenant=SYSTEM) as session:
-        messages = await load_states_by_id(session, [r.message_id for _, r in results])
+        messages = await load_states_by_id(session, [r.message.message_id for r in results])
         changes = await _changes(session, list(messages.values()), now)
         done, retries = [], []
-        for connector, result in results:
+        for routed in results:
+            result = _final(routed)
             message, job = messages[result.message_id], by_message[result.message_id]
-            if _apply_submit(rt, changes, message, connector, result, job):
+            _note_failed_attempts(changes, message, routed)
+            if _apply_submit(rt, changes, message, routed.connector, result, job):
                 done.append(job.id)
             else:
                 delay = result.retry_after_seconds or min(2.0 ** job.attempts, 300.0)
@@ -126,21 +132,50 @@ async def _record_submissions(rt: Runtime, jobs: Sequence[ClaimedJob],
         rt.wakeups.notify(DELIVER_JOB)
 
 
+def _final(routed: Routed) -> SubmitResult:
+    if routed.result is None:
+        raise ValueError("the router returned a message without an answer")
+    return routed.result
+
+
+def _note_failed_attempts(changes: StatusChanges, message: MessageState,
+                          routed: Routed) -> None:
+    """Each connector that could not take the message, before the next one was tried."""
+    for attempt in routed.failed:
+        status = "rejected" if attempt.result.outcome == "rejected" else "unavailable"
+        changes.note(message, status, source="dispatcher", connector=attempt.connector,
+                     error_code=attempt.result.error_code)
+
+
 def _apply_submit(rt: Runtime, changes: StatusChanges, message: MessageState, connector: str,
                   result: SubmitResult, job: ClaimedJob) -> bool:
     """Apply one carrier answer; False when the job should run again later."""
     if result.outcome == "accepted":
         message.connector, message.carrier_message_id = connector, result.carrier_message_id
-        changes.report(message, Status.SENT, source="dispatcher")
+        changes.report(message, Status.SENT, source="dispatcher", connector=connector)
     elif result.outcome == "rejected":
-        changes.report(message, Status.REJECTED, source="carrier", error_code=result.error_code)
+        changes.report(message, Status.REJECTED, source="carrier", connector=connector,
+                       error_code=result.error_code)
     elif job.attempts >= rt.settings.dispatch_retry_max_attempts:
-        changes.report(message, Status.FAILED, source="dispatcher",
+        changes.report(message, Status.FAILED, source="dispatcher", connector=connector,
                        error_code=result.error_code or "retry_limit_reached")
     else:
-        changes.note(message, "retrying", source="dispatcher", error_code=result.error_code)
+        changes.note(message, "retrying", source="dispatcher", connector=connector,
+                     error_code=result.error_code)
         return False
     return True
+
+
+def _tell_connectors_recorded(rt: Runtime, routed: Sequence[Routed]) -> None:
+    """Carrier ids are stored now: receipts that came before them can be matched."""
+    by_connector: dict[str, list[str]] = defaultdict(list)
+    for item in routed:
+        if item.result and item.result.outcome == "accepted" and item.result.carrier_message_id:
+            by_connector[item.connector].append(item.result.carrier_message_id)
+    for name, carrier_ids in by_connector.items():
+        connector = rt.connectors.get(name)
+        if connector is not None:
+            connector.recorded(carrier_ids)
 
 
 async def apply_reports(rt: Runtime, connector: str,

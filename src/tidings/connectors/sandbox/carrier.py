@@ -34,10 +34,12 @@ from typing import cast, get_args
 from tidings.connectors.base import (
     DeliveryReport,
     FinalReport,
+    InboundSink,
     OutboundMessage,
     ReportSink,
     SubmitOutcome,
     SubmitResult,
+    refuse_inbound,
 )
 from tidings.connectors.sandbox.ledger import (
     Acceptance,
@@ -137,8 +139,9 @@ class SandboxCarrier:
         await self._ledger.open()
         self._sink = sink
 
-    async def start(self, sink: ReportSink) -> None:
-        """Open the ledger and offer receipts to ``sink`` as they fall due."""
+    async def start(self, sink: ReportSink, inbound: InboundSink = refuse_inbound) -> None:
+        """Open the ledger and offer receipts to ``sink`` as they fall due (inbound
+        sandbox messages come through ``tidings sandbox inbound`` instead)."""
         await self.attach(sink)
         if self._task is None or self._task.done():
             self._stopping.clear()
@@ -160,6 +163,10 @@ class SandboxCarrier:
                 await asyncio.wait([task])
         self._sink = None
         await self._ledger.close()
+
+    def recorded(self, carrier_message_ids: Sequence[str]) -> None:
+        """Nothing to do: receipts fall due after a delay, and a refused one is offered
+        again in the next round."""
 
     async def submit(self, messages: Sequence[OutboundMessage]) -> list[SubmitResult]:
         """Submit a batch in one ledger transaction; results in input order.

@@ -1,0 +1,204 @@
+"""``tidings connectors``, ``tidings routes``, ``tidings operator-keys``: carrier set-up."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import click
+from pydantic import BaseModel, ValidationError
+
+from tidings.cli.common import emit, fail, with_runtime
+from tidings.db import SYSTEM
+from tidings.operators.service import (
+    do_create_operator_key,
+    do_revoke_operator_key,
+    list_operator_keys,
+)
+from tidings.routing.schemas import RouteIn, SmppConnectorIn, TargetIn
+from tidings.routing.service import (
+    OPERATOR_KEYRING,
+    connector_out,
+    connector_secrets,
+    do_create_connector,
+    do_create_route,
+    do_remove_connector,
+    do_remove_route,
+    list_connectors,
+    list_routes,
+    route_out,
+)
+from tidings.runtime import Runtime
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validated(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in exc.errors())
+        fail(problems)
+
+
+@click.group("connectors")
+def connectors() -> None:
+    """Carrier connections (SMPP binds to an SMSC, and more to come)."""
+
+
+@connectors.command("add")
+@click.argument("kind", type=click.Choice(["smpp"]))
+@click.option("--name", default=None, help="A name for routes to use [default: KIND-HOST].")
+@click.option("--host", required=True)
+@click.option("--port", type=int, default=2775, show_default=True)
+@click.option("--system-id", required=True, help="The SMSC account (system_id).")
+@click.option("--password", default="", help="The bind password (stored encrypted).")
+@click.option("--system-type", default="")
+@click.option("--binds", type=int, default=1, show_default=True)
+@click.option("--window", type=int, default=10, show_default=True,
+              help="Submits in flight per bind.")
+@click.option("--tps", type=float, default=None, help="Submits per second, whole connector.")
+@click.option("--long-messages", type=click.Choice(["udh", "sar", "payload"]), default="udh",
+              show_default=True, help="How messages longer than one SMS travel.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def add(kind: str, name: str | None, as_json: bool, **options: Any) -> None:
+    """Add a connector; a running worker starts it within a few seconds."""
+    body = _validated(SmppConnectorIn, {
+        "kind": kind, "name": name or f"{kind}-{options['host']}".replace(".", "-").lower(),
+        **options})
+
+    async def work(rt: Runtime) -> None:
+        keys = await rt.vault.keys_for(OPERATOR_KEYRING)
+        async with rt.db.transaction(tenant=SYSTEM) as session:
+            row = await do_create_connector(session, keys=keys, body=body, now=rt.clock.now())
+            out = connector_out(row, sorted(connector_secrets(keys, row)))
+        emit(out.model_dump(mode="json"), as_json=as_json,
+             text=f"connector {out.name} added ({out.kind} {body.host}:{body.port})")
+    with_runtime(work)
+
+
+@connectors.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_(as_json: bool) -> None:
+    """List connectors (secrets are never shown)."""
+    async def work(rt: Runtime) -> None:
+        keys = await rt.vault.keys_for(OPERATOR_KEYRING)
+        async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+            rows = [connector_out(r, sorted(connector_secrets(keys, r))).model_dump(mode="json")
+                    for r in await list_connectors(session)]
+        emit(rows, as_json=as_json, text="\n".join(
+            f"{r['name']}\t{r['kind']}\t{','.join(r['channels'])}" for r in rows) or "none")
+    with_runtime(work)
+
+
+@connectors.command("remove")
+@click.argument("name")
+def remove(name: str) -> None:
+    """Remove a connector no route uses."""
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction(tenant=SYSTEM) as session:
+            await do_remove_connector(session, name=name)
+        click.echo(f"connector {name} removed")
+    with_runtime(work)
+
+
+@click.group("routes")
+def routes() -> None:
+    """Routing rules: which connectors carry which messages."""
+
+
+def _target(text: str) -> TargetIn:
+    name, _, weight = text.partition(":")
+    return _validated(TargetIn, {"connector": name, "weight": weight or 1})
+
+
+@routes.command("add")
+@click.option("--channel", required=True, type=click.Choice(["sms", "email", "whatsapp"]))
+@click.option("--connector", "targets", multiple=True, required=True,
+              help="NAME or NAME:WEIGHT; repeat in failover order. Weight 0: backup only.")
+@click.option("--priority", type=int, default=100, show_default=True,
+              help="Lower wins; between equals the more specific rule wins.")
+@click.option("--prefix", default=None, help="Destination prefix, e.g. +44.")
+@click.option("--country", default=None, help="Destination country, e.g. GB.")
+@click.option("--sender", default=None)
+@click.option("--account", "account_id", default=None, help="Only this account's messages.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def add_route(targets: tuple[str, ...], as_json: bool, **options: Any) -> None:
+    """Add a routing rule."""
+    body = _validated(RouteIn, {**options,
+                                "connectors": [_target(t).model_dump() for t in targets]})
+
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction(tenant=SYSTEM) as session:
+            out = route_out(await do_create_route(session, body=body, now=rt.clock.now()))
+        emit(out.model_dump(mode="json"), as_json=as_json, text=f"route {out.id} added")
+    with_runtime(work)
+
+
+@routes.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_routes_(as_json: bool) -> None:
+    """List routing rules."""
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+            rows = [route_out(r).model_dump(mode="json") for r in await list_routes(session)]
+        emit(rows, as_json=as_json, text="\n".join(
+            f"{r['id']}\t{r['channel']}\t{r['prefix'] or r['country'] or '*'}\t"
+            + ",".join(f"{t['connector']}:{t['weight']}" for t in r["connectors"])
+            for r in rows) or "none")
+    with_runtime(work)
+
+
+@routes.command("remove")
+@click.argument("route_id")
+def remove_route(route_id: str) -> None:
+    """Remove a routing rule."""
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction(tenant=SYSTEM) as session:
+            await do_remove_route(session, route_id=route_id)
+        click.echo(f"route {route_id} removed")
+    with_runtime(work)
+
+
+@click.group("operator-keys")
+def operator_keys() -> None:
+    """Keys for the operator API (/v1/operator/...)."""
+
+
+@operator_keys.command("create")
+@click.option("--name", default="default")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def create_operator_key(name: str, as_json: bool) -> None:
+    """Create an operator key (shown once)."""
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction(tenant=SYSTEM) as session:
+            made = await do_create_operator_key(session, name=name, now=rt.clock.now())
+        emit({"id": made.key.id, "key": made.secret}, as_json=as_json,
+             text=f"{made.key.id}\n{made.secret}\n(the key is shown once)")
+    with_runtime(work)
+
+
+@operator_keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_operator_keys_(as_json: bool) -> None:
+    """List operator keys."""
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+            rows = [{"id": k.id, "name": k.name, "created_at": k.created_at.isoformat(),
+                     "revoked": k.revoked_at is not None}
+                    for k in await list_operator_keys(session)]
+        emit(rows, as_json=as_json, text="\n".join(
+            f"{r['id']}\t{r['name']}\t{'revoked' if r['revoked'] else 'active'}"
+            for r in rows) or "none")
+    with_runtime(work)
+
+
+@operator_keys.command("revoke")
+@click.argument("key_id")
+def revoke_operator_key(key_id: str) -> None:
+    """Revoke an operator key."""
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction(tenant=SYSTEM) as session:
+            await do_revoke_operator_key(session, key_id=key_id, now=rt.clock.now())
+        click.echo(f"operator key {key_id} revoked")
+    with_runtime(work)

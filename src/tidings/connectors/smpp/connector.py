@@ -1,0 +1,196 @@
+"""The SMPP connector: messages out as submit_sm over one or more binds to an SMSC.
+
+* Each message is cut into parts (``coding.split_for_submit``); every part goes
+  through the bind with the most room, within its window and the connector's rate.
+* ESME_RTHROTTLED and ESME_RMSGQFUL pause that bind and send the part again
+  (up to ``THROTTLE_RETRIES`` times, then the dispatcher retries later). Any other
+  error status is permanent: the message is rejected with the SMSC's code, e.g.
+  ``smpp:ESME_RINVDSTADR``.
+* The carrier id of a message is the SMSC's id for its first part; receipts for
+  the other parts are acknowledged and not applied.
+* Repeated submits of a message id in this process get the first answer again.
+  A submit whose answer was lost (time-out, connection lost mid-window) is
+  retried by the dispatcher: SMPP cannot tell whether the SMSC took it.
+* No bind up: ``retry`` with ``UNAVAILABLE``, so the router tries the next
+  connector of the route at once.
+
+deliver_sm handling (receipts, mobile-originated messages) is in ``deliveries.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tidings.connectors.base import (
+    UNAVAILABLE,
+    InboundSink,
+    OutboundMessage,
+    ReportSink,
+    SubmitResult,
+    refuse_inbound,
+)
+from tidings.connectors.smpp.addresses import to_smpp
+from tidings.connectors.smpp.client import BindTarget, SmppClient
+from tidings.connectors.smpp.coding import SubmitPart, split_for_submit
+from tidings.connectors.smpp.deliveries import Deliveries
+from tidings.connectors.smpp.link import Link, LinkClosed, ResponseTimeout
+from tidings.connectors.smpp.pdu import CommandStatus, SubmitSm
+from tidings.connectors.smpp.session import SessionConfig
+
+THROTTLE_RETRIES = 5
+THROTTLE_PAUSE_SECONDS = 1.0
+BIND_WAIT_SECONDS = 1.0  # how long a submit waits for some bind to come up
+REMEMBERED_ANSWERS = 200_000
+_THROTTLING = frozenset({CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL})
+
+
+@dataclass(frozen=True)
+class SmppSettings:
+    host: str
+    port: int
+    system_id: str
+    password: str = field(repr=False, default="")
+    system_type: str = ""
+    binds: int = 1
+    window: int = 10
+    tps: float | None = None
+    long_messages: Literal["udh", "sar", "payload"] = "udh"
+    registered_delivery: bool = True
+    enquire_link_seconds: float = 30.0
+    response_timeout_seconds: float = 10.0
+
+    def bind_target(self) -> BindTarget:
+        per_bind_tps = self.tps / self.binds if self.tps else None
+        session = SessionConfig(window=self.window, tps=per_bind_tps,
+                                enquire_link_interval=self.enquire_link_seconds,
+                                response_timeout=self.response_timeout_seconds)
+        return BindTarget(self.host, self.port, self.system_id, self.password,
+                          self.system_type, session=session)
+
+
+class _Retry(Exception):
+    def __init__(self, error_code: str, after: float | None = None) -> None:
+        super().__init__(error_code)
+        self.error_code, self.after = error_code, after
+
+
+class _Rejected(Exception):
+    def __init__(self, error_code: str) -> None:
+        super().__init__(error_code)
+        self.error_code = error_code
+
+
+class SmppConnector:
+    channels = frozenset({"sms"})
+
+    def __init__(self, name: str, settings: SmppSettings) -> None:
+        self.name, self.settings = name, settings
+        self._deliveries = Deliveries(name)
+        self._clients = [SmppClient(settings.bind_target(), name=f"{name}#{i}",
+                                    on_request=self._deliveries.on_request)
+                         for i in range(settings.binds)]
+        self._answers: OrderedDict[str, SubmitResult] = OrderedDict()
+        self._next_reference = secrets.randbelow(0x10000)
+
+    async def start(self, sink: ReportSink, inbound: InboundSink = refuse_inbound) -> None:
+        self._deliveries.start(sink, inbound)
+        for client in self._clients:
+            client.start()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(c.stop() for c in self._clients))
+        await self._deliveries.stop()
+
+    def recorded(self, carrier_message_ids: Sequence[str]) -> None:
+        self._deliveries.recorded(carrier_message_ids)
+
+    @property
+    def bound_links(self) -> list[Link]:
+        return [link for c in self._clients if (link := c.link) is not None]
+
+    async def submit(self, messages: Sequence[OutboundMessage]) -> list[SubmitResult]:
+        return list(await asyncio.gather(*(self._submit_once(m) for m in messages)))
+
+    async def _submit_once(self, message: OutboundMessage) -> SubmitResult:
+        known = self._answers.get(message.message_id)
+        if known is not None:
+            return known
+        result = await self._submit(message)
+        if result.outcome != "retry":
+            self._remember(result)
+        return result
+
+    async def _submit(self, message: OutboundMessage) -> SubmitResult:
+        try:
+            parts = self._parts(message)
+        except ValueError:
+            return SubmitResult(message.message_id, "rejected", error_code="smpp_unencodable")
+        try:
+            ids = [await self._submit_part(message, part) for part in parts]
+        except _Rejected as exc:
+            return SubmitResult(message.message_id, "rejected", error_code=exc.error_code)
+        except _Retry as exc:
+            return SubmitResult(message.message_id, "retry", error_code=exc.error_code,
+                                retry_after_seconds=exc.after)
+        return SubmitResult(message.message_id, "accepted", carrier_message_id=ids[0])
+
+    def _parts(self, message: OutboundMessage) -> list[SubmitPart]:
+        coding: Literal["gsm7", "ucs2"] = "gsm7" if message.encoding == "GSM-7" else "ucs2"
+        self._next_reference = (self._next_reference + 1) & 0xFFFF
+        return split_for_submit(message.body, coding=coding, reference=self._next_reference,
+                                long_mode=self.settings.long_messages)
+
+    async def _submit_part(self, message: OutboundMessage, part: SubmitPart) -> str:
+        pdu = self._submit_sm(message, part)
+        for _ in range(THROTTLE_RETRIES):
+            link = await self._roomiest_link()
+            try:
+                response = await link.request(pdu)
+            except (LinkClosed, ResponseTimeout) as exc:
+                raise _Retry(f"smpp_{type(exc).__name__.lower()}") from None
+            status = response.command_status
+            if status == CommandStatus.ESME_ROK:
+                return str(getattr(response, "message_id", ""))
+            if status in _THROTTLING:
+                link.pause(THROTTLE_PAUSE_SECONDS)
+                continue
+            raise _Rejected(f"smpp:{_status_name(status)}")
+        raise _Retry("smpp:ESME_RTHROTTLED", after=THROTTLE_PAUSE_SECONDS)
+
+    async def _roomiest_link(self) -> Link:
+        links = self.bound_links
+        if not links:
+            await asyncio.wait([asyncio.ensure_future(c.wait_change(BIND_WAIT_SECONDS))
+                                for c in self._clients], return_when=asyncio.FIRST_COMPLETED)
+            links = self.bound_links
+        if not links:
+            raise _Retry(UNAVAILABLE)
+        return min(links, key=lambda link: link.session.outstanding)
+
+    def _submit_sm(self, message: OutboundMessage, part: SubmitPart) -> SubmitSm:
+        dest_ton, dest_npi, destination = to_smpp(message.to)
+        source_ton, source_npi, source = to_smpp(message.sender)
+        return SubmitSm(
+            sequence_number=0, source_addr_ton=source_ton, source_addr_npi=source_npi,
+            source_addr=source, dest_addr_ton=dest_ton, dest_addr_npi=dest_npi,
+            destination_addr=destination, esm_class=part.esm_class,
+            registered_delivery=1 if self.settings.registered_delivery else 0,
+            data_coding=part.data_coding, short_message=part.short_message,
+            optional=part.optional)
+
+    def _remember(self, result: SubmitResult) -> None:
+        self._answers[result.message_id] = result
+        if len(self._answers) > REMEMBERED_ANSWERS:
+            self._answers.popitem(last=False)
+
+
+def _status_name(status: int) -> str:
+    try:
+        return CommandStatus(status).name
+    except ValueError:
+        return f"0x{status:08x}"

@@ -1,0 +1,225 @@
+"""What the SMSC delivers to us: receipts and mobile-originated (MO) messages.
+
+The deliver_sm_resp is sent only after the pipeline took the receipt or the
+message durably, so a crash before that makes the SMSC deliver it again.
+
+* Receipts are offered to the report sink in batches. One the sink refuses (its
+  submit is not recorded yet: the receipt overtook our own bookkeeping) is held
+  unanswered and offered again as soon as the dispatcher says the submit is
+  recorded (``recorded``), and in any case every ``HELD_RECHECK_SECONDS``. After
+  ``HOLD_SECONDS`` it is acknowledged and dropped as unmatched (not ours, or
+  from before the database was reset) so the SMSC stops sending it.
+* MO parts (UDH or SAR concatenation) are put together, then offered to the
+  inbound sink; the parts are answered when the whole message is stored. Parts
+  still missing after ``ASSEMBLY_SECONDS`` do not hold the rest back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+from tidings.connectors.base import (
+    DeliveryReport,
+    FinalReport,
+    InboundMessage,
+    InboundSink,
+    ReportSink,
+    refuse_inbound,
+)
+from tidings.connectors.smpp.addresses import from_smpp
+from tidings.connectors.smpp.coding import (
+    ConcatInfo,
+    decode_text,
+    message_octets,
+    parse_udh,
+    sar_concat,
+)
+from tidings.connectors.smpp.link import Link
+from tidings.connectors.smpp.pdu import DataSm, DeliverSm, Pdu
+from tidings.connectors.smpp.receipts import is_delivery_receipt, receipt_from_deliver_sm
+from tidings.logs import get_logger
+
+log = get_logger("tidings.smpp")
+BATCH = 500
+GATHER_SECONDS = 0.005  # let a burst of receipts form one batch
+HELD_RECHECK_SECONDS = 5.0
+HOLD_SECONDS = 60.0
+ASSEMBLY_SECONDS = 120.0
+SINK_ERROR_PAUSE_SECONDS = 1.0
+
+
+@dataclass
+class _Receipt:
+    link: Link
+    pdu: Pdu
+    report: DeliveryReport
+    since: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Mo:
+    message: InboundMessage
+    answers: list[tuple[Link, Pdu]]
+
+
+@dataclass
+class _Assembly:
+    total: int
+    parts: dict[int, tuple[str, Link, Pdu]] = field(default_factory=dict)
+    since: float = field(default_factory=time.monotonic)
+
+
+class Deliveries:
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._sink: ReportSink | None = None
+        self._inbound: InboundSink = refuse_inbound
+        self._receipts: list[_Receipt] = []
+        self._held: dict[str, list[_Receipt]] = {}
+        self._mo: list[_Mo] = []
+        self._assemblies: dict[tuple[str, str, int], _Assembly] = {}
+        self._work = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.unmatched = 0  # receipts acknowledged without a message to apply them to
+
+    def start(self, sink: ReportSink, inbound: InboundSink) -> None:
+        self._sink, self._inbound = sink, inbound
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"smpp-{self._name}-deliveries")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def recorded(self, carrier_message_ids: Sequence[str]) -> None:
+        for carrier_id in carrier_message_ids:
+            held = self._held.pop(carrier_id, None)
+            if held:
+                self._receipts.extend(held)
+                self._work.set()
+
+    async def on_request(self, link: Link, pdu: Pdu) -> None:
+        if not isinstance(pdu, DeliverSm | DataSm):
+            link.respond(pdu)
+            return
+        receipt = receipt_from_deliver_sm(pdu)
+        if receipt is not None:
+            carrier_id, status, error = receipt
+            if status is None:  # not final (ENROUTE, ACCEPTD): nothing to apply
+                link.respond(pdu)
+                return
+            report = DeliveryReport(carrier_id, cast(FinalReport, status), error)
+            self._receipts.append(_Receipt(link, pdu, report))
+        elif is_delivery_receipt(pdu.esm_class):
+            link.respond(pdu)  # a receipt we cannot read: nothing to apply it to
+            log.warning("smpp_receipt_unreadable", connector=self._name)
+            return
+        else:
+            self._add_mo_part(link, pdu)
+        self._work.set()
+
+    # --- mobile-originated ------------------------------------------------------------
+
+    def _add_mo_part(self, link: Link, pdu: DeliverSm | DataSm) -> None:
+        short_message = pdu.short_message if isinstance(pdu, DeliverSm) else b""
+        octets = message_octets(short_message, pdu.optional)
+        concat, octets = parse_udh(octets, pdu.esm_class)
+        concat = concat or sar_concat(pdu.optional)
+        text = decode_text(pdu.data_coding, octets)
+        sender = from_smpp(pdu.source_addr_ton, pdu.source_addr)
+        to = from_smpp(pdu.dest_addr_ton, pdu.destination_addr)
+        if concat is None or concat.total <= 1:
+            self._mo.append(_Mo(InboundMessage("sms", sender, to, text), [(link, pdu)]))
+            return
+        self._add_to_assembly((sender, to, concat.reference), concat, text, link, pdu)
+
+    def _add_to_assembly(self, key: tuple[str, str, int], concat: ConcatInfo, text: str,
+                         link: Link, pdu: Pdu) -> None:
+        assembly = self._assemblies.setdefault(key, _Assembly(concat.total))
+        assembly.parts[concat.seqnum] = (text, link, pdu)
+        if len(assembly.parts) >= assembly.total:
+            self._complete_assembly(key)
+
+    def _complete_assembly(self, key: tuple[str, str, int]) -> None:
+        assembly = self._assemblies.pop(key)
+        ordered = [assembly.parts[n] for n in sorted(assembly.parts)]
+        body = "".join(text for text, _, _ in ordered)
+        self._mo.append(_Mo(InboundMessage("sms", key[0], key[1], body),
+                            [(link, pdu) for _, link, pdu in ordered]))
+
+    def _flush_stale_assemblies(self, now: float) -> None:
+        for key in [k for k, a in self._assemblies.items() if now - a.since > ASSEMBLY_SECONDS]:
+            self._complete_assembly(key)
+
+    # --- the loop ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        next_recheck = time.monotonic() + HELD_RECHECK_SECONDS
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._work.wait(), HELD_RECHECK_SECONDS)
+            self._work.clear()
+            await asyncio.sleep(GATHER_SECONDS)
+            now = time.monotonic()
+            if now >= next_recheck:
+                self._recheck_held(now)
+                self._flush_stale_assemblies(now)
+                next_recheck = now + HELD_RECHECK_SECONDS
+            try:
+                await self._offer_receipts()
+                await self._offer_mo()
+            except Exception:
+                log.exception("smpp_sink_failed", connector=self._name)
+                await asyncio.sleep(SINK_ERROR_PAUSE_SECONDS)
+                self._work.set()
+
+    async def _offer_receipts(self) -> None:
+        while self._receipts and self._sink is not None:
+            batch, self._receipts = self._receipts[:BATCH], self._receipts[BATCH:]
+            try:
+                taken = await self._sink(self._name, [r.report for r in batch])
+            except BaseException:
+                self._receipts[:0] = batch
+                raise
+            for receipt, ok in zip(batch, taken, strict=True):
+                if ok:
+                    receipt.link.respond(receipt.pdu)
+                else:
+                    self._held.setdefault(receipt.report.carrier_message_id, []).append(receipt)
+
+    def _recheck_held(self, now: float) -> None:
+        for carrier_id, receipts in list(self._held.items()):
+            del self._held[carrier_id]
+            for receipt in receipts:
+                if now - receipt.since > HOLD_SECONDS:
+                    receipt.link.respond(receipt.pdu)
+                    self.unmatched += 1
+                    log.warning("smpp_receipt_unmatched", connector=self._name)
+                else:
+                    self._receipts.append(receipt)
+
+    async def _offer_mo(self) -> None:
+        while self._mo:
+            batch, self._mo = self._mo[:BATCH], self._mo[BATCH:]
+            try:
+                taken = await self._inbound(self._name, [m.message for m in batch])
+            except BaseException:
+                self._mo[:0] = batch
+                raise
+            for mo, ok in zip(batch, taken, strict=True):
+                if ok:
+                    for link, pdu in mo.answers:
+                        link.respond(pdu)
+                else:
+                    self._mo.append(mo)
+            if not all(taken):
+                await asyncio.sleep(SINK_ERROR_PAUSE_SECONDS)
+                return

@@ -1,0 +1,1 @@
+"""The operator's own keys: the operator API (connectors, routes) answers only to them."""

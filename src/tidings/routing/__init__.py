@@ -1,0 +1,1 @@
+"""Carrier connections the operator configures, and the rules that route messages to them."""

@@ -1,0 +1,84 @@
+"""The operator API: carrier connectors and routing rules (``/v1/operator/...``).
+
+It answers only to operator keys (``tidings operator-keys create``), never to a
+client's API key.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from tidings.db import SYSTEM
+from tidings.deps import CurrentOperator, RuntimeDep
+from tidings.routing.schemas import ConnectorIn, ConnectorOut, RouteIn, RouteOut
+from tidings.routing.service import (
+    OPERATOR_KEYRING,
+    connector_out,
+    connector_secrets,
+    do_create_connector,
+    do_create_route,
+    do_remove_connector,
+    do_remove_route,
+    get_connector,
+    list_connectors,
+    list_routes,
+    route_out,
+)
+
+router = APIRouter(prefix="/v1/operator", tags=["operator"])
+
+
+@router.post("/connectors", status_code=201, response_model=ConnectorOut,
+             summary="Add a carrier connector")
+async def add_connector(body: ConnectorIn, rt: RuntimeDep,
+                        _operator: CurrentOperator) -> ConnectorOut:
+    keys = await rt.vault.keys_for(OPERATOR_KEYRING)
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        row = await do_create_connector(session, keys=keys, body=body, now=rt.clock.now())
+        return connector_out(row, sorted(connector_secrets(keys, row)))
+
+
+@router.get("/connectors", response_model=list[ConnectorOut], summary="List connectors")
+async def get_connectors(rt: RuntimeDep, _operator: CurrentOperator) -> list[ConnectorOut]:
+    keys = await rt.vault.keys_for(OPERATOR_KEYRING)
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        return [connector_out(r, sorted(connector_secrets(keys, r)))
+                for r in await list_connectors(session)]
+
+
+@router.get("/connectors/{name}", response_model=ConnectorOut, summary="Show a connector")
+async def show_connector(name: str, rt: RuntimeDep, _operator: CurrentOperator) -> ConnectorOut:
+    keys = await rt.vault.keys_for(OPERATOR_KEYRING)
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        row = await get_connector(session, name=name)
+        return connector_out(row, sorted(connector_secrets(keys, row)))
+
+
+@router.delete("/connectors/{name}", status_code=204, summary="Remove a connector")
+async def remove_connector(name: str, rt: RuntimeDep, _operator: CurrentOperator) -> Response:
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        await do_remove_connector(session, name=name)
+    return Response(status_code=204)
+
+
+@router.post("/routes", status_code=201, response_model=RouteOut, summary="Add a route")
+async def add_route(body: RouteIn, rt: RuntimeDep, _operator: CurrentOperator) -> RouteOut:
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        row = await do_create_route(session, body=body, now=rt.clock.now())
+        out = route_out(row)
+    rt.routes.invalidate()
+    return out
+
+
+@router.get("/routes", response_model=list[RouteOut], summary="List routes")
+async def get_routes(rt: RuntimeDep, _operator: CurrentOperator) -> list[RouteOut]:
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        return [route_out(r) for r in await list_routes(session)]
+
+
+@router.delete("/routes/{route_id}", status_code=204, summary="Remove a route")
+async def remove_route(route_id: str, rt: RuntimeDep, _operator: CurrentOperator) -> Response:
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        await do_remove_route(session, route_id=route_id)
+    rt.routes.invalidate()
+    return Response(status_code=204)

@@ -1,0 +1,45 @@
+"""The operator's connectors and routing rules (operator data: no tenant, no personal data)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tidings.db import Base
+from tidings.sqltypes import UTCDateTime
+
+
+class ConnectorConfig(Base):
+    """One carrier connection. Its secrets (passwords, tokens) are stored encrypted."""
+
+    __tablename__ = "connectors"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    channels: Mapped[list[str]] = mapped_column(JSON)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    secrets_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RouteRule(Base):
+    """A routing rule; see ``tidings.routing.rules`` for how rules are chosen."""
+
+    __tablename__ = "routes"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    priority: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(20))
+    prefix: Mapped[str | None] = mapped_column(String(16))
+    country: Mapped[str | None] = mapped_column(String(2))
+    sender: Mapped[str | None] = mapped_column(String(32))
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"))
+    # [{"connector": name, "weight": n}, ...] in failover order
+    targets: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

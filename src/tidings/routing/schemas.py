@@ -1,0 +1,95 @@
+"""What the operator sends and sees for connectors and routes (API and CLI alike)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CONNECTOR_NAME = r"^[a-z0-9][a-z0-9_-]{0,59}$"
+SMPP_SECRET_FIELDS = frozenset({"password"})
+
+
+class SmppConnectorIn(BaseModel):
+    """An SMPP 3.4 client connection (ESME) to a carrier's SMSC."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["smpp"] = "smpp"
+    name: str = Field(pattern=CONNECTOR_NAME)
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=2775, ge=1, le=65535)
+    system_id: str = Field(min_length=1, max_length=15, pattern=r"^[\x21-\x7e]+$")
+    password: str = Field(default="", max_length=8, pattern=r"^[\x20-\x7e]*$")
+    system_type: str = Field(default="", max_length=12, pattern=r"^[\x20-\x7e]*$")
+    binds: int = Field(default=1, ge=1, le=16, description="Transceiver binds to open.")
+    window: int = Field(default=10, ge=1, le=1000,
+                        description="Submits in flight per bind before waiting for answers.")
+    tps: float | None = Field(default=None, gt=0, le=100_000,
+                              description="Submits per second for the whole connector.")
+    long_messages: Literal["udh", "sar", "payload"] = "udh"
+    registered_delivery: bool = True
+    enquire_link_seconds: float = Field(default=30.0, ge=1, le=600)
+    response_timeout_seconds: float = Field(default=10.0, ge=0.5, le=120)
+    channels: list[Literal["sms"]] = Field(default=["sms"], min_length=1)
+
+
+ConnectorIn = SmppConnectorIn  # a discriminated union once SMTP and WhatsApp join
+
+
+def split_secrets(body: ConnectorIn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(settings kept readable, secrets to encrypt)."""
+    data = body.model_dump(exclude={"kind", "name", "channels"})
+    secrets = {k: data.pop(k) for k in SMPP_SECRET_FIELDS if k in data}
+    return data, secrets
+
+
+class ConnectorOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    channels: list[str]
+    settings: dict[str, Any]
+    secrets: list[str] = Field(description="Names of the secrets set; never their values.")
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class TargetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    connector: str = Field(pattern=CONNECTOR_NAME)
+    weight: int = Field(default=1, ge=0, le=1_000_000)
+
+
+class RouteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channel: Literal["sms", "email", "whatsapp"]
+    connectors: list[TargetIn] = Field(min_length=1, max_length=20)
+    priority: int = Field(default=100, ge=0, le=1_000_000)
+    prefix: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{0,14}$",
+                               description="Destination prefix, e.g. +44 or +1202.")
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$",
+                                description="Destination country, ISO 3166-1 alpha-2.")
+    sender: str | None = Field(default=None, min_length=1, max_length=32)
+    account_id: str | None = Field(default=None, pattern=r"^acc_[0-9a-z]{26}$")
+
+    @field_validator("connectors")
+    @classmethod
+    def _distinct(cls, targets: list[TargetIn]) -> list[TargetIn]:
+        names = [t.connector for t in targets]
+        if len(set(names)) != len(names):
+            raise ValueError("each connector may appear once in a route")
+        return targets
+
+
+class RouteOut(BaseModel):
+    id: str
+    channel: str
+    connectors: list[TargetIn]
+    priority: int
+    prefix: str | None
+    country: str | None
+    sender: str | None
+    account_id: str | None
+    created_at: datetime

@@ -1,0 +1,132 @@
+"""Connectors and routes the operator configures. Services flush, never commit."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.accounts.models import Account
+from tidings.errors import Conflict, InvalidRequest, NotFound
+from tidings.ids import new_id
+from tidings.routing.models import ConnectorConfig, RouteRule
+from tidings.routing.rules import Route, RouteTarget, RoutingTable
+from tidings.routing.schemas import (
+    ConnectorIn,
+    ConnectorOut,
+    RouteIn,
+    RouteOut,
+    TargetIn,
+    split_secrets,
+)
+from tidings.vault import TenantKeys
+
+# Connector secrets are encrypted under the vault's keys of this pseudo-tenant, so
+# they live apart from the database like every other key.
+OPERATOR_KEYRING = "operator"
+SECRETS_FIELD = "connectors.secrets"
+
+
+async def do_create_connector(session: AsyncSession, *, keys: TenantKeys, body: ConnectorIn,
+                              now: datetime) -> ConnectorConfig:
+    if await _connector_named(session, body.name) is not None:
+        raise Conflict(f"A connector named {body.name!r} exists.", code="connector_exists")
+    settings, secrets = split_secrets(body)
+    row = ConnectorConfig(id=new_id("con"), name=body.name, kind=body.kind,
+                          channels=list(body.channels), settings=settings,
+                          secrets_enc=keys.encrypt(json.dumps(secrets), field=SECRETS_FIELD),
+                          enabled=True, created_at=now, updated_at=now)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def list_connectors(session: AsyncSession) -> list[ConnectorConfig]:
+    rows = await session.scalars(select(ConnectorConfig).order_by(ConnectorConfig.created_at))
+    return list(rows.all())
+
+
+async def get_connector(session: AsyncSession, *, name: str) -> ConnectorConfig:
+    row = await _connector_named(session, name)
+    if row is None:
+        raise NotFound(f"No connector named {name!r}.", code="connector_not_found")
+    return row
+
+
+async def do_remove_connector(session: AsyncSession, *, name: str) -> None:
+    row = await get_connector(session, name=name)
+    users = [r.id for r in await list_routes(session)
+             if any(t["connector"] == name for t in r.targets)]
+    if users:
+        raise Conflict(f"Routes {', '.join(users)} use connector {name!r}; remove them first.",
+                       code="connector_in_use")
+    await session.delete(row)
+
+
+def connector_secrets(keys: TenantKeys, row: ConnectorConfig) -> dict[str, Any]:
+    secrets: dict[str, Any] = json.loads(keys.decrypt(row.secrets_enc, field=SECRETS_FIELD))
+    return secrets
+
+
+def connector_out(row: ConnectorConfig, secret_names: list[str]) -> ConnectorOut:
+    return ConnectorOut(id=row.id, name=row.name, kind=row.kind, channels=row.channels,
+                        settings=row.settings, secrets=secret_names, enabled=row.enabled,
+                        created_at=row.created_at, updated_at=row.updated_at)
+
+
+async def do_create_route(session: AsyncSession, *, body: RouteIn, now: datetime) -> RouteRule:
+    known = {c.name: c for c in await list_connectors(session)}
+    for target in body.connectors:
+        connector = known.get(target.connector)
+        if connector is None:
+            raise InvalidRequest(f"No connector named {target.connector!r}.",
+                                 code="unknown_connector")
+        if body.channel not in connector.channels:
+            raise InvalidRequest(f"Connector {target.connector!r} does not carry "
+                                 f"{body.channel!r}.", code="connector_channel_mismatch")
+    if body.account_id and await session.get(Account, body.account_id) is None:
+        raise InvalidRequest(f"No account {body.account_id!r}.", code="unknown_account")
+    row = RouteRule(id=new_id("rte"), priority=body.priority, channel=body.channel,
+                    prefix=body.prefix, country=body.country, sender=body.sender,
+                    account_id=body.account_id,
+                    targets=[t.model_dump() for t in body.connectors], created_at=now)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def list_routes(session: AsyncSession) -> list[RouteRule]:
+    rows = await session.scalars(select(RouteRule).order_by(RouteRule.priority,
+                                                            RouteRule.created_at))
+    return list(rows.all())
+
+
+async def do_remove_route(session: AsyncSession, *, route_id: str) -> None:
+    row = await session.get(RouteRule, route_id)
+    if row is None:
+        raise NotFound(f"No route {route_id!r}.", code="route_not_found")
+    await session.delete(row)
+
+
+def route_out(row: RouteRule) -> RouteOut:
+    return RouteOut(id=row.id, channel=row.channel, priority=row.priority, prefix=row.prefix,
+                    country=row.country, sender=row.sender, account_id=row.account_id,
+                    connectors=[TargetIn(**t) for t in row.targets],
+                    created_at=row.created_at)
+
+
+async def load_routing_table(session: AsyncSession) -> RoutingTable:
+    return RoutingTable(
+        Route(id=r.id, channel=r.channel, priority=r.priority, prefix=r.prefix,
+              country=r.country, sender=r.sender, account_id=r.account_id,
+              targets=tuple(RouteTarget(t["connector"], int(t["weight"])) for t in r.targets))
+        for r in await list_routes(session))
+
+
+async def _connector_named(session: AsyncSession, name: str) -> ConnectorConfig | None:
+    found: ConnectorConfig | None = await session.scalar(
+        select(ConnectorConfig).where(ConnectorConfig.name == name))
+    return found

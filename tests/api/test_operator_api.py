@@ -1,0 +1,164 @@
+"""The operator API: connectors and routes, behind operator keys only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import Tenant, assert_problem
+from tidings.clock import FakeClock
+from tidings.db import SYSTEM
+from tidings.operators.service import do_create_operator_key, do_revoke_operator_key
+from tidings.routing.models import ConnectorConfig, RouteRule
+from tidings.runtime import Runtime
+
+SMPP = {"kind": "smpp", "name": "smsc-a", "host": "127.0.0.1", "port": 2775,
+        "system_id": "tidings", "password": "s3cr3t!", "binds": 2, "window": 50, "tps": 500}
+
+
+async def operator_key(rt: Runtime, clock: FakeClock) -> tuple[str, str]:
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        made = await do_create_operator_key(session, name="ops", now=clock.now())
+    return made.key.id, made.secret
+
+
+@pytest.fixture
+async def ops(rt: Runtime, clock: FakeClock) -> dict[str, str]:
+    _, secret = await operator_key(rt, clock)
+    return {"Authorization": f"Bearer {secret}"}
+
+
+async def counts(rt: Runtime) -> tuple[int, int]:
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        connectors = await session.scalar(select(func.count()).select_from(ConnectorConfig))
+        routes = await session.scalar(select(func.count()).select_from(RouteRule))
+    return int(connectors or 0), int(routes or 0)
+
+
+async def test_add_an_smpp_connector_whose_password_is_never_shown_or_stored_in_clear(
+        client: httpx.AsyncClient, rt: Runtime, ops: dict[str, str]) -> None:
+    response = await client.post("/v1/operator/connectors", json=SMPP, headers=ops)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["name"] == "smsc-a" and body["kind"] == "smpp" and body["channels"] == ["sms"]
+    assert body["settings"]["window"] == 50 and body["secrets"] == ["password"]
+    assert "s3cr3t!" not in response.text
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        row = await session.scalar(select(ConnectorConfig))
+    assert row is not None and b"s3cr3t!" not in row.secrets_enc
+    assert "s3cr3t!" not in str(row.settings)
+    listed = await client.get("/v1/operator/connectors", headers=ops)
+    assert [c["name"] for c in listed.json()] == ["smsc-a"]
+    shown = await client.get("/v1/operator/connectors/smsc-a", headers=ops)
+    assert shown.json()["id"] == body["id"]
+
+
+@pytest.mark.parametrize(("change", "code"), [
+    ({"port": 0}, "validation_failed"),
+    ({"port": "many"}, "validation_failed"),
+    ({"name": "Has Spaces"}, "validation_failed"),
+    ({"system_id": "x" * 16}, "validation_failed"),
+    ({"password": "123456789"}, "validation_failed"),  # SMPP 3.4: 8 characters at most
+    ({"password": "caf\u00e9"}, "validation_failed"),
+    ({"binds": 0}, "validation_failed"),
+    ({"window": 100_000}, "validation_failed"),
+    ({"tps": -1}, "validation_failed"),
+    ({"kind": "carrier-pigeon"}, "validation_failed"),
+    ({"long_messages": "smoke"}, "validation_failed"),
+    ({"surprise": True}, "validation_failed"),
+    ({"channels": ["fax"]}, "validation_failed"),
+])
+async def test_bad_connectors_are_refused_and_nothing_is_stored(
+        client: httpx.AsyncClient, rt: Runtime, ops: dict[str, str],
+        change: dict[str, Any], code: str) -> None:
+    response = await client.post("/v1/operator/connectors", json={**SMPP, **change},
+                                 headers=ops)
+    assert_problem(response, 400, code)
+    assert await counts(rt) == (0, 0)
+
+
+async def test_malformed_json_and_duplicate_names(client: httpx.AsyncClient, rt: Runtime,
+                                                  ops: dict[str, str]) -> None:
+    broken = await client.post("/v1/operator/connectors", content=b'{"kind": "smpp",',
+                               headers={**ops, "content-type": "application/json"})
+    assert_problem(broken, 400, "malformed_json")
+    assert (await client.post("/v1/operator/connectors", json=SMPP, headers=ops)
+            ).status_code == 201
+    again = await client.post("/v1/operator/connectors", json=SMPP, headers=ops)
+    assert_problem(again, 409, "connector_exists")
+    assert await counts(rt) == (1, 0)
+
+
+async def test_routes_name_existing_connectors_of_their_channel(
+        client: httpx.AsyncClient, rt: Runtime, ops: dict[str, str], acme: Tenant) -> None:
+    await client.post("/v1/operator/connectors", json=SMPP, headers=ops)
+    await client.post("/v1/operator/connectors", json={**SMPP, "name": "smsc-b"}, headers=ops)
+    route = {"channel": "sms", "prefix": "+44", "account_id": acme.id,
+             "connectors": [{"connector": "smsc-a", "weight": 70},
+                            {"connector": "smsc-b", "weight": 30}]}
+    made = await client.post("/v1/operator/routes", json=route, headers=ops)
+    assert made.status_code == 201, made.text
+    assert made.json()["connectors"][1] == {"connector": "smsc-b", "weight": 30}
+    listed = await client.get("/v1/operator/routes", headers=ops)
+    assert [r["id"] for r in listed.json()] == [made.json()["id"]]
+    in_use = await client.delete("/v1/operator/connectors/smsc-a", headers=ops)
+    assert_problem(in_use, 409, "connector_in_use")
+    assert (await client.delete(f"/v1/operator/routes/{made.json()['id']}", headers=ops)
+            ).status_code == 204
+    assert (await client.delete("/v1/operator/connectors/smsc-a", headers=ops)
+            ).status_code == 204
+    assert await counts(rt) == (1, 0)
+
+
+@pytest.mark.parametrize(("route", "status", "code"), [
+    ({"channel": "sms", "connectors": [{"connector": "nope"}]}, 400, "unknown_connector"),
+    ({"channel": "whatsapp", "connectors": [{"connector": "smsc-a"}]}, 400,
+     "connector_channel_mismatch"),
+    ({"channel": "sms", "connectors": []}, 400, "validation_failed"),
+    ({"channel": "sms", "connectors": [{"connector": "smsc-a"}, {"connector": "smsc-a"}]},
+     400, "validation_failed"),
+    ({"channel": "sms", "prefix": "44", "connectors": [{"connector": "smsc-a"}]}, 400,
+     "validation_failed"),
+    ({"channel": "sms", "country": "gb", "connectors": [{"connector": "smsc-a"}]}, 400,
+     "validation_failed"),
+    ({"channel": "sms", "account_id": "acc_" + "0" * 26,
+      "connectors": [{"connector": "smsc-a"}]}, 400, "unknown_account"),
+    ({"channel": "sms", "connectors": [{"connector": "smsc-a", "weight": -1}]}, 400,
+     "validation_failed"),
+    ({"channel": "pager", "connectors": [{"connector": "smsc-a"}]}, 400, "validation_failed"),
+])
+async def test_bad_routes_are_refused_and_nothing_is_stored(
+        client: httpx.AsyncClient, rt: Runtime, ops: dict[str, str],
+        route: dict[str, Any], status: int, code: str) -> None:
+    await client.post("/v1/operator/connectors", json=SMPP, headers=ops)
+    assert_problem(await client.post("/v1/operator/routes", json=route, headers=ops),
+                   status, code)
+    assert await counts(rt) == (1, 0)
+
+
+async def test_unknown_ids_are_404(client: httpx.AsyncClient, ops: dict[str, str]) -> None:
+    assert_problem(await client.get("/v1/operator/connectors/nope", headers=ops), 404,
+                   "connector_not_found")
+    assert_problem(await client.delete("/v1/operator/routes/rte_nope", headers=ops), 404,
+                   "route_not_found")
+
+
+async def test_only_operator_keys_open_the_operator_api(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, acme: Tenant) -> None:
+    assert_problem(await client.get("/v1/operator/connectors"), 401, "missing_api_key")
+    assert_problem(await client.get("/v1/operator/connectors", headers=acme.headers), 401,
+                   "invalid_operator_key")
+    forged = "tdo_0123456789ab_" + "A" * 43
+    assert_problem(await client.get("/v1/operator/connectors",
+                                    headers={"Authorization": f"Bearer {forged}"}),
+                   401, "invalid_operator_key")
+    key_id, secret = await operator_key(rt, clock)
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        await do_revoke_operator_key(session, key_id=key_id, now=clock.now())
+    assert_problem(await client.post("/v1/operator/connectors", json=SMPP,
+                                     headers={"Authorization": f"Bearer {secret}"}),
+                   401, "operator_key_revoked")
+    assert await counts(rt) == (0, 0)
