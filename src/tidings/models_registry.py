@@ -11,4 +11,5 @@ def load_all() -> None:
     import tidings.operators.models
     import tidings.outbox
     import tidings.routing.models
+    import tidings.smpp_gateway.models
     import tidings.webhooks.models  # noqa: F401

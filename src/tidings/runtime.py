@@ -17,13 +17,17 @@ from tidings.connectors.registry import ConnectorRegistry
 from tidings.connectors.sandbox.carrier import SandboxCarrier
 from tidings.connectors.sandbox.ledger import SandboxLedger
 from tidings.db import Database
+from tidings.logs import get_logger
 from tidings.messaging import tasks as messaging_tasks
 from tidings.messaging.service import DISPATCH_JOB, EXPIRE_JOB
+from tidings.messaging.status_changes import SMPP_DELIVER_JOB
 from tidings.metrics import Metrics
 from tidings.migrations.run import upgrade
 from tidings.routing.cache import RoutingCache
 from tidings.routing.supervisor import ConnectorSupervisor
 from tidings.settings import Settings
+from tidings.smpp_gateway import tasks as smpp_tasks
+from tidings.smpp_gateway.gateway import SmppGateway
 from tidings.vault import Vault
 from tidings.wakeup_bridge import PostgresWakeupBridge, asyncpg_dsn
 from tidings.wakeups import Wakeups
@@ -32,6 +36,8 @@ from tidings.webhooks.sender import WebhookSender
 from tidings.webhooks.service import DELIVER_JOB
 from tidings.workers import Worker, WorkerPool
 from tidings.writer import GroupWriter
+
+log = get_logger("tidings.runtime")
 
 
 @dataclass
@@ -50,6 +56,7 @@ class Runtime:
     wakeup_bridge: PostgresWakeupBridge | None = None
     routes: RoutingCache = field(default_factory=lambda: RoutingCache(ttl_seconds=2.0))
     connector_supervisor: ConnectorSupervisor | None = None
+    smpp_gateway: SmppGateway | None = None
 
     def worker_pool(self) -> WorkerPool:
         if self.workers is None:
@@ -58,6 +65,7 @@ class Runtime:
                 Worker(DISPATCH_JOB, messaging_tasks.dispatch_batch, batch, loops=2),
                 Worker(EXPIRE_JOB, messaging_tasks.expire_batch, batch),
                 Worker(DELIVER_JOB, webhook_tasks.deliver_batch, batch, loops=4),
+                Worker(SMPP_DELIVER_JOB, smpp_tasks.deliver_batch, batch),
             ])
         return self.workers
 
@@ -72,7 +80,7 @@ class Runtime:
         return await take_inbound(self, connector, messages)
 
 
-JOB_KINDS = (DISPATCH_JOB, EXPIRE_JOB, DELIVER_JOB)
+JOB_KINDS = (DISPATCH_JOB, EXPIRE_JOB, DELIVER_JOB, SMPP_DELIVER_JOB)
 
 
 def sandbox_ledger_url(settings: Settings) -> str:
@@ -123,11 +131,23 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
         rt.connector_supervisor = ConnectorSupervisor(
             db, vault, rt.connectors, reload_seconds=settings.connector_reload_seconds)
         await rt.connector_supervisor.start()
+        await _start_smpp_gateway(rt)
         rt.worker_pool().start()
     return rt
 
 
+async def _start_smpp_gateway(rt: Runtime) -> None:
+    """Clients' SMPP binds live where the workers run: their receipts go out from here."""
+    if rt.settings.smpp_port:
+        rt.smpp_gateway = SmppGateway(rt)
+        port = await rt.smpp_gateway.start(rt.settings.smpp_host or rt.settings.host,
+                                           rt.settings.smpp_port)
+        log.info("smpp_gateway_listening", port=port)
+
+
 async def close_runtime(rt: Runtime) -> None:
+    if rt.smpp_gateway is not None:
+        await rt.smpp_gateway.stop()
     await rt.writer.stop()
     if rt.workers is not None:
         await rt.workers.stop()

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     run_workers: bool = True  # the API process also runs the outbox workers
     api_processes: int = Field(default=1, ge=1, le=64)  # more than one: PostgreSQL only
     worker_port: int = 8001  # /healthz and /metrics of ``tidings worker``
+    smpp_port: int = Field(default=2776, ge=0, le=65535)  # clients' SMPP binds; 0: off
+    smpp_host: str = ""  # empty: the same address as the API
 
     max_body_bytes: int = 4 * 1024 * 1024
     batch_max_recipients: int = 10_000

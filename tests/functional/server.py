@@ -42,6 +42,7 @@ def tidings_env(data_dir: Path, **settings: str | float | int) -> dict[str, str]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
     env["TIDINGS_DATA_DIR"] = str(data_dir)
     env["PYTHONUNBUFFERED"] = "1"
+    env["TIDINGS_SMPP_PORT"] = "0"  # tests that want the SMPP server pick a free port
     for key, value in settings.items():
         env[f"TIDINGS_{key.upper()}"] = str(value)
     return env

@@ -1,4 +1,4 @@
-"""``tidings connectors``, ``tidings routes`` and ``tidings operator-keys`` as an operator runs them."""
+"""``tidings connectors``, ``routes`` and ``operator-keys``, run as an operator would."""
 
 from __future__ import annotations
 
@@ -32,8 +32,10 @@ def connector(env: dict[str, str]) -> dict[str, Any]:
 
 def test_connectors_add_smpp_prints_it_without_the_password(
         connector: dict[str, Any]) -> None:
-    assert connector["name"] == "smsc-a" and connector["kind"] == "smpp"
-    assert connector["settings"]["binds"] == 2 and connector["settings"]["tps"] == 500
+    assert connector["name"] == "smsc-a"
+    assert connector["kind"] == "smpp"
+    assert connector["settings"]["binds"] == 2
+    assert connector["settings"]["tps"] == 500
     assert connector["secrets"] == ["password"]
     assert "pw123456" not in json.dumps(connector)
 
@@ -108,3 +110,24 @@ def test_operator_keys_create_list_revoke(env: dict[str, str]) -> None:
     ok(run_cli(env, "operator-keys", "revoke", made["id"]))
     listed = json.loads(ok(run_cli(env, "operator-keys", "list", "--json")).stdout)
     assert next(k for k in listed if k["id"] == made["id"])["revoked"] is True
+
+
+def test_smpp_credentials_create_list_revoke(env: dict[str, str]) -> None:
+    account = json.loads(ok(run_cli(env, "accounts", "create", "--name", "Binder",
+                                    "--json")).stdout)
+    made = json.loads(ok(run_cli(env, "smpp-credentials", "create", "--account", account["id"],
+                                 "--system-id", "binder01", "--json")).stdout)
+    assert made["system_id"] == "binder01"
+    assert len(made["password"]) == 8
+    listed = ok(run_cli(env, "smpp-credentials", "list", "--account", account["id"])).stdout
+    assert "binder01\tactive" in listed
+    assert made["password"] not in listed
+    assert_clean_failure(run_cli(env, "smpp-credentials", "create", "--account", account["id"],
+                                 "--system-id", "binder01"), "system_id_taken")
+    assert_clean_failure(run_cli(env, "smpp-credentials", "create", "--account", account["id"],
+                                 "--system-id", "has space"), "invalid_system_id")
+    assert_clean_failure(run_cli(env, "smpp-credentials", "create", "--account",
+                                 "acc_" + "0" * 26), "account_not_found")
+    ok(run_cli(env, "smpp-credentials", "revoke", "--account", account["id"], made["id"]))
+    listed = ok(run_cli(env, "smpp-credentials", "list", "--account", account["id"])).stdout
+    assert "binder01\trevoked" in listed

@@ -60,7 +60,8 @@ async def test_a_permanent_reject_fails_over_and_every_attempt_is_kept() -> None
     c = Scripted("c", "accepted")
     router = Router(ConnectorRegistry([a, b, c]), table("a", "b", "c"))
     [routed] = await router.submit([(message("m1"), ACME)])
-    assert routed.connector == "c" and routed.result is not None
+    assert routed.connector == "c"
+    assert routed.result is not None
     assert routed.result.outcome == "accepted"
     assert [(f.connector, f.result.error_code) for f in routed.failed] == [
         ("a", "smpp:ESME_RINVDSTADR"), ("b", UNAVAILABLE)]
@@ -71,15 +72,18 @@ async def test_a_transient_retry_does_not_fail_over() -> None:
     b = Scripted("b", "accepted")
     [routed] = await Router(ConnectorRegistry([a, b]), table("a", "b")).submit(
         [(message("m1"), ACME)])
-    assert routed.connector == "a" and routed.result is not None
-    assert routed.result.outcome == "retry" and b.seen == []
+    assert routed.connector == "a"
+    assert routed.result is not None
+    assert routed.result.outcome == "retry"
+    assert b.seen == []
 
 
 async def test_the_last_answer_stands_when_every_connector_fails() -> None:
     a, b = Scripted("a", "rejected", "x"), Scripted("b", "rejected", "y")
     [routed] = await Router(ConnectorRegistry([a, b]), table("a", "b")).submit(
         [(message("m1"), ACME)])
-    assert routed.result is not None and routed.result.error_code == "y"
+    assert routed.result is not None
+    assert routed.result.error_code == "y"
     assert len(routed.failed) == 1
 
 
@@ -97,7 +101,8 @@ async def test_unmatched_messages_are_rejected_without_route_and_others_still_go
     routed = await Router(ConnectorRegistry([a]), uk_only).submit(
         [(message("m1"), ACME), (message("m2", to="+12025550173"), ACME)])
     assert [r.result.outcome for r in routed if r.result] == ["accepted", "rejected"]
-    assert routed[1].result is not None and routed[1].result.error_code == NO_ROUTE
+    assert routed[1].result is not None
+    assert routed[1].result.error_code == NO_ROUTE
     assert a.seen == ["m1"]
 
 

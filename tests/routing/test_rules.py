@@ -49,7 +49,8 @@ def test_country_sender_and_channel_must_all_match() -> None:
     assert plan(table, sender="Other") is None
     assert plan(table, to="+12025550173") is None
     assert plan(table, channel="whatsapp") is None
-    assert table.routes_channel("sms") and not table.routes_channel("whatsapp")
+    assert table.routes_channel("sms")
+    assert not table.routes_channel("whatsapp")
 
 
 def test_country_of_reads_the_region_and_tolerates_garbage() -> None:

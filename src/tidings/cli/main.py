@@ -11,6 +11,8 @@ from tidings.cli.audit import audit
 from tidings.cli.connectors import connectors, operator_keys, routes
 from tidings.cli.sandbox import sandbox
 from tidings.cli.send import send
+from tidings.cli.smpp_credentials import smpp_credentials
+from tidings.cli.smsc_sim import smsc_sim
 from tidings.cli.worker import worker
 from tidings.runtime import prepare_storage
 from tidings.settings import Settings
@@ -72,7 +74,7 @@ def migrate() -> None:
 
 
 for command in (accounts, keys, send, sandbox, audit, worker, connectors, routes,
-                operator_keys):
+                operator_keys, smsc_sim, smpp_credentials):
     cli.add_command(command)
 
 

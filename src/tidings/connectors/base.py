@@ -25,6 +25,27 @@ UNAVAILABLE = "connector_unavailable"
 
 
 @dataclass(frozen=True)
+class EmailContent:
+    """What an email carries besides its text body (``OutboundMessage.body``)."""
+
+    subject: str
+    html: str | None = None
+
+
+@dataclass(frozen=True)
+class WhatsAppContent:
+    """A WhatsApp message that is not plain text (plain text needs no content)."""
+
+    kind: Literal["template", "media"]
+    template_name: str | None = None
+    language: str | None = None  # template language code, e.g. "en_US"
+    variables: tuple[str, ...] = ()  # template body parameters, in order
+    media_type: Literal["image", "document", "audio", "video"] | None = None
+    media_url: str | None = None
+    caption: str | None = None
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     message_id: str
     channel: str
@@ -33,6 +54,7 @@ class OutboundMessage:
     body: str
     encoding: str
     num_segments: int
+    content: EmailContent | WhatsAppContent | None = None
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ async def prepare_send(rt: Runtime, principal: Principal,
                        body: SendMessage) -> tuple[SendContext, Draft]:
     """Everything a send checks before it writes; raises ``TidingsError`` on a bad one."""
     ensure_can_send(principal)
-    _check_body(rt, body.body)
+    check_body(rt, body.body)
     draft = make_draft(_options(rt, body), to=body.to, body=body.body, now=rt.clock.now())
     return await _context(rt, principal), draft
 
@@ -140,7 +140,7 @@ async def send_batch(body: SendBatch, rt: RuntimeDep,
     for index, recipient in enumerate(body.recipients):
         try:
             text = render_template(body.body, recipient.variables)
-            _check_body(rt, text, rendered=True)
+            check_body(rt, text, rendered=True)
             drafts.append((index, make_draft(options, to=recipient.to, body=text, now=now)))
             results.append(None)
         except InvalidRequest as exc:
@@ -208,7 +208,7 @@ async def cancel_message(message_id: str, rt: RuntimeDep,
     return message_out(message, keys)
 
 
-def _check_body(rt: Runtime, text: str, *, rendered: bool = False) -> None:
+def check_body(rt: Runtime, text: str, *, rendered: bool = False) -> None:
     """The configured length limit (the schema only caps what a request may carry)."""
     what = "rendered body" if rendered else "body"
     if not text:

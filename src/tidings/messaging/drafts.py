@@ -32,6 +32,8 @@ class Draft:
     status_callback: str | None
     send_at: datetime | None
     expires_at: datetime | None
+    smpp_receipt_to: str | None = None  # submitted over SMPP, wanting a receipt there
+    content_json: str | None = None  # channel content beyond the body (email, WhatsApp)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,11 @@ from tidings.logs import get_logger
 from tidings.messaging.addresses import AddressError, normalize_e164, normalize_sender
 from tidings.messaging.encoding import segment
 from tidings.messaging.service import Created, SendContext, do_receive_inbound
+from tidings.messaging.status_changes import SMPP_DELIVER_JOB
 from tidings.numbers.service import owner_of
+from tidings.outbox import enqueue_rows, job_row
 from tidings.runtime import Runtime
+from tidings.smpp_gateway.service import has_active_credential
 from tidings.webhooks.service import DELIVER_JOB
 
 log = get_logger("tidings.inbound")
@@ -63,7 +66,12 @@ async def receive_inbound(rt: Runtime, *, sender: str, to: str, body: str, chann
             session, ctx=ctx, sender=origin, to=number, body=body, channel=channel,
             encoding=segmentation.encoding, num_segments=segmentation.num_segments,
             now=rt.clock.now())
-    rt.wakeups.notify(DELIVER_JOB)
+        to_smpp = channel == "sms" and await has_active_credential(session, tenant=account.id)
+        if to_smpp:  # the account binds over SMPP: its inbound SMS go there too
+            await enqueue_rows(session, [job_row(
+                tenant=account.id, kind=SMPP_DELIVER_JOB, ref_id=created.row["id"],
+                now=rt.clock.now(), payload={"type": "mo"})])
+    rt.wakeups.notify(DELIVER_JOB, *([SMPP_DELIVER_JOB] if to_smpp else []))
     rt.metrics.messages_created.labels(channel, "inbound").inc()
     return created
 

@@ -40,6 +40,10 @@ class Message(Base):
     connector: Mapped[str | None] = mapped_column(String(60))
     carrier_message_id: Mapped[str | None] = mapped_column(String(100))
     error_code: Mapped[str | None] = mapped_column(String(60))
+    # the SMPP credential whose binds get this message's receipt (submitted over SMPP)
+    smpp_receipt_to: Mapped[str | None] = mapped_column(String(40))
+    # email subject and HTML, WhatsApp template or media: vault-encrypted JSON
+    content_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     event_count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -63,7 +63,9 @@ def _message_row(ctx: SendContext, draft: Draft, *, message_id: str, status: Sta
         "encoding": draft.encoding, "num_segments": draft.num_segments,
         "status_callback": draft.status_callback, "send_at": draft.send_at,
         "expires_at": draft.expires_at, "connector": None, "carrier_message_id": None,
-        "error_code": None, "event_count": 1, "created_at": now, "updated_at": now,
+        "error_code": None, "smpp_receipt_to": draft.smpp_receipt_to,
+        "content_enc": keys.encrypt_optional(draft.content_json, field="messages.content"),
+        "event_count": 1, "created_at": now, "updated_at": now,
     }
 
 
@@ -124,7 +126,8 @@ async def do_receive_inbound(session: AsyncSession, *, ctx: SendContext, sender:
         "body_enc": keys.encrypt(body, field="messages.body"), "encoding": encoding,
         "num_segments": num_segments, "status_callback": None, "send_at": None,
         "expires_at": None, "connector": None, "carrier_message_id": None,
-        "error_code": None, "event_count": 1, "created_at": now, "updated_at": now,
+        "error_code": None, "smpp_receipt_to": None, "content_enc": None,
+        "event_count": 1, "created_at": now, "updated_at": now,
     }
     await session.execute(insert(Message), [row])
     await session.execute(insert(MessageEvent), [_event_row(

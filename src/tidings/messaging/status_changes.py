@@ -17,16 +17,19 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, bindparam, insert, select, update
 
 from tidings.db import SessionOrConnection
-from tidings.messaging.lifecycle import can_move
+from tidings.messaging.lifecycle import can_move, is_final
 from tidings.messaging.models import Message, MessageEvent
-from tidings.webhooks.service import STATUS_EVENT, WebhookBatch
+from tidings.outbox import enqueue_rows, job_row
+from tidings.webhooks.service import DELIVER_JOB, STATUS_EVENT, WebhookBatch
 
 MESSAGES = cast(Table, Message.__table__)
 EVENTS = cast(Table, MessageEvent.__table__)
 _STATE_COLUMNS = ("id", "tenant_id", "channel", "status", "encoding", "num_segments",
                   "status_callback", "expires_at", "connector", "carrier_message_id",
-                  "error_code", "event_count", "created_at", "updated_at")
+                  "error_code", "smpp_receipt_to", "event_count", "created_at",
+                  "updated_at")
 _CONTENT_COLUMNS = ("to_enc", "from_enc", "body_enc")
+SMPP_DELIVER_JOB = "smpp.deliver"  # a deliver_sm to a client bound to our SMPP server
 _WRITTEN = ("status", "event_count", "error_code", "connector", "carrier_message_id",
             "updated_at")
 
@@ -46,6 +49,7 @@ class MessageState:
     connector: str | None
     carrier_message_id: str | None
     error_code: str | None
+    smpp_receipt_to: str | None
     event_count: int
     created_at: datetime
     updated_at: datetime
@@ -82,6 +86,7 @@ class StatusChanges:
     events: list[dict[str, Any]] = field(default_factory=list)
     webhooks: WebhookBatch = field(default_factory=WebhookBatch.empty)
     moved: Counter[str] = field(default_factory=Counter)  # applied changes, by new status
+    smpp_receipts: list[dict[str, Any]] = field(default_factory=list)  # jobs for SMPP clients
     _touched: dict[str, MessageState] = field(default_factory=dict)
 
     def report(self, message: MessageState, status: str, *, source: str,
@@ -98,6 +103,10 @@ class StatusChanges:
                               sequence=message.event_count, event_type=STATUS_EVENT,
                               urls=(message.status_callback,
                                     self.webhook_urls.get(message.tenant_id)), now=self.now)
+            if message.smpp_receipt_to and is_final(status):
+                self.smpp_receipts.append(job_row(
+                    tenant=message.tenant_id, kind=SMPP_DELIVER_JOB, ref_id=message.id,
+                    now=self.now, payload={"type": "receipt", "seq": message.event_count}))
         return applied
 
     def note(self, message: MessageState, status: str, *, source: str,
@@ -111,8 +120,9 @@ class StatusChanges:
                             "source": source, "error_code": error_code,
                             "connector": connector, "created_at": self.now})
 
-    async def flush(self, session: SessionOrConnection) -> bool:
-        """Write the messages, their events and webhooks; True when webhooks were queued."""
+    async def flush(self, session: SessionOrConnection) -> tuple[str, ...]:
+        """Write the messages, their events, webhooks and SMPP receipts; the job kinds
+        queued, to wake after the commit."""
         if self._touched:
             await session.execute(_STORE, [
                 {"state_id": m.id, **{f"new_{n}": getattr(m, n) for n in _WRITTEN}}
@@ -121,4 +131,10 @@ class StatusChanges:
         if self.events:
             await session.execute(insert(EVENTS), self.events)
             self.events = []
-        return await self.webhooks.flush(session)
+        woken: tuple[str, ...] = ()
+        if self.smpp_receipts:
+            await enqueue_rows(session, self.smpp_receipts)
+            self.smpp_receipts, woken = [], (SMPP_DELIVER_JOB,)
+        if await self.webhooks.flush(session):
+            woken += (DELIVER_JOB,)
+        return woken

@@ -27,7 +27,6 @@ from tidings.messaging.status_changes import (
 )
 from tidings.outbox import ClaimedJob, complete, retry_many_later
 from tidings.routing.router import Routed, Router
-from tidings.webhooks.service import DELIVER_JOB
 
 if TYPE_CHECKING:
     from tidings.runtime import Runtime
@@ -87,11 +86,11 @@ async def _prepare_dispatch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> dict[str
                 if message.status == Status.SCHEDULED:
                     changes.report(message, Status.QUEUED, source="scheduler")
                 ready[message.id] = message
-        notify = await changes.flush(session)
+        woken = await changes.flush(session)
         await complete(session, done)
     rt.metrics.count_moves(changes.moved)  # after the commit: only what was stored
-    if notify:
-        rt.wakeups.notify(DELIVER_JOB)
+    if woken:
+        rt.wakeups.notify(*woken)
     return ready
 
 
@@ -123,13 +122,13 @@ async def _record_submissions(rt: Runtime, jobs: Sequence[ClaimedJob],
             else:
                 delay = result.retry_after_seconds or min(2.0 ** job.attempts, 300.0)
                 retries.append((job.id, now + timedelta(seconds=delay)))
-        notify = await changes.flush(session)
+        woken = await changes.flush(session)
         await retry_many_later(session, retries)
         await complete(session, done)
     rt.metrics.observe_dispatch(messages.values(), now)
     rt.metrics.count_moves(changes.moved)  # after the commit: only what was stored
-    if notify:
-        rt.wakeups.notify(DELIVER_JOB)
+    if woken:
+        rt.wakeups.notify(*woken)
 
 
 def _final(routed: Routed) -> SubmitResult:
@@ -196,10 +195,10 @@ async def apply_reports(rt: Runtime, connector: str,
                 changes.report(message, report.status, source="carrier",
                                error_code=report.error_code)
             taken.append(message is not None)
-        notify = await changes.flush(session)
+        woken = await changes.flush(session)
     rt.metrics.count_moves(changes.moved)  # after the commit: only what was stored
-    if notify:
-        rt.wakeups.notify(DELIVER_JOB)
+    if woken:
+        rt.wakeups.notify(*woken)
     return taken
 
 
@@ -213,8 +212,8 @@ async def expire_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
             if not is_final(message.status):
                 changes.report(message, Status.EXPIRED, source="scheduler",
                                error_code=EXPIRED_ERROR)
-        notify = await changes.flush(session)
+        woken = await changes.flush(session)
         await complete(session, [j.id for j in jobs])
     rt.metrics.count_moves(changes.moved)  # after the commit: only what was stored
-    if notify:
-        rt.wakeups.notify(DELIVER_JOB)
+    if woken:
+        rt.wakeups.notify(*woken)

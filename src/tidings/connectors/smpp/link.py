@@ -19,6 +19,7 @@ from typing import Any
 
 from tidings.connectors.smpp.pdu import Pdu
 from tidings.connectors.smpp.session import (
+    BindFailed,
     BindMode,
     Bound,
     CloseRequested,
@@ -80,6 +81,8 @@ class Link:
             await self._shut()
 
     async def wait_bound(self, timeout: float) -> Bound | None:
+        """The bind's outcome: ``Bound``, or None when it was refused, timed out or the
+        connection ended (``_bound`` is set for those too)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._bound.wait(), timeout)
         return self.bound_as
@@ -89,6 +92,8 @@ class Link:
         while True:
             if self._closed.is_set():
                 raise LinkClosed("the SMPP connection is closed")
+            if not self.session.may_send(pdu.command_id):
+                return await self.send_now(pdu)  # raises SessionError: never allowed here
             now = self._clock()
             at = self.session.next_send_at(now)
             if at <= now:
@@ -182,8 +187,15 @@ class Link:
             elif isinstance(event, Bound):
                 self.bound_as = event
                 self._bound.set()
+            elif isinstance(event, BindFailed):
+                self._bound.set()  # wait_bound returns at once, with None
             elif isinstance(event, Unbound | ConnectionClosed | CloseRequested):
                 self._closed.set()
+                self._bound.set()
+                # run() may sit in read() while a timer closed the session: closing the
+                # transport ends that read, so the socket does not outlive the session.
+                self.flush()  # what the session still had to say (an unbind_resp, say)
+                self._writer.close()
             if self._on_event is not None:
                 self._on_event(self, event)
 

@@ -138,6 +138,10 @@ class Session:
             return math.inf
         return max(self._paused_until, self._pacer.next_at(now))
 
+    def may_send(self, command_id: int) -> bool:
+        """Whether this role in this state may send the command at all (window aside)."""
+        return command_id in self._may_send
+
     def can_send(self, now: float) -> bool:
         """Whether a submit_sm/data_sm/deliver_sm may go now (see ``next_send_at``)."""
         return self.next_send_at(now) <= now

@@ -1,0 +1,214 @@
+"""The SMPP server for clients: binds checked against SMPP credentials, submits sent
+through the same drafts, writer, tenancy, audit and webhooks as ``POST /v1/messages``.
+
+* A submit_sm is answered with our message id only once the message is durable.
+* Concatenated submits (UDH or SAR) become one message; every part is answered
+  with its id when the last part is stored. Parts still missing after
+  ``ASSEMBLY_SECONDS`` fail with ESME_RSUBMITFAIL.
+* ``registered_delivery`` asks for a receipt: it comes back as a deliver_sm on a
+  receiving bind of the same system_id (``tasks.py``), waiting while none is bound.
+* Errors map to SMPP statuses: a bad destination is ESME_RINVDSTADR, a bad
+  sender ESME_RINVSRCADR, a body the platform refuses ESME_RINVMSGLEN, an
+  account that may not send ESME_RSUBMITFAIL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import update
+
+from tidings.accounts.models import SENDING_STATUSES, Account
+from tidings.audit.service import Actor
+from tidings.connectors.smpp.addresses import from_smpp
+from tidings.connectors.smpp.coding import decode_text, message_octets, parse_udh, sar_concat
+from tidings.connectors.smpp.link import Link
+from tidings.connectors.smpp.pdu import CommandStatus, Pdu, QuerySm, SubmitSm
+from tidings.connectors.smpp.server import BoundClient, SmppServer
+from tidings.db import SYSTEM
+from tidings.errors import TidingsError
+from tidings.logs import get_logger
+from tidings.messaging.drafts import check_options, make_draft
+from tidings.messaging.service import SendContext
+from tidings.messaging.status_changes import SMPP_DELIVER_JOB
+from tidings.outbox import Job
+from tidings.smpp_gateway.queries import query_state
+from tidings.smpp_gateway.service import find_credential
+
+if TYPE_CHECKING:
+    from tidings.runtime import Runtime
+
+log = get_logger("tidings.smpp_gateway")
+ASSEMBLY_SECONDS = 60.0
+STATUS_CACHE_SECONDS = 2.0
+
+
+class _Refused(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+@contextlib.contextmanager
+def _refused_as(status: int) -> Iterator[None]:
+    """A check's TidingsError as the SMPP status that names the bad field."""
+    try:
+        yield
+    except TidingsError:
+        raise _Refused(status) from None
+
+
+@dataclass(frozen=True)
+class Grant:
+    credential_id: str
+    tenant_id: str
+    system_id: str
+
+
+@dataclass
+class _Parts:
+    total: int
+    texts: dict[int, str] = field(default_factory=dict)
+    answers: list[tuple[Link, Pdu]] = field(default_factory=list)
+    since: float = field(default_factory=time.monotonic)
+
+
+class SmppGateway:
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self.server = SmppServer(self, system_id="tidings")
+        self._parts: dict[tuple[str, int, str], _Parts] = {}
+        self._status_cache: dict[str, tuple[float, str, str | None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, host: str, port: int) -> int:
+        return await self.server.start(host, port)
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+    # --- binds ------------------------------------------------------------------------
+
+    async def authenticate(self, system_id: str, password: str) -> object | int:
+        async with self._rt.db.transaction(tenant=SYSTEM, write=False) as session:
+            credential = await find_credential(session, system_id=system_id, password=password)
+        if credential is None:
+            log.warning("smpp_bind_refused", reason="credentials")
+            return CommandStatus.ESME_RINVPASWD
+        status, _ = await self._account(credential.tenant_id)
+        if status not in SENDING_STATUSES:
+            log.warning("smpp_bind_refused", reason=f"account_{status}")
+            return CommandStatus.ESME_RBINDFAIL
+        return Grant(credential.id, credential.tenant_id, system_id)
+
+    def on_bound(self, client: BoundClient) -> None:
+        """Receipts and messages waiting for this client may go now."""
+        task = asyncio.create_task(self._release_waiting(_grant(client).tenant_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _release_waiting(self, tenant: str) -> None:
+        try:
+            async with self._rt.db.transaction(tenant=SYSTEM) as session:
+                await session.execute(update(Job).where(
+                    Job.kind == SMPP_DELIVER_JOB, Job.tenant_id == tenant,
+                    Job.locked_until.is_(None)).values(run_at=self._rt.clock.now()))
+        except Exception:  # the jobs still run at their time; this only hurries them
+            log.exception("smpp_release_failed")
+        self._rt.wakeups.notify(SMPP_DELIVER_JOB)
+
+    # --- requests ---------------------------------------------------------------------
+
+    async def on_request(self, client: BoundClient, link: Link, pdu: Pdu) -> None:
+        grant = _grant(client)
+        if isinstance(pdu, SubmitSm):
+            await self._submit(grant, link, pdu)
+        elif isinstance(pdu, QuerySm):
+            await query_state(self._rt, grant.tenant_id, link, pdu)
+        else:
+            link.respond(pdu, CommandStatus.ESME_RINVCMDID)
+
+    async def _submit(self, grant: Grant, link: Link, pdu: SubmitSm) -> None:
+        self._expire_parts(link)
+        octets = message_octets(pdu.short_message, pdu.optional)
+        concat, octets = parse_udh(octets, pdu.esm_class)
+        concat = concat or sar_concat(pdu.optional)
+        text = decode_text(pdu.data_coding, octets)
+        if concat is None or concat.total <= 1:
+            await self._create(grant, pdu, text, [(link, pdu)])
+            return
+        key = (grant.credential_id, concat.reference, pdu.destination_addr)
+        parts = self._parts.setdefault(key, _Parts(concat.total))
+        parts.texts[concat.seqnum] = text
+        parts.answers.append((link, pdu))
+        if len(parts.texts) >= parts.total:
+            del self._parts[key]
+            body = "".join(parts.texts[n] for n in sorted(parts.texts))
+            await self._create(grant, pdu, body, parts.answers)
+
+    async def _create(self, grant: Grant, pdu: SubmitSm, body: str,
+                      answers: list[tuple[Link, Pdu]]) -> None:
+        try:
+            created_id = await self._store(grant, pdu, body)
+        except _Refused as refused:
+            for link, part in answers:
+                link.respond(part, refused.status)
+            return
+        for link, part in answers:
+            link.respond(part, message_id=created_id)
+
+    async def _store(self, grant: Grant, pdu: SubmitSm, body: str) -> str:
+        """Check and store one message as the API would; its id, once durable."""
+        from tidings.messaging.api import check_body, create_one  # the API's own path
+
+        rt, now = self._rt, self._rt.clock.now()
+        status, webhook_url = await self._account(grant.tenant_id)
+        if status not in SENDING_STATUSES:
+            raise _Refused(CommandStatus.ESME_RSUBMITFAIL)
+        with _refused_as(CommandStatus.ESME_RINVSRCADR):
+            options = check_options(
+                sender=from_smpp(pdu.source_addr_ton, pdu.source_addr), channel="sms",
+                status_callback=None, send_at=None, validity_period=None, now=now)
+        with _refused_as(CommandStatus.ESME_RINVMSGLEN):
+            check_body(rt, body)
+        with _refused_as(CommandStatus.ESME_RINVDSTADR):
+            draft = make_draft(options, now=now, body=body,
+                               to=from_smpp(pdu.dest_addr_ton, pdu.destination_addr))
+        if pdu.registered_delivery & 0x03:
+            draft = dataclasses.replace(draft, smpp_receipt_to=grant.credential_id)
+        keys = await rt.vault.keys_for(grant.tenant_id)
+        ctx = SendContext(grant.tenant_id, keys, Actor("smpp", grant.credential_id),
+                          webhook_url)
+        return (await create_one(rt, ctx, draft)).id
+
+    def _expire_parts(self, link: Link) -> None:
+        now = time.monotonic()
+        for key in [k for k, p in self._parts.items() if now - p.since > ASSEMBLY_SECONDS]:
+            for part_link, part in self._parts.pop(key).answers:
+                part_link.respond(part, CommandStatus.ESME_RSUBMITFAIL)
+
+    async def _account(self, tenant: str) -> tuple[str, str | None]:
+        """(status, default webhook URL), cached briefly: a suspension applies within
+        ``STATUS_CACHE_SECONDS`` on open binds."""
+        cached = self._status_cache.get(tenant)
+        if cached and cached[0] > time.monotonic():
+            return cached[1], cached[2]
+        async with self._rt.db.transaction(tenant=SYSTEM, write=False) as session:
+            account = await session.get(Account, tenant)
+        status = account.status if account else "terminated"
+        webhook_url = account.webhook_url if account else None
+        self._status_cache[tenant] = (time.monotonic() + STATUS_CACHE_SECONDS, status,
+                                      webhook_url)
+        return status, webhook_url
+
+
+def _grant(client: BoundClient) -> Grant:
+    if not isinstance(client.grant, Grant):
+        raise TypeError("a bind without a grant")
+    return client.grant

@@ -1,0 +1,219 @@
+"""The SMPP connector against the bundled SMSC simulator, over real TCP on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+from tidings.connectors.base import UNAVAILABLE, DeliveryReport, InboundMessage, OutboundMessage
+from tidings.connectors.smpp.connector import SmppConnector, SmppSettings
+from tidings.connectors.smpp.simulator import SimulatorBehaviour, SmscSimulator
+
+LONG_TEXT = "All work and no play makes Jack a dull boy. " * 5  # 225 GSM-7 chars: 2 parts
+
+
+@dataclass
+class Sinks:
+    """What the pipeline's sinks would have stored; ``refuse`` holds reports back."""
+
+    reports: list[DeliveryReport] = field(default_factory=list)
+    inbound: list[InboundMessage] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
+    offered: list[str] = field(default_factory=list)
+
+    async def take_reports(self, _name: str, reports: Sequence[DeliveryReport]) -> list[bool]:
+        self.offered += [r.carrier_message_id for r in reports]
+        taken = [r.carrier_message_id not in self.refuse for r in reports]
+        self.reports += [r for r, ok in zip(reports, taken, strict=True) if ok]
+        return taken
+
+    async def take_inbound(self, _name: str, messages: Sequence[InboundMessage]) -> list[bool]:
+        self.inbound += messages
+        return [True] * len(messages)
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        await asyncio.sleep(0.01)
+
+
+def message(message_id: str, to: str = "+12025550173", body: str = "Hello",
+            encoding: str = "GSM-7") -> OutboundMessage:
+    return OutboundMessage(message_id, "sms", to, "Acme", body, encoding, 1)
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SmscSimulator]:
+    simulator = SmscSimulator(SimulatorBehaviour(receipt_delay=0.02, system_id="tidings",
+                                                 password="secret"))
+    simulator.port = await simulator.start()  # type: ignore[attr-defined]
+    yield simulator
+    await simulator.stop()
+
+
+def settings_for(sim: SmscSimulator, **changes: object) -> SmppSettings:
+    values: dict[str, object] = dict(host="127.0.0.1", port=sim.port,  # type: ignore[attr-defined]
+                                     system_id="tidings", password="secret", binds=2,
+                                     window=20)
+    values.update(changes)
+    return SmppSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def connector(sim: SmscSimulator) -> AsyncIterator[tuple[SmppConnector, Sinks]]:
+    sinks = Sinks()
+    smpp = SmppConnector("smsc", settings_for(sim))
+    await smpp.start(sinks.take_reports, sinks.take_inbound)
+    await until(lambda: len(smpp.bound_links) == 2, "both binds up")
+    yield smpp, sinks
+    await smpp.stop()
+
+
+async def test_submits_are_answered_and_receipts_reach_the_sink(
+        connector: tuple[SmppConnector, Sinks], sim: SmscSimulator) -> None:
+    smpp, sinks = connector
+    results = await smpp.submit([message(f"msg_{i}", body=f"Hello {i}") for i in range(50)])
+    assert {r.outcome for r in results} == {"accepted"}
+    ids = {r.carrier_message_id for r in results}
+    assert len(ids) == 50
+    await until(lambda: len(sinks.reports) == 50, "50 receipts")
+    assert {r.carrier_message_id for r in sinks.reports} == ids
+    assert {r.status for r in sinks.reports} == {"delivered"}
+    await until(lambda: sim.stats()["receipts_acknowledged"] == 50, "receipts answered")
+    assert sim.stats()["duplicates"] == 0
+    assert {s.system_id for s in sim.submits} == {"tidings"}
+
+
+async def test_a_long_message_goes_as_udh_parts_and_its_first_part_names_it(
+        connector: tuple[SmppConnector, Sinks], sim: SmscSimulator) -> None:
+    smpp, _ = connector
+    [result] = await smpp.submit([message("msg_long", body=LONG_TEXT)])
+    parts = sim.submits
+    assert len(parts) == 2
+    assert [p.part.seqnum for p in parts if p.part] == [1, 2]
+    assert "".join(p.text for p in parts) == LONG_TEXT
+    assert result.carrier_message_id == parts[0].message_id
+
+
+async def test_ucs2_text_arrives_intact(connector: tuple[SmppConnector, Sinks],
+                                        sim: SmscSimulator) -> None:
+    smpp, _ = connector
+    text = "Grüße 👋 Привет"
+    await smpp.submit([message("msg_u", body=text, encoding="UCS-2")])
+    assert sim.submits[0].pdu.data_coding == 8
+    assert sim.submits[0].text == text
+
+
+async def test_permanent_errors_reject_with_the_smsc_code_and_outcomes_map(
+        connector: tuple[SmppConnector, Sinks]) -> None:
+    smpp, sinks = connector
+    results = await smpp.submit([message("m_rej", to="+12025550103"),
+                                 message("m_und", to="+12025550100"),
+                                 message("m_exp", to="+12025550102")])
+    assert results[0].outcome == "rejected"
+    assert results[0].error_code == "smpp:ESME_RINVDSTADR"
+    await until(lambda: len(sinks.reports) == 2, "two receipts")
+    by_id = {r.carrier_message_id: r.status for r in sinks.reports}
+    assert by_id[results[1].carrier_message_id] == "undelivered"
+    assert by_id[results[2].carrier_message_id] == "expired"
+
+
+async def test_a_throttled_submit_is_paused_and_sent_again(
+        connector: tuple[SmppConnector, Sinks], sim: SmscSimulator) -> None:
+    smpp, _ = connector
+    [result] = await smpp.submit([message("m_thr", to="+12025550104")])
+    assert result.outcome == "accepted"
+    assert sim.stats()["submit_errors"] == {"ESME_RTHROTTLED": 1}
+
+
+async def test_a_repeated_submit_is_answered_from_memory_not_sent_twice(
+        connector: tuple[SmppConnector, Sinks], sim: SmscSimulator) -> None:
+    smpp, _ = connector
+    first = await smpp.submit([message("msg_once")])
+    again = await smpp.submit([message("msg_once")])
+    assert first == again
+    assert len(sim.submits) == 1
+
+
+async def test_a_receipt_that_overtakes_its_submit_is_offered_again_when_recorded(
+        connector: tuple[SmppConnector, Sinks], sim: SmscSimulator) -> None:
+    smpp, sinks = connector
+    [result] = await smpp.submit([message("msg_early")])
+    carrier_id = result.carrier_message_id
+    assert carrier_id is not None
+    sinks.refuse.add(carrier_id)  # as if the dispatcher had not stored the id yet
+    await until(lambda: carrier_id in sinks.offered, "first offer")
+    assert sinks.reports == []
+    assert sim.stats()["receipts_acknowledged"] == 0  # not answered while refused
+    sinks.refuse.clear()
+    started = time.monotonic()
+    smpp.recorded([carrier_id])
+    await until(lambda: len(sinks.reports) == 1, "offered again")
+    assert time.monotonic() - started < 1.0  # at once, not at the next timer round
+    await until(lambda: sim.stats()["receipts_acknowledged"] == 1, "answered")
+
+
+async def test_mobile_originated_messages_reach_the_inbound_sink(
+        connector: tuple[SmppConnector, Sinks], sim: SmscSimulator) -> None:
+    _, sinks = connector
+    sim.inject_mo("+447700900123", "+12025550199", "Hi there")
+    sim.inject_mo("+447700900123", "+12025550199", LONG_TEXT)
+    await until(lambda: len(sinks.inbound) == 2, "two MO")
+    assert sinks.inbound[0] == InboundMessage("sms", "+447700900123", "+12025550199",
+                                              "Hi there")
+    assert sinks.inbound[1].body == LONG_TEXT
+    await until(lambda: sim.stats()["mo_acknowledged"] == 3, "three parts answered")
+
+
+async def test_without_an_smsc_submits_are_unavailable(sim: SmscSimulator) -> None:
+    sinks = Sinks()
+    smpp = SmppConnector("smsc", settings_for(sim, port=1))  # nothing listens on port 1
+    await smpp.start(sinks.take_reports, sinks.take_inbound)
+    try:
+        [result] = await smpp.submit([message("msg_down")])
+    finally:
+        await smpp.stop()
+    assert result.outcome == "retry"
+    assert result.error_code == UNAVAILABLE
+
+
+async def test_wrong_credentials_never_bind(sim: SmscSimulator) -> None:
+    sinks = Sinks()
+    smpp = SmppConnector("smsc", settings_for(sim, password="wrong", binds=1))
+    await smpp.start(sinks.take_reports, sinks.take_inbound)
+    try:
+        await until(lambda: sim.stats()["binds_refused"] >= 1, "bind refused")
+        assert smpp.bound_links == []
+    finally:
+        await smpp.stop()
+
+
+async def test_binds_come_back_after_the_smsc_drops_them(
+        connector: tuple[SmppConnector, Sinks], sim: SmscSimulator) -> None:
+    smpp, _ = connector
+    assert sim.disconnect_all() == 2
+    await until(lambda: len(smpp.bound_links) == 2 and sim.stats()["binds"] >= 4,
+                "binds back")
+    [result] = await smpp.submit([message("msg_after")])
+    assert result.outcome == "accepted"
+
+
+async def test_tps_spaces_submits(sim: SmscSimulator) -> None:
+    sinks = Sinks()
+    smpp = SmppConnector("smsc", settings_for(sim, binds=1, tps=50.0))
+    await smpp.start(sinks.take_reports, sinks.take_inbound)
+    try:
+        await until(lambda: len(smpp.bound_links) == 1, "bound")
+        started = time.monotonic()
+        await smpp.submit([message(f"msg_{i}") for i in range(26)])
+        elapsed = time.monotonic() - started
+    finally:
+        await smpp.stop()
+    assert elapsed >= 0.45  # 25 gaps of 20 ms at 50/s
