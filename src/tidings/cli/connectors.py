@@ -14,7 +14,7 @@ from tidings.operators.service import (
     do_revoke_operator_key,
     list_operator_keys,
 )
-from tidings.routing.schemas import RouteIn, SmppConnectorIn, TargetIn
+from tidings.routing.schemas import RouteIn, SmppConnectorIn, SmtpConnectorIn, TargetIn
 from tidings.routing.service import (
     OPERATOR_KEYRING,
     connector_out,
@@ -46,9 +46,13 @@ def connectors() -> None:
     """Carrier connections (SMPP binds to an SMSC, and more to come)."""
 
 
-@connectors.command("add")
-@click.argument("kind", type=click.Choice(["smpp"]))
-@click.option("--name", default=None, help="A name for routes to use [default: KIND-HOST].")
+@connectors.group("add")
+def add() -> None:
+    """Add a connector; a running worker starts it within a few seconds."""
+
+
+@add.command("smpp")
+@click.option("--name", default=None, help="A name for routes to use [default: smpp-HOST].")
 @click.option("--host", required=True)
 @click.option("--port", type=int, default=2775, show_default=True)
 @click.option("--system-id", required=True, help="The SMSC account (system_id).")
@@ -61,12 +65,40 @@ def connectors() -> None:
 @click.option("--long-messages", type=click.Choice(["udh", "sar", "payload"]), default="udh",
               show_default=True, help="How messages longer than one SMS travel.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def add(kind: str, name: str | None, as_json: bool, **options: Any) -> None:
-    """Add a connector; a running worker starts it within a few seconds."""
-    body = _validated(SmppConnectorIn, {
-        "kind": kind, "name": name or f"{kind}-{options['host']}".replace(".", "-").lower(),
-        **options})
+def add_smpp(name: str | None, as_json: bool, **options: Any) -> None:
+    """An SMPP 3.4 connection to an SMSC (transceiver binds)."""
+    _add(_validated(SmppConnectorIn, {"name": name or _default_name("smpp", options["host"]),
+                                      **options}), as_json)
 
+
+@add.command("smtp")
+@click.option("--name", default=None, help="A name for routes to use [default: smtp-HOST].")
+@click.option("--host", required=True, help="The SMTP relay.")
+@click.option("--port", type=int, default=587, show_default=True)
+@click.option("--security", type=click.Choice(["none", "starttls", "tls"]),
+              default="starttls", show_default=True)
+@click.option("--username", default=None, help="AUTH user (AUTH only when given).")
+@click.option("--password", default="", help="AUTH password (stored encrypted).")
+@click.option("--mail-domain", required=True, help="Right side of our Message-IDs.")
+@click.option("--bounce-domain", default=None, help="Envelope sender domain for bounces.")
+@click.option("--concurrency", type=int, default=4, show_default=True)
+@click.option("--no-verify-tls", "verify_tls", is_flag=True, flag_value=False, default=True,
+              help="Accept any relay certificate (testing only).")
+@click.option("--listen-host", default="127.0.0.1", show_default=True)
+@click.option("--listen-port", type=int, default=None,
+              help="Run our SMTP listener here to take bounces.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def add_smtp(name: str | None, as_json: bool, **options: Any) -> None:
+    """An SMTP relay for the email channel."""
+    _add(_validated(SmtpConnectorIn, {"name": name or _default_name("smtp", options["host"]),
+                                      **options}), as_json)
+
+
+def _default_name(kind: str, host: str) -> str:
+    return f"{kind}-{host}".replace(".", "-").lower()
+
+
+def _add(body: SmppConnectorIn | SmtpConnectorIn, as_json: bool) -> None:
     async def work(rt: Runtime) -> None:
         keys = await rt.vault.keys_for(OPERATOR_KEYRING)
         async with rt.db.transaction(tenant=SYSTEM) as session:

@@ -1,4 +1,4 @@
-"""Phone numbers and SMS sender ids: validation and normalisation.
+"""Phone numbers, SMS sender ids and email addresses: validation and normalisation.
 
 Everything that reaches a carrier goes through here, so the rules are strict and the
 errors carry a stable machine code (``AddressError.code``) for API responses.
@@ -12,6 +12,8 @@ import phonenumbers
 
 INVALID_PHONE_NUMBER = "invalid_phone_number"
 INVALID_SENDER_ID = "invalid_sender_id"
+INVALID_EMAIL_ADDRESS = "invalid_email_address"
+MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit
 
 # Generous for formatted input ("+55 (11) 98765-4321" is 19) yet keeps the parser away
 # from arbitrarily long strings.
@@ -24,6 +26,11 @@ _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _SHORT_CODE = re.compile(r"[0-9]{3,8}")
 _ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z0-9._&-](?:[A-Za-z0-9 ._&-]{0,9}[A-Za-z0-9._&-])?")
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
+# A plain addr-spec: dot-atom local part, dotted domain of LDH labels. No quoted local
+# parts, comments, IP literals or display names: nothing a header could be smuggled in.
+_EMAIL = re.compile(
+    r"(?P<local>[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*)"
+    r"@(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})")
 
 
 class AddressError(ValueError):
@@ -55,6 +62,18 @@ def normalize_e164(raw: str) -> str:
     if not phonenumbers.is_valid_number(parsed):
         raise _phone_error("phone number is not a valid number in any known numbering plan")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(raw: str) -> str:
+    """Validate a plain email address (``ann@example.com``); the domain in lower case.
+
+    Raises ``AddressError`` with code ``invalid_email_address``.
+    """
+    match = _EMAIL.fullmatch(raw) if len(raw) <= MAX_EMAIL_LENGTH else None
+    if match is None or len(match.group("local")) > 64:
+        raise AddressError("email address is not a plain address like ann@example.com",
+                           code=INVALID_EMAIL_ADDRESS)
+    return f"{match.group('local')}@{match.group('domain').lower()}"
 
 
 def is_phone_number(value: str) -> bool:

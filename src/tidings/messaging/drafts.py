@@ -6,16 +6,23 @@ before it opens a transaction.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from tidings.errors import InvalidRequest
-from tidings.messaging.addresses import AddressError, normalize_e164, normalize_sender
+from tidings.messaging.addresses import (
+    AddressError,
+    normalize_e164,
+    normalize_email,
+    normalize_sender,
+)
 from tidings.messaging.encoding import segment
 
-SUPPORTED_CHANNELS = frozenset({"sms"})
+SUPPORTED_CHANNELS = frozenset({"sms", "email"})
+EMAIL_ENCODING = "UTF-8"
 MAX_SCHEDULE_AHEAD = timedelta(days=35)
 CLOCK_SKEW = timedelta(seconds=60)
 _VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,63})\}")
@@ -60,16 +67,23 @@ def check_options(*, sender: str, channel: str, status_callback: str | None,
             raise InvalidRequest("send_at is more than 35 days ahead.", code="send_at_too_far")
     # UTC, so the create response shows send_at as every later read does.
     due = send_at.astimezone(UTC) if send_at is not None and send_at > now else None
-    return SendOptions(_address(normalize_sender, sender), channel, status_callback, due,
+    normalize = normalize_email if channel == "email" else normalize_sender
+    return SendOptions(_address(normalize, sender), channel, status_callback, due,
                        validity_period)
 
 
-def make_draft(options: SendOptions, *, to: str, body: str, now: datetime) -> Draft:
-    number = _address(normalize_e164, to)
-    segmentation = segment(body)
+def make_draft(options: SendOptions, *, to: str, body: str, now: datetime,
+               subject: str | None = None, html: str | None = None) -> Draft:
     start = options.send_at or now
     expires_at = (start + timedelta(seconds=options.validity_period)
                   if options.validity_period else None)
+    if options.channel == "email":
+        content = json.dumps({"subject": subject, "html": html})
+        return Draft(_address(normalize_email, to), options.sender, body, options.channel,
+                     EMAIL_ENCODING, 1, options.status_callback, options.send_at, expires_at,
+                     content_json=content)
+    number = _address(normalize_e164, to)
+    segmentation = segment(body)
     return Draft(number, options.sender, body, options.channel, segmentation.encoding,
                  segmentation.num_segments, options.status_callback, options.send_at,
                  expires_at)

@@ -5,11 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 # Bounds that keep one request cheap to validate; the message limits live in settings.
 MAX_ADDRESS_CHARS = 64
+MAX_EMAIL_ADDRESS_CHARS = 254
 MAX_BODY_CHARS = 1_600
+MAX_EMAIL_BODY_CHARS = 100_000
+MAX_SUBJECT_CHARS = 998  # RFC 5322 line limit
+EMAIL_ONLY = ("subject", "html")
 MAX_URL_CHARS = 2_048
 MAX_VALIDITY_SECONDS = 14 * 24 * 3600
 # No whitespace or control characters: a NUL would also break a PostgreSQL text column.
@@ -21,7 +25,7 @@ class _Strict(BaseModel):
 
 
 class _SendOptions(_Strict):
-    from_: str = Field(alias="from", min_length=1, max_length=MAX_ADDRESS_CHARS)
+    from_: str = Field(alias="from", min_length=1, max_length=MAX_EMAIL_ADDRESS_CHARS)
     channel: str = Field(default="sms", max_length=20)
     status_callback: str | None = Field(default=None, max_length=MAX_URL_CHARS,
                                         pattern=URL_PATTERN)
@@ -33,8 +37,27 @@ class _SendOptions(_Strict):
 
 
 class SendMessage(_SendOptions):
-    to: str = Field(min_length=1, max_length=MAX_ADDRESS_CHARS)
-    body: str = Field(min_length=1, max_length=MAX_BODY_CHARS)
+    to: str = Field(min_length=1, max_length=MAX_EMAIL_ADDRESS_CHARS)
+    body: str = Field(min_length=1, max_length=MAX_EMAIL_BODY_CHARS,
+                      description="The text (an email's text/plain part).")
+    subject: str | None = Field(default=None, min_length=1, max_length=MAX_SUBJECT_CHARS,
+                                pattern=r"^[^\r\n\x00]+$", description="Email only.")
+    html: str | None = Field(default=None, min_length=1, max_length=MAX_EMAIL_BODY_CHARS,
+                             description="Email only: the text/html part.")
+
+    @model_validator(mode="after")
+    def _fits_the_channel(self) -> SendMessage:
+        if self.channel == "email":
+            if self.subject is None:
+                raise ValueError("an email needs a subject")
+            return self
+        if any(getattr(self, name) is not None for name in EMAIL_ONLY):
+            raise ValueError("subject and html are for email only")
+        if len(self.to) > MAX_ADDRESS_CHARS or len(self.from_) > MAX_ADDRESS_CHARS:
+            raise ValueError(f"to and from are at most {MAX_ADDRESS_CHARS} characters")
+        if len(self.body) > MAX_BODY_CHARS:
+            raise ValueError(f"body is at most {MAX_BODY_CHARS} characters")
+        return self
 
 
 class BatchRecipient(_Strict):
@@ -46,6 +69,12 @@ class SendBatch(_SendOptions):
     body: str = Field(min_length=1, max_length=MAX_BODY_CHARS,
                       description="A template: {name} is replaced by the recipient's variable.")
     recipients: list[BatchRecipient] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _short_sender(self) -> SendBatch:
+        if len(self.from_) > MAX_ADDRESS_CHARS:
+            raise ValueError(f"from is at most {MAX_ADDRESS_CHARS} characters")
+        return self
 
 
 class MessageEventOut(BaseModel):
@@ -69,6 +98,8 @@ class MessageOut(BaseModel):
     to: str
     from_: str = Field(alias="from")
     body: str
+    subject: str | None = None
+    html: str | None = None
     encoding: str
     num_segments: int
     status_callback: str | None

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.audit.service import Actor, audit_row, record
 from tidings.errors import Conflict, InvalidRequest, NotFound
 from tidings.ids import new_id
+from tidings.messaging.content import CONTENT_FIELD, email_fields
 from tidings.messaging.drafts import Draft
 from tidings.messaging.lifecycle import Status
 from tidings.messaging.models import Message, MessageEvent
@@ -48,6 +49,7 @@ class Created:
     to: str
     sender: str
     body: str
+    content_json: str | None = None
 
 
 def _message_row(ctx: SendContext, draft: Draft, *, message_id: str, status: Status,
@@ -64,7 +66,7 @@ def _message_row(ctx: SendContext, draft: Draft, *, message_id: str, status: Sta
         "status_callback": draft.status_callback, "send_at": draft.send_at,
         "expires_at": draft.expires_at, "connector": None, "carrier_message_id": None,
         "error_code": None, "smpp_receipt_to": draft.smpp_receipt_to,
-        "content_enc": keys.encrypt_optional(draft.content_json, field="messages.content"),
+        "content_enc": keys.encrypt_optional(draft.content_json, field=CONTENT_FIELD),
         "event_count": 1, "created_at": now, "updated_at": now,
     }
 
@@ -84,7 +86,8 @@ def build_messages(ctx: SendContext, drafts: Sequence[Draft],
         message_id = new_id("msg")
         status = Status.SCHEDULED if draft.send_at else Status.QUEUED
         created.append(Created(_message_row(ctx, draft, message_id=message_id, status=status,
-                                            now=now), draft.to, draft.sender, draft.body))
+                                            now=now), draft.to, draft.sender, draft.body,
+                               draft.content_json))
         rows.add("message_events", [_event_row(
             tenant=ctx.tenant, message_id=message_id, seq=1, status=status, applied=True,
             source="api", error_code=None, now=now)])
@@ -95,7 +98,8 @@ def build_messages(ctx: SendContext, drafts: Sequence[Draft],
                                       now=now, run_at=draft.expires_at)])
         rows.add("audit_events", [audit_row(
             tenant=ctx.tenant, actor=ctx.actor, action="create", table="messages",
-            row_id=message_id, fields=PERSONAL_FIELDS, now=now)])
+            row_id=message_id, now=now,
+            fields=PERSONAL_FIELDS + (("content",) if draft.content_json else ()))])
         webhooks.add(tenant=ctx.tenant, message_id=message_id, sequence=1,
                      event_type=STATUS_EVENT, urls=(draft.status_callback,
                                                     ctx.account_webhook_url), now=now)
@@ -219,6 +223,7 @@ def message_out(message: Message, keys: TenantKeys,
         to=keys.decrypt(message.to_enc, field="messages.to"),
         from_=keys.decrypt(message.from_enc, field="messages.from"),
         body=keys.decrypt(message.body_enc, field="messages.body"),
+        **_email_out(keys.decrypt_optional(message.content_enc, field=CONTENT_FIELD)),
         encoding=message.encoding, num_segments=message.num_segments,
         status_callback=message.status_callback, send_at=message.send_at,
         expires_at=message.expires_at, error_code=message.error_code,
@@ -230,12 +235,18 @@ def message_out(message: Message, keys: TenantKeys,
     )
 
 
+def _email_out(content_json: str | None) -> dict[str, str | None]:
+    subject, html = email_fields(content_json)
+    return {"subject": subject, "html": html}
+
+
 def created_out(created: Created) -> MessageOut:
     row = created.row
     return MessageOut(
         id=row["id"], account_id=row["tenant_id"], direction=row["direction"],
         channel=row["channel"], status=row["status"], to=created.to, from_=created.sender,
-        body=created.body, encoding=row["encoding"], num_segments=row["num_segments"],
+        body=created.body, **_email_out(created.content_json),
+        encoding=row["encoding"], num_segments=row["num_segments"],
         status_callback=row["status_callback"], send_at=row["send_at"],
         expires_at=row["expires_at"], error_code=None, created_at=row["created_at"],
         updated_at=row["updated_at"])

@@ -28,7 +28,7 @@ _STATE_COLUMNS = ("id", "tenant_id", "channel", "status", "encoding", "num_segme
                   "status_callback", "expires_at", "connector", "carrier_message_id",
                   "error_code", "smpp_receipt_to", "event_count", "created_at",
                   "updated_at")
-_CONTENT_COLUMNS = ("to_enc", "from_enc", "body_enc")
+_CONTENT_COLUMNS = ("to_enc", "from_enc", "body_enc", "content_enc")
 SMPP_DELIVER_JOB = "smpp.deliver"  # a deliver_sm to a client bound to our SMPP server
 _WRITTEN = ("status", "event_count", "error_code", "connector", "carrier_message_id",
             "updated_at")
@@ -56,6 +56,7 @@ class MessageState:
     to_enc: bytes | None = None
     from_enc: bytes | None = None
     body_enc: bytes | None = None
+    content_enc: bytes | None = None
 
 
 async def load_states(session: SessionOrConnection, condition: ColumnElement[bool], *,

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from tidings.accounts.models import Account
 from tidings.connectors.base import DeliveryReport, OutboundMessage, SubmitResult
 from tidings.db import SYSTEM, SessionOrConnection
+from tidings.messaging.content import channel_content
 from tidings.messaging.lifecycle import Status, is_final
 from tidings.messaging.status_changes import (
     MESSAGES,
@@ -103,7 +104,9 @@ async def _outbound(rt: Runtime, message: MessageState) -> OutboundMessage:
         to=keys.decrypt(message.to_enc, field="messages.to"),
         sender=keys.decrypt(message.from_enc, field="messages.from"),
         body=keys.decrypt(message.body_enc, field="messages.body"),
-        encoding=message.encoding, num_segments=message.num_segments)
+        encoding=message.encoding, num_segments=message.num_segments,
+        content=channel_content(message.channel, keys.decrypt_optional(
+            message.content_enc, field="messages.content")))
 
 
 async def _record_submissions(rt: Runtime, jobs: Sequence[ClaimedJob],

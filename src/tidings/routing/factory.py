@@ -6,14 +6,26 @@ from typing import Any
 
 from tidings.connectors.base import Connector
 from tidings.connectors.smpp.connector import SmppConnector, SmppSettings
+from tidings.connectors.smtp.connector import SmtpConnector, SmtpSettings
+from tidings.connectors.smtp.listener import SmtpListenerSettings
 from tidings.routing.models import ConnectorConfig
 
 
 def build_connector(row: ConnectorConfig, secrets: dict[str, Any]) -> Connector:
     """A connector for ``row``; ValueError for a kind or setting this version cannot run."""
-    if row.kind == "smpp":
-        try:
+    try:
+        if row.kind == "smpp":
             return SmppConnector(row.name, SmppSettings(**row.settings, **secrets))
-        except TypeError as exc:
-            raise ValueError(f"bad SMPP settings: {exc}") from None
+        if row.kind == "smtp":
+            return SmtpConnector(row.name, _smtp_settings(row.settings, secrets))
+    except (TypeError, OSError) as exc:
+        raise ValueError(f"bad {row.kind} settings: {exc}") from None
     raise ValueError(f"unknown connector kind {row.kind!r}")
+
+
+def _smtp_settings(stored: dict[str, Any], secrets: dict[str, Any]) -> SmtpSettings:
+    settings = dict(stored)
+    listen_host, listen_port = settings.pop("listen_host"), settings.pop("listen_port")
+    listener = None if listen_port is None else SmtpListenerSettings(
+        host=listen_host, port=listen_port, hostname=settings["mail_domain"])
+    return SmtpSettings(**settings, **secrets, listener=listener)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CONNECTOR_NAME = r"^[a-z0-9][a-z0-9_-]{0,59}$"
-SMPP_SECRET_FIELDS = frozenset({"password"})
+SECRET_FIELDS = frozenset({"password"})
+HOST = r"^[A-Za-z0-9.:-]+$"
+DOMAIN = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
 
 
 class SmppConnectorIn(BaseModel):
@@ -17,7 +19,7 @@ class SmppConnectorIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["smpp"] = "smpp"
     name: str = Field(pattern=CONNECTOR_NAME)
-    host: str = Field(min_length=1, max_length=253)
+    host: str = Field(min_length=1, max_length=253, pattern=HOST)
     port: int = Field(default=2775, ge=1, le=65535)
     system_id: str = Field(min_length=1, max_length=15, pattern=r"^[\x21-\x7e]+$")
     password: str = Field(default="", max_length=8, pattern=r"^[\x20-\x7e]*$")
@@ -34,13 +36,39 @@ class SmppConnectorIn(BaseModel):
     channels: list[Literal["sms"]] = Field(default=["sms"], min_length=1)
 
 
-ConnectorIn = SmppConnectorIn  # a discriminated union once SMTP and WhatsApp join
+class SmtpConnectorIn(BaseModel):
+    """An SMTP relay for email, and optionally our listener for bounces (and replies)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["smtp"] = "smtp"
+    name: str = Field(pattern=CONNECTOR_NAME)
+    host: str = Field(min_length=1, max_length=253, pattern=HOST)
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = Field(default=None, min_length=1, max_length=200,
+                                 pattern=r"^[\x21-\x7e]+$")
+    password: str = Field(default="", max_length=200, pattern=r"^[^\r\n\x00]*$")
+    mail_domain: str = Field(max_length=253, pattern=DOMAIN,
+                             description="Right side of our Message-IDs; our EHLO name.")
+    bounce_domain: str | None = Field(default=None, max_length=253, pattern=DOMAIN,
+                                      description="Envelope sender domain for bounces "
+                                                  "(its MX must reach the listener).")
+    concurrency: int = Field(default=4, ge=1, le=64)
+    verify_tls: bool = True
+    listen_host: str = Field(default="127.0.0.1", max_length=253, pattern=HOST)
+    listen_port: int | None = Field(default=None, ge=0, le=65535,
+                                    description="Run our SMTP listener for bounces here.")
+    channels: list[Literal["email"]] = Field(default=["email"], min_length=1)
 
 
-def split_secrets(body: ConnectorIn) -> tuple[dict[str, Any], dict[str, Any]]:
+ConnectorIn = Annotated[SmppConnectorIn | SmtpConnectorIn, Field(discriminator="kind")]
+
+
+def split_secrets(body: SmppConnectorIn | SmtpConnectorIn) -> tuple[dict[str, Any],
+                                                                    dict[str, Any]]:
     """(settings kept readable, secrets to encrypt)."""
     data = body.model_dump(exclude={"kind", "name", "channels"})
-    secrets = {k: data.pop(k) for k in SMPP_SECRET_FIELDS if k in data}
+    secrets = {k: data.pop(k) for k in SECRET_FIELDS if k in data}
     return data, secrets
 
 
