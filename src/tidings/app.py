@@ -21,6 +21,7 @@ from tidings.routing.api import router as operator_router
 from tidings.runtime import close_runtime, open_runtime
 from tidings.settings import Settings
 from tidings.webhooks.api import router as webhooks_router
+from tidings.whatsapp.api import router as whatsapp_router
 
 DESCRIPTION = """Send and receive messages, get signed webhooks for every status change.
 
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                   lifespan=lifespan)
     install_error_handlers(app)
     for router in (messages_router, accounts_router, numbers_router, webhooks_router,
-                   sandbox_router, operator_router, ops_router):
+                   sandbox_router, operator_router, whatsapp_router, ops_router):
         app.include_router(router)
     app.add_middleware(FastSend)  # inside the body limit and the access log
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

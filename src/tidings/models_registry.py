@@ -12,4 +12,5 @@ def load_all() -> None:
     import tidings.outbox
     import tidings.routing.models
     import tidings.smpp_gateway.models
-    import tidings.webhooks.models  # noqa: F401
+    import tidings.webhooks.models
+    import tidings.whatsapp.models  # noqa: F401

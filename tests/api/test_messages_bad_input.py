@@ -273,7 +273,7 @@ async def test_the_option_boundaries_are_accepted(client: httpx.AsyncClient, rt:
     assert (await stored_counts(rt))["messages"] == 6
 
 
-@pytest.mark.parametrize("channel", ["whatsapp", "SMS", "Email", "sms ", "\x00"])
+@pytest.mark.parametrize("channel", ["WhatsApp", "SMS", "Email", "sms ", "\x00", "fax"])
 async def test_unknown_channels_are_refused(client: httpx.AsyncClient, rt: Runtime,
                                             acme: Tenant, channel: str) -> None:
     response = await client.post(MESSAGES, headers={**acme.headers, **JSON},

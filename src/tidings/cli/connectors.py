@@ -14,7 +14,14 @@ from tidings.operators.service import (
     do_revoke_operator_key,
     list_operator_keys,
 )
-from tidings.routing.schemas import RouteIn, SmppConnectorIn, SmtpConnectorIn, TargetIn
+from tidings.routing.schemas import (
+    AnyConnectorIn,
+    RouteIn,
+    SmppConnectorIn,
+    SmtpConnectorIn,
+    TargetIn,
+    WhatsAppConnectorIn,
+)
 from tidings.routing.service import (
     OPERATOR_KEYRING,
     connector_out,
@@ -94,18 +101,33 @@ def add_smtp(name: str | None, as_json: bool, **options: Any) -> None:
                                       **options}), as_json)
 
 
+@add.command("whatsapp")
+@click.option("--name", default="whatsapp", show_default=True)
+@click.option("--phone-number-id", required=True, help="The Cloud API phone number id.")
+@click.option("--access-token", required=True, help="Stored encrypted.")
+@click.option("--app-secret", required=True, help="Checks our webhooks' signatures.")
+@click.option("--verify-token", required=True, help="Answers the webhook handshake.")
+@click.option("--base-url", default="https://graph.facebook.com", show_default=True)
+@click.option("--api-version", default="v21.0", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def add_whatsapp(as_json: bool, **options: Any) -> None:
+    """A WhatsApp Business number on the Cloud API; its webhook is
+    /v1/whatsapp/NAME/webhook."""
+    _add(_validated(WhatsAppConnectorIn, options), as_json)
+
+
 def _default_name(kind: str, host: str) -> str:
     return f"{kind}-{host}".replace(".", "-").lower()
 
 
-def _add(body: SmppConnectorIn | SmtpConnectorIn, as_json: bool) -> None:
+def _add(body: AnyConnectorIn, as_json: bool) -> None:
     async def work(rt: Runtime) -> None:
         keys = await rt.vault.keys_for(OPERATOR_KEYRING)
         async with rt.db.transaction(tenant=SYSTEM) as session:
             row = await do_create_connector(session, keys=keys, body=body, now=rt.clock.now())
             out = connector_out(row, sorted(connector_secrets(keys, row)))
         emit(out.model_dump(mode="json"), as_json=as_json,
-             text=f"connector {out.name} added ({out.kind} {body.host}:{body.port})")
+             text=f"connector {out.name} added ({out.kind})")
     with_runtime(work)
 
 

@@ -81,6 +81,7 @@ class InboundMessage:
     sender: str
     to: str
     body: str
+    carrier_message_id: str | None = None  # the carrier's id, when it gives one (dedupe)
 
 
 # Takes reports durably; returns, per report, whether it was taken (False = offer again).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import AwareDatetime
@@ -42,6 +42,7 @@ from tidings.messaging.service import (
 )
 from tidings.runtime import Runtime
 from tidings.webhooks.service import DELIVER_JOB
+from tidings.whatsapp.service import check_customer_service_window
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
 MESSAGE_ID = re.compile(r"^msg_[0-9a-z]{26}$")
@@ -89,8 +90,18 @@ async def prepare_send(rt: Runtime, principal: Principal,
     if body.channel != "email":  # an email's length is the schema's to bound
         check_body(rt, body.body)
     draft = make_draft(_options(rt, body), to=body.to, body=body.body, now=rt.clock.now(),
-                       subject=body.subject, html=body.html)
+                       subject=body.subject, html=body.html, whatsapp=_whatsapp(body))
+    if draft.channel == "whatsapp":
+        await check_customer_service_window(rt, principal.tenant, draft)
     return await _context(rt, principal), draft
+
+
+def _whatsapp(body: SendMessage) -> dict[str, Any] | None:
+    if body.template is not None:
+        return {"template": body.template.model_dump()}
+    if body.media is not None:
+        return {"media": body.media.model_dump()}
+    return None
 
 
 async def create_one(rt: Runtime, ctx: SendContext, draft: Draft) -> MessageOut:

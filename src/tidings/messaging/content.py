@@ -3,23 +3,38 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from tidings.connectors.base import EmailContent
+from tidings.connectors.base import EmailContent, WhatsAppContent
 
 CONTENT_FIELD = "messages.content"
 
 
-def channel_content(channel: str, content_json: str | None) -> EmailContent | None:
-    """The connector's view of a message's content (None for plain SMS)."""
-    if channel != "email" or content_json is None:
+def channel_content(channel: str, content_json: str | None
+                    ) -> EmailContent | WhatsAppContent | None:
+    """The connector's view of a message's content (None for plain text)."""
+    if content_json is None:
         return None
     data = json.loads(content_json)
-    return EmailContent(subject=str(data["subject"]), html=data.get("html"))
+    if channel == "email":
+        return EmailContent(subject=str(data["subject"]), html=data.get("html"))
+    if channel == "whatsapp":
+        return _whatsapp(data)
+    return None
 
 
-def email_fields(content_json: str | None) -> tuple[str | None, str | None]:
-    """(subject, html) for the API's view of a message."""
-    if content_json is None:
-        return None, None
-    data = json.loads(content_json)
-    return data.get("subject"), data.get("html")
+def _whatsapp(data: dict[str, Any]) -> WhatsAppContent:
+    if "template" in data:
+        template = data["template"]
+        return WhatsAppContent("template", template_name=template["name"],
+                               language=template["language"],
+                               variables=tuple(template["variables"]))
+    media = data["media"]
+    return WhatsAppContent("media", media_type=media["type"], media_url=media["url"],
+                           caption=media.get("caption"))
+
+
+def content_fields(content_json: str | None) -> dict[str, Any]:
+    """The API's extra fields of a message: subject and html, or template or media."""
+    data: dict[str, Any] = json.loads(content_json) if content_json else {}
+    return {name: data.get(name) for name in ("subject", "html", "template", "media")}

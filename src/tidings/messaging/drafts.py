@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tidings.errors import InvalidRequest
 from tidings.messaging.addresses import (
@@ -21,8 +22,8 @@ from tidings.messaging.addresses import (
 )
 from tidings.messaging.encoding import segment
 
-SUPPORTED_CHANNELS = frozenset({"sms", "email"})
-EMAIL_ENCODING = "UTF-8"
+SUPPORTED_CHANNELS = frozenset({"sms", "email", "whatsapp"})
+UNSEGMENTED = "UTF-8"  # the encoding of channels without SMS segments
 MAX_SCHEDULE_AHEAD = timedelta(days=35)
 CLOCK_SKEW = timedelta(seconds=60)
 _VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,63})\}")
@@ -73,15 +74,21 @@ def check_options(*, sender: str, channel: str, status_callback: str | None,
 
 
 def make_draft(options: SendOptions, *, to: str, body: str, now: datetime,
-               subject: str | None = None, html: str | None = None) -> Draft:
+               subject: str | None = None, html: str | None = None,
+               whatsapp: Mapping[str, Any] | None = None) -> Draft:
+    """``whatsapp``: ``{"template": {...}}`` or ``{"media": {...}}`` as the API took it."""
     start = options.send_at or now
     expires_at = (start + timedelta(seconds=options.validity_period)
                   if options.validity_period else None)
     if options.channel == "email":
         content = json.dumps({"subject": subject, "html": html})
         return Draft(_address(normalize_email, to), options.sender, body, options.channel,
-                     EMAIL_ENCODING, 1, options.status_callback, options.send_at, expires_at,
+                     UNSEGMENTED, 1, options.status_callback, options.send_at, expires_at,
                      content_json=content)
+    if options.channel == "whatsapp":
+        return Draft(_address(normalize_e164, to), options.sender, body, options.channel,
+                     UNSEGMENTED, 1, options.status_callback, options.send_at, expires_at,
+                     content_json=json.dumps(whatsapp) if whatsapp else None)
     number = _address(normalize_e164, to)
     segmentation = segment(body)
     return Draft(number, options.sender, body, options.channel, segmentation.encoding,

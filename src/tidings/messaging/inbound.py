@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import select
+
 from tidings.accounts.models import Account
 from tidings.accounts.service import is_descendant
 from tidings.audit.service import Actor
@@ -13,6 +15,7 @@ from tidings.errors import InvalidRequest, NotFound, TidingsError
 from tidings.logs import get_logger
 from tidings.messaging.addresses import AddressError, normalize_e164, normalize_sender
 from tidings.messaging.encoding import segment
+from tidings.messaging.models import Message
 from tidings.messaging.service import Created, SendContext, do_receive_inbound
 from tidings.messaging.status_changes import SMPP_DELIVER_JOB
 from tidings.numbers.service import owner_of
@@ -20,6 +23,7 @@ from tidings.outbox import enqueue_rows, job_row
 from tidings.runtime import Runtime
 from tidings.smpp_gateway.service import has_active_credential
 from tidings.webhooks.service import DELIVER_JOB
+from tidings.whatsapp.service import touch_window
 
 log = get_logger("tidings.inbound")
 
@@ -31,16 +35,28 @@ async def take_inbound(rt: Runtime, connector: str,
     would otherwise deliver it again forever."""
     actor = Actor("system", f"connector:{connector}")
     for message in messages:
+        if message.carrier_message_id and await _seen(rt, connector, message.carrier_message_id):
+            continue  # the carrier delivered it again: it is stored already
         try:
             await receive_inbound(rt, sender=message.sender, to=message.to, body=message.body,
-                                  channel=message.channel, actor=actor)
+                                  channel=message.channel, actor=actor,
+                                  carrier=(connector, message.carrier_message_id))
         except TidingsError as exc:
             log.warning("inbound_dropped", connector=connector, code=exc.code)
     return [True] * len(messages)
 
 
+async def _seen(rt: Runtime, connector: str, carrier_message_id: str) -> bool:
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        found = await session.scalar(select(Message.id).where(
+            Message.connector == connector, Message.carrier_message_id == carrier_message_id,
+            Message.direction == "inbound").limit(1))
+    return found is not None
+
+
 async def receive_inbound(rt: Runtime, *, sender: str, to: str, body: str, channel: str,
-                          actor: Actor, allowed_root: str | None = None) -> Created:
+                          actor: Actor, allowed_root: str | None = None,
+                          carrier: tuple[str, str | None] | None = None) -> Created:
     """Store a message sent to one of our numbers.
 
     ``allowed_root`` limits delivery to that account and its sub-accounts (the
@@ -65,7 +81,9 @@ async def receive_inbound(rt: Runtime, *, sender: str, to: str, body: str, chann
         created = await do_receive_inbound(
             session, ctx=ctx, sender=origin, to=number, body=body, channel=channel,
             encoding=segmentation.encoding, num_segments=segmentation.num_segments,
-            now=rt.clock.now())
+            now=rt.clock.now(), carrier=carrier)
+        if channel == "whatsapp":  # the customer wrote: free-form replies for 24 hours
+            await touch_window(session, keys=keys, customer=origin, at=rt.clock.now())
         to_smpp = channel == "sms" and await has_active_credential(session, tenant=account.id)
         if to_smpp:  # the account binds over SMPP: its inbound SMS go there too
             await enqueue_rows(session, [job_row(

@@ -36,17 +36,39 @@ class _SendOptions(_Strict):
         description="Seconds before an undelivered message expires.")
 
 
+class WhatsAppTemplate(_Strict):
+    name: str = Field(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")
+    language: str = Field(default="en_US", min_length=2, max_length=15,
+                          pattern=r"^[A-Za-z]{2,3}(_[A-Za-z0-9]{2,8})?$")
+    variables: list[str] = Field(default_factory=list, max_length=50)
+
+
+class WhatsAppMedia(_Strict):
+    type: Literal["image", "document", "audio", "video"]
+    url: str = Field(max_length=MAX_URL_CHARS, pattern=URL_PATTERN)
+    caption: str | None = Field(default=None, min_length=1, max_length=1024)
+
+
 class SendMessage(_SendOptions):
     to: str = Field(min_length=1, max_length=MAX_EMAIL_ADDRESS_CHARS)
     body: str = Field(min_length=1, max_length=MAX_EMAIL_BODY_CHARS,
-                      description="The text (an email's text/plain part).")
+                      description="The text: an email's text/plain part; with a WhatsApp "
+                                  "template or media, the text kept for the message's "
+                                  "history and for an SMS fallback.")
     subject: str | None = Field(default=None, min_length=1, max_length=MAX_SUBJECT_CHARS,
                                 pattern=r"^[^\r\n\x00]+$", description="Email only.")
     html: str | None = Field(default=None, min_length=1, max_length=MAX_EMAIL_BODY_CHARS,
                              description="Email only: the text/html part.")
+    template: WhatsAppTemplate | None = Field(default=None, description="WhatsApp only.")
+    media: WhatsAppMedia | None = Field(default=None, description="WhatsApp only.")
 
     @model_validator(mode="after")
     def _fits_the_channel(self) -> SendMessage:
+        rich = self.template is not None or self.media is not None
+        if self.channel != "whatsapp" and rich:
+            raise ValueError("template and media are for WhatsApp only")
+        if self.template is not None and self.media is not None:
+            raise ValueError("a message is a template or media, not both")
         if self.channel == "email":
             if self.subject is None:
                 raise ValueError("an email needs a subject")
@@ -100,6 +122,8 @@ class MessageOut(BaseModel):
     body: str
     subject: str | None = None
     html: str | None = None
+    template: WhatsAppTemplate | None = None
+    media: WhatsAppMedia | None = None
     encoding: str
     num_segments: int
     status_callback: str | None

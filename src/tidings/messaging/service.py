@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.audit.service import Actor, audit_row, record
 from tidings.errors import Conflict, InvalidRequest, NotFound
 from tidings.ids import new_id
-from tidings.messaging.content import CONTENT_FIELD, email_fields
+from tidings.messaging.content import CONTENT_FIELD, content_fields
 from tidings.messaging.drafts import Draft
 from tidings.messaging.lifecycle import Status
 from tidings.messaging.models import Message, MessageEvent
@@ -119,7 +119,8 @@ async def do_create_messages(session: AsyncSession, *, ctx: SendContext,
 
 async def do_receive_inbound(session: AsyncSession, *, ctx: SendContext, sender: str, to: str,
                              body: str, channel: str, encoding: str, num_segments: int,
-                             now: datetime) -> Created:
+                             now: datetime, carrier: tuple[str, str | None] | None = None
+                             ) -> Created:
     """Store an inbound message and queue its ``message.inbound`` webhook."""
     keys, message_id = ctx.keys, new_id("msg")
     row = {
@@ -129,7 +130,8 @@ async def do_receive_inbound(session: AsyncSession, *, ctx: SendContext, sender:
         "from_enc": keys.encrypt(sender, field="messages.from"),
         "body_enc": keys.encrypt(body, field="messages.body"), "encoding": encoding,
         "num_segments": num_segments, "status_callback": None, "send_at": None,
-        "expires_at": None, "connector": None, "carrier_message_id": None,
+        "expires_at": None, "connector": carrier[0] if carrier else None,
+        "carrier_message_id": carrier[1] if carrier else None,
         "error_code": None, "smpp_receipt_to": None, "content_enc": None,
         "event_count": 1, "created_at": now, "updated_at": now,
     }
@@ -223,7 +225,7 @@ def message_out(message: Message, keys: TenantKeys,
         to=keys.decrypt(message.to_enc, field="messages.to"),
         from_=keys.decrypt(message.from_enc, field="messages.from"),
         body=keys.decrypt(message.body_enc, field="messages.body"),
-        **_email_out(keys.decrypt_optional(message.content_enc, field=CONTENT_FIELD)),
+        **content_fields(keys.decrypt_optional(message.content_enc, field=CONTENT_FIELD)),
         encoding=message.encoding, num_segments=message.num_segments,
         status_callback=message.status_callback, send_at=message.send_at,
         expires_at=message.expires_at, error_code=message.error_code,
@@ -235,17 +237,12 @@ def message_out(message: Message, keys: TenantKeys,
     )
 
 
-def _email_out(content_json: str | None) -> dict[str, str | None]:
-    subject, html = email_fields(content_json)
-    return {"subject": subject, "html": html}
-
-
 def created_out(created: Created) -> MessageOut:
     row = created.row
     return MessageOut(
         id=row["id"], account_id=row["tenant_id"], direction=row["direction"],
         channel=row["channel"], status=row["status"], to=created.to, from_=created.sender,
-        body=created.body, **_email_out(created.content_json),
+        body=created.body, **content_fields(created.content_json),
         encoding=row["encoding"], num_segments=row["num_segments"],
         status_callback=row["status_callback"], send_at=row["send_at"],
         expires_at=row["expires_at"], error_code=None, created_at=row["created_at"],

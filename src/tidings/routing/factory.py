@@ -8,6 +8,7 @@ from tidings.connectors.base import Connector
 from tidings.connectors.smpp.connector import SmppConnector, SmppSettings
 from tidings.connectors.smtp.connector import SmtpConnector, SmtpSettings
 from tidings.connectors.smtp.listener import SmtpListenerSettings
+from tidings.connectors.whatsapp.connector import WhatsAppConnector, WhatsAppSettings
 from tidings.routing.models import ConnectorConfig
 
 
@@ -18,6 +19,8 @@ def build_connector(row: ConnectorConfig, secrets: dict[str, Any]) -> Connector:
             return SmppConnector(row.name, SmppSettings(**row.settings, **secrets))
         if row.kind == "smtp":
             return SmtpConnector(row.name, _smtp_settings(row.settings, secrets))
+        if row.kind == "whatsapp":
+            return WhatsAppConnector(row.name, WhatsAppSettings(**row.settings, **secrets))
     except (TypeError, OSError) as exc:
         raise ValueError(f"bad {row.kind} settings: {exc}") from None
     raise ValueError(f"unknown connector kind {row.kind!r}")

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CONNECTOR_NAME = r"^[a-z0-9][a-z0-9_-]{0,59}$"
-SECRET_FIELDS = frozenset({"password"})
+SECRET_FIELDS = frozenset({"password", "access_token", "app_secret", "verify_token"})
 HOST = r"^[A-Za-z0-9.:-]+$"
 DOMAIN = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
 
@@ -61,11 +61,30 @@ class SmtpConnectorIn(BaseModel):
     channels: list[Literal["email"]] = Field(default=["email"], min_length=1)
 
 
-ConnectorIn = Annotated[SmppConnectorIn | SmtpConnectorIn, Field(discriminator="kind")]
+class WhatsAppConnectorIn(BaseModel):
+    """A WhatsApp Business number on the Cloud API."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["whatsapp"] = "whatsapp"
+    name: str = Field(pattern=CONNECTOR_NAME)
+    phone_number_id: str = Field(min_length=1, max_length=32, pattern=r"^[0-9]+$")
+    access_token: str = Field(min_length=1, max_length=1024, pattern=r"^[\x21-\x7e]+$")
+    app_secret: str = Field(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$",
+                            description="Checks X-Hub-Signature-256 on our webhooks.")
+    verify_token: str = Field(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$",
+                              description="Answers the webhook verification handshake.")
+    base_url: str = Field(default="https://graph.facebook.com", max_length=2048,
+                          pattern=r"^https?://[^\s\x00-\x1f\x7f]+$")
+    api_version: str = Field(default="v21.0", pattern=r"^v[0-9]{1,3}\.[0-9]{1,3}$")
+    concurrency: int = Field(default=16, ge=1, le=256)
+    channels: list[Literal["whatsapp"]] = Field(default=["whatsapp"], min_length=1)
 
 
-def split_secrets(body: SmppConnectorIn | SmtpConnectorIn) -> tuple[dict[str, Any],
-                                                                    dict[str, Any]]:
+AnyConnectorIn = SmppConnectorIn | SmtpConnectorIn | WhatsAppConnectorIn
+ConnectorIn = Annotated[AnyConnectorIn, Field(discriminator="kind")]
+
+
+def split_secrets(body: AnyConnectorIn) -> tuple[dict[str, Any], dict[str, Any]]:
     """(settings kept readable, secrets to encrypt)."""
     data = body.model_dump(exclude={"kind", "name", "channels"})
     secrets = {k: data.pop(k) for k in SECRET_FIELDS if k in data}

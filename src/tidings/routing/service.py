@@ -15,11 +15,10 @@ from tidings.ids import new_id
 from tidings.routing.models import ConnectorConfig, RouteRule
 from tidings.routing.rules import Route, RouteTarget, RoutingTable
 from tidings.routing.schemas import (
+    AnyConnectorIn,
     ConnectorOut,
     RouteIn,
     RouteOut,
-    SmppConnectorIn,
-    SmtpConnectorIn,
     TargetIn,
     split_secrets,
 )
@@ -32,7 +31,7 @@ SECRETS_FIELD = "connectors.secrets"
 
 
 async def do_create_connector(session: AsyncSession, *, keys: TenantKeys,
-                              body: SmppConnectorIn | SmtpConnectorIn,
+                              body: AnyConnectorIn,
                               now: datetime) -> ConnectorConfig:
     if await _connector_named(session, body.name) is not None:
         raise Conflict(f"A connector named {body.name!r} exists.", code="connector_exists")

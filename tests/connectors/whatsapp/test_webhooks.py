@@ -182,7 +182,8 @@ def test_an_inbound_text() -> None:
         _inbound("text", text={"body": "Is the shop open today?"})])))
 
     assert events.inbound == [InboundMessage("whatsapp", "+" + CUSTOMER, "+" + OUR_DISPLAY,
-                                             "Is the shop open today?")]
+                                             "Is the shop open today?",
+                                             carrier_message_id="wamid.IN_text")]
     assert events.inbound_ids == ["wamid.IN_text"]
     assert events.customer_messages == [("+" + CUSTOMER, "+" + OUR_DISPLAY, 1750263800)]
     assert events.reports == []

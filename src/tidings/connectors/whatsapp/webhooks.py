@@ -186,7 +186,8 @@ def _read_message(message: dict[str, object], our_number: str, events: WebhookEv
     if kind == "system":
         return
     customer = "+" + sender
-    events.inbound.append(InboundMessage(CHANNEL, customer, our_number, _body(message, kind)))
+    events.inbound.append(InboundMessage(CHANNEL, customer, our_number, _body(message, kind),
+                                         carrier_message_id=wamid))
     events.inbound_ids.append(wamid)
     events.customer_messages.append((customer, our_number, sent_at))
 

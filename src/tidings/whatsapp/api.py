@@ -1,0 +1,75 @@
+"""The Cloud API's webhooks: ``/v1/whatsapp/{connector}/webhook``.
+
+``GET`` answers Meta's verification handshake with the connector's verify token;
+``POST`` takes status updates and customer messages, refused unless
+``X-Hub-Signature-256`` matches the body under the connector's app secret. It
+answers 200 once everything is stored (503 if the pipeline could not take an
+inbound message, so Meta posts it again). A status for a message id we do not
+know (sent outside Tidings) is logged and dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from tidings.connectors.whatsapp.webhooks import (
+    SIGNATURE_HEADER,
+    WebhookPayloadError,
+    parse_events,
+    signature_valid,
+    verify_handshake,
+)
+from tidings.db import SYSTEM
+from tidings.deps import RuntimeDep
+from tidings.errors import Forbidden, InvalidRequest, NotFound, TidingsError
+from tidings.logs import get_logger
+from tidings.routing.service import OPERATOR_KEYRING, connector_secrets, get_connector
+from tidings.runtime import Runtime
+
+router = APIRouter(prefix="/v1/whatsapp", tags=["whatsapp"])
+log = get_logger("tidings.whatsapp")
+
+
+@router.get("/{connector}/webhook", response_class=PlainTextResponse,
+            summary="Meta's webhook verification handshake")
+async def verify(connector: str, request: Request, rt: RuntimeDep) -> Response:
+    settings = await _connector_settings(rt, connector)
+    challenge = verify_handshake(dict(request.query_params), settings["verify_token"])
+    if challenge is None:
+        raise Forbidden("The verify token does not match.", code="whatsapp_verify_failed")
+    return PlainTextResponse(challenge)
+
+
+@router.post("/{connector}/webhook", summary="Statuses and messages from the Cloud API")
+async def receive(connector: str, request: Request, rt: RuntimeDep) -> dict[str, str]:
+    settings = await _connector_settings(rt, connector)
+    raw = await request.body()
+    if not signature_valid(raw, request.headers.get(SIGNATURE_HEADER), settings["app_secret"]):
+        raise Forbidden("The signature does not match the body.", code="invalid_signature")
+    try:
+        events = parse_events(raw, phone_number_id=settings["phone_number_id"])
+    except WebhookPayloadError as exc:
+        raise InvalidRequest(str(exc), code="invalid_payload") from None
+    if events.reports:
+        taken = await rt.report_sink(connector, events.reports)
+        if not all(taken):
+            log.warning("whatsapp_status_unmatched", connector=connector,
+                        count=taken.count(False))
+    if events.inbound and not all(await rt.inbound_sink(connector, events.inbound)):
+        raise TidingsError("Try again later.", code="retry_later", status=503)
+    return {"status": "ok"}
+
+
+async def _connector_settings(rt: Runtime, name: str) -> dict[str, Any]:
+    keys = await rt.vault.keys_for(OPERATOR_KEYRING)
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        try:
+            row = await get_connector(session, name=name)
+        except NotFound:
+            row = None
+    if row is None or row.kind != "whatsapp":
+        raise NotFound(f"No WhatsApp connector {name[:60]!r}.", code="connector_not_found")
+    return {**row.settings, **connector_secrets(keys, row)}

@@ -1,0 +1,19 @@
+"""When each customer last wrote to an account on WhatsApp (the number as a blind index)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tidings.db import Base
+from tidings.sqltypes import UTCDateTime
+
+
+class CustomerWindow(Base):
+    __tablename__ = "whatsapp_windows"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    customer_index: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_inbound_at: Mapped[datetime] = mapped_column(UTCDateTime)

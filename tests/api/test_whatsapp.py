@@ -1,0 +1,209 @@
+"""WhatsApp end to end: sends to a fake Cloud API over HTTP, the 24-hour window, and the
+signed webhooks that bring statuses and customer messages back."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from aiohttp import web
+
+from tests.conftest import TEST_ACTOR, Tenant, assert_problem, settle, stored_counts
+from tidings.clock import FakeClock
+from tidings.connectors.whatsapp.connector import WhatsAppConnector, WhatsAppSettings
+from tidings.db import SYSTEM
+from tidings.numbers.service import do_claim_number
+from tidings.routing.schemas import WhatsAppConnectorIn
+from tidings.routing.service import OPERATOR_KEYRING, do_create_connector
+from tidings.runtime import Runtime
+
+CUSTOMER, OUR_NUMBER = "+12025550173", "+12025550199"
+SECRET, TOKEN, VERIFY, NUMBER_ID = "app-secret-1", "token-1", "verify-1", "106540352242922"
+HOOK = "/v1/whatsapp/wa/webhook"
+TEMPLATE = {"channel": "whatsapp", "to": CUSTOMER, "from": OUR_NUMBER,
+            "body": "Order 42 for Ann is on its way.",
+            "template": {"name": "order_update", "language": "en_US",
+                         "variables": ["Ann", "42"]}}
+TEXT = {"channel": "whatsapp", "to": CUSTOMER, "from": OUR_NUMBER, "body": "Thanks, Ann!"}
+
+
+@dataclass
+class CloudApi:
+    """A fake Cloud API on loopback: records requests, answers with wamids."""
+
+    url: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+
+@pytest.fixture
+async def cloud() -> AsyncIterator[CloudApi]:
+    api = CloudApi()
+
+    async def messages(request: web.Request) -> web.Response:
+        assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+        api.requests.append(await request.json())
+        return web.json_response({"messaging_product": "whatsapp",
+                                  "messages": [{"id": f"wamid.OUT{len(api.requests)}"}]})
+
+    app = web.Application()
+    app.router.add_post(f"/v21.0/{NUMBER_ID}/messages", messages)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    api.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    yield api
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def whatsapp(rt: Runtime, cloud: CloudApi, clock: FakeClock,
+                   acme: Tenant) -> AsyncIterator[WhatsAppConnector]:
+    body = WhatsAppConnectorIn(name="wa", phone_number_id=NUMBER_ID, access_token=TOKEN,
+                               app_secret=SECRET, verify_token=VERIFY, base_url=cloud.url)
+    keys = await rt.vault.keys_for(OPERATOR_KEYRING)
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        await do_create_connector(session, keys=keys, body=body, now=clock.now())
+    async with rt.db.transaction(tenant=acme.id) as session:
+        await do_claim_number(session, tenant=acme.id, number=OUR_NUMBER, actor=TEST_ACTOR,
+                              now=clock.now())
+    connector = WhatsAppConnector("wa", WhatsAppSettings(
+        phone_number_id=NUMBER_ID, access_token=TOKEN, app_secret=SECRET,
+        verify_token=VERIFY, base_url=cloud.url))
+    await rt.connectors.replace(connector)
+    await connector.start(rt.report_sink, rt.inbound_sink)
+    yield connector
+    await rt.connectors.remove("wa")
+    await connector.stop()
+
+
+def signed(payload: dict[str, Any], secret: str = SECRET) -> dict[str, Any]:
+    raw = orjson.dumps(payload)
+    digest = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    return {"content": raw, "headers": {"X-Hub-Signature-256": f"sha256={digest}",
+                                        "content-type": "application/json"}}
+
+
+def webhook(*, statuses: list[dict[str, Any]] | None = None,
+            messages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    value: dict[str, Any] = {"messaging_product": "whatsapp", "metadata": {
+        "display_phone_number": OUR_NUMBER[1:], "phone_number_id": NUMBER_ID}}
+    if statuses is not None:
+        value["statuses"] = statuses
+    if messages is not None:
+        value["contacts"] = [{"profile": {"name": "Ann"}, "wa_id": CUSTOMER[1:]}]
+        value["messages"] = messages
+    return {"object": "whatsapp_business_account",
+            "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}]}
+
+
+def customer_says(text: str, wamid: str = "wamid.IN1", at: int = 0) -> dict[str, Any]:
+    return webhook(messages=[{"from": CUSTOMER[1:], "id": wamid, "timestamp": str(at),
+                              "type": "text", "text": {"body": text}}])
+
+
+async def test_a_template_goes_out_of_the_window_and_its_status_comes_back(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, acme: Tenant,
+        cloud: CloudApi, whatsapp: WhatsAppConnector) -> None:
+    sent = await client.post("/v1/messages", json=TEMPLATE, headers=acme.headers)
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["template"]["variables"] == ["Ann", "42"]
+    await settle(rt, clock)
+    [request] = cloud.requests
+    assert request["to"] == CUSTOMER[1:]
+    assert request["template"]["name"] == "order_update"
+    assert [p["text"] for p in request["template"]["components"][0]["parameters"]] == [
+        "Ann", "42"]
+    status = webhook(statuses=[{"id": "wamid.OUT1", "status": "delivered",
+                                "timestamp": "1750263773", "recipient_id": CUSTOMER[1:]}])
+    answer = await client.post(HOOK, **signed(status))
+    assert answer.status_code == 200, answer.text
+    await settle(rt, clock)
+    read = (await client.get(f"/v1/messages/{sent.json()['id']}", headers=acme.headers)).json()
+    assert read["status"] == "delivered"
+
+
+async def test_free_text_needs_the_customer_to_have_written_in_the_last_24_hours(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, acme: Tenant,
+        cloud: CloudApi, whatsapp: WhatsAppConnector) -> None:
+    closed = await client.post("/v1/messages", json=TEXT, headers=acme.headers)
+    assert_problem(closed, 400, "whatsapp_window_closed")
+    assert (await stored_counts(rt))["messages"] == 0
+    answer = await client.post(HOOK, **signed(customer_says("Where is my order?")))
+    assert answer.status_code == 200, answer.text
+    inbound = (await client.get("/v1/messages?direction=inbound",
+                                headers=acme.headers)).json()["data"]
+    assert [(m["from"], m["body"], m["channel"]) for m in inbound] == [
+        (CUSTOMER, "Where is my order?", "whatsapp")]
+    reply = await client.post("/v1/messages", json=TEXT, headers=acme.headers)
+    assert reply.status_code == 201, reply.text
+    await settle(rt, clock)
+    assert cloud.requests[-1]["text"]["body"] == "Thanks, Ann!"
+    clock.advance(24 * 3600 + 1)
+    assert_problem(await client.post("/v1/messages", json=TEXT, headers=acme.headers),
+                   400, "whatsapp_window_closed")
+
+
+async def test_a_redelivered_customer_message_is_stored_once(
+        client: httpx.AsyncClient, rt: Runtime, acme: Tenant,
+        whatsapp: WhatsAppConnector) -> None:
+    for _ in range(3):
+        answer = await client.post(HOOK, **signed(customer_says("Hi", wamid="wamid.SAME")))
+        assert answer.status_code == 200
+    inbound = (await client.get("/v1/messages?direction=inbound",
+                                headers=acme.headers)).json()["data"]
+    assert len(inbound) == 1
+
+
+async def test_the_handshake_echoes_the_challenge_only_with_the_verify_token(
+        client: httpx.AsyncClient, whatsapp: WhatsAppConnector) -> None:
+    ok = await client.get(HOOK, params={"hub.mode": "subscribe", "hub.verify_token": VERIFY,
+                                        "hub.challenge": "1158201444"})
+    assert (ok.status_code, ok.text) == (200, "1158201444")
+    bad = await client.get(HOOK, params={"hub.mode": "subscribe", "hub.verify_token": "no",
+                                         "hub.challenge": "1158201444"})
+    assert_problem(bad, 403, "whatsapp_verify_failed")
+    assert_problem(await client.get("/v1/whatsapp/nope/webhook"), 404, "connector_not_found")
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"X-Hub-Signature-256": "sha256=" + "0" * 64}, {"X-Hub-Signature-256": "garbage"}])
+async def test_unsigned_or_badly_signed_webhooks_change_nothing(
+        client: httpx.AsyncClient, rt: Runtime, whatsapp: WhatsAppConnector,
+        headers: dict[str, str]) -> None:
+    raw = orjson.dumps(customer_says("Hi"))
+    answer = await client.post(HOOK, content=raw, headers=headers)
+    assert_problem(answer, 403, "invalid_signature")
+    wrong_secret = await client.post(HOOK, **signed(customer_says("Hi"), secret="other"))
+    assert_problem(wrong_secret, 403, "invalid_signature")
+    assert (await stored_counts(rt))["messages"] == 0
+
+
+async def test_a_signed_garbage_payload_is_a_400(client: httpx.AsyncClient, rt: Runtime,
+                                                 whatsapp: WhatsAppConnector) -> None:
+    answer = await client.post(HOOK, **signed({"object": "something else"}))
+    assert_problem(answer, 400, "invalid_payload")
+    assert (await stored_counts(rt))["messages"] == 0
+
+
+@pytest.mark.parametrize(("change", "code"), [
+    ({"template": {"name": "Has Spaces"}}, "validation_failed"),
+    ({"template": {"name": "ok", "language": "english!"}}, "validation_failed"),
+    ({"media": {"type": "gif", "url": "https://x.example/a.gif"}}, "validation_failed"),
+    ({"media": {"type": "image", "url": "ftp://x.example/a.png"}}, "validation_failed"),
+    ({"media": {"type": "image", "url": "https://x.example/a.png"}}, "validation_failed"),
+    ({"to": "not a number"}, "invalid_phone_number"),
+    ({"channel": "sms"}, "validation_failed"),  # templates are WhatsApp only
+])
+async def test_bad_whatsapp_sends_are_refused(client: httpx.AsyncClient, rt: Runtime,
+                                              acme: Tenant, change: dict[str, Any],
+                                              code: str) -> None:
+    assert_problem(await client.post("/v1/messages", json={**TEMPLATE, **change},
+                                     headers=acme.headers), 400, code)
+    assert (await stored_counts(rt))["messages"] == 0
