@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from tidings.messaging.service import DISPATCH_JOB, EXPIRE_JOB
+from tidings.messaging.service import EXPIRE_JOB
+from tidings.messaging.status_changes import DISPATCH_JOB
 from tidings.wakeup_bridge import CHANNEL, PostgresWakeupBridge, asyncpg_dsn
 from tidings.wakeups import Wakeups
 from tidings.webhooks.service import DELIVER_JOB

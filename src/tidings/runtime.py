@@ -19,8 +19,8 @@ from tidings.connectors.sandbox.ledger import SandboxLedger
 from tidings.db import Database
 from tidings.logs import get_logger
 from tidings.messaging import tasks as messaging_tasks
-from tidings.messaging.service import DISPATCH_JOB, EXPIRE_JOB
-from tidings.messaging.status_changes import SMPP_DELIVER_JOB
+from tidings.messaging.service import EXPIRE_JOB
+from tidings.messaging.status_changes import DISPATCH_JOB, FALLBACK_JOB, SMPP_DELIVER_JOB
 from tidings.metrics import Metrics
 from tidings.migrations.run import upgrade
 from tidings.routing.cache import RoutingCache
@@ -64,6 +64,7 @@ class Runtime:
             self.workers = WorkerPool(self, [
                 Worker(DISPATCH_JOB, messaging_tasks.dispatch_batch, batch, loops=2),
                 Worker(EXPIRE_JOB, messaging_tasks.expire_batch, batch),
+                Worker(FALLBACK_JOB, messaging_tasks.fallback_batch, batch),
                 Worker(DELIVER_JOB, webhook_tasks.deliver_batch, batch, loops=4),
                 Worker(SMPP_DELIVER_JOB, smpp_tasks.deliver_batch, batch),
             ])
@@ -80,7 +81,7 @@ class Runtime:
         return await take_inbound(self, connector, messages)
 
 
-JOB_KINDS = (DISPATCH_JOB, EXPIRE_JOB, DELIVER_JOB, SMPP_DELIVER_JOB)
+JOB_KINDS = (DISPATCH_JOB, EXPIRE_JOB, DELIVER_JOB, SMPP_DELIVER_JOB, FALLBACK_JOB)
 
 
 def sandbox_ledger_url(settings: Settings) -> str:

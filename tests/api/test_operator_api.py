@@ -166,3 +166,43 @@ async def test_only_operator_keys_open_the_operator_api(
                                      headers={"Authorization": f"Bearer {secret}"}),
                    401, "operator_key_revoked")
     assert await counts(rt) == (0, 0)
+
+
+@pytest.mark.parametrize(("body", "secrets"), [
+    ({"kind": "smtp", "name": "mail", "host": "smtp.example.net", "username": "u",
+      "password": "hunter2hunter2", "mail_domain": "mail.acme.example"}, ["password"]),
+    ({"kind": "whatsapp", "name": "wa", "phone_number_id": "106540352242922",
+      "access_token": "EAAtoken123", "app_secret": "appsecret42", "verify_token": "verify42"},
+     ["access_token", "app_secret", "verify_token"]),
+])
+async def test_email_and_whatsapp_connectors_keep_their_secrets_encrypted(
+        client: httpx.AsyncClient, rt: Runtime, ops: dict[str, str], body: dict[str, Any],
+        secrets: list[str]) -> None:
+    response = await client.post("/v1/operator/connectors", json=body, headers=ops)
+    assert response.status_code == 201, response.text
+    assert response.json()["secrets"] == secrets
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        row = await session.scalar(select(ConnectorConfig))
+    assert row is not None
+    for name in secrets:
+        assert body[name] not in response.text
+        assert body[name].encode() not in row.secrets_enc
+        assert body[name] not in str(row.settings)
+
+
+@pytest.mark.parametrize("body", [
+    {"kind": "smtp", "name": "mail", "host": "smtp.example.net"},  # no mail_domain
+    {"kind": "smtp", "name": "mail", "host": "smtp example", "mail_domain": "m.example"},
+    {"kind": "smtp", "name": "mail", "host": "h.example", "mail_domain": "m.example",
+     "security": "ssl3"},
+    {"kind": "whatsapp", "name": "wa", "phone_number_id": "12ab", "access_token": "t",
+     "app_secret": "s", "verify_token": "v"},
+    {"kind": "whatsapp", "name": "wa", "phone_number_id": "1", "access_token": "t",
+     "app_secret": "s", "verify_token": "v", "api_version": "latest"},
+])
+async def test_bad_email_and_whatsapp_connectors_are_refused(
+        client: httpx.AsyncClient, rt: Runtime, ops: dict[str, str],
+        body: dict[str, Any]) -> None:
+    assert_problem(await client.post("/v1/operator/connectors", json=body, headers=ops),
+                   400, "validation_failed")
+    assert await counts(rt) == (0, 0)

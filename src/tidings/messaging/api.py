@@ -28,7 +28,6 @@ from tidings.messaging.schemas import (
     SendMessage,
 )
 from tidings.messaging.service import (
-    DISPATCH_JOB,
     MessageFilters,
     SendContext,
     build_messages,
@@ -40,6 +39,7 @@ from tidings.messaging.service import (
     list_messages,
     message_out,
 )
+from tidings.messaging.status_changes import DISPATCH_JOB
 from tidings.runtime import Runtime
 from tidings.webhooks.service import DELIVER_JOB
 from tidings.whatsapp.service import check_customer_service_window
@@ -90,8 +90,11 @@ async def prepare_send(rt: Runtime, principal: Principal,
     if body.channel != "email":  # an email's length is the schema's to bound
         check_body(rt, body.body)
     draft = make_draft(_options(rt, body), to=body.to, body=body.body, now=rt.clock.now(),
-                       subject=body.subject, html=body.html, whatsapp=_whatsapp(body))
-    if draft.channel == "whatsapp":
+                       subject=body.subject, html=body.html, whatsapp=_whatsapp(body),
+                       fallback=(tuple(body.channels[1:]) if body.channels else (),
+                                 body.fallback_after))
+    if draft.channel == "whatsapp" and not draft.fallback_channels:
+        # With a fallback, a closed window is a failure like any other: the next goes.
         await check_customer_service_window(rt, principal.tenant, draft)
     return await _context(rt, principal), draft
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,6 +42,8 @@ class Draft:
     expires_at: datetime | None
     smpp_receipt_to: str | None = None  # submitted over SMPP, wanting a receipt there
     content_json: str | None = None  # channel content beyond the body (email, WhatsApp)
+    fallback_channels: tuple[str, ...] = ()  # to try in turn if this channel fails
+    fallback_after: int | None = None  # seconds "sent" without "delivered" before the next
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,23 @@ def check_options(*, sender: str, channel: str, status_callback: str | None,
 
 def make_draft(options: SendOptions, *, to: str, body: str, now: datetime,
                subject: str | None = None, html: str | None = None,
-               whatsapp: Mapping[str, Any] | None = None) -> Draft:
-    """``whatsapp``: ``{"template": {...}}`` or ``{"media": {...}}`` as the API took it."""
+               whatsapp: Mapping[str, Any] | None = None,
+               fallback: tuple[tuple[str, ...], int | None] = ((), None)) -> Draft:
+    """``whatsapp``: ``{"template": {...}}`` or ``{"media": {...}}`` as the API took it;
+    ``fallback``: the channels to try after this one, and after how many seconds."""
+    draft = _draft(options, to=to, body=body, now=now, subject=subject, html=html,
+                   whatsapp=whatsapp)
+    channels, after = fallback
+    if not channels:
+        return draft
+    # The SMS form decides encoding and segments: that is what a fallback would send.
+    segmentation = segment(body)
+    return replace(draft, fallback_channels=channels, fallback_after=after,
+                   encoding=segmentation.encoding, num_segments=segmentation.num_segments)
+
+
+def _draft(options: SendOptions, *, to: str, body: str, now: datetime, subject: str | None,
+           html: str | None, whatsapp: Mapping[str, Any] | None) -> Draft:
     start = options.send_at or now
     expires_at = (start + timedelta(seconds=options.validity_period)
                   if options.validity_period else None)

@@ -44,6 +44,8 @@ class Message(Base):
     smpp_receipt_to: Mapped[str | None] = mapped_column(String(40))
     # email subject and HTML, WhatsApp template or media: vault-encrypted JSON
     content_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    fallback_channels: Mapped[str | None] = mapped_column(String(60))  # still to try, in order
+    fallback_after: Mapped[int | None] = mapped_column(Integer)  # seconds sent, undelivered
     event_count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

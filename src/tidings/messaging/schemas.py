@@ -61,6 +61,25 @@ class SendMessage(_SendOptions):
                              description="Email only: the text/html part.")
     template: WhatsAppTemplate | None = Field(default=None, description="WhatsApp only.")
     media: WhatsAppMedia | None = Field(default=None, description="WhatsApp only.")
+    channels: list[Literal["whatsapp", "sms"]] | None = Field(
+        default=None, min_length=2, max_length=2,
+        description='Channel failover, e.g. ["whatsapp", "sms"]: the next is tried when the '
+                    "first fails (or is not delivered within fallback_after).")
+    fallback_after: int | None = Field(default=None, ge=10, le=MAX_VALIDITY_SECONDS,
+                                       strict=True, description="Seconds; with channels.")
+
+    @model_validator(mode="after")
+    def _one_channel_or_a_fallback_list(self) -> SendMessage:
+        if self.channels is None:
+            if self.fallback_after is not None:
+                raise ValueError("fallback_after needs channels")
+            return self
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError("channels must differ")
+        if "channel" in self.model_fields_set and self.channel != self.channels[0]:
+            raise ValueError("channel, if given, must be the first of channels")
+        self.channel = self.channels[0]
+        return self
 
     @model_validator(mode="after")
     def _fits_the_channel(self) -> SendMessage:

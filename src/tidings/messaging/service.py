@@ -21,13 +21,12 @@ from tidings.messaging.drafts import Draft
 from tidings.messaging.lifecycle import Status
 from tidings.messaging.models import Message, MessageEvent
 from tidings.messaging.schemas import MessageEventOut, MessageOut
-from tidings.messaging.status_changes import StatusChanges, load_states
+from tidings.messaging.status_changes import DISPATCH_JOB, StatusChanges, load_states
 from tidings.outbox import job_row
 from tidings.vault import TenantKeys
 from tidings.webhooks.service import INBOUND_EVENT, STATUS_EVENT, WebhookBatch
 from tidings.writer import Rows, write_rows
 
-DISPATCH_JOB = "message.dispatch"
 EXPIRE_JOB = "message.expire"
 PERSONAL_FIELDS = ("to", "from", "body")
 _CURSOR_ID = re.compile(r"msg_[0-9a-z]{26}")
@@ -66,6 +65,8 @@ def _message_row(ctx: SendContext, draft: Draft, *, message_id: str, status: Sta
         "status_callback": draft.status_callback, "send_at": draft.send_at,
         "expires_at": draft.expires_at, "connector": None, "carrier_message_id": None,
         "error_code": None, "smpp_receipt_to": draft.smpp_receipt_to,
+        "fallback_channels": ",".join(draft.fallback_channels) or None,
+        "fallback_after": draft.fallback_after,
         "content_enc": keys.encrypt_optional(draft.content_json, field=CONTENT_FIELD),
         "event_count": 1, "created_at": now, "updated_at": now,
     }
@@ -133,6 +134,7 @@ async def do_receive_inbound(session: AsyncSession, *, ctx: SendContext, sender:
         "expires_at": None, "connector": carrier[0] if carrier else None,
         "carrier_message_id": carrier[1] if carrier else None,
         "error_code": None, "smpp_receipt_to": None, "content_enc": None,
+        "fallback_channels": None, "fallback_after": None,
         "event_count": 1, "created_at": now, "updated_at": now,
     }
     await session.execute(insert(Message), [row])

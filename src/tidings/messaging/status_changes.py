@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, insert, select, update
@@ -26,12 +26,16 @@ MESSAGES = cast(Table, Message.__table__)
 EVENTS = cast(Table, MessageEvent.__table__)
 _STATE_COLUMNS = ("id", "tenant_id", "channel", "status", "encoding", "num_segments",
                   "status_callback", "expires_at", "connector", "carrier_message_id",
-                  "error_code", "smpp_receipt_to", "event_count", "created_at",
-                  "updated_at")
+                  "error_code", "smpp_receipt_to", "fallback_channels", "fallback_after",
+                  "event_count", "created_at", "updated_at")
 _CONTENT_COLUMNS = ("to_enc", "from_enc", "body_enc", "content_enc")
+DISPATCH_JOB = "message.dispatch"
 SMPP_DELIVER_JOB = "smpp.deliver"  # a deliver_sm to a client bound to our SMPP server
 _WRITTEN = ("status", "event_count", "error_code", "connector", "carrier_message_id",
-            "updated_at")
+            "updated_at", "channel", "fallback_channels")
+FALLBACK_JOB = "message.fallback"  # not delivered in time: try the next channel
+# Outcomes after which a message with channels left tries the next one.
+FALLS_BACK_ON = frozenset({"rejected", "failed", "undelivered"})
 
 
 @dataclass(slots=True)
@@ -50,6 +54,8 @@ class MessageState:
     carrier_message_id: str | None
     error_code: str | None
     smpp_receipt_to: str | None
+    fallback_channels: str | None  # channels still to try, comma-separated
+    fallback_after: int | None  # seconds after sent without delivery before the next one
     event_count: int
     created_at: datetime
     updated_at: datetime
@@ -87,12 +93,22 @@ class StatusChanges:
     events: list[dict[str, Any]] = field(default_factory=list)
     webhooks: WebhookBatch = field(default_factory=WebhookBatch.empty)
     moved: Counter[str] = field(default_factory=Counter)  # applied changes, by new status
-    smpp_receipts: list[dict[str, Any]] = field(default_factory=list)  # jobs for SMPP clients
+    jobs: list[dict[str, Any]] = field(default_factory=list)  # SMPP receipts, fallbacks
     _touched: dict[str, MessageState] = field(default_factory=dict)
 
     def report(self, message: MessageState, status: str, *, source: str,
                error_code: str | None = None, connector: str | None = None) -> bool:
-        """Record the report; move the message only forward. True when it moved."""
+        """Record the report; move the message only forward. True when it moved.
+
+        A failure of a message with channels left is kept as an event and the
+        message starts again on its next channel (``fall_back``).
+        """
+        if (status in FALLS_BACK_ON and message.fallback_channels
+                and can_move(message.status, status)):
+            self.note(message, status, source=source, error_code=error_code,
+                      connector=connector)
+            self.fall_back(message)
+            return True
         applied = can_move(message.status, status)
         self.note(message, status, source=source, error_code=error_code, applied=applied,
                   connector=connector)
@@ -104,11 +120,35 @@ class StatusChanges:
                               sequence=message.event_count, event_type=STATUS_EVENT,
                               urls=(message.status_callback,
                                     self.webhook_urls.get(message.tenant_id)), now=self.now)
-            if message.smpp_receipt_to and is_final(status):
-                self.smpp_receipts.append(job_row(
-                    tenant=message.tenant_id, kind=SMPP_DELIVER_JOB, ref_id=message.id,
-                    now=self.now, payload={"type": "receipt", "seq": message.event_count}))
+            self._follow_up(message, status)
         return applied
+
+    def fall_back(self, message: MessageState) -> None:
+        """Queue the message again on its next channel: the one exception to forward-only
+        moves, a new attempt whose history keeps every earlier one."""
+        channel, *rest = (message.fallback_channels or "").split(",")
+        message.channel, message.fallback_channels = channel, ",".join(rest) or None
+        message.connector = message.carrier_message_id = None
+        message.status, message.updated_at = "queued", self.now
+        self.note(message, "queued", source=f"fallback:{channel}", applied=True)
+        self.moved["queued"] += 1
+        self.jobs.append(job_row(tenant=message.tenant_id, kind=DISPATCH_JOB,
+                                 ref_id=message.id, now=self.now))
+        self.webhooks.add(tenant=message.tenant_id, message_id=message.id,
+                          sequence=message.event_count, event_type=STATUS_EVENT,
+                          urls=(message.status_callback,
+                                self.webhook_urls.get(message.tenant_id)), now=self.now)
+
+    def _follow_up(self, message: MessageState, status: str) -> None:
+        if message.smpp_receipt_to and is_final(status):
+            self.jobs.append(job_row(
+                tenant=message.tenant_id, kind=SMPP_DELIVER_JOB, ref_id=message.id,
+                now=self.now, payload={"type": "receipt", "seq": message.event_count}))
+        if status == "sent" and message.fallback_channels and message.fallback_after:
+            self.jobs.append(job_row(
+                tenant=message.tenant_id, kind=FALLBACK_JOB, ref_id=message.id, now=self.now,
+                run_at=self.now + timedelta(seconds=message.fallback_after),
+                payload={"channel": message.channel}))
 
     def note(self, message: MessageState, status: str, *, source: str,
              error_code: str | None = None, applied: bool = False,
@@ -132,10 +172,10 @@ class StatusChanges:
         if self.events:
             await session.execute(insert(EVENTS), self.events)
             self.events = []
-        woken: tuple[str, ...] = ()
-        if self.smpp_receipts:
-            await enqueue_rows(session, self.smpp_receipts)
-            self.smpp_receipts, woken = [], (SMPP_DELIVER_JOB,)
+        woken = tuple(sorted({job["kind"] for job in self.jobs}))
+        if self.jobs:
+            await enqueue_rows(session, self.jobs)
+            self.jobs = []
         if await self.webhooks.flush(session):
             woken += (DELIVER_JOB,)
         return woken

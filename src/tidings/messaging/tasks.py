@@ -220,3 +220,25 @@ async def expire_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
     rt.metrics.count_moves(changes.moved)  # after the commit: only what was stored
     if woken:
         rt.wakeups.notify(*woken)
+
+
+async def fallback_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
+    """Messages still not delivered ``fallback_after`` seconds after they were sent on a
+    channel: try the next one (unless a receipt or an earlier fallback came first)."""
+    now = rt.clock.now()
+    async with rt.db.core(tenant=SYSTEM) as session:
+        messages = await load_states_by_id(session, [j.ref_id for j in jobs])
+        changes = await _changes(session, list(messages.values()), now)
+        for job in jobs:
+            message = messages.get(job.ref_id)
+            if (message is not None and message.status == Status.SENT
+                    and message.fallback_channels
+                    and message.channel == (job.payload or {}).get("channel")):
+                changes.note(message, "not_delivered", source="fallback",
+                             connector=message.connector, error_code="fallback_after_elapsed")
+                changes.fall_back(message)
+        woken = await changes.flush(session)
+        await complete(session, [j.id for j in jobs])
+    rt.metrics.count_moves(changes.moved)
+    if woken:
+        rt.wakeups.notify(*woken)
