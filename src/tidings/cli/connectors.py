@@ -71,6 +71,8 @@ def add() -> None:
 @click.option("--tps", type=float, default=None, help="Submits per second, whole connector.")
 @click.option("--long-messages", type=click.Choice(["udh", "sar", "payload"]), default="udh",
               show_default=True, help="How messages longer than one SMS travel.")
+@click.option("--gsm7-coding", type=click.Choice(["gsm7", "latin1"]), default="gsm7",
+              show_default=True, help="data_coding for GSM-7 text: 0, or 3 (Latin-1).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def add_smpp(name: str | None, as_json: bool, **options: Any) -> None:
     """An SMPP 3.4 connection to an SMSC (transceiver binds)."""

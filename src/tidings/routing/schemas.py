@@ -30,6 +30,9 @@ class SmppConnectorIn(BaseModel):
     tps: float | None = Field(default=None, gt=0, le=100_000,
                               description="Submits per second for the whole connector.")
     long_messages: Literal["udh", "sar", "payload"] = "udh"
+    gsm7_coding: Literal["gsm7", "latin1"] = Field(
+        default="gsm7", description="How GSM-7 text goes: data_coding 0, or 3 (Latin-1) for "
+                                    "SMSCs that want it; text Latin-1 lacks goes as UCS-2.")
     registered_delivery: bool = True
     enquire_link_seconds: float = Field(default=30.0, ge=1, le=600)
     response_timeout_seconds: float = Field(default=10.0, ge=0.5, le=120)

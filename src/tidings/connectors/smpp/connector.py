@@ -20,6 +20,7 @@ deliver_sm handling (receipts, mobile-originated messages) is in ``deliveries.py
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ from tidings.connectors.base import (
 )
 from tidings.connectors.smpp.addresses import to_smpp
 from tidings.connectors.smpp.client import BindTarget, SmppClient
-from tidings.connectors.smpp.coding import SubmitPart, split_for_submit
+from tidings.connectors.smpp.coding import SubmitPart, TextCoding, split_for_submit
 from tidings.connectors.smpp.deliveries import Deliveries
 from tidings.connectors.smpp.link import Link, LinkClosed, ResponseTimeout
 from tidings.connectors.smpp.pdu import CommandStatus, SubmitSm
@@ -60,9 +61,11 @@ class SmppSettings:
     window: int = 10
     tps: float | None = None
     long_messages: Literal["udh", "sar", "payload"] = "udh"
+    gsm7_coding: Literal["gsm7", "latin1"] = "gsm7"  # data_coding 0 or 3 for GSM-7 text
     registered_delivery: bool = True
     enquire_link_seconds: float = 30.0
     response_timeout_seconds: float = 10.0
+    throttle_pause_seconds: float = THROTTLE_PAUSE_SECONDS
 
     def bind_target(self) -> BindTarget:
         per_bind_tps = self.tps / self.binds if self.tps else None
@@ -140,10 +143,19 @@ class SmppConnector:
         return SubmitResult(message.message_id, "accepted", carrier_message_id=ids[0])
 
     def _parts(self, message: OutboundMessage) -> list[SubmitPart]:
-        coding: Literal["gsm7", "ucs2"] = "gsm7" if message.encoding == "GSM-7" else "ucs2"
         self._next_reference = (self._next_reference + 1) & 0xFFFF
-        return split_for_submit(message.body, coding=coding, reference=self._next_reference,
-                                long_mode=self.settings.long_messages)
+        for coding in self._codings(message):
+            with contextlib.suppress(ValueError):  # this coding cannot carry the text
+                return split_for_submit(message.body, coding=coding,
+                                        reference=self._next_reference,
+                                        long_mode=self.settings.long_messages)
+        raise ValueError("no data_coding carries this text")
+
+    def _codings(self, message: OutboundMessage) -> list[TextCoding]:
+        """GSM-7 text as the SMSC wants it (GSM-7, or Latin-1 where it can), else UCS-2."""
+        if message.encoding != "GSM-7":
+            return ["ucs2"]
+        return ["latin1", "ucs2"] if self.settings.gsm7_coding == "latin1" else ["gsm7", "ucs2"]
 
     async def _submit_part(self, message: OutboundMessage, part: SubmitPart) -> str:
         pdu = self._submit_sm(message, part)
@@ -157,10 +169,10 @@ class SmppConnector:
             if status == CommandStatus.ESME_ROK:
                 return str(getattr(response, "message_id", ""))
             if status in _THROTTLING:
-                link.pause(THROTTLE_PAUSE_SECONDS)
+                link.pause(self.settings.throttle_pause_seconds)
                 continue
             raise _Rejected(f"smpp:{_status_name(status)}")
-        raise _Retry("smpp:ESME_RTHROTTLED", after=THROTTLE_PAUSE_SECONDS)
+        raise _Retry("smpp:ESME_RTHROTTLED", after=self.settings.throttle_pause_seconds)
 
     async def _roomiest_link(self) -> Link:
         links = self.bound_links
