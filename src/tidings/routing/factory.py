@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tidings.connectors.base import Connector
@@ -12,11 +13,16 @@ from tidings.connectors.whatsapp.connector import WhatsAppConnector, WhatsAppSet
 from tidings.routing.models import ConnectorConfig
 
 
-def build_connector(row: ConnectorConfig, secrets: dict[str, Any]) -> Connector:
-    """A connector for ``row``; ValueError for a kind or setting this version cannot run."""
+def build_connector(row: ConnectorConfig, secrets: dict[str, Any], *,
+                    data_dir: Path) -> Connector:
+    """A connector for ``row``; ValueError for a kind or setting this version cannot run.
+
+    A connector that keeps state of its own keeps it in ``data_dir``.
+    """
     try:
         if row.kind == "smpp":
-            return SmppConnector(row.name, SmppSettings(**row.settings, **secrets))
+            return SmppConnector(row.name, SmppSettings(**row.settings, **secrets),
+                                 ledger_path=data_dir / f"smpp-{row.id}.db")
         if row.kind == "smtp":
             return SmtpConnector(row.name, _smtp_settings(row.settings, secrets))
         if row.kind == "whatsapp":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime
+from pathlib import Path
 
 from tidings.connectors.registry import ConnectorRegistry
 from tidings.db import SYSTEM, Database
@@ -24,8 +25,9 @@ log = get_logger("tidings.connectors")
 
 class ConnectorSupervisor:
     def __init__(self, db: Database, vault: Vault, registry: ConnectorRegistry, *,
-                 reload_seconds: float) -> None:
+                 reload_seconds: float, data_dir: Path) -> None:
         self._db, self._vault, self._registry = db, vault, registry
+        self._data_dir = data_dir
         self._reload_seconds = reload_seconds
         self._running: dict[str, tuple[str, datetime]] = {}  # name -> (id, updated_at)
         self._task: asyncio.Task[None] | None = None
@@ -59,7 +61,8 @@ class ConnectorSupervisor:
     async def _start(self, row: ConnectorConfig) -> None:
         keys = await self._vault.keys_for(OPERATOR_KEYRING)
         try:
-            connector = build_connector(row, connector_secrets(keys, row))
+            connector = build_connector(row, connector_secrets(keys, row),
+                                        data_dir=self._data_dir)
         except ValueError as exc:
             log.error("connector_not_started", connector=row.name, error=str(exc))
             return

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -217,3 +218,25 @@ async def test_tps_spaces_submits(sim: SmscSimulator) -> None:
     finally:
         await smpp.stop()
     assert elapsed >= 0.45  # 25 gaps of 20 ms at 50/s
+
+
+async def test_the_ledger_answers_a_resubmit_after_a_restart_without_sending_again(
+        sim: SmscSimulator, tmp_path: Path) -> None:
+    sinks, ledger = Sinks(), tmp_path / "smpp-ledger.db"
+    first = SmppConnector("smsc", settings_for(sim), ledger_path=ledger)
+    await first.start(sinks.take_reports, sinks.take_inbound)
+    try:
+        before = await first.submit([message("msg_ledger"),
+                                     message("msg_refused", to="+12025550103")])
+    finally:
+        await first.stop()
+    again = SmppConnector("smsc", settings_for(sim), ledger_path=ledger)  # a new process
+    await again.start(sinks.take_reports, sinks.take_inbound)
+    try:
+        after = await again.submit([message("msg_ledger"),
+                                    message("msg_refused", to="+12025550103")])
+    finally:
+        await again.stop()
+    assert after == before
+    assert [r.outcome for r in after] == ["accepted", "rejected"]
+    assert len(sim.submits) == 1  # accepted once; the refused one was not tried again

@@ -8,9 +8,11 @@
   ``smpp:ESME_RINVDSTADR``.
 * The carrier id of a message is the SMSC's id for its first part; receipts for
   the other parts are acknowledged and not applied.
-* Repeated submits of a message id in this process get the first answer again.
-  A submit whose answer was lost (time-out, connection lost mid-window) is
-  retried by the dispatcher: SMPP cannot tell whether the SMSC took it.
+* Each answer is written to the connector's ledger (``ledger.py``) before the
+  dispatcher hears it, so a repeated submit of a message id (a retry, or after a
+  crash) gets the first answer again. A submit whose answer never came
+  (time-out, connection or process lost mid-window) is retried by the
+  dispatcher: SMPP cannot tell whether the SMSC took it.
 * No bind up: ``retry`` with ``UNAVAILABLE``, so the router tries the next
   connector of the route at once.
 
@@ -25,6 +27,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from tidings.connectors.base import (
@@ -39,6 +42,7 @@ from tidings.connectors.smpp.addresses import to_smpp
 from tidings.connectors.smpp.client import BindTarget, SmppClient
 from tidings.connectors.smpp.coding import SubmitPart, TextCoding, split_for_submit
 from tidings.connectors.smpp.deliveries import Deliveries
+from tidings.connectors.smpp.ledger import SubmitLedger
 from tidings.connectors.smpp.link import Link, LinkClosed, ResponseTimeout
 from tidings.connectors.smpp.pdu import CommandStatus, SubmitSm
 from tidings.connectors.smpp.session import SessionConfig
@@ -91,8 +95,10 @@ class _Rejected(Exception):
 class SmppConnector:
     channels = frozenset({"sms"})
 
-    def __init__(self, name: str, settings: SmppSettings) -> None:
+    def __init__(self, name: str, settings: SmppSettings, *,
+                 ledger_path: Path | None = None) -> None:
         self.name, self.settings = name, settings
+        self._ledger = SubmitLedger(ledger_path) if ledger_path else None
         self._deliveries = Deliveries(name)
         self._clients = [SmppClient(settings.bind_target(), name=f"{name}#{i}",
                                     on_request=self._deliveries.on_request)
@@ -101,6 +107,8 @@ class SmppConnector:
         self._next_reference = secrets.randbelow(0x10000)
 
     async def start(self, sink: ReportSink, inbound: InboundSink = refuse_inbound) -> None:
+        if self._ledger is not None:
+            await self._ledger.open()
         self._deliveries.start(sink, inbound)
         for client in self._clients:
             client.start()
@@ -108,6 +116,8 @@ class SmppConnector:
     async def stop(self) -> None:
         await asyncio.gather(*(c.stop() for c in self._clients))
         await self._deliveries.stop()
+        if self._ledger is not None:
+            await self._ledger.close()
 
     def recorded(self, carrier_message_ids: Sequence[str]) -> None:
         self._deliveries.recorded(carrier_message_ids)
@@ -117,6 +127,10 @@ class SmppConnector:
         return [link for c in self._clients if (link := c.link) is not None]
 
     async def submit(self, messages: Sequence[OutboundMessage]) -> list[SubmitResult]:
+        unknown = [m.message_id for m in messages if m.message_id not in self._answers]
+        if self._ledger is not None and unknown:
+            for result in (await self._ledger.known(unknown)).values():
+                self._remember(result)
         return list(await asyncio.gather(*(self._submit_once(m) for m in messages)))
 
     async def _submit_once(self, message: OutboundMessage) -> SubmitResult:
@@ -125,6 +139,8 @@ class SmppConnector:
             return known
         result = await self._submit(message)
         if result.outcome != "retry":
+            if self._ledger is not None:
+                await self._ledger.record(result)
             self._remember(result)
         return result
 
