@@ -26,9 +26,11 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow" -q
 
-## bench: throughput and latency on SQLite and PostgreSQL, into docs/benchmarks.md
+## bench: throughput and latency on SQLite and PostgreSQL, then the SMPP path against
+## Kannel (bench/smpp.py), into docs/benchmarks.md
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.smpp
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -120,13 +120,16 @@ async def test_a_template_goes_out_of_the_window_and_its_status_comes_back(
     assert request["template"]["name"] == "order_update"
     assert [p["text"] for p in request["template"]["components"][0]["parameters"]] == [
         "Ann", "42"]
-    status = webhook(statuses=[{"id": "wamid.OUT1", "status": "delivered",
-                                "timestamp": "1750263773", "recipient_id": CUSTOMER[1:]}])
-    answer = await client.post(HOOK, **signed(status))
-    assert answer.status_code == 200, answer.text
+    for status in ("delivered", "read"):
+        payload = webhook(statuses=[{"id": "wamid.OUT1", "status": status,
+                                     "timestamp": "1750263773", "recipient_id": CUSTOMER[1:]}])
+        answer = await client.post(HOOK, **signed(payload))
+        assert answer.status_code == 200, answer.text
     await settle(rt, clock)
     read = (await client.get(f"/v1/messages/{sent.json()['id']}", headers=acme.headers)).json()
     assert read["status"] == "delivered"
+    assert [(e["status"], e["applied"]) for e in read["events"]][-3:] == [
+        ("delivered", True), ("delivered", False), ("read", False)]
 
 
 async def test_free_text_needs_the_customer_to_have_written_in_the_last_24_hours(

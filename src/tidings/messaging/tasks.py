@@ -242,3 +242,17 @@ async def fallback_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
     rt.metrics.count_moves(changes.moved)
     if woken:
         rt.wakeups.notify(*woken)
+
+
+async def note_reads(rt: Runtime, connector: str, carrier_message_ids: Sequence[str]) -> None:
+    """The recipient read these (WhatsApp): an event in each message's history. Read is
+    not a status of its own: the read report also counts as delivered."""
+    if not carrier_message_ids:
+        return
+    async with rt.db.core(tenant=SYSTEM) as session:
+        rows = await load_states(session, (MESSAGES.c.connector == connector) & (
+            MESSAGES.c.carrier_message_id.in_(list(carrier_message_ids))))
+        changes = await _changes(session, rows, rt.clock.now())
+        for message in rows:
+            changes.note(message, "read", source="carrier", connector=connector)
+        await changes.flush(session)

@@ -26,6 +26,7 @@ from tidings.db import SYSTEM
 from tidings.deps import RuntimeDep
 from tidings.errors import Forbidden, InvalidRequest, NotFound, TidingsError
 from tidings.logs import get_logger
+from tidings.messaging.tasks import note_reads
 from tidings.routing.service import OPERATOR_KEYRING, connector_secrets, get_connector
 from tidings.runtime import Runtime
 
@@ -58,6 +59,7 @@ async def receive(connector: str, request: Request, rt: RuntimeDep) -> dict[str,
         if not all(taken):
             log.warning("whatsapp_status_unmatched", connector=connector,
                         count=taken.count(False))
+    await note_reads(rt, connector, events.reads)
     if events.inbound and not all(await rt.inbound_sink(connector, events.inbound)):
         raise TidingsError("Try again later.", code="retry_later", status=503)
     return {"status": "ok"}
