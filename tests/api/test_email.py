@@ -128,3 +128,36 @@ async def test_without_an_email_connector_the_message_is_rejected_no_route(
     assert (read["status"], read["error_code"]) == ("rejected", "no_route")
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         assert (await session.get(Message, sent.json()["id"])) is not None
+
+
+async def test_mail_to_an_address_the_account_owns_is_an_inbound_message(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, hooks: HookServer,
+        acme: Tenant, relay: tuple[Any, SmtpConnector]) -> None:
+    _, smtp = relay
+    claimed = await client.post("/v1/numbers", json={"number": "Support@Acme.Example"},
+                                headers=acme.headers)
+    assert claimed.status_code == 201, claimed.text
+    assert claimed.json()["number"] == "Support@acme.example"
+    await client.patch("/v1/account", json={"webhook_url": hooks.url},
+                       headers=acme.headers)
+    mail = (b"From: Ann <ann@example.net>\r\nTo: Support@acme.example\r\n"
+            b"Subject: Question\r\nMessage-ID: <q1@example.net>\r\n\r\nIs it shipped?\r\n")
+    assert smtp.listener_port is not None
+    await aiosmtplib.send(mail, hostname="127.0.0.1", port=smtp.listener_port,
+                          sender="ann@example.net", recipients=["Support@acme.example"])
+    inbound = (await client.get("/v1/messages?direction=inbound",
+                                headers=acme.headers)).json()["data"]
+    assert [(m["channel"], m["from"], m["to"], m["body"].strip()) for m in inbound] == [
+        ("email", "ann@example.net", "Support@acme.example", "Is it shipped?")]
+    await settle(rt, clock)
+    assert [b["type"] for b in hooks.bodies()] == ["message.inbound"]
+
+
+async def test_mail_to_an_address_nobody_owns_is_dropped(
+        client: httpx.AsyncClient, rt: Runtime, relay: tuple[Any, SmtpConnector]) -> None:
+    _, smtp = relay
+    mail = b"From: a@example.net\r\nTo: x@nobody.example\r\nSubject: Hi\r\n\r\nHi\r\n"
+    assert smtp.listener_port is not None
+    await aiosmtplib.send(mail, hostname="127.0.0.1", port=smtp.listener_port,
+                          sender="a@example.net", recipients=["x@nobody.example"])
+    assert (await stored_counts(rt))["messages"] == 0

@@ -13,7 +13,13 @@ from tidings.connectors.base import InboundMessage
 from tidings.db import SYSTEM
 from tidings.errors import InvalidRequest, NotFound, TidingsError
 from tidings.logs import get_logger
-from tidings.messaging.addresses import AddressError, normalize_e164, normalize_sender
+from tidings.messaging.addresses import (
+    AddressError,
+    normalize_e164,
+    normalize_email,
+    normalize_sender,
+)
+from tidings.messaging.drafts import UNSEGMENTED
 from tidings.messaging.encoding import segment
 from tidings.messaging.models import Message
 from tidings.messaging.service import Created, SendContext, do_receive_inbound
@@ -46,6 +52,14 @@ async def take_inbound(rt: Runtime, connector: str,
     return [True] * len(messages)
 
 
+def _form(channel: str, body: str) -> tuple[str, int]:
+    """(encoding, segments): SMS has both; other channels carry text as it is."""
+    if channel != "sms":
+        return UNSEGMENTED, 1
+    segmentation = segment(body)
+    return segmentation.encoding, segmentation.num_segments
+
+
 async def _seen(rt: Runtime, connector: str, carrier_message_id: str) -> bool:
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         found = await session.scalar(select(Message.id).where(
@@ -63,7 +77,10 @@ async def receive_inbound(rt: Runtime, *, sender: str, to: str, body: str, chann
     sandbox endpoint lets a client simulate messages only to its own numbers).
     """
     try:
-        number, origin = normalize_e164(to), normalize_sender(sender)
+        if channel == "email":
+            number, origin = normalize_email(to), normalize_email(sender)
+        else:
+            number, origin = normalize_e164(to), normalize_sender(sender)
     except AddressError as exc:
         raise InvalidRequest(str(exc), code=exc.code) from None
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
@@ -73,15 +90,15 @@ async def receive_inbound(rt: Runtime, *, sender: str, to: str, body: str, chann
                 session, ancestor_id=allowed_root, account_id=account.id):
             account = None
     if account is None:
-        raise NotFound("No account owns that number.", code="number_not_found")
+        raise NotFound("No account owns that number or address.", code="number_not_found")
     keys = await rt.vault.keys_for(account.id)
     ctx = SendContext(account.id, keys, actor, account.webhook_url)
-    segmentation = segment(body)
+    encoding, num_segments = _form(channel, body)
     async with rt.db.transaction(tenant=account.id) as session:
         created = await do_receive_inbound(
             session, ctx=ctx, sender=origin, to=number, body=body, channel=channel,
-            encoding=segmentation.encoding, num_segments=segmentation.num_segments,
-            now=rt.clock.now(), carrier=carrier)
+            encoding=encoding, num_segments=num_segments, now=rt.clock.now(),
+            carrier=carrier)
         if channel == "whatsapp":  # the customer wrote: free-form replies for 24 hours
             await touch_window(session, keys=keys, customer=origin, at=rt.clock.now())
         to_smpp = channel == "sms" and await has_active_credential(session, tenant=account.id)

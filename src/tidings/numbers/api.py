@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.deps import CurrentPrincipal, RuntimeDep
 from tidings.errors import InvalidRequest
-from tidings.messaging.addresses import AddressError, normalize_e164
+from tidings.messaging.addresses import AddressError, normalize_e164, normalize_email
 from tidings.numbers.models import PhoneNumber
 from tidings.numbers.service import do_claim_number, do_release_number, list_numbers
 
@@ -18,7 +18,8 @@ router = APIRouter(prefix="/v1/numbers", tags=["numbers"])
 
 class ClaimNumber(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    number: str = Field(min_length=1, max_length=64)
+    number: str = Field(min_length=1, max_length=254,
+                        description="A number in E.164, or an email address for inbound mail.")
 
 
 class NumberOut(BaseModel):
@@ -37,7 +38,7 @@ def number_out(row: PhoneNumber) -> NumberOut:
 async def claim_number(body: ClaimNumber, rt: RuntimeDep,
                        principal: CurrentPrincipal) -> NumberOut:
     try:
-        number = normalize_e164(body.number)
+        number = (normalize_email if "@" in body.number else normalize_e164)(body.number)
     except AddressError as exc:
         raise InvalidRequest(str(exc), code=exc.code) from None
     async with rt.db.transaction(tenant=principal.tenant) as session:

@@ -1,4 +1,5 @@
-"""Phone numbers an account owns (business numbers, not personal data)."""
+"""Phone numbers and email addresses an account owns (business addresses, not personal
+data): where its inbound messages arrive."""
 
 from __future__ import annotations
 
@@ -16,5 +17,5 @@ class PhoneNumber(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
-    number: Mapped[str] = mapped_column(String(32), unique=True)
+    number: Mapped[str] = mapped_column(String(254), unique=True)  # E.164 or an email address
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
