@@ -60,14 +60,14 @@ class Runtime:
 
     def worker_pool(self) -> WorkerPool:
         if self.workers is None:
-            batch = self.settings.worker_batch_size
-            self.workers = WorkerPool(self, [
+            batch, only = self.settings.worker_batch_size, set(self.settings.worker_jobs)
+            self.workers = WorkerPool(self, [worker for worker in [
                 Worker(DISPATCH_JOB, messaging_tasks.dispatch_batch, batch, loops=2),
                 Worker(EXPIRE_JOB, messaging_tasks.expire_batch, batch),
                 Worker(FALLBACK_JOB, messaging_tasks.fallback_batch, batch),
                 Worker(DELIVER_JOB, webhook_tasks.deliver_batch, batch, loops=4),
                 Worker(SMPP_DELIVER_JOB, smpp_tasks.deliver_batch, batch),
-            ])
+            ] if not only or worker.kind in only])
         return self.workers
 
     async def report_sink(self, connector: str,
@@ -125,9 +125,11 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
     if not db.is_sqlite:
         rt.wakeup_bridge = PostgresWakeupBridge(asyncpg_dsn(db.url), rt.wakeups, JOB_KINDS)
         await rt.wakeup_bridge.start()
-    # Connectors run where the workers run: an API-only process must not also
-    # poll the carriers, or two processes would report the same receipt.
-    if start_background and settings.run_workers:
+    # Connectors run where the workers run: an API-only process (or a worker given only
+    # some job kinds) must not also poll the carriers, or two would report one receipt.
+    if start_background and settings.run_workers and settings.worker_jobs:
+        rt.worker_pool().start()
+    elif start_background and settings.run_workers:
         await rt.connectors.start(rt.report_sink, rt.inbound_sink)
         rt.connector_supervisor = ConnectorSupervisor(
             db, vault, rt.connectors, reload_seconds=settings.connector_reload_seconds,

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     run_workers: bool = True  # the API process also runs the outbox workers
     api_processes: int = Field(default=1, ge=1, le=64)  # more than one: PostgreSQL only
     worker_port: int = 8001  # /healthz and /metrics of ``tidings worker``
+    # Job kinds this process works on; empty: all of them, and it runs the carriers.
+    worker_jobs: list[str] = Field(default_factory=list)
     smpp_port: int = Field(default=2776, ge=0, le=65535)  # clients' SMPP binds; 0: off
     smpp_host: str = ""  # empty: the same address as the API
 

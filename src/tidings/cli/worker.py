@@ -2,9 +2,10 @@
 
 The scale-out layout on PostgreSQL: ``tidings serve`` with ``TIDINGS_RUN_WORKERS=false``
 (and ``TIDINGS_API_PROCESSES`` API processes) answers requests, and one ``tidings
-worker`` dispatches, applies receipts and delivers webhooks. Nudges cross between
-them over PostgreSQL ``NOTIFY``. The worker answers ``/healthz`` and ``/metrics``
-on its own port.
+worker`` dispatches, applies receipts and delivers webhooks. ``tidings worker --jobs
+webhook.deliver`` beside it takes a share of one kind of job (claims skip each
+other's rows) and runs no carriers. Nudges cross between them over PostgreSQL
+``NOTIFY``. A worker answers ``/healthz`` and ``/metrics`` on its own port.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import click
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from tidings.runtime import Runtime, close_runtime, open_runtime
+from tidings.runtime import JOB_KINDS, Runtime, close_runtime, open_runtime
 from tidings.settings import Settings
 
 
@@ -25,13 +26,22 @@ from tidings.settings import Settings
               "(TIDINGS_HOST).")
 @click.option("--port", default=None, type=int,
               help="Port for /healthz and /metrics (TIDINGS_WORKER_PORT).")
-def worker(host: str | None, port: int | None) -> None:
+@click.option("--jobs", "jobs", multiple=True, type=click.Choice(JOB_KINDS),
+              help="Work only on these job kinds (repeat), beside a full worker: e.g. "
+                   "--jobs webhook.deliver to give webhooks a process of their own. "
+                   "Such a worker runs no carriers.")
+def worker(host: str | None, port: int | None, jobs: tuple[str, ...]) -> None:
     """Run the outbox workers and the carrier connectors, without the HTTP API."""
     import uvloop
 
     from tidings.logs import configure_logging
 
     settings = Settings(run_workers=True)
+    if jobs:
+        settings = settings.model_copy(update={"worker_jobs": list(jobs)})
+    if settings.worker_jobs and settings.is_sqlite:
+        raise click.UsageError("A worker for some job kinds runs beside another one, which "
+                               "needs PostgreSQL (TIDINGS_DATABASE_URL).")
     configure_logging(settings.log_level)
     uvloop.run(run_worker(settings, host or settings.host, port or settings.worker_port))
 

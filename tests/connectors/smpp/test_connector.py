@@ -240,3 +240,35 @@ async def test_the_ledger_answers_a_resubmit_after_a_restart_without_sending_aga
     assert after == before
     assert [r.outcome for r in after] == ["accepted", "rejected"]
     assert len(sim.submits) == 1  # accepted once; the refused one was not tried again
+
+
+async def test_an_answer_after_the_time_out_is_kept_so_the_retry_sends_nothing(
+        tmp_path: Path) -> None:
+    slow = SmscSimulator(SimulatorBehaviour(window_delay=0.6, receipt_delay=0.01))
+    slow.port = await slow.start()  # type: ignore[attr-defined]
+    sinks = Sinks()
+    smpp = SmppConnector("smsc", settings_for(slow, binds=1, response_timeout_seconds=0.3),
+                         ledger_path=tmp_path / "ledger.db")
+    await smpp.start(sinks.take_reports, sinks.take_inbound)
+    try:
+        await until(lambda: len(smpp.bound_links) == 1, "bound")
+        [first] = await smpp.submit([message("msg_slow")])
+        assert (first.outcome, first.error_code) == ("retry", "smpp_responsetimeout")
+        await until(lambda: len(slow.submits) == 1, "the late answer")
+        await asyncio.sleep(0.05)
+        [again] = await smpp.submit([message("msg_slow")])
+    finally:
+        await smpp.stop()
+        await slow.stop()
+    assert again.outcome == "accepted"
+    assert again.carrier_message_id == slow.submits[0].message_id
+    assert slow.stats()["submits"] == 1  # the retry did not go to the SMSC
+
+
+async def test_a_submit_repeated_while_the_first_is_in_flight_waits_for_it(
+        connector: tuple[SmppConnector, Sinks], sim: SmscSimulator) -> None:
+    smpp, _ = connector
+    first, second = await asyncio.gather(smpp.submit([message("msg_twice")]),
+                                         smpp.submit([message("msg_twice")]))
+    assert first == second
+    assert len(sim.submits) == 1

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
-from tidings.connectors.smpp.link import Link, RequestHandler
+from tidings.connectors.smpp.link import LateAnswerHandler, Link, RequestHandler
 from tidings.connectors.smpp.session import BindMode, Session, SessionConfig
 from tidings.logs import get_logger
 
@@ -33,8 +33,10 @@ class BindTarget:
 
 
 class SmppClient:
-    def __init__(self, target: BindTarget, *, on_request: RequestHandler, name: str) -> None:
+    def __init__(self, target: BindTarget, *, on_request: RequestHandler, name: str,
+                 on_late_answer: LateAnswerHandler | None = None) -> None:
         self._target, self._on_request, self._name = target, on_request, name
+        self._on_late_answer = on_late_answer
         self._link: Link | None = None
         self._task: asyncio.Task[None] | None = None
         self._bound_changed = asyncio.Event()
@@ -83,7 +85,7 @@ class SmppClient:
             log.warning("smpp_connect_failed", connector=self._name, error=type(exc).__name__)
             return False
         link = Link(Session("client", target.session), reader, writer,
-                    on_request=self._on_request)
+                    on_request=self._on_request, on_late_answer=self._on_late_answer)
         runner = asyncio.create_task(link.run())
         link.bind(target.mode, target.system_id, target.password, target.system_type)
         bound = await link.wait_bound(target.session.bind_timeout)

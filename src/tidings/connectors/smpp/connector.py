@@ -44,7 +44,7 @@ from tidings.connectors.smpp.coding import SubmitPart, TextCoding, split_for_sub
 from tidings.connectors.smpp.deliveries import Deliveries
 from tidings.connectors.smpp.ledger import SubmitLedger
 from tidings.connectors.smpp.link import Link, LinkClosed, ResponseTimeout
-from tidings.connectors.smpp.pdu import CommandStatus, SubmitSm
+from tidings.connectors.smpp.pdu import CommandStatus, Pdu, SubmitSm
 from tidings.connectors.smpp.session import SessionConfig
 
 THROTTLE_RETRIES = 5
@@ -101,8 +101,11 @@ class SmppConnector:
         self._ledger = SubmitLedger(ledger_path) if ledger_path else None
         self._deliveries = Deliveries(name)
         self._clients = [SmppClient(settings.bind_target(), name=f"{name}#{i}",
-                                    on_request=self._deliveries.on_request)
+                                    on_request=self._deliveries.on_request,
+                                    on_late_answer=self._late_answer)
                          for i in range(settings.binds)]
+        self._late_writes: set[asyncio.Task[None]] = set()
+        self._running: dict[str, asyncio.Future[SubmitResult]] = {}
         self._answers: OrderedDict[str, SubmitResult] = OrderedDict()
         self._next_reference = secrets.randbelow(0x10000)
 
@@ -137,6 +140,15 @@ class SmppConnector:
         known = self._answers.get(message.message_id)
         if known is not None:
             return known
+        running = self._running.get(message.message_id)
+        if running is not None:  # submitted again while the first is in flight: share it
+            return await asyncio.shield(running)
+        task = asyncio.ensure_future(self._submit_and_record(message))
+        self._running[message.message_id] = task
+        task.add_done_callback(lambda _: self._running.pop(message.message_id, None))
+        return await asyncio.shield(task)
+
+    async def _submit_and_record(self, message: OutboundMessage) -> SubmitResult:
         result = await self._submit(message)
         if result.outcome != "retry":
             if self._ledger is not None:
@@ -175,10 +187,13 @@ class SmppConnector:
 
     async def _submit_part(self, message: OutboundMessage, part: SubmitPart) -> str:
         pdu = self._submit_sm(message, part)
+        # A lone part is the whole message: its late answer (after a time-out) is its answer.
+        tag = message.message_id if not part.esm_class & 0x40 and \
+            part.optional.sar_total_segments is None else None
         for _ in range(THROTTLE_RETRIES):
             link = await self._roomiest_link()
             try:
-                response = await link.request(pdu)
+                response = await link.request(pdu, tag=tag)
             except (LinkClosed, ResponseTimeout) as exc:
                 raise _Retry(f"smpp_{type(exc).__name__.lower()}") from None
             status = response.command_status
@@ -210,6 +225,19 @@ class SmppConnector:
             registered_delivery=1 if self.settings.registered_delivery else 0,
             data_coding=part.data_coding, short_message=part.short_message,
             optional=part.optional)
+
+    def _late_answer(self, message_id: str, response: Pdu) -> None:
+        """The SMSC took a submit we had given up waiting for: keep its answer, so the
+        dispatcher's retry gets it instead of sending the message again."""
+        if response.command_status != CommandStatus.ESME_ROK or message_id in self._answers:
+            return
+        result = SubmitResult(message_id, "accepted",
+                              carrier_message_id=str(getattr(response, "message_id", "")))
+        self._remember(result)
+        if self._ledger is not None:
+            task = asyncio.create_task(self._ledger.record(result))
+            self._late_writes.add(task)
+            task.add_done_callback(self._late_writes.discard)
 
     def _remember(self, result: SubmitResult) -> None:
         self._answers[result.message_id] = result

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -31,6 +32,7 @@ from tidings.connectors.smpp.session import (
     ResponseReceived,
     Session,
     Unbound,
+    UnexpectedResponse,
 )
 
 READ_CHUNK = 65_536
@@ -38,6 +40,9 @@ MAX_TIMER_SLEEP = 0.25  # re-check timers at least this often (cheap; keeps code
 
 RequestHandler = Callable[["Link", Pdu], Coroutine[Any, Any, None]]
 EventHandler = Callable[["Link", Event], None]
+# (the tag given to ``request``, the response) for an answer that came after its time-out
+LateAnswerHandler = Callable[[str, Pdu], None]
+TIMED_OUT_KEPT = 10_000  # timed-out requests whose late answer we would still take
 
 
 class LinkClosed(Exception):
@@ -52,12 +57,16 @@ class Link:
     def __init__(self, session: Session, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, *, on_request: RequestHandler,
                  on_event: EventHandler | None = None,
+                 on_late_answer: LateAnswerHandler | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.session = session
         self._reader, self._writer = reader, writer
         self._on_request, self._on_event = on_request, on_event
         self._clock = clock
         self._answers: dict[int, asyncio.Future[Pdu]] = {}
+        self._on_late_answer = on_late_answer
+        self._tags: dict[int, str] = {}  # sequence number -> the caller's tag, while waiting
+        self._timed_out: OrderedDict[int, str] = OrderedDict()
         self._room = asyncio.Event()  # set when the window may have room again
         self._bound = asyncio.Event()
         self._closed = asyncio.Event()
@@ -87,8 +96,12 @@ class Link:
             await asyncio.wait_for(self._bound.wait(), timeout)
         return self.bound_as
 
-    async def request(self, pdu: Pdu) -> Pdu:
-        """Send a request when the window and the rate allow; its response (any status)."""
+    async def request(self, pdu: Pdu, *, tag: str | None = None) -> Pdu:
+        """Send a request when the window and the rate allow; its response (any status).
+
+        With a ``tag``, an answer that comes after ``ResponseTimeout`` is handed to
+        ``on_late_answer`` with it: the peer did act on the request after all.
+        """
         while True:
             if self._closed.is_set():
                 raise LinkClosed("the SMPP connection is closed")
@@ -101,13 +114,15 @@ class Link:
             self._room.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wait_room(), None if math.isinf(at) else at - now)
-        return await self.send_now(pdu)
+        return await self.send_now(pdu, tag=tag)
 
-    async def send_now(self, pdu: Pdu) -> Pdu:
+    async def send_now(self, pdu: Pdu, *, tag: str | None = None) -> Pdu:
         """Send a request the session allows now (window checked by the caller)."""
         answer: asyncio.Future[Pdu] = asyncio.get_running_loop().create_future()
         sequence_number = self.session.send_request(pdu, self._clock())
         self._answers[sequence_number] = answer
+        if tag is not None:
+            self._tags[sequence_number] = tag
         self.flush()
         await self._drain()
         return await answer
@@ -177,8 +192,11 @@ class Link:
             if isinstance(event, ResponseReceived):
                 self._settle(event.request.sequence_number, event.response, None)
             elif isinstance(event, RequestTimedOut):
+                self._keep_for_late_answer(event.request.sequence_number)
                 self._settle(event.request.sequence_number, None,
                              ResponseTimeout("no response in time"))
+            elif isinstance(event, UnexpectedResponse):
+                self._late_answer(event.response)
             elif isinstance(event, RequestAbandoned):
                 self._settle(event.request.sequence_number, None,
                              LinkClosed("the connection closed first"))
@@ -199,9 +217,22 @@ class Link:
             if self._on_event is not None:
                 self._on_event(self, event)
 
+    def _keep_for_late_answer(self, sequence_number: int) -> None:
+        tag = self._tags.pop(sequence_number, None)
+        if tag is not None and self._on_late_answer is not None:
+            self._timed_out[sequence_number] = tag
+            if len(self._timed_out) > TIMED_OUT_KEPT:
+                self._timed_out.popitem(last=False)
+
+    def _late_answer(self, response: Pdu) -> None:
+        tag = self._timed_out.pop(response.sequence_number, None)
+        if tag is not None and self._on_late_answer is not None:
+            self._on_late_answer(tag, response)
+
     def _settle(self, sequence_number: int, response: Pdu | None,
                 error: Exception | None) -> None:
         self._room.set()
+        self._tags.pop(sequence_number, None)
         answer = self._answers.pop(sequence_number, None)
         if answer is None or answer.done():
             return
