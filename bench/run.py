@@ -114,16 +114,18 @@ async def latency(server: Server, args: argparse.Namespace) -> dict[str, Any]:
 
 
 # A layout: the database, and how many API processes (more than one: plus a worker).
-LAYOUTS = {"sqlite": ("sqlite", 1), "postgres": ("postgres", 1),
-           "postgres-split": ("postgres", 2)}
+# store, API processes, extra ``tidings worker --jobs webhook.deliver`` processes
+LAYOUTS = {"sqlite": ("sqlite", 1, 0), "postgres": ("postgres", 1, 0),
+           "postgres-split": ("postgres", 2, 0), "postgres-split-webhooks": ("postgres", 2, 1)}
 
 
 def one_run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
-    store, api_processes = LAYOUTS[backend]
+    store, api_processes, webhook_workers = LAYOUTS[backend]
     with tempfile.TemporaryDirectory(prefix="tidings-bench-") as tmp:
         data_dir = Path(tmp)
         with database(store, data_dir) as url:
-            server = make_server(data_dir, url, api_processes=api_processes)
+            server = make_server(data_dir, url, api_processes=api_processes,
+                                 webhook_workers=webhook_workers)
             server.start()
             try:
                 account = provision(server, None)

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 BIN = Path(sys.executable).parent
 
@@ -30,9 +31,11 @@ class Server:
     env: dict[str, str]
     port: int
     api_processes: int = 1
+    webhook_workers: int = 0  # ``tidings worker --jobs webhook.deliver`` beside the worker
     process: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
     worker_port: int = 0
+    helpers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -61,14 +64,24 @@ class Server:
                 [str(BIN / "tidings"), "worker", "--port", str(self.worker_port)],
                 env=dict(self.env, TIDINGS_API_PROCESSES="1"), stdout=log, stderr=log)
             _wait_ready(f"http://127.0.0.1:{self.worker_port}/healthz")
+            for _ in range(self.webhook_workers):
+                self.helpers.append(self._webhook_worker(log))
         env = dict(self.env, TIDINGS_RUN_WORKERS="false") if self.split else self.env
         self.process = subprocess.Popen(
             [str(BIN / "tidings"), "serve", "--processes", str(self.api_processes)],
             env=env, stdout=log, stderr=log)
         _wait_ready(f"{self.url}/readyz")
 
+    def _webhook_worker(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
+        port = free_port()
+        process = subprocess.Popen(
+            [str(BIN / "tidings"), "worker", "--port", str(port), "--jobs", "webhook.deliver"],
+            env=dict(self.env, TIDINGS_API_PROCESSES="1"), stdout=log, stderr=log)
+        _wait_ready(f"http://127.0.0.1:{port}/healthz")
+        return process
+
     def stop(self) -> None:
-        for process in (self.process, self.worker):
+        for process in (self.process, self.worker, *self.helpers):
             if process and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 try:
@@ -90,13 +103,13 @@ def _wait_ready(url: str) -> None:
 
 
 def make_server(data_dir: Path, database_url: str, *, api_processes: int = 1,
-                **settings: str) -> Server:
+                webhook_workers: int = 0, **settings: str) -> Server:
     port = free_port()
     env = dict(os.environ, TIDINGS_DATA_DIR=str(data_dir), TIDINGS_DATABASE_URL=database_url,
                TIDINGS_PORT=str(port), TIDINGS_LOG_LEVEL="WARNING", TIDINGS_SMPP_PORT="0")
     env.update({f"TIDINGS_{k.upper()}": v for k, v in settings.items()})
     data_dir.mkdir(parents=True, exist_ok=True)
-    return Server(env, port, api_processes)
+    return Server(env, port, api_processes, webhook_workers)
 
 
 def provision(server: Server, webhook_url: str | None) -> dict[str, str]:

@@ -366,12 +366,13 @@ def _postgres_role(pid: int, name: str, database_name: str | None) -> str | None
 
 
 def tidings_run(layout: str, args: argparse.Namespace) -> dict[str, Any]:
-    store, api_processes = LAYOUTS[layout]
+    store, api_processes, webhook_workers = LAYOUTS[layout]
     with tempfile.TemporaryDirectory(prefix="tidings-smpp-") as tmp, \
             database(store, Path(tmp)) as url:
         simulator = Simulator(Path(tmp))
         simulator.start()
-        server = make_server(Path(tmp), url, api_processes=api_processes)
+        server = make_server(Path(tmp), url, api_processes=api_processes,
+                             webhook_workers=webhook_workers)
         try:
             return asyncio.run(_tidings_load(server, simulator, url, args))
         finally:

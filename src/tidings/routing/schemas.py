@@ -35,7 +35,10 @@ class SmppConnectorIn(BaseModel):
                                     "SMSCs that want it; text Latin-1 lacks goes as UCS-2.")
     registered_delivery: bool = True
     enquire_link_seconds: float = Field(default=30.0, ge=1, le=600)
-    response_timeout_seconds: float = Field(default=10.0, ge=0.5, le=120)
+    response_timeout_seconds: float = Field(
+        default=60.0, ge=0.5, le=600,
+        description="How long to wait for an answer (as Kannel's wait-ack): a loaded "
+                    "process reads late, and a time-out means a retry.")
     channels: list[Literal["sms"]] = Field(default=["sms"], min_length=1)
 
 

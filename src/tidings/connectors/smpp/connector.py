@@ -68,7 +68,7 @@ class SmppSettings:
     gsm7_coding: Literal["gsm7", "latin1"] = "gsm7"  # data_coding 0 or 3 for GSM-7 text
     registered_delivery: bool = True
     enquire_link_seconds: float = 30.0
-    response_timeout_seconds: float = 10.0
+    response_timeout_seconds: float = 60.0
     throttle_pause_seconds: float = THROTTLE_PAUSE_SECONDS
 
     def bind_target(self) -> BindTarget:
