@@ -110,3 +110,51 @@ def test_processes_must_be_a_positive_number(tmp_path: Path) -> None:
         assert result.returncode == 2, (bad, result.stderr)
         assert "--processes" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.postgres
+async def test_a_webhook_worker_beside_the_worker_shares_the_webhooks_once_each(
+        tmp_path: Path, postgres_database: tuple[str, str], hooks: HookServer) -> None:
+    app_url, _ = postgres_database
+    data_dir = tmp_path / "data"
+    env = tidings_env(data_dir, database_url=app_url, run_workers="false", api_processes=2,
+                      sandbox_receipt_delay_seconds=0.1)
+    made = await run_cli_async(env, "accounts", "create", "--name", "Acme", "--json",
+                               "--webhook-url", hooks.url)
+    headers = {"Authorization": f"Bearer {orjson.loads(made.stdout)['api_key']}"}
+    worker = TidingsServer(data_dir, env, command=("worker",), ready_path="/healthz",
+                           log_path=tmp_path / "worker.log")
+    webhooks = TidingsServer(data_dir, env, command=("worker", "--jobs", "webhook.deliver"),
+                             ready_path="/healthz", log_path=tmp_path / "webhooks.log")
+    api = TidingsServer(data_dir, env, log_path=tmp_path / "api.log")
+    for process in (worker, webhooks, api):
+        await process.start_async()
+    try:
+        async with httpx.AsyncClient(base_url=api.url, headers=headers) as client:
+            batch = await client.post("/v1/messages/batch", json={
+                "from": "Acme", "body": "Hi {n}",
+                "recipients": [{"to": f"+1202555{3000 + i}", "variables": {"n": str(i)}}
+                               for i in range(200)]})
+            assert batch.status_code == 200, batch.text
+            await _wait_for(lambda: sum(b["data"]["status"] == "delivered"
+                                        for b in hooks.bodies()) >= 200, "200 delivered")
+            helper_metrics = httpx.get(f"{webhooks.url}/metrics").text
+    finally:
+        exits = [await p.stop_async() for p in (api, webhooks, worker)]
+    assert exits == [0, 0, 0]
+    events = [(b["data"]["message_id"], b["sequence"]) for b in hooks.bodies()]
+    assert len(events) == len(set(events)) == 600, "each event once: queued, sent, delivered"
+    sent_by_helper = sum(float(line.rsplit(" ", 1)[1]) for line in helper_metrics.splitlines()
+                         if line.startswith("tidings_webhook_attempts_total"))
+    assert sent_by_helper > 0, "the webhook worker took a share"
+    assert "connector_started" not in webhooks.log_text()  # it runs no carriers
+
+
+def test_a_worker_for_some_jobs_refuses_sqlite_and_unknown_kinds(tmp_path: Path) -> None:
+    env = tidings_env(tmp_path / "data")
+    refused = run_cli(env, "worker", "--jobs", "webhook.deliver")
+    assert refused.returncode == 2
+    assert "needs PostgreSQL" in refused.stderr
+    unknown = run_cli(env, "worker", "--jobs", "carrier.pigeon")
+    assert unknown.returncode == 2
+    assert "Traceback" not in refused.stderr + unknown.stderr
