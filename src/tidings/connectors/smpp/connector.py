@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from tidings.connectors.answers import SubmitOnce
 from tidings.connectors.base import (
     UNAVAILABLE,
     InboundSink,
@@ -50,7 +51,6 @@ from tidings.connectors.smpp.session import SessionConfig
 THROTTLE_RETRIES = 5
 THROTTLE_PAUSE_SECONDS = 1.0
 BIND_WAIT_SECONDS = 1.0  # how long a submit waits for some bind to come up
-REMEMBERED_ANSWERS = 200_000
 _THROTTLING = frozenset({CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL})
 
 
@@ -105,8 +105,7 @@ class SmppConnector:
                                     on_late_answer=self._late_answer)
                          for i in range(settings.binds)]
         self._late_writes: set[asyncio.Task[None]] = set()
-        self._running: dict[str, asyncio.Future[SubmitResult]] = {}
-        self._answers: OrderedDict[str, SubmitResult] = OrderedDict()
+        self._once = SubmitOnce()
         self._next_reference = secrets.randbelow(0x10000)
 
     async def start(self, sink: ReportSink, inbound: InboundSink = refuse_inbound) -> None:
@@ -130,30 +129,19 @@ class SmppConnector:
         return [link for c in self._clients if (link := c.link) is not None]
 
     async def submit(self, messages: Sequence[OutboundMessage]) -> list[SubmitResult]:
-        unknown = [m.message_id for m in messages if m.message_id not in self._answers]
+        unknown = [m.message_id for m in messages if self._once.known(m.message_id) is None]
         if self._ledger is not None and unknown:
             for result in (await self._ledger.known(unknown)).values():
-                self._remember(result)
-        return list(await asyncio.gather(*(self._submit_once(m) for m in messages)))
-
-    async def _submit_once(self, message: OutboundMessage) -> SubmitResult:
-        known = self._answers.get(message.message_id)
-        if known is not None:
-            return known
-        running = self._running.get(message.message_id)
-        if running is not None:  # submitted again while the first is in flight: share it
-            return await asyncio.shield(running)
-        task = asyncio.ensure_future(self._submit_and_record(message))
-        self._running[message.message_id] = task
-        task.add_done_callback(lambda _: self._running.pop(message.message_id, None))
-        return await asyncio.shield(task)
+                self._once.remember(result)
+        return list(await asyncio.gather(*(
+            self._once.run(m.message_id, functools.partial(self._submit_and_record, m))
+            for m in messages)))
 
     async def _submit_and_record(self, message: OutboundMessage) -> SubmitResult:
+        """The SMSC's answer, on disk before anyone hears it."""
         result = await self._submit(message)
-        if result.outcome != "retry":
-            if self._ledger is not None:
-                await self._ledger.record(result)
-            self._remember(result)
+        if result.outcome != "retry" and self._ledger is not None:
+            await self._ledger.record(result)
         return result
 
     async def _submit(self, message: OutboundMessage) -> SubmitResult:
@@ -229,20 +217,15 @@ class SmppConnector:
     def _late_answer(self, message_id: str, response: Pdu) -> None:
         """The SMSC took a submit we had given up waiting for: keep its answer, so the
         dispatcher's retry gets it instead of sending the message again."""
-        if response.command_status != CommandStatus.ESME_ROK or message_id in self._answers:
+        if response.command_status != CommandStatus.ESME_ROK or self._once.known(message_id):
             return
         result = SubmitResult(message_id, "accepted",
                               carrier_message_id=str(getattr(response, "message_id", "")))
-        self._remember(result)
+        self._once.remember(result)
         if self._ledger is not None:
             task = asyncio.create_task(self._ledger.record(result))
             self._late_writes.add(task)
             task.add_done_callback(self._late_writes.discard)
-
-    def _remember(self, result: SubmitResult) -> None:
-        self._answers[result.message_id] = result
-        if len(self._answers) > REMEMBERED_ANSWERS:
-            self._answers.popitem(last=False)
 
 
 def _status_name(status: int) -> str:

@@ -41,9 +41,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 import unicodedata
-from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +56,7 @@ from typing import Literal
 
 import aiosmtplib
 
+from tidings.connectors.answers import SubmitOnce
 from tidings.connectors.base import (
     UNAVAILABLE,
     EmailContent,
@@ -74,7 +75,6 @@ from tidings.connectors.smtp.listener import SmtpListener, SmtpListenerSettings
 from tidings.logs import get_logger
 
 log = get_logger("tidings.smtp")
-REMEMBERED_ANSWERS = 200_000
 QUIT_TIMEOUT_SECONDS = 2.0
 _AUTH_REQUIRED = 530
 INTERNAL_ERROR = "smtp_internal_error"
@@ -353,8 +353,7 @@ class SmtpConnector:
         self._idle: asyncio.Queue[_Relay] = asyncio.Queue()
         for relay in self._relays:
             self._idle.put_nowait(relay)
-        self._answers: OrderedDict[str, SubmitResult] = OrderedDict()
-        self._in_flight: dict[str, asyncio.Task[SubmitResult]] = {}
+        self._once = SubmitOnce()
         self._listener: SmtpListener | None = None
 
     @property
@@ -373,9 +372,8 @@ class SmtpConnector:
 
     async def stop(self) -> None:
         """Cancel the sends in flight, say QUIT to the relay, stop the listener."""
-        for task in list(self._in_flight.values()):
-            task.cancel()
-        await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+        self._once.cancel_running()
+        await self._once.wait_running()
         await asyncio.gather(*(relay.quit() for relay in self._relays))
         listener, self._listener = self._listener, None
         if listener is not None:
@@ -387,29 +385,9 @@ class SmtpConnector:
 
     async def submit(self, messages: Sequence[OutboundMessage]) -> list[SubmitResult]:
         """Results in input order; never raises for the relay's answer."""
-        return list(await asyncio.gather(*(self._submit_once(m) for m in messages)))
-
-    async def _submit_once(self, message: OutboundMessage) -> SubmitResult:
-        known = self._answers.get(message.message_id)
-        if known is not None:
-            return known
-        task = self._in_flight.get(message.message_id)
-        if task is None:
-            task = asyncio.create_task(self._submit(message))
-            self._in_flight[message.message_id] = task
-            task.add_done_callback(lambda done: self._settle(message.message_id, done))
-        # Shielded: a cancelled caller does not cut a mail off halfway through DATA.
-        return await asyncio.shield(task)
-
-    def _settle(self, message_id: str, task: asyncio.Task[SubmitResult]) -> None:
-        self._in_flight.pop(message_id, None)
-        if task.cancelled() or task.exception() is not None:
-            return
-        result = task.result()
-        if result.outcome != "retry":
-            self._answers[message_id] = result
-            if len(self._answers) > REMEMBERED_ANSWERS:
-                self._answers.popitem(last=False)
+        return list(await asyncio.gather(*(
+            self._once.run(m.message_id, functools.partial(self._submit, m))
+            for m in messages)))
 
     async def _submit(self, message: OutboundMessage) -> SubmitResult:
         try:

@@ -48,8 +48,8 @@ error codes, never numbers, bodies or the token.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,6 +59,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from tidings.connectors.answers import SubmitOnce
 from tidings.connectors.base import (
     UNAVAILABLE,
     InboundSink,
@@ -73,7 +74,6 @@ from tidings.logs import get_logger
 log = get_logger("tidings.whatsapp")
 
 GRAPH_BASE_URL = "https://graph.facebook.com"
-REMEMBERED_ANSWERS = 200_000
 MAX_RESPONSE_BYTES = 64 * 1024  # a Cloud API answer is well under 1 KiB
 MAX_RETRY_AFTER_SECONDS = 3600.0
 TRANSIENT_CODES = frozenset({2, 4, 80007, 130429, 131000, 131016, 131056, 133004})
@@ -140,8 +140,7 @@ class WhatsAppConnector:
         self.name, self.settings = name, settings
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(settings.concurrency)
-        self._answers: OrderedDict[str, SubmitResult] = OrderedDict()
-        self._in_flight: dict[str, asyncio.Task[SubmitResult]] = {}
+        self._once = SubmitOnce()
 
     async def start(self, sink: ReportSink, inbound: InboundSink = refuse_inbound) -> None:
         """Open the HTTP session. The sinks are not kept: reports and customer
@@ -157,35 +156,19 @@ class WhatsAppConnector:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
-        await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+        await self._once.wait_running()
 
     def recorded(self, carrier_message_ids: Sequence[str]) -> None:
         """Nothing is held here: webhook routes hand reports to the sink themselves."""
 
     async def submit(self, messages: Sequence[OutboundMessage]) -> list[SubmitResult]:
         """Results in input order; never raises for the Cloud API's answer."""
-        return list(await asyncio.gather(*(self._submit_once(m) for m in messages)))
+        return list(await asyncio.gather(*(
+            self._once.run(m.message_id, functools.partial(self._submit_and_log, m))
+            for m in messages)))
 
-    async def _submit_once(self, message: OutboundMessage) -> SubmitResult:
-        known = self._answers.get(message.message_id)
-        if known is not None:
-            return known
-        task = self._in_flight.get(message.message_id)
-        if task is None:
-            task = asyncio.create_task(self._submit_and_remember(message))
-            self._in_flight[message.message_id] = task
-        # Shielded: a caller cancelled mid-request must not lose the answer for the next.
-        return await asyncio.shield(task)
-
-    async def _submit_and_remember(self, message: OutboundMessage) -> SubmitResult:
-        try:
-            result = await self._submit(message)
-        finally:
-            del self._in_flight[message.message_id]
-        if result.outcome != "retry":
-            self._answers[result.message_id] = result
-            if len(self._answers) > REMEMBERED_ANSWERS:
-                self._answers.popitem(last=False)
+    async def _submit_and_log(self, message: OutboundMessage) -> SubmitResult:
+        result = await self._submit(message)
         if result.outcome != "accepted":
             log.warning("whatsapp_submit_not_accepted", connector=self.name,
                         message_id=message.message_id, outcome=result.outcome,
