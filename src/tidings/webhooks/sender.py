@@ -124,14 +124,31 @@ class WebhookSender:
             return await _deliver(session, request)
 
     async def send_many(self, requests: Sequence[WebhookRequest]) -> list[WebhookResult]:
-        """Send concurrently (bounded by ``concurrency``); results are in input order."""
-        self._require_session()
-        return list(await asyncio.gather(*(self.send(request) for request in requests)))
+        """Send concurrently (bounded by ``concurrency``); results are in input order.
+
+        A few lanes take the requests in turn rather than a task per request: a
+        batch of hundreds then costs a handful of tasks and no queue at the semaphore.
+        """
+        session = self._require_session()
+        results: list[WebhookResult] = [_NOT_SENT] * len(requests)
+        turns = iter(range(len(requests)))
+
+        async def lane() -> None:
+            for index in turns:
+                async with self._semaphore:  # shared with other batches and send()
+                    results[index] = await _deliver(session, requests[index])
+
+        await asyncio.gather(*(lane() for _ in range(min(self._concurrency, len(requests)))))
+        return results
 
     def _require_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             raise RuntimeError("WebhookSender.start() has not been called")
         return self._session
+
+
+_NOT_SENT = WebhookResult(ok=False, status_code=None, error="not sent", duration_ms=0.0,
+                          response_excerpt="")
 
 
 def _request_headers(extra: Mapping[str, str]) -> CIMultiDict[str]:
