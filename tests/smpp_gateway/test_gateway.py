@@ -21,6 +21,7 @@ from tidings.connectors.smpp.pdu import (
     Pdu,
     QuerySm,
     SubmitSm,
+    encode,
 )
 from tidings.connectors.smpp.receipts import receipt_from_deliver_sm
 from tidings.connectors.smpp.session import Session, SessionConfig
@@ -264,3 +265,36 @@ async def test_a_submit_on_a_receiver_bind_is_refused(
 async def test_unknown_optional_parameters_do_not_break_a_submit(acme_bound: Client) -> None:
     response = await acme_bound.submit(optional=OptionalParams(other=((0x1400, b"\x01"),)))
     assert response.command_status == CommandStatus.ESME_ROK
+
+
+@pytest.mark.parametrize("garbage", [
+    b"\x00\x00\x00\x05\xff",  # a command_length shorter than a header: the stream is broken
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # someone pointed a browser at the port
+    bytes(range(256)),
+])
+async def test_garbage_on_the_port_gets_the_connection_closed_and_stores_nothing(
+        rt: Runtime, gateway: tuple[SmppGateway, int], garbage: bytes) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway[1])
+    writer.write(garbage)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 5.0)  # until the server closes
+    writer.close()
+    if answer:  # what it said before closing is an SMPP generic_nack, nothing else
+        assert int.from_bytes(answer[4:8], "big") == 0x80000000
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        assert (await session.scalars(select(Message.id))).all() == []
+
+
+async def test_a_submit_before_any_bind_is_refused_with_invalid_bind_status(
+        rt: Runtime, gateway: tuple[SmppGateway, int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway[1])
+    writer.write(encode(SubmitSm(sequence_number=7, destination_addr="12025550173",
+                                 short_message=b"Hello")))
+    await writer.drain()
+    header = await asyncio.wait_for(reader.readexactly(16), 5.0)
+    writer.close()
+    assert int.from_bytes(header[4:8], "big") == 0x80000004  # submit_sm_resp
+    assert int.from_bytes(header[8:12], "big") == CommandStatus.ESME_RINVBNDSTS
+    assert int.from_bytes(header[12:16], "big") == 7
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        assert (await session.scalars(select(Message.id))).all() == []

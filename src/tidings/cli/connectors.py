@@ -25,7 +25,6 @@ from tidings.routing.schemas import (
 from tidings.routing.service import (
     OPERATOR_KEYRING,
     connector_out,
-    connector_secrets,
     do_create_connector,
     do_create_route,
     do_remove_connector,
@@ -127,7 +126,7 @@ def _add(body: AnyConnectorIn, as_json: bool) -> None:
         keys = await rt.vault.keys_for(OPERATOR_KEYRING)
         async with rt.db.transaction(tenant=SYSTEM) as session:
             row = await do_create_connector(session, keys=keys, body=body, now=rt.clock.now())
-            out = connector_out(row, sorted(connector_secrets(keys, row)))
+            out = connector_out(keys, row)
         emit(out.model_dump(mode="json"), as_json=as_json,
              text=f"connector {out.name} added ({out.kind})")
     with_runtime(work)
@@ -140,7 +139,7 @@ def list_(as_json: bool) -> None:
     async def work(rt: Runtime) -> None:
         keys = await rt.vault.keys_for(OPERATOR_KEYRING)
         async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
-            rows = [connector_out(r, sorted(connector_secrets(keys, r))).model_dump(mode="json")
+            rows = [connector_out(keys, r).model_dump(mode="json")
                     for r in await list_connectors(session)]
         emit(rows, as_json=as_json, text="\n".join(
             f"{r['name']}\t{r['kind']}\t{','.join(r['channels'])}" for r in rows) or "none")

@@ -14,7 +14,6 @@ from tidings.routing.schemas import ConnectorIn, ConnectorOut, RouteIn, RouteOut
 from tidings.routing.service import (
     OPERATOR_KEYRING,
     connector_out,
-    connector_secrets,
     do_create_connector,
     do_create_route,
     do_remove_connector,
@@ -35,14 +34,14 @@ async def add_connector(body: ConnectorIn, rt: RuntimeDep,
     keys = await rt.vault.keys_for(OPERATOR_KEYRING)
     async with rt.db.transaction(tenant=SYSTEM) as session:
         row = await do_create_connector(session, keys=keys, body=body, now=rt.clock.now())
-        return connector_out(row, sorted(connector_secrets(keys, row)))
+        return connector_out(keys, row)
 
 
 @router.get("/connectors", response_model=list[ConnectorOut], summary="List connectors")
 async def get_connectors(rt: RuntimeDep, _operator: CurrentOperator) -> list[ConnectorOut]:
     keys = await rt.vault.keys_for(OPERATOR_KEYRING)
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
-        return [connector_out(r, sorted(connector_secrets(keys, r)))
+        return [connector_out(keys, r)
                 for r in await list_connectors(session)]
 
 
@@ -51,7 +50,7 @@ async def show_connector(name: str, rt: RuntimeDep, _operator: CurrentOperator) 
     keys = await rt.vault.keys_for(OPERATOR_KEYRING)
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         row = await get_connector(session, name=name)
-        return connector_out(row, sorted(connector_secrets(keys, row)))
+        return connector_out(keys, row)
 
 
 @router.delete("/connectors/{name}", status_code=204, summary="Remove a connector")

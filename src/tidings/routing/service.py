@@ -72,10 +72,12 @@ def connector_secrets(keys: TenantKeys, row: ConnectorConfig) -> dict[str, Any]:
     return secrets
 
 
-def connector_out(row: ConnectorConfig, secret_names: list[str]) -> ConnectorOut:
+def connector_out(keys: TenantKeys, row: ConnectorConfig) -> ConnectorOut:
+    """The operator's view: settings, and the names (never the values) of the secrets."""
     return ConnectorOut(id=row.id, name=row.name, kind=row.kind, channels=row.channels,
-                        settings=row.settings, secrets=secret_names, enabled=row.enabled,
-                        created_at=row.created_at, updated_at=row.updated_at)
+                        settings=row.settings, secrets=sorted(connector_secrets(keys, row)),
+                        enabled=row.enabled, created_at=row.created_at,
+                        updated_at=row.updated_at)
 
 
 async def do_create_route(session: AsyncSession, *, body: RouteIn, now: datetime) -> RouteRule:

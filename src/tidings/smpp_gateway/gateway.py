@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import update
@@ -27,7 +27,8 @@ from sqlalchemy import update
 from tidings.accounts.models import SENDING_STATUSES, Account
 from tidings.audit.service import Actor
 from tidings.connectors.smpp.addresses import from_smpp
-from tidings.connectors.smpp.coding import decode_text, message_octets, parse_udh, sar_concat
+from tidings.connectors.smpp.coding import read_message
+from tidings.connectors.smpp.concat import PartAssembler
 from tidings.connectors.smpp.link import Link
 from tidings.connectors.smpp.pdu import CommandStatus, Pdu, QuerySm, SubmitSm
 from tidings.connectors.smpp.server import BoundClient, SmppServer
@@ -71,19 +72,11 @@ class Grant:
     system_id: str
 
 
-@dataclass
-class _Parts:
-    total: int
-    texts: dict[int, str] = field(default_factory=dict)
-    answers: list[tuple[Link, Pdu]] = field(default_factory=list)
-    since: float = field(default_factory=time.monotonic)
-
-
 class SmppGateway:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         self.server = SmppServer(self, system_id="tidings")
-        self._parts: dict[tuple[str, int, str], _Parts] = {}
+        self._parts: PartAssembler[tuple[str, int, str], tuple[Link, Pdu]] = PartAssembler()
         self._status_cache: dict[str, tuple[float, str, str | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -135,22 +128,16 @@ class SmppGateway:
             link.respond(pdu, CommandStatus.ESME_RINVCMDID)
 
     async def _submit(self, grant: Grant, link: Link, pdu: SubmitSm) -> None:
-        self._expire_parts(link)
-        octets = message_octets(pdu.short_message, pdu.optional)
-        concat, octets = parse_udh(octets, pdu.esm_class)
-        concat = concat or sar_concat(pdu.optional)
-        text = decode_text(pdu.data_coding, octets)
+        self._refuse_stale_parts()
+        concat, text = read_message(pdu.short_message, pdu.esm_class, pdu.data_coding,
+                                    pdu.optional)
         if concat is None or concat.total <= 1:
             await self._create(grant, pdu, text, [(link, pdu)])
             return
         key = (grant.credential_id, concat.reference, pdu.destination_addr)
-        parts = self._parts.setdefault(key, _Parts(concat.total))
-        parts.texts[concat.seqnum] = text
-        parts.answers.append((link, pdu))
-        if len(parts.texts) >= parts.total:
-            del self._parts[key]
-            body = "".join(parts.texts[n] for n in sorted(parts.texts))
-            await self._create(grant, pdu, body, parts.answers)
+        whole = self._parts.add(key, concat, text, (link, pdu))
+        if whole is not None:
+            await self._create(grant, pdu, *whole)
 
     async def _create(self, grant: Grant, pdu: SubmitSm, body: str,
                       answers: list[tuple[Link, Pdu]]) -> None:
@@ -187,10 +174,9 @@ class SmppGateway:
                           webhook_url)
         return (await create_one(rt, ctx, draft)).id
 
-    def _expire_parts(self, link: Link) -> None:
-        now = time.monotonic()
-        for key in [k for k, p in self._parts.items() if now - p.since > ASSEMBLY_SECONDS]:
-            for part_link, part in self._parts.pop(key).answers:
+    def _refuse_stale_parts(self) -> None:
+        for _, _, answers in self._parts.stale(ASSEMBLY_SECONDS):
+            for part_link, part in answers:
                 part_link.respond(part, CommandStatus.ESME_RSUBMITFAIL)
 
     async def _account(self, tenant: str) -> tuple[str, str | None]:

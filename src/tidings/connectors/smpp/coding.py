@@ -310,3 +310,11 @@ def message_octets(short_message: bytes, optional: OptionalParams) -> bytes:
     if short_message or optional.message_payload is None:
         return short_message
     return optional.message_payload
+
+
+def read_message(short_message: bytes, esm_class: int, data_coding: int,
+                 optional: OptionalParams) -> tuple[ConcatInfo | None, str]:
+    """An incoming submit_sm or deliver_sm's text and, for a part of a long message,
+    where it belongs (UDH, else SAR TLVs). Never raises."""
+    concat, octets = parse_udh(message_octets(short_message, optional), esm_class)
+    return concat or sar_concat(optional), decode_text(data_coding, octets)

@@ -32,13 +32,8 @@ from tidings.connectors.base import (
     refuse_inbound,
 )
 from tidings.connectors.smpp.addresses import from_smpp
-from tidings.connectors.smpp.coding import (
-    ConcatInfo,
-    decode_text,
-    message_octets,
-    parse_udh,
-    sar_concat,
-)
+from tidings.connectors.smpp.coding import read_message
+from tidings.connectors.smpp.concat import PartAssembler
 from tidings.connectors.smpp.link import Link
 from tidings.connectors.smpp.pdu import DataSm, DeliverSm, Pdu
 from tidings.connectors.smpp.receipts import is_delivery_receipt, receipt_from_deliver_sm
@@ -67,13 +62,6 @@ class _Mo:
     answers: list[tuple[Link, Pdu]]
 
 
-@dataclass
-class _Assembly:
-    total: int
-    parts: dict[int, tuple[str, Link, Pdu]] = field(default_factory=dict)
-    since: float = field(default_factory=time.monotonic)
-
-
 class Deliveries:
     def __init__(self, name: str) -> None:
         self._name = name
@@ -82,7 +70,7 @@ class Deliveries:
         self._receipts: list[_Receipt] = []
         self._held: dict[str, list[_Receipt]] = {}
         self._mo: list[_Mo] = []
-        self._assemblies: dict[tuple[str, str, int], _Assembly] = {}
+        self._parts: PartAssembler[tuple[str, str, int], tuple[Link, Pdu]] = PartAssembler()
         self._work = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.unmatched = 0  # receipts acknowledged without a message to apply them to
@@ -130,34 +118,21 @@ class Deliveries:
 
     def _add_mo_part(self, link: Link, pdu: DeliverSm | DataSm) -> None:
         short_message = pdu.short_message if isinstance(pdu, DeliverSm) else b""
-        octets = message_octets(short_message, pdu.optional)
-        concat, octets = parse_udh(octets, pdu.esm_class)
-        concat = concat or sar_concat(pdu.optional)
-        text = decode_text(pdu.data_coding, octets)
+        concat, text = read_message(short_message, pdu.esm_class, pdu.data_coding,
+                                    pdu.optional)
         sender = from_smpp(pdu.source_addr_ton, pdu.source_addr)
         to = from_smpp(pdu.dest_addr_ton, pdu.destination_addr)
         if concat is None or concat.total <= 1:
             self._mo.append(_Mo(InboundMessage("sms", sender, to, text), [(link, pdu)]))
             return
-        self._add_to_assembly((sender, to, concat.reference), concat, text, link, pdu)
+        whole = self._parts.add((sender, to, concat.reference), concat, text, (link, pdu))
+        if whole is not None:
+            self._mo.append(_Mo(InboundMessage("sms", sender, to, whole[0]), whole[1]))
 
-    def _add_to_assembly(self, key: tuple[str, str, int], concat: ConcatInfo, text: str,
-                         link: Link, pdu: Pdu) -> None:
-        assembly = self._assemblies.setdefault(key, _Assembly(concat.total))
-        assembly.parts[concat.seqnum] = (text, link, pdu)
-        if len(assembly.parts) >= assembly.total:
-            self._complete_assembly(key)
-
-    def _complete_assembly(self, key: tuple[str, str, int]) -> None:
-        assembly = self._assemblies.pop(key)
-        ordered = [assembly.parts[n] for n in sorted(assembly.parts)]
-        body = "".join(text for text, _, _ in ordered)
-        self._mo.append(_Mo(InboundMessage("sms", key[0], key[1], body),
-                            [(link, pdu) for _, link, pdu in ordered]))
-
-    def _flush_stale_assemblies(self, now: float) -> None:
-        for key in [k for k, a in self._assemblies.items() if now - a.since > ASSEMBLY_SECONDS]:
-            self._complete_assembly(key)
+    def _flush_stale_parts(self) -> None:
+        """Parts still missing do not hold the rest back: what came is stored."""
+        for (sender, to, _), body, answers in self._parts.stale(ASSEMBLY_SECONDS):
+            self._mo.append(_Mo(InboundMessage("sms", sender, to, body), answers))
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -171,7 +146,7 @@ class Deliveries:
             now = time.monotonic()
             if now >= next_recheck:
                 self._recheck_held(now)
-                self._flush_stale_assemblies(now)
+                self._flush_stale_parts()
                 next_recheck = now + HELD_RECHECK_SECONDS
             try:
                 await self._offer_receipts()

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tidings.connectors.smpp.link import Link
-from tidings.connectors.smpp.pdu import CommandStatus, Pdu
+from tidings.connectors.smpp.pdu import (
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    CommandStatus,
+    Pdu,
+)
 from tidings.connectors.smpp.session import (
     BindRequested,
     Bound,
@@ -122,9 +128,7 @@ class SmppServer:
         if isinstance(grant, int):
             link.reject_bind(grant)
             return
-        mode = {"BindTransmitter": "transmitter", "BindReceiver": "receiver"}.get(
-            type(pdu).__name__, "transceiver")
-        client = BoundClient(pdu.system_id, mode, grant)
+        client = BoundClient(pdu.system_id, _bind_mode(pdu), grant)
         self._clients[link] = client
         self._links_by_system[pdu.system_id].add(link)
         link.accept_bind(self._system_id)
@@ -144,3 +148,9 @@ class SmppServer:
         client = self._clients.pop(link, None)
         if client is not None:
             self._links_by_system[client.system_id].discard(link)
+
+
+def _bind_mode(pdu: BindTransmitter | BindReceiver | BindTransceiver) -> str:
+    if isinstance(pdu, BindTransmitter):
+        return "transmitter"
+    return "receiver" if isinstance(pdu, BindReceiver) else "transceiver"
