@@ -68,10 +68,7 @@ async def receive(connector: str, request: Request, rt: RuntimeDep) -> dict[str,
 async def _connector_settings(rt: Runtime, name: str) -> dict[str, Any]:
     keys = await rt.vault.keys_for(OPERATOR_KEYRING)
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
-        try:
-            row = await get_connector(session, name=name)
-        except NotFound:
-            row = None
-    if row is None or row.kind != "whatsapp":
-        raise NotFound(f"No WhatsApp connector {name[:60]!r}.", code="connector_not_found")
+        row = await get_connector(session, name=name)
+    if row.kind != "whatsapp":
+        raise NotFound(f"No WhatsApp connector {row.name!r}.", code="connector_not_found")
     return {**row.settings, **connector_secrets(keys, row)}
