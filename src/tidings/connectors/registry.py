@@ -19,10 +19,6 @@ class ConnectorRegistry:
         self._sink: ReportSink | None = None
         self._inbound: InboundSink = refuse_inbound
 
-    @property
-    def channels(self) -> frozenset[str]:
-        return frozenset(ch for c in self._connectors.values() for ch in c.channels)
-
     def all(self) -> list[Connector]:
         return list(self._connectors.values())
 

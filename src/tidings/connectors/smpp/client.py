@@ -40,7 +40,6 @@ class SmppClient:
         self._link: Link | None = None
         self._task: asyncio.Task[None] | None = None
         self._bound_changed = asyncio.Event()
-        self.binds_made = 0  # successful binds so far (1 + reconnects)
 
     @property
     def link(self) -> Link | None:
@@ -94,7 +93,6 @@ class SmppClient:
             await link.unbind()
             await _finish(runner)
             return False
-        self.binds_made += 1
         self._link = link
         self._bound_changed.set()
         log.info("smpp_bound", connector=self._name, peer=bound.peer_system_id)

@@ -90,9 +90,6 @@ class SmppServer:
         return [link for system_id in system_ids for link in self._links_by_system[system_id]
                 if not link.is_closed and self._clients[link].mode in RECEIVING_MODES]
 
-    def bound_clients(self) -> list[BoundClient]:
-        return list(self._clients.values())
-
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
