@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tidings.connectors.base import UNAVAILABLE, DeliveryReport, InboundMessage, OutboundMessage
+from tidings.connectors.smpp import ledger as ledger_module
 from tidings.connectors.smpp.connector import SmppConnector, SmppSettings
 from tidings.connectors.smpp.simulator import SimulatorBehaviour, SmscSimulator
 
@@ -242,6 +244,25 @@ async def test_the_ledger_answers_a_resubmit_after_a_restart_without_sending_aga
     assert len(sim.submits) == 1  # accepted once; the refused one was not tried again
 
 
+async def test_a_ledger_that_cannot_write_does_not_fail_the_submit_or_send_it_twice(
+        sim: SmscSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_module, "LOCK_WAIT_SECONDS", 0.05)
+    sinks, ledger = Sinks(), tmp_path / "smpp-ledger.db"
+    smpp = SmppConnector("smsc", settings_for(sim), ledger_path=ledger)
+    await smpp.start(sinks.take_reports, sinks.take_inbound)
+    holder = sqlite3.connect(ledger, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # the ledger's file is locked elsewhere
+        [first] = await smpp.submit([message("msg_nolog")])
+        [again] = await smpp.submit([message("msg_nolog")])  # the dispatcher's retry
+    finally:
+        holder.close()
+        await smpp.stop()
+    assert first.outcome == "accepted"
+    assert again == first
+    assert len(sim.submits) == 1
+
+
 async def test_an_answer_after_the_time_out_is_kept_so_the_retry_sends_nothing(
         tmp_path: Path) -> None:
     slow = SmscSimulator(SimulatorBehaviour(window_delay=0.6, receipt_delay=0.01))
@@ -272,3 +293,13 @@ async def test_a_submit_repeated_while_the_first_is_in_flight_waits_for_it(
                                          smpp.submit([message("msg_twice")]))
     assert first == second
     assert len(sim.submits) == 1
+
+
+async def test_a_stop_at_any_moment_of_the_bind_returns_and_leaves_no_bind(
+        sim: SmscSimulator) -> None:
+    for step in range(25):
+        smpp = SmppConnector("smsc", settings_for(sim))
+        await smpp.start(Sinks().take_reports, Sinks().take_inbound)
+        await asyncio.sleep(step * 0.0005)  # from before the connect to after the bind
+        await asyncio.wait_for(smpp.stop(), 5)
+    await until(lambda: sim.stats()["bound"] == 0, "no bind left at the SMSC")

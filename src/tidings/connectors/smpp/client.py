@@ -40,6 +40,7 @@ class SmppClient:
         self._link: Link | None = None
         self._task: asyncio.Task[None] | None = None
         self._bound_changed = asyncio.Event()
+        self._stopped = False
 
     @property
     def link(self) -> Link | None:
@@ -48,9 +49,13 @@ class SmppClient:
 
     def start(self) -> None:
         if self._task is None:
+            self._stopped = False
             self._task = asyncio.create_task(self._keep_bound(), name=f"smpp-{self._name}")
 
     async def stop(self) -> None:
+        # The flag as well as the cancel: Python 3.11's wait_for can swallow a cancel
+        # that comes as the bind answer does, and the bind would then carry on.
+        self._stopped = True
         task, self._task = self._task, None
         link, self._link = self._link, None
         if link is not None:
@@ -68,7 +73,7 @@ class SmppClient:
 
     async def _keep_bound(self) -> None:
         backoff = self._target.reconnect_min_seconds
-        while True:
+        while not self._stopped:
             if await self._bind_once():
                 backoff = self._target.reconnect_min_seconds
             await asyncio.sleep(backoff)
@@ -86,10 +91,20 @@ class SmppClient:
         link = Link(Session("client", target.session), reader, writer,
                     on_request=self._on_request, on_late_answer=self._on_late_answer)
         runner = asyncio.create_task(link.run())
+        try:
+            return await self._serve(link, runner)
+        except asyncio.CancelledError:
+            # Stopped mid-bind: the socket must not stay open, bound, behind our back.
+            await link.unbind()
+            raise
+
+    async def _serve(self, link: Link, runner: asyncio.Task[None]) -> bool:
+        target = self._target
         link.bind(target.mode, target.system_id, target.password, target.system_type)
         bound = await link.wait_bound(target.session.bind_timeout)
-        if bound is None:
-            log.warning("smpp_bind_failed", connector=self._name)
+        if bound is None or self._stopped:
+            if bound is None:
+                log.warning("smpp_bind_failed", connector=self._name)
             await link.unbind()
             await _finish(runner)
             return False

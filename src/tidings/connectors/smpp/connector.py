@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import functools
 import secrets
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,9 @@ from tidings.connectors.smpp.ledger import SubmitLedger
 from tidings.connectors.smpp.link import Link, LinkClosed, ResponseTimeout
 from tidings.connectors.smpp.pdu import CommandStatus, Pdu, SubmitSm
 from tidings.connectors.smpp.session import SessionConfig
+from tidings.logs import get_logger
+
+log = get_logger("tidings.smpp")
 
 THROTTLE_RETRIES = 5
 THROTTLE_PAUSE_SECONDS = 1.0
@@ -138,11 +142,24 @@ class SmppConnector:
             for m in messages)))
 
     async def _submit_and_record(self, message: OutboundMessage) -> SubmitResult:
-        """The SMSC's answer, on disk before anyone hears it."""
+        """The SMSC's answer, on disk before anyone hears it.
+
+        If the ledger cannot write, the answer still goes to the dispatcher, which
+        stores it with the message: failing the batch instead would run it again
+        after its lease and send what the SMSC already took.
+        """
         result = await self._submit(message)
-        if result.outcome != "retry" and self._ledger is not None:
-            await self._ledger.record(result)
+        if result.outcome != "retry":
+            await self._record(result)
         return result
+
+    async def _record(self, result: SubmitResult) -> None:
+        if self._ledger is None:
+            return
+        try:
+            await self._ledger.record(result)
+        except (OSError, sqlite3.Error, RuntimeError):
+            log.exception("smpp_ledger_write_failed", connector=self.name)
 
     async def _submit(self, message: OutboundMessage) -> SubmitResult:
         try:
@@ -222,10 +239,9 @@ class SmppConnector:
         result = SubmitResult(message_id, "accepted",
                               carrier_message_id=str(getattr(response, "message_id", "")))
         self._once.remember(result)
-        if self._ledger is not None:
-            task = asyncio.create_task(self._ledger.record(result))
-            self._late_writes.add(task)
-            task.add_done_callback(self._late_writes.discard)
+        task = asyncio.create_task(self._record(result))
+        self._late_writes.add(task)
+        task.add_done_callback(self._late_writes.discard)
 
 
 def _status_name(status: int) -> str:

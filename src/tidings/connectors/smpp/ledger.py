@@ -9,60 +9,74 @@ whether the SMSC took those.
 Answers are written in groups (one fsync for all that arrive within
 ``GROUP_SECONDS``) in the connector's own SQLite file: connectors keep their own
 state and never touch the pipeline's database.
+
+The file is used through the standard ``sqlite3`` module on one thread of its
+own, and every operation (statement, fetch, commit, cursor closed) runs whole on
+that thread. Cursors handed back to the event loop, as aiosqlite does, are reset
+there when they are freed, racing the thread's next use of the same cached
+statement: under load that failed writes with ``InterfaceError: bad parameter or
+other API misuse``, and a failed write used to fail its dispatch batch, which ran
+again after its lease and sent its messages twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import cast
-
-import aiosqlite
+from typing import TypeVar, cast
 
 from tidings.connectors.base import SubmitOutcome, SubmitResult
 
 GROUP_SECONDS = 0.002
+LOCK_WAIT_SECONDS = 5.0  # for a lock on the file held elsewhere (a backup, say)
 KEEP_SECONDS = 7 * 24 * 3600.0  # longer than any dispatch retry runs
 _SCHEMA = """CREATE TABLE IF NOT EXISTS answers (
     message_id TEXT PRIMARY KEY, outcome TEXT NOT NULL, carrier_message_id TEXT,
     error_code TEXT, answered_at REAL NOT NULL)"""
+_INSERT = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)"
+_SELECT = ("SELECT message_id, outcome, carrier_message_id, error_code FROM answers "
+           "WHERE message_id IN (SELECT value FROM json_each(?))")
+T = TypeVar("T")
+Row = tuple[str, str, str | None, str | None]
 
 
 class SubmitLedger:
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._db: aiosqlite.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._db: sqlite3.Connection | None = None
         self._pending: list[SubmitResult] = []
         self._written: asyncio.Future[None] | None = None
+        self._writes: set[asyncio.Future[None]] = set()
 
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self._path)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA synchronous=FULL")
-        await self._db.execute(_SCHEMA)
-        await self._db.execute("DELETE FROM answers WHERE answered_at < ?",
-                               (time.time() - KEEP_SECONDS,))
-        await self._db.commit()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smpp-ledger")
+        self._db = await self._run(self._open)
 
     async def close(self) -> None:
         if self._written is not None:
             await asyncio.shield(self._written)
+        await asyncio.gather(*self._writes, return_exceptions=True)
+        if self._thread is None:
+            return
         if self._db is not None:
-            await self._db.close()
+            await self._run(self._db.close)
             self._db = None
+        self._thread.shutdown(wait=True)
+        self._thread = None
 
     async def known(self, message_ids: Sequence[str]) -> dict[str, SubmitResult]:
         """The stored answers among ``message_ids``."""
         if not message_ids:
             return {}
-        rows = await self._require().execute_fetchall(
-            "SELECT message_id, outcome, carrier_message_id, error_code FROM answers "
-            "WHERE message_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(list(message_ids)),))
+        db, ids = self._require(), json.dumps(list(message_ids))
+        rows = await self._run(lambda: _fetch(db, ids))
         return {row[0]: SubmitResult(row[0], cast(SubmitOutcome, row[1]), row[2], row[3])
                 for row in rows}
 
@@ -77,21 +91,56 @@ class SubmitLedger:
     def _start_write(self) -> None:
         batch, self._pending = self._pending, []
         written, self._written = self._written, None
-        task = asyncio.ensure_future(self._write(batch))
+        db = self._require()
+        rows = [(r.message_id, r.outcome, r.carrier_message_id, r.error_code, time.time())
+                for r in batch]
+        task = asyncio.ensure_future(self._run(lambda: _insert(db, rows)))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
         task.add_done_callback(lambda done: _settle(written, done))
 
-    async def _write(self, batch: list[SubmitResult]) -> None:
-        db = self._require()
-        await db.executemany(
-            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)",
-            [(r.message_id, r.outcome, r.carrier_message_id, r.error_code, time.time())
-             for r in batch])
-        await db.commit()
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self._path, timeout=LOCK_WAIT_SECONDS, check_same_thread=False,
+                             isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL").close()
+        db.execute("PRAGMA synchronous=FULL").close()
+        db.execute(_SCHEMA).close()
+        db.execute("DELETE FROM answers WHERE answered_at < ?",
+                   (time.time() - KEEP_SECONDS,)).close()
+        return db
 
-    def _require(self) -> aiosqlite.Connection:
+    async def _run(self, work: Callable[[], T]) -> T:
+        if self._thread is None:
+            raise RuntimeError("the SMPP ledger is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+
+    def _require(self) -> sqlite3.Connection:
         if self._db is None:
             raise RuntimeError("the SMPP ledger is not open")
         return self._db
+
+
+def _insert(db: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -> None:
+    """One transaction, one fsync, on the ledger's thread."""
+    cursor = db.cursor()
+    try:
+        cursor.execute("BEGIN")
+        cursor.executemany(_INSERT, rows)
+        cursor.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK").close()
+        raise
+    finally:
+        cursor.close()
+
+
+def _fetch(db: sqlite3.Connection, ids: str) -> list[Row]:
+    cursor = db.execute(_SELECT, (ids,))
+    try:
+        return cast(list[Row], cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def _settle(written: asyncio.Future[None] | None, done: asyncio.Future[None]) -> None:
