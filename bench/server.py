@@ -112,9 +112,12 @@ def make_server(data_dir: Path, database_url: str, *, api_processes: int = 1,
     return Server(env, port, api_processes, webhook_workers)
 
 
-def provision(server: Server, webhook_url: str | None) -> dict[str, str]:
+def provision(server: Server, webhook_url: str | None,
+              webhook_statuses: str | None = None) -> dict[str, str]:
     args = ["accounts", "create", "--name", "Bench", "--json"]
     if webhook_url:
         args += ["--webhook-url", webhook_url]
+    if webhook_statuses:
+        args += ["--webhook-statuses", webhook_statuses]
     account: dict[str, str] = json.loads(server.cli(*args))
     return account

@@ -395,7 +395,8 @@ async def _tidings_load(server: Server, simulator: Simulator, database_url: str,
     async with Callbacks() as callbacks:
         add_smpp_route(server, simulator)
         await asyncio.to_thread(server.start)
-        api_key = provision(server, f"{callbacks.url}/hook")["api_key"]
+        statuses = None if args.webhook_statuses == "all" else args.webhook_statuses
+        api_key = provision(server, f"{callbacks.url}/hook", statuses)["api_key"]
         await asyncio.to_thread(simulator.wait_bound, BINDS)
         postgres = database_url.rsplit("/", 1)[1] if "postgresql" in database_url else None
         return await measure(
@@ -422,7 +423,7 @@ admin-password = bench
 admin-allow-ip = "127.0.0.1"
 smsbox-port = {smsbox_port}
 box-allow-ip = "127.0.0.1"
-dlr-storage = internal
+{storage}
 log-file = "{dir}/bearerbox.log"
 log-level = 3
 
@@ -449,6 +450,11 @@ smsc-password = bench
 system-type = ""
 max-pending-submits = {window}
 """
+IN_MEMORY = "dlr-storage = internal"
+# Kannel's own on-disk queue and delivery-report table: what it has queued, and the
+# receipts it waits for, outlive a restart.
+SPOOLED = "\n".join(['store-type = spool', 'store-location = "{dir}/store"',
+                     'dlr-storage = spool', 'dlr-spool = "{dir}/dlr"'])
 
 
 def kannel_installed() -> bool:
@@ -475,6 +481,7 @@ class Kannel:
 
     conf_dir: Path
     sim_port: int
+    spooled: bool = False
     sendsms_port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -494,8 +501,14 @@ class Kannel:
         wait_until(self._answers, f"Kannel sendsms on port {self.sendsms_port}")
 
     def config(self) -> str:
+        storage = IN_MEMORY
+        if self.spooled:
+            for spool in ("store", "dlr"):
+                (self.conf_dir / spool).mkdir(exist_ok=True)
+            storage = SPOOLED.format(dir=self.conf_dir)
         core = KANNEL_CONF.format(admin_port=free_port(), smsbox_port=free_port(),
-                                  sendsms_port=self.sendsms_port, dir=self.conf_dir)
+                                  sendsms_port=self.sendsms_port, dir=self.conf_dir,
+                                  storage=storage)
         smsc = KANNEL_SMSC.format(sim_port=self.sim_port, system_id=SYSTEM_ID, window=WINDOW)
         return core + smsc * BINDS
 
@@ -516,11 +529,11 @@ class Kannel:
             return False
 
 
-def kannel_run(args: argparse.Namespace) -> dict[str, Any]:
+def kannel_run(args: argparse.Namespace, *, spooled: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kannel-smpp-") as tmp:
         simulator = Simulator(Path(tmp))
         simulator.start()
-        kannel = Kannel(Path(tmp), simulator.port)
+        kannel = Kannel(Path(tmp), simulator.port, spooled=spooled)
         try:
             kannel.start()
             simulator.wait_bound(BINDS)
@@ -541,7 +554,7 @@ async def _kannel_load(kannel: Kannel, simulator: Simulator,
 
 # --- the report ------------------------------------------------------------------------
 
-SYSTEMS = [*(f"tidings-{layout}" for layout in LAYOUTS), "kannel"]
+SYSTEMS = [*(f"tidings-{layout}" for layout in LAYOUTS), "kannel", "kannel-spool"]
 START, END = "<!-- smpp:start -->", "<!-- smpp:end -->"
 ROWS = [
     ("submitted_per_s", "submitted/s at the simulator, flat out"),
@@ -562,8 +575,9 @@ def run_system(name: str, args: argparse.Namespace) -> dict[str, Any]:
     for number in range(args.runs):
         load_average = os.getloadavg()
         print(f"{name}: run {number + 1}/{args.runs}, load average {load_average}", flush=True)
-        result = kannel_run(args) if name == "kannel" else tidings_run(
-            name.removeprefix("tidings-"), args)
+        result = (kannel_run(args, spooled=name == "kannel-spool")
+                  if name.startswith("kannel") else
+                  tidings_run(name.removeprefix("tidings-"), args))
         runs.append({**result, "load_average_before": load_average})
         print(json.dumps(runs[-1]), flush=True)
     return {"median": {key: statistics.median(run[key] for run in runs) for key in FIGURES},
@@ -611,7 +625,8 @@ def write_table(report: dict[str, Any], results_file: str) -> None:
 
 def labels(kannel: str) -> dict[str, str]:
     names = {f"tidings-{layout}": f"Tidings, {layout}" for layout in LAYOUTS}
-    return {**names, "kannel": f"Kannel {kannel}"}
+    return {**names, "kannel": f"Kannel {kannel}",
+            "kannel-spool": f"Kannel {kannel}, spooled"}
 
 
 def main() -> None:
@@ -627,11 +642,15 @@ def main() -> None:
     parser.add_argument("--paced-seconds", type=float, default=10.0)
     parser.add_argument("--kannel-concurrency", type=int, default=64,
                         help="sendsms requests in flight")
+    parser.add_argument("--webhook-statuses", default="final",
+                        help="the Tidings account's webhook_statuses: 'final' (one webhook "
+                             "per message, as Kannel's dlr-mask 3), 'all' (queued, sent and "
+                             "delivered), or a comma-separated list")
     args = parser.parse_args()
     systems = args.systems.split(",")
-    if "kannel" in systems and not kannel_installed():
+    if any(s.startswith("kannel") for s in systems) and not kannel_installed():
         print("Kannel skipped: no bearerbox (apt-get install kannel, as root)", flush=True)
-        systems.remove("kannel")
+        systems = [s for s in systems if not s.startswith("kannel")]
     report: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
         "args": vars(args), "receipt_delay_seconds": RECEIPT_DELAY_SECONDS,

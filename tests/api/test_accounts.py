@@ -110,6 +110,27 @@ async def test_patch_name_and_webhook_url_then_clear_it(
         assert "hooks.acme.test" not in audit_text(event)
 
 
+async def test_patch_webhook_statuses_then_back_to_every_change(
+        client: httpx.AsyncClient, rt: Runtime, acme: Tenant) -> None:
+    assert (await client.get("/v1/account", headers=acme.headers)).json()[
+        "webhook_statuses"] is None
+    before = len(await audit_events(rt, acme.id))
+    response = await client.patch("/v1/account", headers=acme.headers,
+                                  json={"webhook_statuses": ["final", "sent"]})
+    assert response.status_code == 200, response.text
+    assert response.json()["webhook_statuses"] == [
+        "canceled", "delivered", "expired", "failed", "not_accepted", "rejected", "sent",
+        "undelivered"]
+    again = await client.patch("/v1/account", headers=acme.headers,
+                               json={"webhook_statuses": ["sent", "final"]})  # the same
+    assert again.json() == response.json()
+    cleared = await client.patch("/v1/account", headers=acme.headers,
+                                 json={"webhook_statuses": None})
+    assert cleared.json()["webhook_statuses"] is None
+    events = (await audit_events(rt, acme.id))[before:]
+    assert [e.fields for e in events] == [["webhook_statuses"], ["webhook_statuses"]]
+
+
 async def test_patch_that_changes_nothing_records_nothing(
         client: httpx.AsyncClient, rt: Runtime, acme: Tenant) -> None:
     before = await snapshot(client, rt, acme)
@@ -131,6 +152,13 @@ async def test_patch_that_changes_nothing_records_nothing(
     ({"webhook_url": "https://" + "a" * 2050}, "validation_failed"),
     ({"name": "Renamed", "webhook_url": "javascript:alert(1)"}, "validation_failed"),
     ({"webhook_url": 42}, "validation_failed"),
+    ({"name": "Renamed", "webhook_statuses": ["delivered", "arrived"]},
+     "invalid_webhook_statuses"),
+    ({"webhook_statuses": []}, "invalid_webhook_statuses"),
+    ({"webhook_statuses": ["received"]}, "invalid_webhook_statuses"),
+    ({"webhook_statuses": "final"}, "validation_failed"),
+    ({"webhook_statuses": [1]}, "validation_failed"),
+    ({"webhook_statuses": ["final"] * 21}, "validation_failed"),
     (b"{not json", "malformed_json"),
     ([], "validation_failed"),
 ])
@@ -216,7 +244,7 @@ async def test_create_sub_account_with_its_own_key_and_secret(
 
     events = await audit_events(rt, sub["id"])
     assert [(e.action, e.table_name, e.row_id, e.fields) for e in events] == [
-        ("create", "accounts", sub["id"], ["name", "status", "webhook_url"]),
+        ("create", "accounts", sub["id"], ["name", "status", "webhook_statuses", "webhook_url"]),
         ("create", "api_keys", sub["api_key_id"], ["name"]),
     ]
     for event in events:
@@ -270,6 +298,7 @@ async def test_list_sub_accounts_shows_direct_children_only(
     ({"name": None}, "validation_failed"),
     ({"name": "x" * 201}, "validation_failed"),
     ({"name": "Sub", "webhook_url": "mailto:ops@acme.test"}, "validation_failed"),
+    ({"name": "Sub", "webhook_statuses": ["delivered", "lost"]}, "invalid_webhook_statuses"),
     ({"name": "Sub", "webhook_url": "https://"}, "validation_failed"),
     ({"name": "Sub", "parent_id": "acc_someoneelse"}, "validation_failed"),
 ])

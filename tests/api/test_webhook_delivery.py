@@ -105,6 +105,34 @@ async def test_every_webhook_is_signed_with_an_id_a_type_and_a_sequence(
     assert [a["status_code"] for a in stored["attempt_log"]] == [200]
 
 
+async def test_an_account_that_wants_final_statuses_gets_one_webhook_per_message(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, hooks: HookServer) -> None:
+    acme = await make_tenant(rt, "Acme", webhook_url=hooks.url)
+    chosen = await client.patch("/v1/account", headers=acme.headers,
+                                json={"webhook_statuses": ["final"]})
+    assert chosen.status_code == 200, chosen.text
+    own_callback = f"{hooks.url}?mine=1"
+    delivered = (await client.post("/v1/messages", headers=acme.headers, json=SEND)).json()
+    rejected = (await client.post("/v1/messages", headers=acme.headers, json={
+        **SEND, "to": "+12025550103", "status_callback": own_callback})).json()
+    await settle(rt, clock)
+    await settle(rt, clock, seconds=10)
+
+    got = sorted((b["data"]["message_id"], b["sequence"], b["data"]["status"])
+                 for b in hooks.bodies())
+    assert got == sorted([(delivered["id"], 3, "delivered"),  # queued and sent not POSTed
+                          (rejected["id"], 2, "rejected"), (rejected["id"], 2, "rejected")])
+    history = (await client.get(f"/v1/messages/{delivered['id']}", headers=acme.headers)).json()
+    assert [e["status"] for e in history["events"]] == ["queued", "sent", "delivered"]
+
+    await client.patch("/v1/account", headers=acme.headers, json={"webhook_statuses": None})
+    again = (await client.post("/v1/messages", headers=acme.headers, json=SEND)).json()
+    await settle(rt, clock)
+    await settle(rt, clock, seconds=10)
+    assert [b["data"]["status"] for b in hooks.bodies()
+            if b["data"]["message_id"] == again["id"]] == ["queued", "sent", "delivered"]
+
+
 async def test_failing_receiver_is_retried_with_exponential_backoff(
         client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, hooks: HookServer) -> None:
     hooks.status = 500

@@ -202,6 +202,46 @@ def test_set_status_of_an_unknown_account_or_status_is_a_clear_error(
     assert "Traceback" not in result.stderr
 
 
+def test_webhook_statuses_set_at_creation_and_changed_with_set_webhook(
+        env: dict[str, str], server: TidingsServer) -> None:
+    made = json.loads(ok(run_cli(env, "accounts", "create", "--name", "Pied Piper",
+                                 "--webhook-statuses", "final", "--json")).stdout)
+    assert "delivered" in made["webhook_statuses"]
+    assert "queued" not in made["webhook_statuses"]
+
+    result = ok(run_cli(env, "accounts", "set-webhook", made["id"],
+                        "--url", "https://hooks.piper.test/t", "--statuses", "sent, delivered"))
+    assert "https://hooks.piper.test/t; delivered,sent" in result.stdout
+
+    def shown() -> dict[str, Any]:
+        answer = httpx.get(f"{server.url}/v1/account", headers=auth(made["api_key"]))
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    wait_for(lambda: shown()["webhook_statuses"] == ["delivered", "sent"],
+             "the API shows the new statuses")
+    result = ok(run_cli(env, "accounts", "set-webhook", made["id"], "--no-url",
+                        "--all-statuses"))
+    assert "no webhook URL; every change" in result.stdout
+
+
+def test_set_webhook_with_bad_input_is_a_clear_error_and_changes_nothing(
+        env: dict[str, str], account: dict[str, Any]) -> None:
+    assert_clean_failure(run_cli(env, "accounts", "set-webhook", account["id"],
+                                 "--statuses", "delivered,lost"), "lost")
+    assert_clean_failure(run_cli(env, "accounts", "set-webhook", "acc_nope",
+                                 "--statuses", "final"), "acc_nope")
+    for args in (("--url", "ftp://x.test"), ("--url", "https://a.test", "--no-url"),
+                 ("--statuses", "final", "--all-statuses")):
+        result = run_cli(env, "accounts", "set-webhook", account["id"], *args)
+        assert result.returncode == 2, result.stderr  # click's usage error
+        assert "Traceback" not in result.stderr
+    assert_clean_failure(run_cli(env, "accounts", "create", "--name", "X",
+                                 "--webhook-statuses", "soon"), "soon")
+    result = ok(run_cli(env, "accounts", "set-webhook", account["id"]))
+    assert "no webhook URL; every change" in result.stdout  # nothing was changed
+
+
 # --------------------------------------------------------------------------- keys
 
 

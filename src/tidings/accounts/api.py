@@ -17,6 +17,7 @@ from tidings.accounts.schemas import (
     WebhookSecretOut,
 )
 from tidings.accounts.service import (
+    UNCHANGED,
     do_create_api_key,
     do_revoke_api_key,
     do_update_account,
@@ -26,6 +27,7 @@ from tidings.accounts.service import (
 )
 from tidings.deps import CurrentPrincipal, RuntimeDep
 from tidings.errors import Forbidden
+from tidings.webhooks.subscriptions import statuses_out
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
 
@@ -33,6 +35,7 @@ router = APIRouter(prefix="/v1", tags=["accounts"])
 def account_out(account: Account) -> AccountOut:
     return AccountOut(id=account.id, parent_id=account.parent_id, name=account.name,
                       status=account.status, webhook_url=account.webhook_url,
+                      webhook_statuses=statuses_out(account.webhook_statuses),
                       created_at=account.created_at, updated_at=account.updated_at)
 
 
@@ -47,15 +50,19 @@ async def read_account(rt: RuntimeDep, principal: CurrentPrincipal) -> AccountOu
         return account_out(await get_account(session, account_id=principal.tenant))
 
 
-@router.patch("/account", response_model=AccountOut, summary="Rename or set the webhook URL")
+@router.patch("/account", response_model=AccountOut,
+              summary="Rename, or set the webhook URL and the statuses it gets")
 async def update_account(body: UpdateAccount, rt: RuntimeDep,
                          principal: CurrentPrincipal) -> AccountOut:
     clear = "webhook_url" in body.model_fields_set and body.webhook_url is None
+    statuses = (body.webhook_statuses if "webhook_statuses" in body.model_fields_set
+                else UNCHANGED)
     async with rt.db.transaction(tenant=principal.tenant) as session:
         account = await get_account(session, account_id=principal.tenant)
         await do_update_account(session, account=account, actor=principal.actor,
                                 now=rt.clock.now(), name=body.name,
-                                webhook_url=body.webhook_url, clear_webhook=clear)
+                                webhook_url=body.webhook_url, clear_webhook=clear,
+                                webhook_statuses=statuses)
     rt.auth.invalidate()
     return account_out(account)
 
@@ -79,7 +86,8 @@ async def create_sub_account(body: CreateSubAccount, rt: RuntimeDep,
                         code=f"account_{principal.account_status}")
     made = await provision_account(rt, name=body.name, parent_id=principal.tenant,
                                    status=AccountStatus(principal.account_status),
-                                   actor=principal.actor, webhook_url=body.webhook_url)
+                                   actor=principal.actor, webhook_url=body.webhook_url,
+                                   webhook_statuses=body.webhook_statuses)
     return AccountWithSecrets(**account_out(made.account).model_dump(), api_key=made.api_key,
                               api_key_id=made.api_key_id, webhook_secret=made.webhook_secret)
 

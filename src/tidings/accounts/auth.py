@@ -23,6 +23,7 @@ from tidings.audit.service import Actor
 from tidings.clock import Clock
 from tidings.db import SYSTEM, Database
 from tidings.errors import Forbidden, NotFound, Unauthorized
+from tidings.webhooks.subscriptions import Subscription
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 ACCOUNT_ID = re.compile(r"acc_[0-9a-z]{26}")
@@ -34,7 +35,7 @@ class Principal:
     key_account_id: str  # the account that owns the key
     account_id: str  # the account acted upon: the key's own or one of its sub-accounts
     account_status: str
-    webhook_url: str | None
+    webhooks: Subscription
 
     @property
     def actor(self) -> Actor:
@@ -93,7 +94,7 @@ class Authenticator:
                 raise NotFound(f"No account {target!r} below yours.", code="account_not_found")
             account, status = chain[0], effective_status(chain)
             principal = Principal(key.id, key.tenant_id, account.id, status,
-                                  account.webhook_url)
+                                  Subscription.of(account))
             stale = key.last_used_at is None or (
                 self._clock.now() - key.last_used_at > LAST_USED_RESOLUTION)
         if status == AccountStatus.TERMINATED:

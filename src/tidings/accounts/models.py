@@ -33,6 +33,8 @@ class Account(Base):
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(30))
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    # Comma-separated statuses whose changes are POSTed; NULL: every change.
+    webhook_statuses: Mapped[str | None] = mapped_column(String(300))
     webhook_secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

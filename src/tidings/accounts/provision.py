@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tidings.accounts.models import Account, AccountStatus
@@ -9,6 +10,7 @@ from tidings.accounts.service import do_create_account, do_create_api_key, new_a
 from tidings.audit.service import Actor
 from tidings.errors import InvalidRequest
 from tidings.runtime import Runtime
+from tidings.webhooks.subscriptions import statuses_column
 
 
 @dataclass(frozen=True)
@@ -21,16 +23,19 @@ class Provisioned:
 
 async def provision_account(rt: Runtime, *, name: str, parent_id: str | None,
                             status: AccountStatus, actor: Actor,
-                            webhook_url: str | None = None) -> Provisioned:
-    if not name.strip():  # before any key is made for an account that will not exist
+                            webhook_url: str | None = None,
+                            webhook_statuses: Sequence[str] | None = None) -> Provisioned:
+    # Checked before any key is made for an account that will not exist.
+    if not name.strip():
         raise InvalidRequest("An account needs a name.", code="invalid_name")
+    statuses = statuses_column(webhook_statuses)
     account_id = new_account_id()
     keys = await rt.vault.keys_for(account_id)
     now = rt.clock.now()
     async with rt.db.transaction(tenant=account_id) as session:
         account, secret = await do_create_account(
             session, keys=keys, name=name, parent_id=parent_id, status=status, actor=actor,
-            now=now, webhook_url=webhook_url)
+            now=now, webhook_url=webhook_url, webhook_statuses=statuses)
         key = await do_create_api_key(session, tenant=account_id, name="default", actor=actor,
                                       now=now)
     return Provisioned(account, key.key.id, key.secret, secret)

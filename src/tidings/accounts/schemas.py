@@ -19,6 +19,8 @@ class AccountOut(BaseModel):
     name: str
     status: str
     webhook_url: str | None
+    webhook_statuses: list[str] | None = Field(
+        description="Statuses whose changes are POSTed; null: every change.")
     created_at: datetime
     updated_at: datetime
 
@@ -33,12 +35,20 @@ class UpdateAccount(_Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     webhook_url: str | None = Field(default=None, max_length=MAX_URL_CHARS,
                                     pattern=URL_PATTERN)
+    webhook_statuses: list[str] | None = Field(
+        default=None, max_length=20,
+        description="Statuses whose changes are POSTed (\"final\" for every final one); "
+                    "null: every change.")
 
 
 class CreateSubAccount(_Strict):
     name: str = Field(min_length=1, max_length=200)
     webhook_url: str | None = Field(default=None, max_length=MAX_URL_CHARS,
                                     pattern=URL_PATTERN)
+    webhook_statuses: list[str] | None = Field(
+        default=None, max_length=20,
+        description="Statuses whose changes are POSTed (\"final\" for every final one); "
+                    "null: every change.")
 
 
 class CreateApiKey(_Strict):

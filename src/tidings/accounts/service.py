@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,8 +20,17 @@ from tidings.errors import Conflict, InvalidRequest, NotFound
 from tidings.ids import new_id
 from tidings.vault import TenantKeys
 from tidings.webhooks.signing import new_webhook_secret
+from tidings.webhooks.subscriptions import statuses_column
 
 KEY_PREFIX = "tdk"
+
+
+class _Unchanged(Enum):
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED = _Unchanged.UNCHANGED  # an update that leaves a field as it is
+WebhookStatuses = Sequence[str] | None | Literal[_Unchanged.UNCHANGED]
 
 
 @dataclass(frozen=True)
@@ -45,21 +57,23 @@ def split_api_key(raw: str) -> tuple[str, str] | None:
 
 async def do_create_account(session: AsyncSession, *, keys: TenantKeys, name: str,
                             parent_id: str | None, status: AccountStatus, actor: Actor,
-                            now: datetime, webhook_url: str | None = None) -> tuple[Account, str]:
+                            now: datetime, webhook_url: str | None = None,
+                            webhook_statuses: str | None = None) -> tuple[Account, str]:
     """Create an account (tenant); returns it with its webhook secret in clear, once."""
     if not name.strip():
         raise InvalidRequest("An account needs a name.", code="invalid_name")
     secret = new_webhook_secret()
     account = Account(
         id=keys.tenant_id, parent_id=parent_id, name=name.strip(), status=status.value,
-        webhook_url=webhook_url,
+        webhook_url=webhook_url, webhook_statuses=webhook_statuses,
         webhook_secret_enc=keys.encrypt(secret, field="accounts.webhook_secret"),
         created_at=now, updated_at=now,
     )
     session.add(account)
     await record(session, [audit_row(tenant=account.id, actor=actor, action="create",
                                      table="accounts", row_id=account.id,
-                                     fields=["name", "status", "webhook_url"], now=now)])
+                                     fields=["name", "status", "webhook_url", "webhook_statuses"],
+                                     now=now)])
     return account, secret
 
 
@@ -117,7 +131,9 @@ async def list_accounts(session: AsyncSession, *, parent_id: str | None) -> list
 async def do_update_account(session: AsyncSession, *, account: Account, actor: Actor,
                             now: datetime, name: str | None = None,
                             webhook_url: str | None = None, clear_webhook: bool = False,
+                            webhook_statuses: WebhookStatuses = UNCHANGED,
                             status: AccountStatus | None = None) -> Account:
+    """Change what is given; ``webhook_statuses=None`` means every change again."""
     changed: list[str] = []
     if name is not None and not name.strip():
         raise InvalidRequest("An account needs a name.", code="invalid_name")
@@ -128,6 +144,11 @@ async def do_update_account(session: AsyncSession, *, account: Account, actor: A
     if (clear_webhook or webhook_url is not None) and new_webhook_url != account.webhook_url:
         account.webhook_url = new_webhook_url
         changed.append("webhook_url")
+    if not isinstance(webhook_statuses, _Unchanged):
+        stored = statuses_column(webhook_statuses)
+        if stored != account.webhook_statuses:
+            account.webhook_statuses = stored
+            changed.append("webhook_statuses")
     if status is not None and status.value != account.status:
         _check_status_change(account.status, status)
         account.status = status.value

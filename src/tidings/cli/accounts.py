@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from tidings.accounts.models import AccountStatus
 from tidings.accounts.provision import provision_account
 from tidings.accounts.service import (
+    UNCHANGED,
+    WebhookStatuses,
     do_create_api_key,
     do_revoke_api_key,
     do_update_account,
@@ -14,9 +18,12 @@ from tidings.accounts.service import (
     list_accounts,
 )
 from tidings.cli.common import emit, operator_actor, with_runtime
+from tidings.messaging.schemas import URL_PATTERN
 from tidings.runtime import Runtime
+from tidings.webhooks.subscriptions import CHOICES, statuses_out
 
 STATUSES = click.Choice([s.value for s in AccountStatus])
+URL = re.compile(URL_PATTERN)
 
 
 @click.group("accounts")
@@ -29,9 +36,12 @@ def accounts() -> None:
 @click.option("--parent", default=None, help="Create a sub-account of this account id.")
 @click.option("--status", type=STATUSES, default=AccountStatus.ACTIVE.value, show_default=True)
 @click.option("--webhook-url", default=None, help="Default URL for this account's webhooks.")
+@click.option("--webhook-statuses", default=None, metavar="S1,S2",
+              help=f"Only these status changes are POSTed (of {', '.join(CHOICES)}); "
+                   "default: every change.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def create(name: str, parent: str | None, status: str, webhook_url: str | None,
-           as_json: bool) -> None:
+           webhook_statuses: str | None, as_json: bool) -> None:
     """Create an account and its first API key (shown once)."""
     async def work(rt: Runtime) -> None:
         if parent:
@@ -39,9 +49,11 @@ def create(name: str, parent: str | None, status: str, webhook_url: str | None,
                 await get_account(session, account_id=parent)
         made = await provision_account(rt, name=name, parent_id=parent,
                                        status=AccountStatus(status), actor=operator_actor(),
-                                       webhook_url=webhook_url)
+                                       webhook_url=webhook_url,
+                                       webhook_statuses=_statuses(webhook_statuses))
         data = {"id": made.account.id, "name": made.account.name,
                 "status": made.account.status, "parent_id": made.account.parent_id,
+                "webhook_statuses": statuses_out(made.account.webhook_statuses),
                 "api_key": made.api_key, "api_key_id": made.api_key_id,
                 "webhook_secret": made.webhook_secret}
         emit(data, as_json=as_json, text="\n".join(f"{k}: {v}" for k, v in data.items()))
@@ -74,6 +86,38 @@ def set_status(account_id: str, status: str) -> None:
                                     now=rt.clock.now(), status=AccountStatus(status))
         click.echo(f"{account_id}: {status}")
     with_runtime(work)
+
+
+@accounts.command("set-webhook")
+@click.argument("account_id")
+@click.option("--url", default=None, help="The account's webhook URL.")
+@click.option("--no-url", is_flag=True, help="Remove the account's webhook URL.")
+@click.option("--statuses", default=None, metavar="S1,S2",
+              help=f"Only these status changes are POSTed (of {', '.join(CHOICES)}).")
+@click.option("--all-statuses", is_flag=True, help="Every status change is POSTed again.")
+def set_webhook(account_id: str, url: str | None, no_url: bool, statuses: str | None,
+                all_statuses: bool) -> None:
+    """Set where an account's webhooks go and which status changes they carry."""
+    if (url and no_url) or (statuses and all_statuses):
+        raise click.UsageError("--url/--no-url and --statuses/--all-statuses each take one.")
+    if url is not None and URL.fullmatch(url) is None:
+        raise click.BadParameter("an http:// or https:// URL", param_hint="--url")
+    chosen: WebhookStatuses = None if all_statuses else (
+        _statuses(statuses) if statuses else UNCHANGED)
+
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction(tenant=account_id) as session:
+            account = await get_account(session, account_id=account_id)
+            await do_update_account(session, account=account, actor=operator_actor(),
+                                    now=rt.clock.now(), webhook_url=url, clear_webhook=no_url,
+                                    webhook_statuses=chosen)
+        shown = ",".join(statuses_out(account.webhook_statuses) or ["every change"])
+        click.echo(f"{account_id}: {account.webhook_url or 'no webhook URL'}; {shown}")
+    with_runtime(work)
+
+
+def _statuses(text: str | None) -> list[str] | None:
+    return [s.strip() for s in text.split(",") if s.strip()] if text is not None else None
 
 
 @click.group("keys")

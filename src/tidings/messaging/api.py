@@ -60,7 +60,7 @@ def ensure_can_send(principal: Principal) -> None:
 
 async def _context(rt: Runtime, principal: Principal) -> SendContext:
     keys = await rt.vault.keys_for(principal.tenant)
-    return SendContext(principal.tenant, keys, principal.actor, principal.webhook_url)
+    return SendContext(principal.tenant, keys, principal.actor, principal.webhooks)
 
 
 def _options(rt: Runtime, body: SendMessage | SendBatch) -> SendOptions:
@@ -134,7 +134,7 @@ async def _create_idempotent(rt: Runtime, ctx: SendContext, draft: Draft, key: s
 
 
 def _has_webhooks(ctx: SendContext, status_callback: str | None) -> bool:
-    return bool(status_callback or ctx.account_webhook_url)
+    return any(ctx.webhooks.urls_for(Status.QUEUED, status_callback))
 
 
 def _after_create(rt: Runtime, channel: str, count: int, *, webhooks: bool) -> None:
@@ -221,7 +221,7 @@ async def cancel_message(message_id: str, rt: RuntimeDep,
     async with rt.db.transaction(tenant=principal.tenant) as session:
         message = await do_cancel_message(session, tenant=principal.tenant,
                                           message_id=message_id,
-                                          webhook_url=principal.webhook_url, now=rt.clock.now())
+                                          webhooks=principal.webhooks, now=rt.clock.now())
     rt.wakeups.notify(DELIVER_JOB)
     rt.metrics.count_moves({"canceled": 1})
     return message_out(message, keys)

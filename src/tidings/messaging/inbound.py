@@ -29,6 +29,7 @@ from tidings.outbox import enqueue_rows, job_row
 from tidings.runtime import Runtime
 from tidings.smpp_gateway.service import has_active_credential
 from tidings.webhooks.service import DELIVER_JOB
+from tidings.webhooks.subscriptions import Subscription
 from tidings.whatsapp.service import touch_window
 
 log = get_logger("tidings.inbound")
@@ -92,7 +93,7 @@ async def receive_inbound(rt: Runtime, *, sender: str, to: str, body: str, chann
     if account is None:
         raise NotFound("No account owns that number or address.", code="number_not_found")
     keys = await rt.vault.keys_for(account.id)
-    ctx = SendContext(account.id, keys, actor, account.webhook_url)
+    ctx = SendContext(account.id, keys, actor, Subscription.of(account))
     encoding, num_segments = _form(channel, body)
     async with rt.db.transaction(tenant=account.id) as session:
         created = await do_receive_inbound(

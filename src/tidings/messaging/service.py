@@ -25,6 +25,7 @@ from tidings.messaging.status_changes import DISPATCH_JOB, StatusChanges, load_s
 from tidings.outbox import job_row
 from tidings.vault import TenantKeys
 from tidings.webhooks.service import INBOUND_EVENT, STATUS_EVENT, WebhookBatch
+from tidings.webhooks.subscriptions import Subscription
 from tidings.writer import Rows, write_rows
 
 EXPIRE_JOB = "message.expire"
@@ -37,7 +38,7 @@ class SendContext:
     tenant: str
     keys: TenantKeys
     actor: Actor
-    account_webhook_url: str | None
+    webhooks: Subscription  # the account's
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,8 @@ def build_messages(ctx: SendContext, drafts: Sequence[Draft],
             row_id=message_id, now=now,
             fields=PERSONAL_FIELDS + (("content",) if draft.content_json else ()))])
         webhooks.add(tenant=ctx.tenant, message_id=message_id, sequence=1,
-                     event_type=STATUS_EVENT, urls=(draft.status_callback,
-                                                    ctx.account_webhook_url), now=now)
+                     event_type=STATUS_EVENT,
+                     urls=ctx.webhooks.urls_for(status, draft.status_callback), now=now)
     rows.add("messages", [c.row for c in created])
     rows.add("webhook_deliveries", webhooks.deliveries)
     rows.add("jobs", webhooks.jobs)
@@ -146,7 +147,7 @@ async def do_receive_inbound(session: AsyncSession, *, ctx: SendContext, sender:
                                      fields=PERSONAL_FIELDS, now=now)])
     webhooks = WebhookBatch.empty()
     webhooks.add(tenant=ctx.tenant, message_id=message_id, sequence=1,
-                 event_type=INBOUND_EVENT, urls=(ctx.account_webhook_url,), now=now)
+                 event_type=INBOUND_EVENT, urls=(ctx.webhooks.url,), now=now)
     await webhooks.flush(session)
     return Created(row, to, sender, body)
 
@@ -252,14 +253,14 @@ def created_out(created: Created) -> MessageOut:
 
 
 async def do_cancel_message(session: AsyncSession, *, tenant: str, message_id: str,
-                            webhook_url: str | None, now: datetime) -> Message:
+                            webhooks: Subscription, now: datetime) -> Message:
     message = await get_message(session, tenant=tenant, message_id=message_id)
     if message.status != Status.SCHEDULED:
         raise Conflict(f"Only a scheduled message can be canceled; this one is "
                        f"{message.status}.", code="message_not_cancelable")
     (state,) = await load_states(session, (Message.id == message.id)
                                  & (Message.tenant_id == tenant))
-    changes = StatusChanges(now, {tenant: webhook_url})
+    changes = StatusChanges(now, {tenant: webhooks})
     changes.report(state, Status.CANCELED, source="api")
     await changes.flush(session)
     await session.refresh(message)

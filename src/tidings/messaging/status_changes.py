@@ -21,6 +21,7 @@ from tidings.messaging.lifecycle import can_move, is_final
 from tidings.messaging.models import Message, MessageEvent
 from tidings.outbox import enqueue_rows, job_row
 from tidings.webhooks.service import DELIVER_JOB, STATUS_EVENT, WebhookBatch
+from tidings.webhooks.subscriptions import NO_SUBSCRIPTION, Subscription
 
 MESSAGES = cast(Table, Message.__table__)
 EVENTS = cast(Table, MessageEvent.__table__)
@@ -89,7 +90,7 @@ class StatusChanges:
     """Status reports applied to loaded messages, with their events and webhooks."""
 
     now: datetime
-    webhook_urls: dict[str, str | None]  # tenant -> the account's default webhook URL
+    webhooks_of: dict[str, Subscription]  # tenant -> its account's webhook subscription
     events: list[dict[str, Any]] = field(default_factory=list)
     webhooks: WebhookBatch = field(default_factory=WebhookBatch.empty)
     moved: Counter[str] = field(default_factory=Counter)  # applied changes, by new status
@@ -116,10 +117,7 @@ class StatusChanges:
             self.moved[status] += 1
             message.status, message.updated_at = status, self.now
             message.error_code = error_code or message.error_code
-            self.webhooks.add(tenant=message.tenant_id, message_id=message.id,
-                              sequence=message.event_count, event_type=STATUS_EVENT,
-                              urls=(message.status_callback,
-                                    self.webhook_urls.get(message.tenant_id)), now=self.now)
+            self._post(message, status)
             self._follow_up(message, status)
         return applied
 
@@ -134,10 +132,14 @@ class StatusChanges:
         self.moved["queued"] += 1
         self.jobs.append(job_row(tenant=message.tenant_id, kind=DISPATCH_JOB,
                                  ref_id=message.id, now=self.now))
+        self._post(message, "queued")
+
+    def _post(self, message: MessageState, status: str) -> None:
+        """The webhooks of the change just noted, if its account wants that status."""
+        wanted = self.webhooks_of.get(message.tenant_id, NO_SUBSCRIPTION)
         self.webhooks.add(tenant=message.tenant_id, message_id=message.id,
                           sequence=message.event_count, event_type=STATUS_EVENT,
-                          urls=(message.status_callback,
-                                self.webhook_urls.get(message.tenant_id)), now=self.now)
+                          urls=wanted.urls_for(status, message.status_callback), now=self.now)
 
     def _follow_up(self, message: MessageState, status: str) -> None:
         if message.smpp_receipt_to and is_final(status):

@@ -28,6 +28,7 @@ from tidings.messaging.status_changes import (
 )
 from tidings.outbox import ClaimedJob, complete, retry_many_later
 from tidings.routing.router import Routed, Router
+from tidings.webhooks.subscriptions import Subscription
 
 if TYPE_CHECKING:
     from tidings.runtime import Runtime
@@ -35,15 +36,17 @@ if TYPE_CHECKING:
 EXPIRED_ERROR = "validity_period_elapsed"
 
 
-async def _webhook_urls(session: SessionOrConnection, tenants: set[str]) -> dict[str, str | None]:
-    rows = await session.execute(select(Account.id, Account.webhook_url)
-                                 .where(Account.id.in_(tenants)))
-    return {tenant: url for tenant, url in rows.all()}
+async def _subscriptions(session: SessionOrConnection,
+                         tenants: set[str]) -> dict[str, Subscription]:
+    rows = await session.execute(
+        select(Account.id, Account.webhook_url, Account.webhook_statuses)
+        .where(Account.id.in_(tenants)))
+    return {tenant: Subscription.stored(url, statuses) for tenant, url, statuses in rows.all()}
 
 
 async def _changes(session: SessionOrConnection, messages: Sequence[MessageState],
                    now: datetime) -> StatusChanges:
-    return StatusChanges(now, await _webhook_urls(session, {m.tenant_id for m in messages}))
+    return StatusChanges(now, await _subscriptions(session, {m.tenant_id for m in messages}))
 
 
 async def dispatch_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:

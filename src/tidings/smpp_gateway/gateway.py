@@ -41,6 +41,7 @@ from tidings.messaging.status_changes import SMPP_DELIVER_JOB
 from tidings.outbox import Job
 from tidings.smpp_gateway.queries import query_state
 from tidings.smpp_gateway.service import find_credential
+from tidings.webhooks.subscriptions import Subscription
 
 if TYPE_CHECKING:
     from tidings.runtime import Runtime
@@ -77,7 +78,7 @@ class SmppGateway:
         self._rt = rt
         self.server = SmppServer(self, system_id="tidings")
         self._parts: PartAssembler[tuple[str, int, str], tuple[Link, Pdu]] = PartAssembler()
-        self._status_cache: dict[str, tuple[float, str, str | None]] = {}
+        self._status_cache: dict[str, tuple[float, str, Subscription]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> int:
@@ -155,7 +156,7 @@ class SmppGateway:
         from tidings.messaging.api import check_body, create_one  # the API's own path
 
         rt, now = self._rt, self._rt.clock.now()
-        status, webhook_url = await self._account(grant.tenant_id)
+        status, webhooks = await self._account(grant.tenant_id)
         if status not in SENDING_STATUSES:
             raise _Refused(CommandStatus.ESME_RSUBMITFAIL)
         with _refused_as(CommandStatus.ESME_RINVSRCADR):
@@ -171,7 +172,7 @@ class SmppGateway:
             draft = dataclasses.replace(draft, smpp_receipt_to=grant.credential_id)
         keys = await rt.vault.keys_for(grant.tenant_id)
         ctx = SendContext(grant.tenant_id, keys, Actor("smpp", grant.credential_id),
-                          webhook_url)
+                          webhooks)
         return (await create_one(rt, ctx, draft)).id
 
     def _refuse_stale_parts(self) -> None:
@@ -179,8 +180,8 @@ class SmppGateway:
             for part_link, part in answers:
                 part_link.respond(part, CommandStatus.ESME_RSUBMITFAIL)
 
-    async def _account(self, tenant: str) -> tuple[str, str | None]:
-        """(status, default webhook URL), cached briefly: a suspension applies within
+    async def _account(self, tenant: str) -> tuple[str, Subscription]:
+        """(status, webhook subscription), cached briefly: a suspension applies within
         ``STATUS_CACHE_SECONDS`` on open binds."""
         cached = self._status_cache.get(tenant)
         if cached and cached[0] > time.monotonic():
@@ -188,10 +189,10 @@ class SmppGateway:
         async with self._rt.db.transaction(tenant=SYSTEM, write=False) as session:
             account = await session.get(Account, tenant)
         status = account.status if account else "terminated"
-        webhook_url = account.webhook_url if account else None
+        webhooks = Subscription.of(account)
         self._status_cache[tenant] = (time.monotonic() + STATUS_CACHE_SECONDS, status,
-                                      webhook_url)
-        return status, webhook_url
+                                      webhooks)
+        return status, webhooks
 
 
 def _grant(client: BoundClient) -> Grant:
