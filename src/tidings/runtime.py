@@ -65,7 +65,8 @@ class Runtime:
                 Worker(DISPATCH_JOB, messaging_tasks.dispatch_batch, batch, loops=2),
                 Worker(EXPIRE_JOB, messaging_tasks.expire_batch, batch),
                 Worker(FALLBACK_JOB, messaging_tasks.fallback_batch, batch),
-                Worker(DELIVER_JOB, webhook_tasks.deliver_batch, batch, loops=4),
+                Worker(DELIVER_JOB, webhook_tasks.deliver_batch, batch, loops=4,
+                       yields_to=DISPATCH_JOB),
                 Worker(SMPP_DELIVER_JOB, smpp_tasks.deliver_batch, batch),
             ] if not only or worker.kind in only])
         return self.workers

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     worker_batch_size: int = 500
     worker_poll_seconds: float = 0.5  # in one process wake-ups start work at once
     worker_gather_seconds: float = Field(default=0.01, ge=0, le=1)  # after a short batch
+    # While dispatch has a backlog, a webhook claim waits up to this long: carriers first.
+    worker_yield_seconds: float = Field(default=1.0, ge=0, le=10)
     job_lease_seconds: float = 30.0
     dispatch_retry_max_attempts: int = 10
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 STOP_GRACE_SECONDS = 10.0  # how long stop() lets a batch in hand finish
 Handler = Callable[["Runtime", Sequence[outbox.ClaimedJob]], Awaitable[None]]
 log = get_logger("tidings.workers")
+YIELD_CHECK_SECONDS = 0.02
 GAUGE_EVERY = 20  # housekeeping rounds of 0.5 s: table-wide counts every 10 s
 
 
@@ -40,6 +41,7 @@ class Worker:
     handler: Handler
     batch_size: int
     loops: int = 1
+    yields_to: str | None = None  # a kind whose backlog this one lets go first
 
 
 class WorkerPool:
@@ -158,6 +160,7 @@ class WorkerPool:
         gather into fuller batches, while the loops still run batches side by side.
         """
         gather = self._rt.settings.worker_gather_seconds
+        await self._yield(kind)
         async with self._claim_locks[kind]:
             short_at = self._last_short_claim.get(kind)
             if short_at is not None:
@@ -166,6 +169,23 @@ class WorkerPool:
             full = len(jobs) >= self._workers[kind].batch_size
             self._last_short_claim[kind] = None if full else time.monotonic()
         return jobs, leased_until
+
+    async def _yield(self, kind: str) -> None:
+        """Wait while the kind this one yields to has a backlog, up to
+        ``worker_yield_seconds``: under overload, submits to carriers come before the
+        webhooks about them, and the webhooks still get a turn every so often."""
+        first = self._workers[kind].yields_to
+        if first is None or first not in self._workers:
+            return
+        until = time.monotonic() + self._rt.settings.worker_yield_seconds
+        while self._backlogged(first) and time.monotonic() < until:
+            await self._pause(YIELD_CHECK_SECONDS)
+            if self._stopping.is_set():
+                return
+
+    def _backlogged(self, kind: str) -> bool:
+        """Whether the last claim of ``kind`` came back full (so more is waiting)."""
+        return kind in self._last_short_claim and self._last_short_claim[kind] is None
 
     async def _pause(self, seconds: float) -> None:
         if seconds > 0:
