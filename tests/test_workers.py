@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -68,29 +69,30 @@ async def run_until(pool: WorkerPool, done: Callable[[], bool], *,
         await pool.stop()
 
 
-async def test_a_yielding_kind_waits_for_the_backlog_it_yields_to(rt: Runtime) -> None:
-    await enqueue(rt, "first", 6 * BATCH)
-    recorder = Recorder(rt)
-    # The other kind's work comes once the backlog is being worked through.
-    await run_until(pool(rt, recorder), lambda: bool(recorder.ran["then"]),
-                    after=lambda: bool(recorder.ran["first"]),
-                    then=lambda: enqueue(rt, "then", BATCH))
-    assert recorder.ran["then"], "the yielding kind never ran"
-    assert len(recorder.ran["first"]) == 6  # every batch of the backlog ran first
-    assert recorder.ran["then"][0] > recorder.ran["first"][-1]
+def gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
-async def test_a_yielding_kind_still_runs_when_the_backlog_never_ends(rt: Runtime) -> None:
+async def test_under_a_backlog_the_yielding_kind_claims_once_a_period_and_still_runs(
+        rt: Runtime) -> None:
     rt.settings.worker_yield_seconds = 0.5
     await enqueue(rt, "first", 2 * BATCH)
-    recorder = Recorder(rt, refill=BATCH)  # every batch adds as much as it took
-    await run_until(pool(rt, recorder), lambda: bool(recorder.ran["then"]),
+    recorder = Recorder(rt, refill=BATCH)  # every batch adds as much as it took: no end
+    await run_until(pool(rt, recorder), lambda: len(recorder.ran["then"]) == 3,
                     after=lambda: bool(recorder.ran["first"]),
-                    then=lambda: enqueue(rt, "then", BATCH))
-    assert recorder.ran["then"], "starved"
-    waited = recorder.ran["then"][0] - recorder.ran["first"][0]
-    assert 0.45 < waited < 3.0
-    assert len(recorder.ran["first"]) >= 4  # the backlog was still there meanwhile
+                    then=lambda: enqueue(rt, "then", 3 * BATCH))
+    assert len(recorder.ran["then"]) == 3, "starved"
+    assert all(gap > 0.45 for gap in gaps(recorder.ran["then"])), recorder.ran["then"]
+    assert len(recorder.ran["first"]) >= 8  # the backlog went on meanwhile
+
+
+async def test_without_a_backlog_the_yielding_kind_runs_its_batches_back_to_back(
+        rt: Runtime) -> None:
+    rt.settings.worker_yield_seconds = 0.5
+    recorder = Recorder(rt)
+    await run_until(pool(rt, recorder), lambda: len(recorder.ran["then"]) == 3,
+                    then=lambda: enqueue(rt, "then", 3 * BATCH))
+    assert all(gap < 0.3 for gap in gaps(recorder.ran["then"])), recorder.ran["then"]
 
 
 async def test_a_kind_that_yields_to_one_this_pool_does_not_run_does_not_wait(

@@ -52,6 +52,7 @@ class WorkerPool:
         self._stopping = asyncio.Event()
         self._claim_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._last_short_claim: dict[str, float | None] = {}
+        self._last_yielded: dict[str, float] = {}  # a claim let through a backlog
 
     async def run_once(self, kind: str) -> int:
         """Claim and handle one batch of ``kind``; the number of jobs handled."""
@@ -160,8 +161,8 @@ class WorkerPool:
         gather into fuller batches, while the loops still run batches side by side.
         """
         gather = self._rt.settings.worker_gather_seconds
-        await self._yield(kind)
         async with self._claim_locks[kind]:
+            await self._yield(kind)
             short_at = self._last_short_claim.get(kind)
             if short_at is not None:
                 await self._pause(short_at + gather - time.monotonic())
@@ -171,17 +172,20 @@ class WorkerPool:
         return jobs, leased_until
 
     async def _yield(self, kind: str) -> None:
-        """Wait while the kind this one yields to has a backlog, up to
-        ``worker_yield_seconds``: under overload, submits to carriers come before the
-        webhooks about them, and the webhooks still get a turn every so often."""
+        """While the kind this one yields to has a backlog, claim at most once every
+        ``worker_yield_seconds`` (all of the kind's loops together: the caller holds the
+        kind's claim lock). Under overload, submits to carriers come before the webhooks
+        about them, and the webhooks still get a batch through every so often."""
         first = self._workers[kind].yields_to
         if first is None or first not in self._workers:
             return
-        until = time.monotonic() + self._rt.settings.worker_yield_seconds
+        until = self._last_yielded.get(kind, 0.0) + self._rt.settings.worker_yield_seconds
         while self._backlogged(first) and time.monotonic() < until:
             await self._pause(YIELD_CHECK_SECONDS)
             if self._stopping.is_set():
                 return
+        if self._backlogged(first):
+            self._last_yielded[kind] = time.monotonic()
 
     def _backlogged(self, kind: str) -> bool:
         """Whether the last claim of ``kind`` came back full (so more is waiting)."""
