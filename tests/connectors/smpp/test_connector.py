@@ -163,6 +163,31 @@ async def test_a_receipt_that_overtakes_its_submit_is_offered_again_when_recorde
     await until(lambda: sim.stats()["receipts_acknowledged"] == 1, "answered")
 
 
+async def test_a_receipt_refused_while_its_submit_was_being_recorded_goes_again_at_once(
+        sim: SmscSimulator) -> None:
+    """The sink read the database just before the dispatcher's commit, and the
+    dispatcher's ``recorded`` came before the sink's answer: no wait for the timer."""
+    smpp = SmppConnector("smsc", settings_for(sim))
+    answers: list[bool] = []
+
+    async def racing_sink(_name: str, reports: Sequence[DeliveryReport]) -> list[bool]:
+        first = not answers
+        if first:
+            smpp.recorded([r.carrier_message_id for r in reports])  # commits meanwhile
+        answers.append(not first)
+        return [not first] * len(reports)
+
+    await smpp.start(racing_sink, Sinks().take_inbound)
+    try:
+        await until(lambda: len(smpp.bound_links) == 2, "both binds up")
+        await smpp.submit([message("msg_race")])
+        await until(lambda: answers[-1:] == [True], "offered again", timeout=2.0)
+        await until(lambda: sim.stats()["receipts_acknowledged"] == 1, "answered", timeout=2.0)
+    finally:
+        await smpp.stop()
+    assert answers == [False, True]
+
+
 async def test_mobile_originated_messages_reach_the_inbound_sink(
         connector: tuple[SmppConnector, Sinks], sim: SmscSimulator) -> None:
     _, sinks = connector

@@ -6,7 +6,8 @@ message durably, so a crash before that makes the SMSC deliver it again.
 * Receipts are offered to the report sink in batches. One the sink refuses (its
   submit is not recorded yet: the receipt overtook our own bookkeeping) is held
   unanswered and offered again as soon as the dispatcher says the submit is
-  recorded (``recorded``), and in any case every ``HELD_RECHECK_SECONDS``. After
+  recorded (``recorded``; at once if that came while the sink was reading), and in
+  any case every ``HELD_RECHECK_SECONDS``. After
   ``HOLD_SECONDS`` it is acknowledged and dropped as unmatched (not ours, or
   from before the database was reset) so the SMSC stops sending it.
 * MO parts (UDH or SAR concatenation) are put together, then offered to the
@@ -69,6 +70,9 @@ class Deliveries:
         self._inbound: InboundSink = refuse_inbound
         self._receipts: list[_Receipt] = []
         self._held: dict[str, list[_Receipt]] = {}
+        # Carrier ids recorded while the sink was looking at a batch: a receipt it refused
+        # may have been read just before its submit committed, and goes again at once.
+        self._recorded_during_offer: set[str] | None = None
         self._mo: list[_Mo] = []
         self._parts: PartAssembler[tuple[str, str, int], tuple[Link, Pdu]] = PartAssembler()
         self._work = asyncio.Event()
@@ -88,6 +92,8 @@ class Deliveries:
                 await task
 
     def recorded(self, carrier_message_ids: Sequence[str]) -> None:
+        if self._recorded_during_offer is not None:
+            self._recorded_during_offer.update(carrier_message_ids)
         for carrier_id in carrier_message_ids:
             held = self._held.pop(carrier_id, None)
             if held:
@@ -159,16 +165,23 @@ class Deliveries:
     async def _offer_receipts(self) -> None:
         while self._receipts and self._sink is not None:
             batch, self._receipts = self._receipts[:BATCH], self._receipts[BATCH:]
+            recorded_meanwhile: set[str] = set()
+            self._recorded_during_offer = recorded_meanwhile
             try:
                 taken = await self._sink(self._name, [r.report for r in batch])
             except BaseException:
                 self._receipts[:0] = batch
                 raise
+            finally:
+                self._recorded_during_offer = None
             for receipt, ok in zip(batch, taken, strict=True):
+                carrier_id = receipt.report.carrier_message_id
                 if ok:
                     receipt.link.respond(receipt.pdu)
+                elif carrier_id in recorded_meanwhile:
+                    self._receipts.append(receipt)
                 else:
-                    self._held.setdefault(receipt.report.carrier_message_id, []).append(receipt)
+                    self._held.setdefault(carrier_id, []).append(receipt)
 
     def _recheck_held(self, now: float) -> None:
         for carrier_id, receipts in list(self._held.items()):
