@@ -41,12 +41,14 @@ def cpu_seconds() -> dict[int, tuple[str, float]]:
 
 
 def roles(server: Server) -> dict[int, str]:
-    """Name the server's processes: the API process(es), the worker."""
+    """Name the server's processes: the API process(es), the worker, the webhook workers."""
     named = {os.getpid(): "load generator"}
     if server.process:
         named[server.process.pid] = "api"
     if server.worker:
         named[server.worker.pid] = "worker"
+    for helper in server.helpers:
+        named[helper.pid] = "webhook worker"
     return named
 
 

@@ -115,7 +115,8 @@ async def latency(server: Server, args: argparse.Namespace) -> dict[str, Any]:
 
 # A layout: the database, and how many API processes (more than one: plus a worker).
 # store, API processes, extra ``tidings worker --jobs webhook.deliver`` processes
-LAYOUTS = {"sqlite": ("sqlite", 1, 0), "postgres": ("postgres", 1, 0),
+LAYOUTS = {"sqlite": ("sqlite", 1, 0), "sqlite-webhooks": ("sqlite", 1, 1),
+           "postgres": ("postgres", 1, 0),
            "postgres-split": ("postgres", 2, 0), "postgres-split-webhooks": ("postgres", 2, 1)}
 
 

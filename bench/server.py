@@ -26,7 +26,11 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """``tidings serve``; with ``api_processes`` > 1, API processes plus one ``tidings worker``."""
+    """``tidings serve``; with ``api_processes`` > 1, API processes plus one ``tidings worker``.
+
+    ``webhook_workers`` of ``tidings worker --jobs webhook.deliver`` run beside the worker,
+    or beside a single ``tidings serve`` (SQLite too), which then delivers no webhooks.
+    """
 
     env: dict[str, str]
     port: int
@@ -67,10 +71,15 @@ class Server:
             for _ in range(self.webhook_workers):
                 self.helpers.append(self._webhook_worker(log))
         env = dict(self.env, TIDINGS_RUN_WORKERS="false") if self.split else self.env
+        if self.webhook_workers and not self.split:  # serve leaves webhooks to the helpers
+            env = dict(env, TIDINGS_WEBHOOK_LOOPS="0")
         self.process = subprocess.Popen(
             [str(BIN / "tidings"), "serve", "--processes", str(self.api_processes)],
             env=env, stdout=log, stderr=log)
         _wait_ready(f"{self.url}/readyz")
+        if not self.split:  # beside ``tidings serve``, which migrated the database
+            for _ in range(self.webhook_workers):
+                self.helpers.append(self._webhook_worker(log))
 
     def _webhook_worker(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
         port = free_port()

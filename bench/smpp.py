@@ -127,6 +127,8 @@ def _server_roles(server: Server) -> dict[int, str]:
         roles[server.process.pid] = "tidings serve"
     if server.worker:
         roles[server.worker.pid] = "tidings worker"
+    for helper in server.helpers:
+        roles[helper.pid] = "tidings worker --jobs webhook.deliver"
     return roles
 
 

@@ -212,10 +212,12 @@ async def send_flat_out(count: int, concurrency: int, one: OneSend) -> int:
 
 def latencies_ms(phase: Phase, submitted_at: dict[str, float],
                  callbacks: Callbacks) -> dict[str, float]:
-    """Receipt -> callback of ``phase``'s messages: p50 and p99."""
+    """Receipt -> callback of ``phase``'s messages: p50 and p99 (NaN with no callback)."""
     arrivals = callbacks.delivered_at
     found = [(arrivals[to] - submitted_at[to] - RECEIPT_DELAY_SECONDS) * 1000
              for to in phase.destinations if to in arrivals and to in submitted_at]
+    if len(found) < 2:
+        return {"p50": float("nan"), "p99": float("nan")}
     return {"p50": statistics.median(found), "p99": statistics.quantiles(found, n=100)[98]}
 
 
@@ -229,7 +231,7 @@ def summarize(flat: Phase, paced: Phase, started: float, submitted_at: dict[str,
                                    for phase in (paced, flat))
     return {
         "submitted_per_s": (len(submits) - 1) / (submits[-1] - submits[0]),
-        "delivered_per_s": len(delivered) / (max(delivered) - started),
+        "delivered_per_s": len(delivered) / (max(delivered) - started) if delivered else 0.0,
         "paced_p50_ms": paced_latency["p50"], "paced_p99_ms": paced_latency["p99"],
         "flat_out_p50_ms": flat_latency["p50"], "flat_out_p99_ms": flat_latency["p99"],
         "missing_callbacks": flat.count + paced.count - len(callbacks.delivered_at),

@@ -2,12 +2,14 @@
 
 Two bridges on one database stand for two processes. Every wait below is bounded
 far above what a nudge takes on loopback; a nudge that never comes fails the test.
+The first two tests hold for the SQLite bridge (Unix sockets) as well.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -15,12 +17,34 @@ import pytest
 from tidings.messaging.service import EXPIRE_JOB
 from tidings.messaging.status_changes import DISPATCH_JOB
 from tidings.wakeup_bridge import CHANNEL, PostgresWakeupBridge, asyncpg_dsn
+from tidings.wakeup_sockets import SocketWakeupBridge, socket_directory
 from tidings.wakeups import Wakeups
 from tidings.webhooks.service import DELIVER_JOB
 
-pytestmark = pytest.mark.postgres
 KINDS = (DISPATCH_JOB, EXPIRE_JOB, DELIVER_JOB)
 BOUND_SECONDS = 15.0
+
+
+@pytest.fixture(params=["sockets", pytest.param("postgres", marks=pytest.mark.postgres)])
+def bridge_place(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """Where the bridges meet: a socket directory, or a PostgreSQL DSN."""
+    if request.param == "sockets":
+        return "sockets", str(socket_directory(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"))
+    return "postgres", asyncpg_dsn(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def any_pair(bridge_place: tuple[str, str]) -> AsyncIterator[tuple[Wakeups, Wakeups]]:
+    """Two processes' wake-ups behind either kind of bridge."""
+    kind, place = bridge_place
+    first, second = Wakeups(), Wakeups()
+    bridges = [SocketWakeupBridge(Path(place), w, KINDS) if kind == "sockets"
+               else PostgresWakeupBridge(place, w, KINDS) for w in (first, second)]
+    for bridge in bridges:
+        await bridge.start()
+    yield first, second
+    for bridge in bridges:
+        await bridge.stop()
 
 
 @pytest.fixture
@@ -41,16 +65,16 @@ def waiting(wakeups: Wakeups, kind: str) -> asyncio.Task[None]:
 
 
 async def test_a_nudge_in_one_process_wakes_a_worker_in_the_other(
-        pair: tuple[Wakeups, Wakeups, str]) -> None:
-    first, second, _ = pair
+        any_pair: tuple[Wakeups, Wakeups]) -> None:
+    first, second = any_pair
     worker = waiting(second, DISPATCH_JOB)
     await asyncio.sleep(0)
     first.notify(DISPATCH_JOB)
     await asyncio.wait_for(worker, BOUND_SECONDS)
 
 
-async def test_a_local_wake_is_not_published(pair: tuple[Wakeups, Wakeups, str]) -> None:
-    first, second, _ = pair
+async def test_a_local_wake_is_not_published(any_pair: tuple[Wakeups, Wakeups]) -> None:
+    first, second = any_pair
     other_kind = waiting(second, EXPIRE_JOB)
     marker = waiting(second, DISPATCH_JOB)
     await asyncio.sleep(0)
@@ -62,6 +86,7 @@ async def test_a_local_wake_is_not_published(pair: tuple[Wakeups, Wakeups, str])
     other_kind.cancel()
 
 
+@pytest.mark.postgres
 async def test_foreign_and_garbage_payloads_wake_nobody(
         pair: tuple[Wakeups, Wakeups, str]) -> None:
     _, second, dsn = pair
@@ -80,6 +105,7 @@ async def test_foreign_and_garbage_payloads_wake_nobody(
     expire.cancel()
 
 
+@pytest.mark.postgres
 async def test_the_listener_comes_back_after_its_connection_is_killed(
         pair: tuple[Wakeups, Wakeups, str]) -> None:
     first, second, dsn = pair
@@ -100,6 +126,7 @@ async def test_the_listener_comes_back_after_its_connection_is_killed(
         await asyncio.wait([worker], timeout=0.2)
 
 
+@pytest.mark.postgres
 async def test_publishing_survives_a_dead_connection(pair: tuple[Wakeups, Wakeups, str]) -> None:
     first, second, dsn = pair
     first.notify(DISPATCH_JOB)  # opens the sending connection

@@ -30,6 +30,7 @@ from tidings.smpp_gateway import tasks as smpp_tasks
 from tidings.smpp_gateway.gateway import SmppGateway
 from tidings.vault import Vault
 from tidings.wakeup_bridge import PostgresWakeupBridge, asyncpg_dsn
+from tidings.wakeup_sockets import SocketWakeupBridge, socket_directory
 from tidings.wakeups import Wakeups
 from tidings.webhooks import tasks as webhook_tasks
 from tidings.webhooks.sender import WebhookSender
@@ -53,7 +54,7 @@ class Runtime:
     wakeups: Wakeups = field(default_factory=Wakeups)
     metrics: Metrics = field(default_factory=Metrics)
     workers: WorkerPool | None = None
-    wakeup_bridge: PostgresWakeupBridge | None = None
+    wakeup_bridge: PostgresWakeupBridge | SocketWakeupBridge | None = None
     routes: RoutingCache = field(default_factory=lambda: RoutingCache(ttl_seconds=2.0))
     connector_supervisor: ConnectorSupervisor | None = None
     smpp_gateway: SmppGateway | None = None
@@ -65,10 +66,10 @@ class Runtime:
                 Worker(DISPATCH_JOB, messaging_tasks.dispatch_batch, batch, loops=2),
                 Worker(EXPIRE_JOB, messaging_tasks.expire_batch, batch),
                 Worker(FALLBACK_JOB, messaging_tasks.fallback_batch, batch),
-                Worker(DELIVER_JOB, webhook_tasks.deliver_batch, batch, loops=4,
-                       yields_to=DISPATCH_JOB),
+                Worker(DELIVER_JOB, webhook_tasks.deliver_batch, batch,
+                       loops=self.settings.webhook_loops, yields_to=DISPATCH_JOB),
                 Worker(SMPP_DELIVER_JOB, smpp_tasks.deliver_batch, batch),
-            ] if not only or worker.kind in only])
+            ] if worker.loops and (not only or worker.kind in only)])
         return self.workers
 
     async def report_sink(self, connector: str,
@@ -123,9 +124,10 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
     rt.routes = RoutingCache(ttl_seconds=settings.routing_cache_seconds)
     await sender.start()
     rt.writer.start()
-    if not db.is_sqlite:
-        rt.wakeup_bridge = PostgresWakeupBridge(asyncpg_dsn(db.url), rt.wakeups, JOB_KINDS)
-        await rt.wakeup_bridge.start()
+    rt.wakeup_bridge = (
+        SocketWakeupBridge(socket_directory(db.url), rt.wakeups, JOB_KINDS) if db.is_sqlite
+        else PostgresWakeupBridge(asyncpg_dsn(db.url), rt.wakeups, JOB_KINDS))
+    await rt.wakeup_bridge.start()
     # Connectors run where the workers run: an API-only process (or a worker given only
     # some job kinds) must not also poll the carriers, or two would report one receipt.
     if start_background and settings.run_workers and settings.worker_jobs:

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 10.0
     webhook_max_age_seconds: float = 24 * 3600.0
     webhook_concurrency: int = 64
+    # Webhook loops of this process; 0: none, the webhooks are left to processes of
+    # ``tidings worker --jobs webhook.deliver`` (which need at least one).
+    webhook_loops: int = Field(default=4, ge=0, le=64)
 
     sandbox_receipt_delay_seconds: float = 0.2
     sandbox_poll_seconds: float = 1.0  # the carrier also wakes when a receipt falls due

@@ -9,6 +9,7 @@ processes' nudges reach the worker over PostgreSQL ``NOTIFY``.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -144,17 +145,67 @@ async def test_a_webhook_worker_beside_the_worker_shares_the_webhooks_once_each(
     assert exits == [0, 0, 0]
     events = [(b["data"]["message_id"], b["sequence"]) for b in hooks.bodies()]
     assert len(events) == len(set(events)) == 600, "each event once: queued, sent, delivered"
-    sent_by_helper = sum(float(line.rsplit(" ", 1)[1]) for line in helper_metrics.splitlines()
-                         if line.startswith("tidings_webhook_attempts_total"))
-    assert sent_by_helper > 0, "the webhook worker took a share"
+    assert _attempts(helper_metrics) > 0, "the webhook worker took a share"
     assert "connector_started" not in webhooks.log_text()  # it runs no carriers
 
 
-def test_a_worker_for_some_jobs_refuses_sqlite_and_unknown_kinds(tmp_path: Path) -> None:
+async def test_on_sqlite_a_webhook_worker_beside_serve_takes_every_webhook_once(
+        tmp_path: Path, hooks: HookServer) -> None:
+    """``tidings serve`` with no webhook loops and a webhook worker on one SQLite file.
+
+    The workers' poll is a minute: the webhooks can only go out promptly if serve's
+    nudges reach the webhook worker over the shared socket directory.
+    """
+    data_dir = tmp_path / "data"
+    env = tidings_env(data_dir, worker_poll_seconds=60, sandbox_receipt_delay_seconds=0.1)
+    made = await run_cli_async(env, "accounts", "create", "--name", "Acme", "--json",
+                               "--webhook-url", hooks.url)
+    assert made.returncode == 0, made.stderr
+    headers = {"Authorization": f"Bearer {orjson.loads(made.stdout)['api_key']}"}
+    api = TidingsServer(data_dir, dict(env, TIDINGS_WEBHOOK_LOOPS="0"),
+                        log_path=tmp_path / "api.log")
+    webhooks = TidingsServer(data_dir, env, command=("worker", "--jobs", "webhook.deliver"),
+                             ready_path="/healthz", log_path=tmp_path / "webhooks.log")
+    await api.start_async()  # it migrates; the webhook worker comes second
+    await webhooks.start_async()
+    try:
+        async with httpx.AsyncClient(base_url=api.url, headers=headers) as client:
+            await asyncio.sleep(1.5)  # both are past their first poll and bound
+            sent = [await client.post("/v1/messages", json={
+                "to": f"+1202555{4000 + i}", "from": "Acme", "body": f"Hi {i}"})
+                for i in range(MESSAGES)]
+            assert all(r.status_code == 201 for r in sent), [r.text for r in sent]
+            await _wait_for(lambda: sum(b["data"]["status"] == "delivered"
+                                        for b in hooks.bodies()) >= MESSAGES,
+                            "every delivered webhook")
+            api_metrics = httpx.get(f"{api.url}/metrics").text
+            helper_metrics = httpx.get(f"{webhooks.url}/metrics").text
+    finally:
+        exits = [await p.stop_async() for p in (api, webhooks)]
+    # uvicorn ends a single serve process by re-raising the SIGTERM it shut down on
+    assert exits == [-signal.SIGTERM, 0], api.log_tail() + webhooks.log_tail()
+    events = [(b["data"]["message_id"], b["sequence"]) for b in hooks.bodies()]
+    assert len(events) == len(set(events)) == 3 * MESSAGES, "each event once"
+    assert _attempts(helper_metrics) == 3 * MESSAGES
+    assert _attempts(api_metrics) == 0, "serve, with no webhook loops, sent none"
+
+
+def _attempts(metrics: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith("tidings_webhook_attempts_total"))
+
+
+def test_a_worker_for_some_jobs_refuses_unknown_kinds_and_zero_webhook_loops(
+        tmp_path: Path) -> None:
     env = tidings_env(tmp_path / "data")
-    refused = run_cli(env, "worker", "--jobs", "webhook.deliver")
-    assert refused.returncode == 2
-    assert "needs PostgreSQL" in refused.stderr
     unknown = run_cli(env, "worker", "--jobs", "carrier.pigeon")
     assert unknown.returncode == 2
-    assert "Traceback" not in refused.stderr + unknown.stderr
+    idle = run_cli(dict(env, TIDINGS_WEBHOOK_LOOPS="0"), "worker", "--jobs", "webhook.deliver")
+    assert idle.returncode == 2
+    assert "TIDINGS_WEBHOOK_LOOPS=0" in idle.stderr
+    negative = run_cli(dict(env, TIDINGS_WEBHOOK_LOOPS="-1"), "worker")
+    assert negative.returncode == 2
+    assert "TIDINGS_WEBHOOK_LOOPS: Input should be greater than or equal to 0" in negative.stderr
+    assert "-1" not in negative.stderr  # a setting's value may be a secret: never echoed
+    for result in (unknown, idle, negative):
+        assert "Traceback" not in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from tidings.cli.accounts import accounts, keys
 from tidings.cli.audit import audit
@@ -79,4 +80,17 @@ for command in (accounts, keys, send, sandbox, audit, worker, connectors, routes
 
 
 def main() -> None:
-    cli()
+    try:
+        cli()
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        _report_bad_settings(exc)
+        raise SystemExit(2) from None
+
+
+def _report_bad_settings(exc: ValidationError) -> None:
+    """One line per bad ``TIDINGS_*`` variable, without its value (it may be a secret)."""
+    for error in exc.errors():
+        name = "TIDINGS_" + "_".join(str(part) for part in error["loc"]).upper()
+        click.echo(f"Error: {name}: {error['msg']}", err=True)

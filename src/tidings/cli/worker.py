@@ -5,7 +5,9 @@ The scale-out layout on PostgreSQL: ``tidings serve`` with ``TIDINGS_RUN_WORKERS
 worker`` dispatches, applies receipts and delivers webhooks. ``tidings worker --jobs
 webhook.deliver`` beside it takes a share of one kind of job (claims skip each
 other's rows) and runs no carriers. Nudges cross between them over PostgreSQL
-``NOTIFY``. A worker answers ``/healthz`` and ``/metrics`` on its own port.
+``NOTIFY``. On SQLite such a webhook worker runs beside ``tidings serve`` (with
+``TIDINGS_WEBHOOK_LOOPS=0`` to leave it every webhook), nudged over Unix
+sockets. A worker answers ``/healthz`` and ``/metrics`` on its own port.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from tidings.runtime import JOB_KINDS, Runtime, close_runtime, open_runtime
 from tidings.settings import Settings
+from tidings.webhooks.service import DELIVER_JOB
 
 
 @click.command()
@@ -39,9 +42,9 @@ def worker(host: str | None, port: int | None, jobs: tuple[str, ...]) -> None:
     settings = Settings(run_workers=True)
     if jobs:
         settings = settings.model_copy(update={"worker_jobs": list(jobs)})
-    if settings.worker_jobs and settings.is_sqlite:
-        raise click.UsageError("A worker for some job kinds runs beside another one, which "
-                               "needs PostgreSQL (TIDINGS_DATABASE_URL).")
+    if DELIVER_JOB in settings.worker_jobs and not settings.webhook_loops:
+        raise click.UsageError("--jobs webhook.deliver with TIDINGS_WEBHOOK_LOOPS=0 would "
+                               "deliver nothing: give this process at least one loop.")
     configure_logging(settings.log_level)
     uvloop.run(run_worker(settings, host or settings.host, port or settings.worker_port))
 
