@@ -327,3 +327,12 @@ async def test_start_and_close_are_idempotent(server: RecordingServer) -> None:
 def test_invalid_construction(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - two distinct messages
         WebhookSender(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_credentials_in_the_url_are_sent_as_basic_authorization(
+    server: RecordingServer, sender: WebhookSender
+) -> None:
+    url = server.url("/ok").replace("http://", "http://hooks:s%40cret@")
+    assert (await sender.send(_request(url))).ok
+    [received] = server.received
+    assert received.headers["Authorization"] == "Basic aG9va3M6c0BjcmV0"  # hooks:s@cret

@@ -1,22 +1,28 @@
-"""HTTP delivery of webhooks over one shared, bounded ``aiohttp`` session.
+"""HTTP delivery of webhooks over one shared, bounded pool of keep-alive connections.
 
 The sender knows nothing about events, endpoints or the database: it POSTs prepared
 bodies with prepared headers (including the signature) and reports what happened. Network
 failures never raise; they come back as a :class:`WebhookResult` with ``ok=False``.
+The HTTP itself is ``tidings.webhooks.http1``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
-import aiohttp
-from aiohttp.http_exceptions import HttpProcessingError
-from multidict import CIMultiDict
+from tidings.webhooks.http1 import (
+    ConnectError,
+    Http1Client,
+    InvalidResponse,
+    InvalidURL,
+    ServerDisconnected,
+)
 
 DEFAULT_USER_AGENT = "Tidings-Webhooks/0.1"
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -25,7 +31,8 @@ MAX_EXCERPT_CHARS = 200
 MAX_ERROR_CHARS = 200
 KEEPALIVE_SECONDS = 30.0
 
-_NETWORK_ERRORS = (aiohttp.ClientError, HttpProcessingError, OSError, ValueError)
+_NETWORK_ERRORS = (ConnectError, ServerDisconnected, InvalidResponse, TimeoutError, OSError,
+                   ValueError)
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ class WebhookSender:
         timeout_seconds: float,
         concurrency: int,
         user_agent: str = DEFAULT_USER_AGENT,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if timeout_seconds <= 0:
             raise ValueError("timeout_seconds must be positive")
@@ -75,35 +83,27 @@ class WebhookSender:
             raise ValueError("concurrency must be at least 1")
         self._timeout_seconds = timeout_seconds
         self._concurrency = concurrency
-        self._user_agent = user_agent
-        self._session: aiohttp.ClientSession | None = None
+        # Uncompressed responses only: the read cap then bounds memory exactly, and
+        # excerpts are readable text rather than gzip bytes.
+        self._base_headers = {"User-Agent": user_agent, "Accept-Encoding": "identity",
+                              "Content-Type": "application/json"}
+        self._ssl_context = ssl_context  # None: the system's trusted CAs
+        self._client: Http1Client | None = None
         self._semaphore = asyncio.Semaphore(concurrency)
 
     async def start(self) -> None:
-        """Open the shared session and connection pool (idempotent)."""
-        if self._session is not None:
-            return
-        connector = aiohttp.TCPConnector(
-            limit=self._concurrency,
-            limit_per_host=0,
-            keepalive_timeout=KEEPALIVE_SECONDS,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self._timeout_seconds),
-            # Uncompressed responses only: the read cap then bounds memory exactly, and
-            # excerpts are readable text rather than gzip bytes.
-            headers={"User-Agent": self._user_agent, "Accept-Encoding": "identity"},
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False,
-            trust_env=False,
-        )
+        """Open the shared connection pool (idempotent)."""
+        if self._client is None:
+            self._client = Http1Client(max_idle=self._concurrency,
+                                       keepalive_seconds=KEEPALIVE_SECONDS,
+                                       response_limit=MAX_RESPONSE_BYTES,
+                                       ssl_context=self._ssl_context)
 
     async def close(self) -> None:
-        """Close the session and its connections (idempotent)."""
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        """Close the pool and its connections (idempotent)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
 
     async def __aenter__(self) -> WebhookSender:
         await self.start()
@@ -119,9 +119,9 @@ class WebhookSender:
 
     async def send(self, request: WebhookRequest) -> WebhookResult:
         """POST one webhook and report the outcome; network problems never raise."""
-        session = self._require_session()
+        client = self._require_client()
         async with self._semaphore:
-            return await _deliver(session, request)
+            return await self._deliver(client, request)
 
     async def send_many(self, requests: Sequence[WebhookRequest]) -> list[WebhookResult]:
         """Send concurrently (bounded by ``concurrency``); results are in input order.
@@ -129,74 +129,42 @@ class WebhookSender:
         A few lanes take the requests in turn rather than a task per request: a
         batch of hundreds then costs a handful of tasks and no queue at the semaphore.
         """
-        session = self._require_session()
+        client = self._require_client()
         results: list[WebhookResult] = [_NOT_SENT] * len(requests)
         turns = iter(range(len(requests)))
 
         async def lane() -> None:
             for index in turns:
                 async with self._semaphore:  # shared with other batches and send()
-                    results[index] = await _deliver(session, requests[index])
+                    results[index] = await self._deliver(client, requests[index])
 
         await asyncio.gather(*(lane() for _ in range(min(self._concurrency, len(requests)))))
         return results
 
-    def _require_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
+    def _require_client(self) -> Http1Client:
+        if self._client is None:
             raise RuntimeError("WebhookSender.start() has not been called")
-        return self._session
+        return self._client
+
+    async def _deliver(self, client: Http1Client, request: WebhookRequest) -> WebhookResult:
+        started = time.perf_counter()
+        try:
+            response = await client.post(request.url, request.body,
+                                         {**self._base_headers, **request.headers},
+                                         timeout=self._timeout_seconds)
+        except _NETWORK_ERRORS as exc:
+            return WebhookResult(ok=False, status_code=None, error=describe_error(exc),
+                                 duration_ms=_elapsed_ms(started), response_excerpt="")
+        status = response.status
+        ok = 200 <= status < 300
+        return WebhookResult(ok=ok, status_code=status,
+                             error=None if ok else _status_error(status),
+                             duration_ms=_elapsed_ms(started),
+                             response_excerpt=_excerpt(response.body))
 
 
 _NOT_SENT = WebhookResult(ok=False, status_code=None, error="not sent", duration_ms=0.0,
                           response_excerpt="")
-
-
-def _request_headers(extra: Mapping[str, str]) -> CIMultiDict[str]:
-    headers: CIMultiDict[str] = CIMultiDict({"Content-Type": "application/json"})
-    for name, value in extra.items():
-        headers[name] = value
-    return headers
-
-
-async def _deliver(session: aiohttp.ClientSession, request: WebhookRequest) -> WebhookResult:
-    started = time.perf_counter()
-    try:
-        async with session.post(
-            request.url,
-            data=request.body,
-            headers=_request_headers(request.headers),
-            allow_redirects=False,
-        ) as response:
-            body = await _read_capped(response, MAX_RESPONSE_BYTES)
-            status = response.status
-    except _NETWORK_ERRORS as exc:
-        return WebhookResult(
-            ok=False,
-            status_code=None,
-            error=describe_error(exc),
-            duration_ms=_elapsed_ms(started),
-            response_excerpt="",
-        )
-    ok = 200 <= status < 300
-    return WebhookResult(
-        ok=ok,
-        status_code=status,
-        error=None if ok else _status_error(status),
-        duration_ms=_elapsed_ms(started),
-        response_excerpt=_excerpt(body),
-    )
-
-
-async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    remaining = limit
-    while remaining > 0:
-        chunk = await response.content.read(remaining)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
 
 
 def _excerpt(body: bytes) -> str:
@@ -223,29 +191,29 @@ def describe_error(exc: BaseException) -> str:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timeout"
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return f"TLS error: {_os_error_text(exc)}"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        if isinstance(exc, aiohttp.ClientConnectorDNSError) or isinstance(
-            exc.__cause__, socket.gaierror
-        ):
-            return f"DNS lookup failed: {_os_error_text(exc)}"
-        if isinstance(exc.os_error, ConnectionRefusedError):
+    if isinstance(exc, ConnectError):
+        cause = exc.os_error
+        if isinstance(cause, ssl.SSLError | ssl.CertificateError):
+            return f"TLS error: {_os_error_text(cause)}"
+        if isinstance(cause, socket.gaierror):
+            return f"DNS lookup failed: {_os_error_text(cause)}"
+        if isinstance(cause, ConnectionRefusedError):
             return "connection refused"
-        return f"connection failed: {_os_error_text(exc)}"
-    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        return f"connection failed: {_os_error_text(cause)}"
+    if isinstance(exc, InvalidURL):
         return f"invalid URL {str(exc)!r}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
+    if isinstance(exc, ServerDisconnected):
         return "server disconnected"
-    if isinstance(exc, aiohttp.ClientResponseError | HttpProcessingError):
-        return f"invalid HTTP response: {exc.message}"
+    if isinstance(exc, InvalidResponse):
+        return f"invalid HTTP response: {exc}"
     if isinstance(exc, ValueError):
         return f"invalid request: {exc}"
     return f"{type(exc).__name__}: {exc}"
 
 
-def _os_error_text(exc: aiohttp.ClientConnectorError) -> str:
-    return exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
+def _os_error_text(error: OSError) -> str:
+    reason = getattr(error, "reason", None)  # ssl.SSLError: the OpenSSL reason
+    return str(reason or error.strerror or error or type(error).__name__)
 
 
 def _truncate(text: str) -> str:

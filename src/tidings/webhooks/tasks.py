@@ -101,15 +101,20 @@ async def _render(rt: Runtime, jobs: Sequence[ClaimedJob]) -> tuple[list[_Pendin
         secrets = {tenant: secret for tenant, secret in secret_rows.all()}
     pending, finished = [], []
     now_ts = int(rt.clock.now().timestamp())
+    signing_keys: dict[str, tuple[TenantKeys, str]] = {}  # one decrypt per tenant and batch
     for job in jobs:
         delivery = by_id.get(job.ref_id)
         if delivery is None or delivery.status != "pending":
             finished.append(job.id)
             continue
-        keys = await rt.vault.keys_for(delivery.tenant_id)
+        tenant = delivery.tenant_id
+        if tenant not in signing_keys:
+            keys = await rt.vault.keys_for(tenant)
+            signing_keys[tenant] = (keys, keys.decrypt(secrets[tenant],
+                                                       field="accounts.webhook_secret"))
+        keys, secret = signing_keys[tenant]
         message = messages[delivery.message_id]
         body = render_payload(delivery, message, events[(message.id, delivery.sequence)], keys)
-        secret = keys.decrypt(secrets[delivery.tenant_id], field="accounts.webhook_secret")
         headers = {SIGNATURE_HEADER: sign(secret, body, timestamp=now_ts),
                    "Content-Type": "application/json", "Tidings-Event-Id": delivery.event_id,
                    "Tidings-Delivery-Id": delivery.id}
