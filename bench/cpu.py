@@ -91,11 +91,10 @@ def main() -> None:
     parser.add_argument("--scenario", choices=["single", "batch"], default="batch")
     parser.add_argument("--total", type=int, default=20_000, help="messages in batch mode")
     args = parser.parse_args()
-    store, api_processes, webhook_workers = LAYOUTS[args.layout]
+    layout = LAYOUTS[args.layout]
     with tempfile.TemporaryDirectory(prefix="tidings-cpu-") as tmp, \
-            database(store, Path(tmp)) as url:
-        server = make_server(Path(tmp), url, api_processes=api_processes,
-                             webhook_workers=webhook_workers)
+            database(layout.store, Path(tmp)) as url:
+        server = make_server(Path(tmp), url, layout)
         server.start()
         try:
             api_key = provision(server, None)["api_key"]

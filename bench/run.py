@@ -28,7 +28,7 @@ import asyncpg
 
 from bench import load
 from bench.receiver import Receiver
-from bench.server import Server, make_server, provision
+from bench.server import LAYOUTS, Server, make_server, provision
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("TIDINGS_BENCH_POSTGRES_URL",
@@ -113,20 +113,12 @@ async def latency(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         await receiver.stop()
 
 
-# A layout: the database, and how many API processes (more than one: plus a worker).
-# store, API processes, extra ``tidings worker --jobs webhook.deliver`` processes
-LAYOUTS = {"sqlite": ("sqlite", 1, 0), "sqlite-webhooks": ("sqlite", 1, 1),
-           "postgres": ("postgres", 1, 0),
-           "postgres-split": ("postgres", 2, 0), "postgres-split-webhooks": ("postgres", 2, 1)}
-
-
 def one_run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
-    store, api_processes, webhook_workers = LAYOUTS[backend]
+    layout = LAYOUTS[backend]
     with tempfile.TemporaryDirectory(prefix="tidings-bench-") as tmp:
         data_dir = Path(tmp)
-        with database(store, data_dir) as url:
-            server = make_server(data_dir, url, api_processes=api_processes,
-                                 webhook_workers=webhook_workers)
+        with database(layout.store, data_dir) as url:
+            server = make_server(data_dir, url, layout)
             server.start()
             try:
                 account = provision(server, None)

@@ -24,18 +24,37 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class Layout:
+    """How Tidings runs in a benchmark: its database and its processes."""
+
+    store: str  # "sqlite" or "postgres"
+    api_processes: int = 1
+    worker_apart: bool = False  # API-only ``tidings serve`` plus one ``tidings worker``
+    webhook_workers: int = 0  # ``tidings worker --jobs webhook.deliver`` beside them
+
+
+LAYOUTS = {
+    "sqlite": Layout("sqlite"),
+    "sqlite-webhooks": Layout("sqlite", webhook_workers=1),
+    "postgres": Layout("postgres"),
+    "postgres-split": Layout("postgres", api_processes=2, worker_apart=True),
+    "postgres-split-webhooks": Layout("postgres", api_processes=2, worker_apart=True,
+                                      webhook_workers=1),
+}
+
+
 @dataclass
 class Server:
-    """``tidings serve``; with ``api_processes`` > 1, API processes plus one ``tidings worker``.
-
-    ``webhook_workers`` of ``tidings worker --jobs webhook.deliver`` run beside the worker,
-    or beside a single ``tidings serve`` (SQLite too), which then delivers no webhooks.
+    """``tidings serve`` as ``layout`` says: alone, or API processes and a ``tidings
+    worker``; webhook workers beside them. Where there are webhook workers, only they
+    deliver webhooks on SQLite (TIDINGS_WEBHOOK_LOOPS=0 elsewhere); on PostgreSQL the
+    full worker takes a share too.
     """
 
     env: dict[str, str]
     port: int
-    api_processes: int = 1
-    webhook_workers: int = 0  # ``tidings worker --jobs webhook.deliver`` beside the worker
+    layout: Layout
     process: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
     worker_port: int = 0
@@ -53,7 +72,7 @@ class Server:
 
     @property
     def split(self) -> bool:
-        return self.api_processes > 1
+        return self.layout.worker_apart
 
     def cli(self, *args: str) -> str:
         done = subprocess.run([str(BIN / "tidings"), *args], env=self.env, check=True,
@@ -62,24 +81,23 @@ class Server:
 
     def start(self) -> None:
         log = open(Path(self.env["TIDINGS_DATA_DIR"]) / "server.log", "ab")  # noqa: SIM115
+        layout = self.layout
+        # On SQLite only the webhook workers deliver webhooks, when there are some.
+        full = (dict(self.env, TIDINGS_WEBHOOK_LOOPS="0")
+                if layout.webhook_workers and layout.store == "sqlite" else self.env)
         if self.split:
             self.worker_port = free_port()
             self.worker = subprocess.Popen(
                 [str(BIN / "tidings"), "worker", "--port", str(self.worker_port)],
-                env=dict(self.env, TIDINGS_API_PROCESSES="1"), stdout=log, stderr=log)
-            _wait_ready(f"http://127.0.0.1:{self.worker_port}/healthz")
-            for _ in range(self.webhook_workers):
-                self.helpers.append(self._webhook_worker(log))
-        env = dict(self.env, TIDINGS_RUN_WORKERS="false") if self.split else self.env
-        if self.webhook_workers and not self.split:  # serve leaves webhooks to the helpers
-            env = dict(env, TIDINGS_WEBHOOK_LOOPS="0")
+                env=dict(full, TIDINGS_API_PROCESSES="1"), stdout=log, stderr=log)
+            _wait_ready(f"http://127.0.0.1:{self.worker_port}/healthz")  # it migrated
+        env = dict(self.env, TIDINGS_RUN_WORKERS="false") if self.split else full
         self.process = subprocess.Popen(
-            [str(BIN / "tidings"), "serve", "--processes", str(self.api_processes)],
+            [str(BIN / "tidings"), "serve", "--processes", str(layout.api_processes)],
             env=env, stdout=log, stderr=log)
         _wait_ready(f"{self.url}/readyz")
-        if not self.split:  # beside ``tidings serve``, which migrated the database
-            for _ in range(self.webhook_workers):
-                self.helpers.append(self._webhook_worker(log))
+        for _ in range(layout.webhook_workers):
+            self.helpers.append(self._webhook_worker(log))
 
     def _webhook_worker(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
         port = free_port()
@@ -111,14 +129,14 @@ def _wait_ready(url: str) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def make_server(data_dir: Path, database_url: str, *, api_processes: int = 1,
-                webhook_workers: int = 0, **settings: str) -> Server:
+def make_server(data_dir: Path, database_url: str, layout: Layout = LAYOUTS["sqlite"],
+                **settings: str) -> Server:
     port = free_port()
     env = dict(os.environ, TIDINGS_DATA_DIR=str(data_dir), TIDINGS_DATABASE_URL=database_url,
                TIDINGS_PORT=str(port), TIDINGS_LOG_LEVEL="WARNING", TIDINGS_SMPP_PORT="0")
     env.update({f"TIDINGS_{k.upper()}": v for k, v in settings.items()})
     data_dir.mkdir(parents=True, exist_ok=True)
-    return Server(env, port, api_processes, webhook_workers)
+    return Server(env, port, layout)
 
 
 def provision(server: Server, webhook_url: str | None,

@@ -82,13 +82,12 @@ async def send_to_tidings(url: str, api_key: str, phase: Phase, *, batch_size: i
 
 
 def tidings_run(layout: str, args: argparse.Namespace) -> dict[str, Any]:
-    store, api_processes, webhook_workers = LAYOUTS[layout]
+    layout = LAYOUTS[layout]
     with tempfile.TemporaryDirectory(prefix="tidings-smpp-") as tmp, \
-            database(store, Path(tmp)) as url:
+            database(layout.store, Path(tmp)) as url:
         simulator = Simulator(Path(tmp))
         simulator.start()
-        server = make_server(Path(tmp), url, api_processes=api_processes,
-                             webhook_workers=webhook_workers)
+        server = make_server(Path(tmp), url, layout)
         try:
             return asyncio.run(_tidings_load(server, simulator, url, args))
         finally:
@@ -135,6 +134,8 @@ def _server_roles(server: Server) -> dict[int, str]:
 # --- the report ------------------------------------------------------------------------
 
 SYSTEMS = [*(f"tidings-{layout}" for layout in LAYOUTS), "kannel", "kannel-spool"]
+DEFAULT_SYSTEMS = ["tidings-sqlite", "tidings-sqlite-webhooks", "tidings-postgres-split",
+                   "kannel", "kannel-spool"]
 START, END = "<!-- smpp:start -->", "<!-- smpp:end -->"
 ROWS = [
     ("submitted_per_s", "submitted/s at the simulator, flat out"),
@@ -212,7 +213,7 @@ def labels(kannel: str) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--systems", default=",".join(SYSTEMS),
+    parser.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
                         help=f"comma-separated, of {', '.join(SYSTEMS)}")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--total", type=int, default=20_000, help="messages a run")

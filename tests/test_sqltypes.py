@@ -1,0 +1,81 @@
+"""UTCDateTime on a real SQLite file (and PostgreSQL when configured)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tidings.sqltypes import UTCDateTime
+
+METADATA = MetaData()
+STAMPS = Table("stamps", METADATA, Column("id", Integer, primary_key=True),
+               Column("at", UTCDateTime))
+VALUES = [
+    datetime(2026, 12, 1, 15, 37, 20, 123456, tzinfo=UTC),
+    datetime(2026, 12, 1, 15, 37, 20, tzinfo=UTC),  # no microseconds
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(2026, 12, 1, 17, 0, tzinfo=timezone(timedelta(hours=2))),  # 15:00 UTC
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+]
+
+
+async def test_values_come_back_as_the_same_instants_in_utc(database_url: str) -> None:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(METADATA.create_all)
+            await conn.execute(insert(STAMPS), [{"id": i, "at": v} for i, v in enumerate(VALUES)])
+            back = (await conn.execute(select(STAMPS.c.at).order_by(STAMPS.c.id))).scalars()
+            earlier = (await conn.execute(select(STAMPS.c.id).where(
+                STAMPS.c.at < datetime(2026, 12, 1, 15, 30, tzinfo=UTC))
+                .order_by(STAMPS.c.id))).scalars()
+            assert list(earlier) == [2, 3]  # compared as instants, the +02:00 one too
+        got = list(back)
+        assert got == VALUES
+        assert all(value.tzinfo is UTC for value in got)
+    finally:
+        async with engine.begin() as conn:
+            await conn.run_sync(METADATA.drop_all)
+        await engine.dispose()
+
+
+async def test_sqlite_text_is_the_dialects_own_format(tmp_path: Path) -> None:
+    """The same text SQLAlchemy's SQLite DATETIME writes, so rows written before and
+    after read and compare alike; a value with no fraction (as SQLite's own
+    CURRENT_TIMESTAMP writes it) reads too."""
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'stamps.db'}")
+    dialect_format = sqlite.DATETIME().bind_processor(sqlite.dialect())
+    assert dialect_format is not None
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(METADATA.create_all)
+            await conn.execute(insert(STAMPS), [{"id": i, "at": v} for i, v in enumerate(VALUES)])
+            stored = (await conn.execute(text("SELECT at FROM stamps ORDER BY id"))).scalars()
+            expected = [dialect_format(v.astimezone(UTC).replace(tzinfo=None)) for v in VALUES]
+            assert list(stored) == expected
+            await conn.execute(text("INSERT INTO stamps (id, at) VALUES (99, "
+                                    "'2026-12-01 15:37:20')"))
+            plain = (await conn.execute(select(STAMPS.c.at).where(STAMPS.c.id == 99))).scalar()
+        assert plain == datetime(2026, 12, 1, 15, 37, 20, tzinfo=UTC)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_naive_datetime_is_refused(database_url: str) -> None:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(METADATA.create_all)
+        async with engine.connect() as conn:
+            with pytest.raises(Exception, match="naive datetime") as refused:
+                await conn.execute(insert(STAMPS), {"id": 1, "at": datetime(2026, 12, 1)})
+            assert refused.type.__name__ in ("StatementError", "ValueError")
+    finally:
+        async with engine.begin() as conn:
+            await conn.run_sync(METADATA.drop_all)
+        await engine.dispose()
