@@ -8,11 +8,15 @@ the tenant for row-level security, the second wall behind the scoped helpers.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, MetaData, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -76,8 +80,10 @@ class Database:
         self.engine = _make_engine(url)
         self.is_sqlite = url.startswith("sqlite")
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        # SQLite allows one writer; queueing writers here beats its busy-wait loop.
+        # SQLite allows one writer; queueing writers here beats its busy-wait loop,
+        # and so does the file lock between processes on one file.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._file_lock = FileWriteLock.beside(url) if self.is_sqlite else None
 
     @asynccontextmanager
     async def transaction(self, *, tenant: str, write: bool = True) -> AsyncIterator[AsyncSession]:
@@ -106,7 +112,14 @@ class Database:
         """On SQLite, a writer waits for the write lock; the ``BEGIN`` mode to use."""
         if self._write_lock is not None and write:
             async with self._write_lock:
-                yield "IMMEDIATE"
+                if self._file_lock is None:
+                    yield "IMMEDIATE"
+                    return
+                await self._file_lock.acquire()
+                try:
+                    yield "IMMEDIATE"
+                finally:
+                    self._file_lock.release()
         else:
             yield "DEFERRED"
 
@@ -128,6 +141,58 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._file_lock is not None:
+            self._file_lock.close()
+
+
+class FileWriteLock:
+    """An exclusive ``flock`` on ``<database>.write-lock``, taken around each write.
+
+    Processes writing one SQLite file (``tidings serve`` and a webhook worker) then
+    queue in the kernel and the next one starts the moment the last one commits.
+    Without it they meet in SQLite's busy handler, which sleeps 1 to 100 ms between
+    tries: the lock is idle while writers sleep. The kernel drops the lock of a
+    process that dies.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    @classmethod
+    def beside(cls, database_url: str) -> FileWriteLock | None:
+        """The lock of a SQLite file; None for an in-memory database."""
+        database = make_url(database_url).database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return cls(Path(f"{database}.write-lock"))
+
+    async def acquire(self) -> None:
+        try:  # free (the usual case): one system call, no thread
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        waiting = asyncio.get_running_loop().run_in_executor(
+            None, fcntl.flock, self._fd, fcntl.LOCK_EX)
+        try:
+            await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            # The thread will get the lock anyway: give it back then, or every
+            # writer of every process would wait for it forever.
+            waiting.add_done_callback(self._release_when_taken)
+            raise
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _release_when_taken(self, waiting: asyncio.Future[None]) -> None:
+        if not waiting.cancelled() and waiting.exception() is None:
+            self.release()
 
 
 # Built once: parsing a text clause is a visible share of a short transaction's cost.

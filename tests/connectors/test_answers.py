@@ -13,13 +13,16 @@ from tidings.connectors.base import SubmitResult
 class Carrier:
     """Counts submits; answers with the outcome it is told, after an optional pause."""
 
-    def __init__(self, outcome: str = "accepted", pause: float = 0.0) -> None:
+    def __init__(self, outcome: str = "accepted", pause: float = 0.0,
+                 message_id: str = "m1") -> None:
         self.outcome, self.pause, self.calls = outcome, pause, 0
+        self.message_id = message_id
 
     async def submit(self) -> SubmitResult:
         self.calls += 1
         await asyncio.sleep(self.pause)
-        return SubmitResult("m1", self.outcome, carrier_message_id=f"c{self.calls}")  # type: ignore[arg-type]
+        return SubmitResult(self.message_id, self.outcome,  # type: ignore[arg-type]
+                            carrier_message_id=f"c{self.calls}")
 
 
 @pytest.mark.parametrize("outcome", ["accepted", "rejected"])
@@ -59,3 +62,32 @@ async def test_only_the_newest_answers_are_kept() -> None:
     for name in ("a", "b", "c"):
         once.remember(SubmitResult(name, "accepted"))
     assert [once.known(n) is not None for n in ("a", "b", "c")] == [False, True, True]
+
+
+async def test_start_gives_known_answers_at_once_and_shares_a_running_submit() -> None:
+    once, carrier = SubmitOnce(), Carrier(pause=0.05)
+    known = SubmitResult("m0", "accepted", carrier_message_id="c0")
+    once.remember(known)
+    answered = once.start("m0", carrier.submit)
+    assert answered.done()
+    assert answered.result() == known
+    first, repeat = once.start("m1", carrier.submit), once.start("m1", carrier.submit)
+    assert first is repeat
+    assert (await first).carrier_message_id == "c1"
+    assert carrier.calls == 1
+
+
+async def test_a_cancelled_batch_caller_does_not_cut_its_submits_off() -> None:
+    once = SubmitOnce()
+    carriers = [Carrier(pause=0.05, message_id=f"m{i}") for i in range(3)]
+
+    async def batch() -> list[SubmitResult]:
+        answers = [once.start(f"m{i}", c.submit) for i, c in enumerate(carriers)]
+        return list(await asyncio.shield(asyncio.gather(*answers)))
+
+    caller = asyncio.ensure_future(batch())
+    await asyncio.sleep(0.01)
+    caller.cancel()
+    await once.wait_running()
+    assert [c.calls for c in carriers] == [1, 1, 1]
+    assert all(once.known(f"m{i}") is not None for i in range(3))

@@ -1,9 +1,10 @@
 """Submitting a message once: what every connector does for idempotency by message id.
 
-``SubmitOnce.run(message_id, submit)`` answers a message id it has a final answer
-for (accepted or rejected) from memory, lets a repeat that comes while the first
-submit is still running share that submit, and keeps the last ``REMEMBERED``
-final answers. A ``retry`` is not remembered: the next submit tries again.
+``SubmitOnce.run(message_id, submit)`` (or ``start``, for many at once) answers a
+message id it has a final answer for (accepted or rejected) from memory, lets a
+repeat that comes while the first submit is still running share that submit, and
+keeps the last ``REMEMBERED`` final answers. A ``retry`` is not remembered: the
+next submit tries again.
 """
 
 from __future__ import annotations
@@ -35,17 +36,27 @@ class SubmitOnce:
 
     async def run(self, message_id: str,
                   submit: Callable[[], Awaitable[SubmitResult]]) -> SubmitResult:
+        # Shielded: a caller cancelled mid-submit does not cut the submit off, and the
+        # answer is still there for the next one.
+        return await asyncio.shield(self.start(message_id, submit))
+
+    def start(self, message_id: str,
+              submit: Callable[[], Awaitable[SubmitResult]]) -> asyncio.Future[SubmitResult]:
+        """The answer to come: a known one at once, else the submit running for this id
+        (started now if none is). Await it shielded, as ``run`` does, or a cancelled
+        caller would cancel the submit."""
         known = self._answers.get(message_id)
         if known is not None:
-            return known
+            answered: asyncio.Future[SubmitResult] = \
+                asyncio.get_running_loop().create_future()
+            answered.set_result(known)
+            return answered
         running = self._running.get(message_id)
         if running is None:
             running = asyncio.ensure_future(self._submit_and_remember(submit))
             self._running[message_id] = running
             running.add_done_callback(lambda _: self._running.pop(message_id, None))
-        # Shielded: a caller cancelled mid-submit does not cut the submit off, and the
-        # answer is still there for the next one.
-        return await asyncio.shield(running)
+        return running
 
     async def wait_running(self) -> None:
         """Let the submits still running finish (``stop`` of a connector)."""

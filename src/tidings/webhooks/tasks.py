@@ -9,7 +9,7 @@ event id the client can deduplicate on.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -62,6 +62,9 @@ class Delivery:
     completed_at: datetime | None
 
 
+_DELIVERY_COLUMNS = [DELIVERIES.c[f.name] for f in fields(Delivery)]  # rows by position
+
+
 @dataclass(frozen=True)
 class _Pending:
     job: ClaimedJob
@@ -81,9 +84,9 @@ def _columns(table: Table, names: Sequence[str]) -> list[Column[Any]]:
 
 async def _render(rt: Runtime, jobs: Sequence[ClaimedJob]) -> tuple[list[_Pending], list[int]]:
     async with rt.db.core(tenant=SYSTEM, write=False) as session:
-        rows = await session.execute(select(DELIVERIES).where(
+        rows = await session.execute(select(*_DELIVERY_COLUMNS).where(
             DELIVERIES.c.id.in_([j.ref_id for j in jobs])))
-        by_id = {d.id: d for d in (Delivery(**row._mapping) for row in rows)}
+        by_id = {d.id: d for d in (Delivery(*row) for row in rows)}
         message_ids = {d.message_id for d in by_id.values()}
         messages = {m.id: m for m in await session.execute(
             select(*_columns(MESSAGES, _MESSAGE_COLUMNS)).where(MESSAGES.c.id.in_(message_ids)))}

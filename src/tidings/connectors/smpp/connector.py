@@ -137,9 +137,12 @@ class SmppConnector:
         if self._ledger is not None and unknown:
             for result in (await self._ledger.known(unknown)).values():
                 self._once.remember(result)
-        return list(await asyncio.gather(*(
-            self._once.run(m.message_id, functools.partial(self._submit_and_record, m))
-            for m in messages)))
+        # One task per message (the submit itself), gathered shielded: a dispatcher
+        # cancelled mid-batch does not cut the submits off.
+        answers = [self._once.start(m.message_id,
+                                    functools.partial(self._submit_and_record, m))
+                   for m in messages]
+        return list(await asyncio.shield(asyncio.gather(*answers)))
 
     async def _submit_and_record(self, message: OutboundMessage) -> SubmitResult:
         """The SMSC's answer, on disk before anyone hears it.
