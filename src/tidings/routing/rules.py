@@ -69,6 +69,8 @@ def country_of(number: str) -> str | None:
 
 def connector_order(targets: Sequence[RouteTarget], message_id: str) -> list[str]:
     """The connectors to try for one message: a weighted first choice, then the rest."""
+    if len(targets) == 1:  # the usual route: nothing to draw
+        return [targets[0].connector]
     weighted = [t for t in targets if t.weight > 0]
     if not weighted:
         return [t.connector for t in targets]
