@@ -11,7 +11,6 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,13 +22,13 @@ BOUND_SECONDS = 10.0
 
 
 @pytest.fixture
-async def url(tmp_path: Path) -> AsyncIterator[str]:
+async def url(tmp_path: Path) -> str:
     made = f"sqlite+aiosqlite:///{tmp_path / 'tidings.db'}"
     db = Database(made)
     async with db.core(tenant=SYSTEM) as conn:
         await conn.execute(text("CREATE TABLE marks (name TEXT)"))
     await db.dispose()
-    yield made
+    return made
 
 
 async def write(db: Database, name: str, hold: asyncio.Event | None = None) -> None:
