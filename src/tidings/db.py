@@ -8,6 +8,7 @@ the tenant for row-level security, the second wall behind the scoped helpers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 from collections.abc import AsyncIterator
@@ -111,15 +112,8 @@ class Database:
     async def _writer_turn(self, write: bool) -> AsyncIterator[str]:
         """On SQLite, a writer waits for the write lock; the ``BEGIN`` mode to use."""
         if self._write_lock is not None and write:
-            async with self._write_lock:
-                if self._file_lock is None:
-                    yield "IMMEDIATE"
-                    return
-                await self._file_lock.acquire()
-                try:
-                    yield "IMMEDIATE"
-                finally:
-                    self._file_lock.release()
+            async with self._write_lock, self._file_lock or contextlib.nullcontext():
+                yield "IMMEDIATE"
         else:
             yield "DEFERRED"
 
@@ -184,6 +178,12 @@ class FileWriteLock:
 
     def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.release()
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -128,8 +128,9 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[Response] | None = None
         self._body = bytearray()
         self._status: int | None = None
-        self._framed = False  # a Content-Length or Transfer-Encoding header came
-        self._until_close = False  # a body with neither ends when the connection does
+        # A Content-Length or Transfer-Encoding header came; a body with neither ends
+        # when the connection does.
+        self._framed = False
         self.answered = False  # a byte of the current response came
         self.keep_alive = False
         self.closed = False
@@ -141,7 +142,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self._status is not None and self._until_close:
+        if self._status is not None and not self._framed:
             self._finish()  # read until the close: the close is the end
         self._fail(ServerDisconnected())
 
@@ -159,7 +160,7 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
     def on_message_begin(self) -> None:
         self._body.clear()
-        self._status, self._framed, self._until_close = None, False, False
+        self._status, self._framed = None, False
 
     def on_header(self, name: bytes, _value: bytes) -> None:
         if name.lower() in (b"content-length", b"transfer-encoding"):
@@ -167,14 +168,12 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._status = self._parser.get_status_code()
-        self._until_close = not self._framed
 
     def on_body(self, body: bytes) -> None:
         room = self._limit - len(self._body)
         self._body += body[:room]
         if len(body) >= room and self._waiter is not None and not self._waiter.done():
             self._finish()  # enough: the rest is not read
-            self.keep_alive = False
             self.close()
 
     def on_message_complete(self) -> None:
