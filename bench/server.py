@@ -37,6 +37,7 @@ class Layout:
 LAYOUTS = {
     "sqlite": Layout("sqlite"),
     "sqlite-webhooks": Layout("sqlite", webhook_workers=1),
+    "sqlite-split-webhooks": Layout("sqlite", worker_apart=True, webhook_workers=1),
     "postgres": Layout("postgres"),
     "postgres-split": Layout("postgres", api_processes=2, worker_apart=True),
     "postgres-split-webhooks": Layout("postgres", api_processes=2, worker_apart=True,
