@@ -55,8 +55,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
 def app_from_environment() -> FastAPI:
     """The app of one of several API processes (``tidings serve --processes N``)."""
+    from tidings.gc_tuning import tune_for_server
     from tidings.logs import configure_logging
 
     settings = Settings()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    tune_for_server()
+    return app

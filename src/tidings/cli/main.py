@@ -39,6 +39,7 @@ def serve(host: str | None, port: int | None, processes: int | None) -> None:
     import uvicorn
 
     from tidings.app import create_app
+    from tidings.gc_tuning import tune_for_server
     from tidings.logs import configure_logging
 
     settings = Settings()
@@ -48,7 +49,9 @@ def serve(host: str | None, port: int | None, processes: int | None) -> None:
         host=host or settings.host, port=port or settings.port, access_log=False,
         log_level="warning", loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
     if processes == 1:
-        uvicorn.run(create_app(settings), **options)
+        app = create_app(settings)
+        tune_for_server()
+        uvicorn.run(app, **options)
         return
     _check_processes(settings)
     prepare_storage(settings)  # once, before the processes race to migrate

@@ -37,6 +37,7 @@ def worker(host: str | None, port: int | None, jobs: tuple[str, ...]) -> None:
     """Run the outbox workers and the carrier connectors, without the HTTP API."""
     import uvloop
 
+    from tidings.gc_tuning import tune_for_server
     from tidings.logs import configure_logging
 
     settings = Settings(run_workers=True)
@@ -46,6 +47,7 @@ def worker(host: str | None, port: int | None, jobs: tuple[str, ...]) -> None:
         raise click.UsageError("--jobs webhook.deliver with TIDINGS_WEBHOOK_LOOPS=0 would "
                                "deliver nothing: give this process at least one loop.")
     configure_logging(settings.log_level)
+    tune_for_server()
     uvloop.run(run_worker(settings, host or settings.host, port or settings.worker_port))
 
 
