@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from bench import load
-from bench.run import LAYOUTS, database, wait_delivered
-from bench.server import Server, make_server, provision
+from bench.run import database, wait_delivered
+from bench.server import LAYOUTS, Server, make_server, provision
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

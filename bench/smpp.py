@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -41,8 +42,8 @@ from typing import Any
 import aiohttp
 
 from bench.kannel import kannel_installed, kannel_run, kannel_version
-from bench.run import DOC, LAYOUTS, ROOT, database, machine
-from bench.server import Server, make_server, provision
+from bench.run import DOC, ROOT, database, machine
+from bench.server import LAYOUTS, Server, make_server, provision
 from bench.smpp_harness import (
     BINDS,
     RECEIPT_DELAY_SECONDS,
@@ -81,8 +82,8 @@ async def send_to_tidings(url: str, api_key: str, phase: Phase, *, batch_size: i
         return await send_at_rate(batches, phase.rate / size, lambda k: post(session, k))
 
 
-def tidings_run(layout: str, args: argparse.Namespace) -> dict[str, Any]:
-    layout = LAYOUTS[layout]
+def tidings_run(layout_name: str, args: argparse.Namespace) -> dict[str, Any]:
+    layout = LAYOUTS[layout_name]
     with tempfile.TemporaryDirectory(prefix="tidings-smpp-") as tmp, \
             database(layout.store, Path(tmp)) as url:
         simulator = Simulator(Path(tmp))
@@ -144,11 +145,14 @@ ROWS = [
     ("paced_p99_ms", "receipt → callback p99 at the paced rate, ms"),
     ("flat_out_p50_ms", "receipt → callback p50 flat out, ms"),
     ("flat_out_p99_ms", "receipt → callback p99 flat out, ms"),
+    ("flat_out_stored_p50_ms", "… of which receipt → stored, p50 flat out, ms"),
+    ("flat_out_posted_p50_ms", "… and stored → callback, p50 flat out, ms"),
     ("duplicates", "duplicate submits (simulator)"),
     ("missing_callbacks", "delivered callbacks missing"),
     ("cpu_seconds_elsewhere", "CPU s used by other work during the flat-out phase"),
 ]
 FIGURES = [key for key, _ in ROWS]
+NAN = float("nan")
 
 
 def run_system(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -177,13 +181,20 @@ def table(report: dict[str, Any], results_file: str) -> list[str]:
              "| measure | " + " | ".join(report["labels"][name] for name in systems) + " |",
              "|---|" + "---|" * len(systems)]
     for key, label in ROWS:
-        cells = [f"{r['median'][key]:,.0f} ({r['range'][key][0]:,.0f}\N{EN DASH}"
-                 f"{r['range'][key][1]:,.0f})" for r in systems.values()]
+        cells = [_cell(r["median"].get(key, NAN), r["range"].get(key, [NAN, NAN]))
+                 for r in systems.values()]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return [*lines, "", "CPU per message in the flat-out phase, by process (µs, median of "
             "the runs):", "", "| system | per process |", "|---|---|",
             *(f"| {report['labels'][name]} | {cpu_per_message(result['runs'])} |"
               for name, result in systems.items())]
+
+
+def _cell(median: float, low_high: list[float]) -> str:
+    if math.isnan(median):
+        return "\N{EN DASH}"  # not measured for this system
+    low, high = low_high
+    return f"{median:,.0f} ({low:,.0f}\N{EN DASH}{high:,.0f})"
 
 
 def cpu_per_message(runs: list[dict[str, Any]]) -> str:

@@ -117,6 +117,8 @@ class Callbacks:
 
     url: str = ""
     delivered_at: dict[str, float] = field(default_factory=dict)
+    # Tidings only: when the receipt was stored (the delivered event's created_at)
+    stored_at: dict[str, float] = field(default_factory=dict)
     received: int = 0
     _runner: web.AppRunner | None = None
 
@@ -152,9 +154,12 @@ class Callbacks:
     async def _webhook(self, request: web.Request) -> web.Response:
         arrived = time.time()
         self.received += 1
-        data = orjson.loads(await request.read())["data"]
+        event = orjson.loads(await request.read())
+        data = event["data"]
         if data["status"] == "delivered":
-            self.delivered_at[data["to"].lstrip("+")] = arrived
+            to = data["to"].lstrip("+")
+            self.delivered_at[to] = arrived
+            self.stored_at[to] = datetime.fromisoformat(event["created_at"]).timestamp()
         return web.Response(text="ok")
 
     async def _delivery_report(self, request: web.Request) -> web.Response:
@@ -221,6 +226,20 @@ def latencies_ms(phase: Phase, submitted_at: dict[str, float],
     return {"p50": statistics.median(found), "p99": statistics.quantiles(found, n=100)[98]}
 
 
+def stages_ms(phase: Phase, submitted_at: dict[str, float],
+              callbacks: Callbacks) -> dict[str, float]:
+    """Tidings' receipt -> callback in two: receipt -> stored (reading the deliver_sm,
+    applying it) and stored -> callback (the webhook's queue and POST); p50 of each.
+    NaN for Kannel, whose callbacks do not say when it took the receipt."""
+    stored, arrivals = callbacks.stored_at, callbacks.delivered_at
+    pairs = [(stored[to] - submitted_at[to] - RECEIPT_DELAY_SECONDS, arrivals[to] - stored[to])
+             for to in phase.destinations if to in stored and to in submitted_at]
+    if len(pairs) < 2:
+        return {"stored": float("nan"), "posted": float("nan")}
+    return {"stored": statistics.median(p[0] for p in pairs) * 1000,
+            "posted": statistics.median(p[1] for p in pairs) * 1000}
+
+
 def summarize(flat: Phase, paced: Phase, started: float, submitted_at: dict[str, float],
               callbacks: Callbacks) -> dict[str, float]:
     """The figures of one run; ``started``: the first HTTP request of ``flat`` (Unix time)."""
@@ -229,11 +248,14 @@ def summarize(flat: Phase, paced: Phase, started: float, submitted_at: dict[str,
     delivered = [at for to, at in callbacks.delivered_at.items() if to in destinations]
     paced_latency, flat_latency = (latencies_ms(phase, submitted_at, callbacks)
                                    for phase in (paced, flat))
+    flat_stages = stages_ms(flat, submitted_at, callbacks)
     return {
         "submitted_per_s": (len(submits) - 1) / (submits[-1] - submits[0]),
         "delivered_per_s": len(delivered) / (max(delivered) - started) if delivered else 0.0,
         "paced_p50_ms": paced_latency["p50"], "paced_p99_ms": paced_latency["p99"],
         "flat_out_p50_ms": flat_latency["p50"], "flat_out_p99_ms": flat_latency["p99"],
+        "flat_out_stored_p50_ms": flat_stages["stored"],
+        "flat_out_posted_p50_ms": flat_stages["posted"],
         "missing_callbacks": flat.count + paced.count - len(callbacks.delivered_at),
     }
 

@@ -13,6 +13,7 @@ import httpx
 import orjson
 import pytest
 from aiohttp import web
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import func, select, text
 
 from tests.pg import PG_ADMIN_URL, fresh_database
@@ -29,6 +30,11 @@ from tidings.settings import Settings
 from tidings.webhooks.models import WebhookDelivery
 
 TEST_ACTOR = Actor("operator", "tests")
+
+# No time limit per example: speed is measured in bench/, not here, and a slow example
+# (a full garbage collection, a numbering plan loaded on first use, coverage) is no bug.
+hypothesis_settings.register_profile("tidings", deadline=None)
+hypothesis_settings.load_profile("tidings")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""UTCDateTime on a real SQLite file (and PostgreSQL when configured)."""
+"""UTCDateTime and Ciphertext on a real SQLite file (and PostgreSQL when configured)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tidings.sqltypes import UTCDateTime
+from tidings.db import SYSTEM, Database
+from tidings.sqltypes import Ciphertext, UTCDateTime
 
 METADATA = MetaData()
 STAMPS = Table("stamps", METADATA, Column("id", Integer, primary_key=True),
                Column("at", UTCDateTime))
+BLOBS = Table("blobs", METADATA, Column("id", Integer, primary_key=True),
+              Column("data", Ciphertext))
 VALUES = [
     datetime(2026, 12, 1, 15, 37, 20, 123456, tzinfo=UTC),
     datetime(2026, 12, 1, 15, 37, 20, tzinfo=UTC),  # no microseconds
@@ -79,3 +82,29 @@ async def test_a_naive_datetime_is_refused(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(METADATA.drop_all)
         await engine.dispose()
+
+
+CIPHERTEXTS = [b"", b"\x00", bytes(range(256)), b"\x00\xff" * 50_000, None]
+
+
+async def test_ciphertexts_come_back_as_the_same_bytes(database_url: str) -> None:
+    db = Database(database_url)  # our engine: on SQLite, the inline driver
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(METADATA.create_all)
+        async with db.core(tenant=SYSTEM) as conn:
+            await conn.execute(insert(BLOBS), [{"id": i, "data": v}
+                                               for i, v in enumerate(CIPHERTEXTS)])
+        async with db.core(tenant=SYSTEM, write=False) as conn:
+            back = list((await conn.execute(select(BLOBS.c.data).order_by(BLOBS.c.id)))
+                        .scalars())
+            if db.is_sqlite:  # stored as BLOBs, not as text
+                kinds = (await conn.execute(text("SELECT typeof(data) FROM blobs ORDER BY id"))
+                         ).scalars()
+                assert list(kinds) == ["blob"] * 4 + ["null"]
+        assert back == CIPHERTEXTS
+        assert all(type(value) is bytes for value in back[:-1])
+    finally:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(METADATA.drop_all)
+        await db.dispose()

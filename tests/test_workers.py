@@ -6,6 +6,9 @@ import asyncio
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+
+from sqlalchemy import select
 
 from tidings import outbox
 from tidings.db import SYSTEM
@@ -103,3 +106,21 @@ async def test_a_kind_that_yields_to_one_this_pool_does_not_run_does_not_wait(
                                    yields_to="first")])
     await run_until(alone, lambda: bool(recorder.ran["then"]))
     assert recorder.ran["then"][0] < 1.0
+
+
+async def test_a_job_without_payload_is_stored_as_null_and_claimed_back_as_none(
+        rt: Runtime) -> None:
+    now = rt.clock.now()
+    async with rt.db.core(tenant=SYSTEM) as session:
+        await outbox.enqueue_rows(session, [
+            job_row(tenant="acc_test", kind="plain", ref_id="bare", now=now),
+            job_row(tenant="acc_test", kind="plain", ref_id="full", now=now,
+                    payload={"type": "receipt", "seq": 3, "nested": [1, None]})])
+    async with rt.db.core(tenant=SYSTEM, write=False) as session:
+        stored = dict((await session.execute(select(outbox.Job.ref_id,
+                                                    outbox.Job.payload.is_(None)))).all())
+    assert stored == {"bare": True, "full": False}  # SQL NULL, not the JSON text 'null'
+    claimed = await outbox.claim(rt.db, kind="plain", limit=10, now=now,
+                                 lease=timedelta(seconds=30))
+    assert {job.ref_id: job.payload for job in claimed} == {
+        "bare": None, "full": {"type": "receipt", "seq": 3, "nested": [1, None]}}

@@ -41,7 +41,8 @@ class Job(Base):
     tenant_id: Mapped[str] = mapped_column(String(40))
     kind: Mapped[str] = mapped_column(String(40))
     ref_id: Mapped[str] = mapped_column(String(100))
-    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # SQL NULL for no payload (not JSON 'null'): claims read it back without a parse
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     run_at: Mapped[datetime] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, LargeBinary
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -62,3 +62,24 @@ def _sqlite_text(value: datetime | None) -> str | None:
 
 def _sqlite_datetime(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+class Ciphertext(TypeDecorator[bytes]):
+    """Encrypted bytes (the vault's output). On SQLite they go to the driver and come
+    back as they are: ``sqlite3`` takes and returns ``bytes``, and LargeBinary's
+    processors would wrap and copy each value, a call per value of every bulk
+    statement."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name == "sqlite":
+            return None
+        return super().bind_processor(dialect)
+
+    def result_processor(self, dialect: Dialect,
+                         coltype: Any) -> Callable[[Any], Any] | None:
+        if dialect.name == "sqlite":
+            return None
+        return super().result_processor(dialect, coltype)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db import Base, BigIntPK
-from tidings.sqltypes import UTCDateTime
+from tidings.sqltypes import Ciphertext, UTCDateTime
 
 
 class Message(Base):
@@ -28,10 +28,10 @@ class Message(Base):
     direction: Mapped[str] = mapped_column(String(10))
     channel: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20))
-    to_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    to_enc: Mapped[bytes] = mapped_column(Ciphertext)
     to_index: Mapped[str] = mapped_column(String(64))
-    from_enc: Mapped[bytes] = mapped_column(LargeBinary)
-    body_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    from_enc: Mapped[bytes] = mapped_column(Ciphertext)
+    body_enc: Mapped[bytes] = mapped_column(Ciphertext)
     encoding: Mapped[str] = mapped_column(String(10))
     num_segments: Mapped[int] = mapped_column(Integer)
     status_callback: Mapped[str | None] = mapped_column(String(2048))
@@ -43,7 +43,7 @@ class Message(Base):
     # the SMPP credential whose binds get this message's receipt (submitted over SMPP)
     smpp_receipt_to: Mapped[str | None] = mapped_column(String(40))
     # email subject and HTML, WhatsApp template or media: vault-encrypted JSON
-    content_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    content_enc: Mapped[bytes | None] = mapped_column(Ciphertext)
     fallback_channels: Mapped[str | None] = mapped_column(String(60))  # still to try, in order
     fallback_after: Mapped[int | None] = mapped_column(Integer)  # seconds sent, undelivered
     event_count: Mapped[int] = mapped_column(Integer)

@@ -8,6 +8,7 @@ store it, one INSERT for its events and one for its webhooks.
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -81,6 +82,8 @@ async def load_states_by_id(session: SessionOrConnection, ids: Sequence[str], *,
     return {state.id: state for state in states}
 
 
+_NEW_KEYS = tuple(f"new_{name}" for name in _WRITTEN)
+_written_of = operator.attrgetter(*_WRITTEN)
 _STORE = (update(MESSAGES).where(MESSAGES.c.id == bindparam("state_id"))
           .values({name: bindparam(f"new_{name}", type_=MESSAGES.c[name].type)
                    for name in _WRITTEN}))
@@ -169,7 +172,7 @@ class StatusChanges:
         queued, to wake after the commit."""
         if self._touched:
             await session.execute(_STORE, [
-                {"state_id": m.id, **{f"new_{n}": getattr(m, n) for n in _WRITTEN}}
+                {"state_id": m.id, **dict(zip(_NEW_KEYS, _written_of(m), strict=True))}
                 for m in self._touched.values()])
             self._touched = {}
         if self.events:
