@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from tidings.db import SYSTEM, Database, FileWriteLock
+from tidings.db import SYSTEM, Database, FileWriteLock, WriterQueue
 
 BOUND_SECONDS = 10.0
 
@@ -116,3 +116,81 @@ def test_only_a_database_file_has_a_lock(tmp_path: Path) -> None:
     assert (tmp_path / "x.db.write-lock").exists()
     lock.close()
     lock.close()  # twice is harmless
+
+
+# --- the writers of one process -------------------------------------------------------
+
+
+async def test_an_urgent_writer_goes_before_the_writers_already_waiting() -> None:
+    queue, order = WriterQueue(), []
+    release = asyncio.Event()
+
+    async def writer(name: str, *, urgent: bool = False, hold: bool = False) -> None:
+        async with queue.turn(urgent=urgent):
+            order.append(name)
+            if hold:
+                await release.wait()
+
+    holder = asyncio.create_task(writer("holder", hold=True))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(writer(name)) for name in ("first", "second")]
+    await asyncio.sleep(0)
+    waiting.append(asyncio.create_task(writer("receipts", urgent=True)))
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.wait_for(asyncio.gather(holder, *waiting), BOUND_SECONDS)
+    assert order == ["holder", "receipts", "first", "second"]
+
+
+async def test_a_cancelled_waiter_never_gets_or_keeps_the_turn() -> None:
+    queue, order = WriterQueue(), []
+    release = asyncio.Event()
+
+    async def writer(name: str, *, hold: bool = False) -> None:
+        async with queue.turn():
+            order.append(name)
+            if hold:
+                await release.wait()
+
+    holder = asyncio.create_task(writer("holder", hold=True))
+    await asyncio.sleep(0)
+    gone, after = asyncio.create_task(writer("gone")), asyncio.create_task(writer("after"))
+    await asyncio.sleep(0)
+    gone.cancel()
+    release.set()
+    await asyncio.wait_for(asyncio.gather(holder, after), BOUND_SECONDS)
+    assert order == ["holder", "after"]
+    # Granted and cancelled in the same turn of the loop: the turn is passed on.
+    release.clear()
+    holder = asyncio.create_task(writer("holder again", hold=True))
+    await asyncio.sleep(0)
+    granted, last = asyncio.create_task(writer("granted")), asyncio.create_task(writer("last"))
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.sleep(0)  # the holder leaves and hands the turn to ``granted``
+    granted.cancel()
+    await asyncio.wait_for(asyncio.gather(holder, last, return_exceptions=True), BOUND_SECONDS)
+    assert order[-1] == "last"
+    async with queue.turn():  # and the queue is free again
+        pass
+
+
+async def test_an_urgent_transaction_commits_before_queued_ones(url: str) -> None:
+    db, release = Database(url), asyncio.Event()
+    try:
+        holder = asyncio.create_task(write(db, "holder", hold=release))
+        await asyncio.sleep(0.1)
+        queued = asyncio.create_task(write(db, "queued"))
+        await asyncio.sleep(0.1)
+
+        async def urgent() -> None:
+            async with db.core(tenant=SYSTEM, urgent=True) as conn:
+                await conn.execute(text("INSERT INTO marks VALUES ('urgent')"))
+
+        receipts = asyncio.create_task(urgent())
+        await asyncio.sleep(0.1)
+        release.set()
+        await asyncio.wait_for(asyncio.gather(holder, queued, receipts), BOUND_SECONDS)
+        assert await names(db) == ["holder", "urgent", "queued"]
+    finally:
+        await db.dispose()

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -84,24 +85,32 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite allows one writer; queueing writers here beats its busy-wait loop,
         # and so does the file lock between processes on one file.
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._write_lock = WriterQueue() if self.is_sqlite else None
         self._file_lock = FileWriteLock.beside(url) if self.is_sqlite else None
 
     @asynccontextmanager
-    async def transaction(self, *, tenant: str, write: bool = True) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction, committed on success, scoped to ``tenant``."""
-        async with self._writer_turn(write) as sqlite_begin, \
+    async def transaction(self, *, tenant: str, write: bool = True,
+                          urgent: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction, committed on success, scoped to ``tenant``.
+
+        ``urgent``: a peer waits for this commit (an SMSC for the answer to a
+        ``deliver_sm``, holding a slot of its window meanwhile); on SQLite it goes
+        before the writers already queued that are not urgent.
+        """
+        async with self._writer_turn(write, urgent) as sqlite_begin, \
                 self._session(tenant, sqlite_begin) as session:
             yield session
 
     @asynccontextmanager
-    async def core(self, *, tenant: str, write: bool = True) -> AsyncIterator[AsyncConnection]:
+    async def core(self, *, tenant: str, write: bool = True,
+                   urgent: bool = False) -> AsyncIterator[AsyncConnection]:
         """``transaction`` for Core statements only: a connection, without an ORM session.
 
         The workers' paths use it; a session costs about a quarter of a millisecond
         more per transaction, and they run hundreds of transactions a second.
         """
-        async with self._writer_turn(write) as sqlite_begin, self.engine.connect() as conn:
+        async with self._writer_turn(write, urgent) as sqlite_begin, \
+                self.engine.connect() as conn:
             if self.is_sqlite:
                 conn = await conn.execution_options(sqlite_begin=sqlite_begin)
             async with conn.begin():
@@ -110,10 +119,11 @@ class Database:
                 yield conn
 
     @asynccontextmanager
-    async def _writer_turn(self, write: bool) -> AsyncIterator[str]:
+    async def _writer_turn(self, write: bool, urgent: bool) -> AsyncIterator[str]:
         """On SQLite, a writer waits for the write lock; the ``BEGIN`` mode to use."""
         if self._write_lock is not None and write:
-            async with self._write_lock, self._file_lock or contextlib.nullcontext():
+            async with self._write_lock.turn(urgent=urgent), \
+                    self._file_lock or contextlib.nullcontext():
                 yield "IMMEDIATE"
         else:
             yield "DEFERRED"
@@ -138,6 +148,58 @@ class Database:
         await self.engine.dispose()
         if self._file_lock is not None:
             self._file_lock.close()
+
+
+class WriterQueue:
+    """The writers of one process, one at a time: urgent ones first, else in order.
+
+    Under load the batch API's group commit, the dispatcher and the claims keep
+    the queue full. A receipt's transaction queued behind them made the SMSC wait
+    for its ``deliver_sm_resp`` with its window full, so receipts came in at the
+    pace of the queue and fell seconds behind the submits.
+    """
+
+    def __init__(self) -> None:
+        self._held = False
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._others: deque[asyncio.Future[None]] = deque()
+
+    @asynccontextmanager
+    async def turn(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        await self._acquire(urgent)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, urgent: bool) -> None:
+        if not self._held:
+            self._held = True
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        (self._urgent if urgent else self._others).append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # the turn came as we were cancelled: pass it on
+            else:
+                _discard(self._urgent if urgent else self._others, waiter)
+            raise
+
+    def _release(self) -> None:
+        for queue in (self._urgent, self._others):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # the turn passes on: still held
+                    return
+        self._held = False
+
+
+def _discard(queue: deque[asyncio.Future[None]], waiter: asyncio.Future[None]) -> None:
+    with contextlib.suppress(ValueError):
+        queue.remove(waiter)
 
 
 class FileWriteLock:

@@ -95,7 +95,8 @@ async def receive_inbound(rt: Runtime, *, sender: str, to: str, body: str, chann
     keys = await rt.vault.keys_for(account.id)
     ctx = SendContext(account.id, keys, actor, Subscription.of(account))
     encoding, num_segments = _form(channel, body)
-    async with rt.db.transaction(tenant=account.id) as session:
+    # Urgent: the carrier waits for our answer (an SMSC's deliver_sm_resp).
+    async with rt.db.transaction(tenant=account.id, urgent=True) as session:
         created = await do_receive_inbound(
             session, ctx=ctx, sender=origin, to=number, body=body, channel=channel,
             encoding=encoding, num_segments=num_segments, now=rt.clock.now(),

@@ -185,9 +185,12 @@ def _tell_connectors_recorded(rt: Runtime, routed: Sequence[Routed]) -> None:
 
 async def apply_reports(rt: Runtime, connector: str,
                         reports: Sequence[DeliveryReport]) -> list[bool]:
-    """The connectors' report sink: apply final statuses; unknown ids are offered again."""
+    """The connectors' report sink: apply final statuses; unknown ids are offered again.
+
+    Urgent: the carrier waits for the answer to each report (SMPP: a deliver_sm_resp,
+    with a slot of its window held until then)."""
     now = rt.clock.now()
-    async with rt.db.core(tenant=SYSTEM) as session:
+    async with rt.db.core(tenant=SYSTEM, urgent=True) as session:
         # One connector per call: a plain IN on the indexed pair, never a row-value IN,
         # which PostgreSQL evaluates against every row of the table.
         rows = await load_states(session, (MESSAGES.c.connector == connector) & (
