@@ -176,15 +176,17 @@ class WriterQueue:
         if not self._held:
             self._held = True
             return
+        queue = self._urgent if urgent else self._others
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        (self._urgent if urgent else self._others).append(waiter)
+        queue.append(waiter)
         try:
             await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self._release()  # the turn came as we were cancelled: pass it on
-            else:
-                _discard(self._urgent if urgent else self._others, waiter)
+            else:  # still queued, unless a release already skipped it
+                with contextlib.suppress(ValueError):
+                    queue.remove(waiter)
             raise
 
     def _release(self) -> None:
@@ -195,11 +197,6 @@ class WriterQueue:
                     waiter.set_result(None)  # the turn passes on: still held
                     return
         self._held = False
-
-
-def _discard(queue: deque[asyncio.Future[None]], waiter: asyncio.Future[None]) -> None:
-    with contextlib.suppress(ValueError):
-        queue.remove(waiter)
 
 
 class FileWriteLock:
