@@ -3,6 +3,7 @@ a runtime with a fake clock, an HTTP client on the real app, and a real webhook 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -137,9 +138,23 @@ class HookServer:
     url: str
     requests: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
+    # Answer nothing until this many requests are open at once (0: answer each at once);
+    # a test proves by it that more than one sender had requests in flight.
+    answer_once_open: int = 0
+    _open: int = 0
+    _answering: asyncio.Event = field(default_factory=asyncio.Event)
 
     def bodies(self) -> list[dict[str, Any]]:
         return [r["json"] for r in self.requests]
+
+    async def hold(self) -> None:
+        self._open += 1
+        try:
+            if self._open >= self.answer_once_open:
+                self._answering.set()
+            await self._answering.wait()
+        finally:
+            self._open -= 1
 
 
 @asynccontextmanager
@@ -151,6 +166,7 @@ async def hook_server(path: str = "/hook") -> AsyncIterator[HookServer]:
         raw = await request.read()
         server.requests.append({"headers": dict(request.headers), "raw": raw,
                                 "json": orjson.loads(raw)})
+        await server.hold()
         return web.Response(status=server.status, text="ok")
 
     app = web.Application()

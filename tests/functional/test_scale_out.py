@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 MESSAGES = 30
 WAIT_SECONDS = 30.0  # far below the workers' 60 s poll
+HELD_BY_WORKER = 5
 
 
 async def _wait_for(predicate: Callable[[], bool], what: str) -> None:
@@ -123,8 +124,13 @@ async def test_a_webhook_worker_beside_the_worker_shares_the_webhooks_once_each(
     made = await run_cli_async(env, "accounts", "create", "--name", "Acme", "--json",
                                "--webhook-url", hooks.url)
     headers = {"Authorization": f"Bearer {orjson.loads(made.stdout)['api_key']}"}
-    worker = TidingsServer(data_dir, env, command=("worker",), ready_path="/healthz",
-                           log_path=tmp_path / "worker.log")
+    # The full worker holds at most HELD_BY_WORKER webhooks at a time, and the receiver
+    # answers none until one more is open: nothing moves unless the helper takes a share.
+    held = {"TIDINGS_WEBHOOK_LOOPS": "1", "TIDINGS_WORKER_BATCH_SIZE": str(HELD_BY_WORKER),
+            "TIDINGS_WEBHOOK_TIMEOUT_SECONDS": str(WAIT_SECONDS)}  # held, not retried
+    hooks.answer_once_open = HELD_BY_WORKER + 1
+    worker = TidingsServer(data_dir, dict(env, **held), command=("worker",),
+                           ready_path="/healthz", log_path=tmp_path / "worker.log")
     webhooks = TidingsServer(data_dir, env, command=("worker", "--jobs", "webhook.deliver"),
                              ready_path="/healthz", log_path=tmp_path / "webhooks.log")
     api = TidingsServer(data_dir, env, log_path=tmp_path / "api.log")
