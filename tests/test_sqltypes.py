@@ -108,3 +108,25 @@ async def test_ciphertexts_come_back_as_the_same_bytes(database_url: str) -> Non
         async with db.engine.begin() as conn:
             await conn.run_sync(METADATA.drop_all)
         await db.dispose()
+
+
+async def test_rows_sharing_one_datetime_object_each_store_their_own_value(
+        tmp_path: Path) -> None:
+    """The text of the last value is reused only for that very object: NULLs, equal
+    values and other values between rows of one bulk insert are each written right."""
+    now = datetime(2026, 12, 1, 15, 37, 20, 123456, tzinfo=UTC)
+    same_instant = now.astimezone(timezone(timedelta(hours=-5)))
+    later = now + timedelta(microseconds=1)
+    rows = [now, now, None, now, same_instant, later, None, later, now]
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'stamps.db'}")
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(METADATA.create_all)
+            await conn.execute(insert(STAMPS), [{"id": i, "at": v} for i, v in enumerate(rows)])
+            stored = list((await conn.execute(
+                text("SELECT at FROM stamps ORDER BY id"))).scalars())
+    finally:
+        await engine.dispose()
+    expected_now, expected_later = "2026-12-01 15:37:20.123456", "2026-12-01 15:37:20.123457"
+    assert stored == [expected_now, expected_now, None, expected_now, expected_now,
+                      expected_later, None, expected_later, expected_now]

@@ -6,18 +6,14 @@ import os
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
-
-
-def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        value, rem = divmod(value, 32)
-        chars.append(_ALPHABET[rem])
-    return "".join(reversed(chars))
+# Two digits at a time: every id of every row is made here, and 13 lookups of 10 bits
+# cost less than half of 26 divisions by 32 in Python.
+_PAIRS = [high + low for high in _ALPHABET for low in _ALPHABET]
+_SHIFTS = tuple(range(120, -1, -10))  # the 130 bits of 26 digits, from the top
 
 
 def new_id(prefix: str) -> str:
     """``prefix_`` + 10 chars of milliseconds + 16 chars of randomness."""
     millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    return f"{prefix}_{_encode(millis, 10)}{_encode(rand, 16)}"
+    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")  # 48 + 80 bits
+    return prefix + "_" + "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])

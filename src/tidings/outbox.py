@@ -11,17 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
     Index,
     Integer,
     String,
+    Table,
     bindparam,
     delete,
     func,
-    insert,
     or_,
     select,
     update,
@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql import Select
 
+from tidings.bulk import insert_many
 from tidings.db import SYSTEM, Base, BigIntPK, Database, SessionOrConnection
 from tidings.sqltypes import UTCDateTime
 
@@ -47,6 +48,9 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+JOBS = cast(Table, Job.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +78,7 @@ def job_row(*, tenant: str, kind: str, ref_id: str, now: datetime,
 
 async def enqueue_rows(session: SessionOrConnection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(Job), list(rows))
+        await insert_many(session, JOBS, rows)
 
 
 async def claim(db: Database, *, kind: str, limit: int, now: datetime,

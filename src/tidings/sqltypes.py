@@ -15,9 +15,24 @@ T = TypeVar("T")
 Processor = Callable[[Any], Any]
 
 
+# The last value written and its text. The rows of one bulk statement mostly share one
+# ``now`` (created_at, updated_at, run_at...): the same object, formatted once.
+_last_written: tuple[datetime | None, str | None] = (None, None)  # (value, its text)
+
+
 def _sqlite_text(value: datetime | None) -> str | None:
-    if value is None:
+    global _last_written
+    last = _last_written  # one read: a thread writing a carrier ledger may replace it
+    if value is last[0]:
+        return last[1]
+    if value is None:  # a NULL between two of the same value keeps the memo
         return None
+    text = _utc_text(value)
+    _last_written = (value, text)
+    return text
+
+
+def _utc_text(value: datetime) -> str:
     if value.tzinfo is UTC:  # the usual case: the text less its "+00:00"
         return value.isoformat(" ", "microseconds")[:-6]
     offset = value.utcoffset()

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.bulk import insert_many
 from tidings.db import SYSTEM, Base, Database, set_tenant_setting
 
 # Parents before children, for the foreign keys.
@@ -55,7 +55,7 @@ async def write_rows(session: AsyncSession, rows: Rows) -> None:
     for table in TABLE_ORDER:
         batch = rows.by_table.get(table)
         if batch:
-            await session.execute(insert(Base.metadata.tables[table]), batch)
+            await insert_many(session, Base.metadata.tables[table], batch)
 
 
 class GroupWriter:
@@ -130,7 +130,7 @@ class GroupWriter:
                 for table in TABLE_ORDER:
                     rows = [row for unit in group for row in unit.rows.by_table.get(table, ())]
                     if rows:
-                        await session.execute(insert(Base.metadata.tables[table]), rows)
+                        await insert_many(session, Base.metadata.tables[table], rows)
 
 
 def _settle(unit: _Unit, error: BaseException | None) -> None:

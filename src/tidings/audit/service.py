@@ -12,15 +12,17 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.audit.models import AuditEvent
+from tidings.bulk import insert_many
 from tidings.db import SYSTEM, Base, Database
 
+AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
 GENESIS = "0" * 64
 
 
@@ -45,7 +47,7 @@ def audit_row(*, tenant: str, actor: Actor, action: str, table: str, row_id: str
 
 async def record(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(AuditEvent), list(rows))
+        await insert_many(session, AUDIT_EVENTS, rows)
 
 
 def event_digest(prev_hash: str, event: Any, seq: int) -> str:

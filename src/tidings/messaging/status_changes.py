@@ -15,8 +15,9 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, select, update
 
+from tidings.bulk import execute_many, insert_many
 from tidings.db import SessionOrConnection
 from tidings.messaging.lifecycle import can_move, is_final
 from tidings.messaging.models import Message, MessageEvent
@@ -171,12 +172,12 @@ class StatusChanges:
         """Write the messages, their events, webhooks and SMPP receipts; the job kinds
         queued, to wake after the commit."""
         if self._touched:
-            await session.execute(_STORE, [
+            await execute_many(session, _STORE, [
                 {"state_id": m.id, **dict(zip(_NEW_KEYS, _written_of(m), strict=True))}
                 for m in self._touched.values()])
             self._touched = {}
         if self.events:
-            await session.execute(insert(EVENTS), self.events)
+            await insert_many(session, EVENTS, self.events)
             self.events = []
         woken = tuple(sorted({job["kind"] for job in self.jobs}))
         if self.jobs:

@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.bulk import insert_many
 from tidings.db import SessionOrConnection
 from tidings.errors import NotFound
 from tidings.ids import new_id
 from tidings.outbox import enqueue_rows, job_row
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
+
+DELIVERIES = cast(Table, WebhookDelivery.__table__)
 
 DELIVER_JOB = "webhook.deliver"
 STATUS_EVENT = "message.status"
@@ -54,7 +57,7 @@ class WebhookBatch:
         """Insert what was gathered; True when there is something to deliver."""
         if not self.deliveries:
             return False
-        await session.execute(insert(WebhookDelivery), self.deliveries)
+        await insert_many(session, DELIVERIES, self.deliveries)
         await enqueue_rows(session, self.jobs)
         self.deliveries, self.jobs = [], []
         return True

@@ -14,9 +14,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
-from sqlalchemy import Column, Row, Table, bindparam, insert, select, update
+from sqlalchemy import Column, Row, Table, bindparam, select, update
 
 from tidings.accounts.models import Account
+from tidings.bulk import execute_many, insert_many
 from tidings.db import SYSTEM
 from tidings.messaging.models import Message, MessageEvent
 from tidings.outbox import ClaimedJob, complete, retry_many_later
@@ -168,10 +169,10 @@ async def _record(rt: Runtime, pending: Sequence[_Pending], results: Sequence[We
             retries.append((item.job.id, retry_at))
     async with rt.db.core(tenant=SYSTEM) as session:
         if pending:
-            await session.execute(_STORE, [
+            await execute_many(session, _STORE, [
                 {"delivery_id": p.delivery.id,
                  **{f"new_{n}": getattr(p.delivery, n) for n in _WRITTEN}} for p in pending])
-            await session.execute(insert(ATTEMPTS), attempts)
+            await insert_many(session, ATTEMPTS, attempts)
         await retry_many_later(session, retries)
         await complete(session, finished)
     # After the commit: count only what was stored.
