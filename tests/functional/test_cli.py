@@ -387,5 +387,11 @@ def test_migrate_and_audit_verify(env: dict[str, str]) -> None:
     assert result.stdout.strip().endswith("ok")
 
 
+def test_migrate_on_a_fresh_machine_makes_the_data_folder(tmp_path: Path) -> None:
+    fresh = tmp_path / "never" / "made"
+    assert "up to date" in ok(run_cli(tidings_env(fresh), "migrate")).stdout
+    assert (fresh / "tidings.db").is_file()
+
+
 def test_version(env: dict[str, str]) -> None:
     assert "version" in ok(run_cli(env, "--version")).stdout

@@ -19,8 +19,8 @@ from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.audit.models import AuditEvent
-from tidings.bulk import insert_many
-from tidings.db import SYSTEM, Base, Database
+from tidings.bulk import execute_many, insert_many
+from tidings.db import SYSTEM, Database
 
 AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
 GENESIS = "0" * 64
@@ -96,13 +96,12 @@ async def _seal_tenant(session: AsyncSession, tenant: str, *, limit: int, lock: 
         seals.append({"event_id": event.id, "new_seq": seq, "new_prev": prev,
                       "new_hash": digest})
         prev = digest
-    if seals:
-        table = Base.metadata.tables["audit_events"]
-        await session.execute(
-            update(table).where(table.c.id == bindparam("event_id")).values(
-                seq=bindparam("new_seq"), prev_hash=bindparam("new_prev"),
-                hash=bindparam("new_hash")), seals)
+    await execute_many(session, _SEAL, seals)
     return len(pending)
+
+
+_SEAL = update(AUDIT_EVENTS).where(AUDIT_EVENTS.c.id == bindparam("event_id")).values(
+    seq=bindparam("new_seq"), prev_hash=bindparam("new_prev"), hash=bindparam("new_hash"))
 
 
 _CHAINED_COLUMNS = (AuditEvent.id, AuditEvent.tenant_id, AuditEvent.actor_type,

@@ -73,7 +73,10 @@ def migrate() -> None:
     """Bring the database schema up to date (serve does this too)."""
     from tidings.migrations.run import upgrade
 
-    upgrade(Settings().resolved_database_url())
+    settings = Settings()
+    if settings.is_sqlite:  # the default file's folder, on a fresh machine, as serve does
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url())
     click.echo("database is up to date")
 
 
