@@ -11,8 +11,8 @@ SQLAlchemy's own path (asyncpg sends a bulk statement in one round trip).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Executable, Table, insert
@@ -25,19 +25,30 @@ from tidings.db import SessionOrConnection
 Processor = Callable[[Any], Any]
 
 
-@dataclass(frozen=True, slots=True)
 class _Plan:
-    sql: str
-    names: tuple[str, ...]  # the row keys, in the driver's order
-    processors: tuple[Processor | None, ...]
-    constants: Mapping[str, Any]  # scalar column defaults of keys the rows leave out
+    """A statement's SQL and how to make the driver's tuple of each row."""
+
+    def __init__(self, sql: str, names: Sequence[str], processors: Sequence[Processor | None],
+                 constants: Mapping[str, Any]) -> None:
+        self.sql = sql
+        self.constants = constants  # scalar column defaults of keys the rows leave out
+        # The raw values in the driver's order by one C call (a 1-tuple for a single
+        # key), then the processors of the few columns that have one.
+        self._get = operator.itemgetter(*names) if len(names) > 1 else (
+            lambda row, name=names[0]: (row[name],))
+        self._processed = tuple((index, processor) for index, processor in enumerate(processors)
+                                if processor is not None)
 
     def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         if self.constants:
             row = {**self.constants, **row}
-        return tuple([value if processor is None else processor(value)
-                      for value, processor in zip([row[name] for name in self.names],
-                                                  self.processors, strict=True)])
+        raw = self._get(row)
+        if not self._processed:
+            return raw
+        values = list(raw)
+        for index, processor in self._processed:
+            values[index] = processor(values[index])
+        return tuple(values)
 
 
 _plans: dict[tuple[Any, str, tuple[str, ...]], _Plan | None] = {}
@@ -92,6 +103,8 @@ def _make_plan(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -
         return None
     constants = {column.key: column.default.arg for column in prefetched}  # type: ignore[union-attr]
     names = tuple(compiled.positiontup)
+    if not names:
+        return None
     binds = [compiled.binds[name] for name in names]
     if any(bind.expanding or (name not in keys and name not in constants)
            for name, bind in zip(names, binds, strict=True)):
