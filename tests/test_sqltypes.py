@@ -130,3 +130,21 @@ async def test_rows_sharing_one_datetime_object_each_store_their_own_value(
     expected_now, expected_later = "2026-12-01 15:37:20.123456", "2026-12-01 15:37:20.123457"
     assert stored == [expected_now, expected_now, None, expected_now, expected_now,
                       expected_later, None, expected_later, expected_now]
+
+
+async def test_rows_read_with_a_shared_timestamp_each_get_their_own_value(
+        tmp_path: Path) -> None:
+    """The value of the last text read is reused only for equal text."""
+    now = datetime(2026, 12, 1, 15, 37, 20, 123456, tzinfo=UTC)
+    later = now + timedelta(microseconds=1)
+    rows = [now, now, None, now, later, None, later, now]
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'stamps.db'}")
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(METADATA.create_all)
+            await conn.execute(insert(STAMPS), [{"id": i, "at": v} for i, v in enumerate(rows)])
+            back = list((await conn.execute(select(STAMPS.c.at).order_by(STAMPS.c.id)))
+                        .scalars())
+    finally:
+        await engine.dispose()
+    assert back == rows

@@ -43,8 +43,21 @@ def _utc_text(value: datetime) -> str:
     return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+_last_read: tuple[str | None, datetime | None] = (None, None)  # (text, its value)
+
+
 def _sqlite_datetime(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+    """Rows read together often share a timestamp (a batch's ``created_at``): equal text,
+    read once. Datetimes are immutable, so handing out one object twice is safe."""
+    global _last_read
+    last = _last_read
+    if value == last[0]:
+        return last[1]
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value).replace(tzinfo=UTC)
+    _last_read = (value, parsed)
+    return parsed
 
 
 class _OwnSqliteProcessors(TypeDecorator[T]):

@@ -7,6 +7,7 @@ Parsing is tolerant, because every SMSC bends Appendix B its own way, and never 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -67,6 +68,7 @@ _KEY = re.compile(
     r"(?<![a-z0-9_])(id|sub|dlvrd|submit[\s_]*date|done[\s_]*date|stat|err|text)\s*:",
     re.IGNORECASE,
 )
+_KEY_NOISE = re.compile(r"[\s_]")  # "Submit_Date" and "submit  date" are "submitdate"
 
 
 def parse_receipt_text(text: str) -> ReceiptText | None:
@@ -96,7 +98,7 @@ def _fields(text: str) -> dict[str, str]:
     fields: dict[str, str] = {}
     matches = list(_KEY.finditer(text))
     for index, match in enumerate(matches):
-        key = re.sub(r"[\s_]", "", match.group(1)).lower()
+        key = _normal_key(match.group(1))
         if key == "text":
             fields.setdefault(key, text[match.end():].strip())
             break
@@ -104,6 +106,11 @@ def _fields(text: str) -> dict[str, str]:
         words = text[match.end():stop].split()
         fields.setdefault(key, words[0] if words else "")
     return fields
+
+
+@functools.lru_cache(maxsize=256)  # a handful of spellings in practice, each seen per receipt
+def _normal_key(key: str) -> str:
+    return _KEY_NOISE.sub("", key).lower()
 
 
 def _count(value: str) -> int:
