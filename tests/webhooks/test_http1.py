@@ -300,8 +300,15 @@ async def test_https_with_a_trusted_certificate_and_one_that_is_not(
                                  "/relative", "http://h/a b", "http://h/\r\nX: y",
                                  "http://user@/x", "http://a@b@/x"])
 def test_urls_that_are_not_absolute_http_are_refused(url: str) -> None:
-    with pytest.raises(InvalidURL):
-        split_url(url)
+    for _ in range(2):  # parsed URLs are kept: a refused one must be refused again
+        with pytest.raises(InvalidURL):
+            split_url(url)
+
+
+def test_every_token_character_makes_a_header_name() -> None:
+    tchars = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    head = request_head(Origin("http", "h", 80), "/", {tchars: "v", "X-Empty": ""}, 0)
+    assert f"\r\n{tchars}: v\r\nX-Empty: \r\n".encode() in head
 
 
 def test_urls_give_an_origin_a_target_and_credentials() -> None:
@@ -317,7 +324,8 @@ def test_urls_give_an_origin_a_target_and_credentials() -> None:
 
 @pytest.mark.parametrize("headers", [{"X-Bad": "a\r\nInjected: yes"}, {"X-Bad": "a\nb"},
                                      {"Bad Name": "v"}, {"": "v"}, {"X:Y": "v"},
-                                     {"X-Nul": "a\x00b"}, {"X-Wide": "snow \u2603"}])
+                                     {"X-Nul": "a\x00b"}, {"X-Wide": "snow \u2603"},
+                                     {"N\u00e4me": "v"}, {"X-Tab\t": "v"}, {"X-End\n": "v"}])
 def test_headers_that_would_break_the_request_are_refused(headers: dict[str, str]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - InvalidURL is not among them
         request_head(Origin("http", "h", 80), "/", headers, 2)

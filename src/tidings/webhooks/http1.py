@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import re
 import ssl
 import time
 from collections.abc import Mapping
@@ -74,8 +76,11 @@ class Target:
     authorization: str | None  # Basic, from user:password@ in the URL
 
 
+@functools.lru_cache(maxsize=4096)  # a few URLs per account, each parsed per request else
 def split_url(url: str) -> Target:
-    """Where an http(s) URL points: origin, request target, credentials in it."""
+    """Where an http(s) URL points: origin, request target, credentials in it.
+
+    Kept per URL (a refused one is parsed again, to raise again)."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -101,7 +106,7 @@ def request_head(origin: Origin, target: str, headers: Mapping[str, str],
     name whatever its case. A name or value that would break the head is refused."""
     merged: dict[str, tuple[str, str]] = {}
     for name, value in headers.items():
-        if not name or not _is_token(name) or any(c in value for c in "\r\n\x00"):
+        if not _is_token(name) or _BREAKS_HEAD.search(value):
             raise ValueError(f"header {name[:40]!r} is not a valid HTTP header")
         merged[name.lower()] = (name, value)
     merged.pop("host", None)
@@ -111,11 +116,12 @@ def request_head(origin: Origin, target: str, headers: Mapping[str, str],
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="strict")
 
 
-_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110's tchar, one or more
+_BREAKS_HEAD = re.compile("[\r\n\x00]")  # in a value, a header or a request of its own
 
 
 def _is_token(name: str) -> bool:
-    return all(c in _TOKEN for c in name)
+    return _TOKEN.fullmatch(name) is not None
 
 
 class _Connection(asyncio.Protocol):
