@@ -34,15 +34,15 @@ async def enqueue(rt: Runtime, kind: str, count: int) -> None:
 class Recorder:
     """Handlers that note when each batch ran, finish their jobs and may add more."""
 
-    def __init__(self, rt: Runtime, *, refill: int = 0) -> None:
-        self.rt, self.refill = rt, refill
+    def __init__(self, rt: Runtime, *, refill: int = 0, work_seconds: float = 0.1) -> None:
+        self.rt, self.refill, self.work_seconds = rt, refill, work_seconds
         self.ran: dict[str, list[float]] = {"first": [], "then": []}
         self.started = time.monotonic()
 
     def handler(self, kind: str):  # type: ignore[no-untyped-def]
         async def handle(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
             self.ran[kind].append(time.monotonic() - self.started)
-            await asyncio.sleep(0.1)  # a batch's work
+            await asyncio.sleep(self.work_seconds)  # a batch's work
             async with rt.db.core(tenant=SYSTEM) as session:
                 await outbox.complete(session, [j.id for j in jobs])
             if kind == "first" and self.refill:
@@ -91,6 +91,22 @@ async def test_under_a_backlog_the_yielding_kind_claims_once_a_period_and_still_
     # The period runs from claim to claim; the handlers' starts add the claims' jitter.
     assert all(gap > 0.7 * YIELD_SECONDS for gap in gaps(recorder.ran["then"])), recorder.ran
     assert len(recorder.ran["first"]) >= 8  # the backlog went on meanwhile
+
+
+async def test_a_claim_made_before_the_backlog_counts_towards_the_period(
+        rt: Runtime) -> None:
+    """The backlog appears while a batch claimed without one runs: the next claim still
+    waits for the period since that claim, not for a claim under the backlog."""
+    rt.settings.worker_yield_seconds = YIELD_SECONDS
+    await enqueue(rt, "then", 3 * BATCH)
+    recorder = Recorder(rt, refill=BATCH, work_seconds=0.3)
+    await run_until(pool(rt, recorder), lambda: len(recorder.ran["then"]) == 2,
+                    after=lambda: bool(recorder.ran["then"]),
+                    then=lambda: enqueue(rt, "first", 2 * BATCH))
+    first_batch, second_batch = recorder.ran["then"][:2]
+    assert recorder.ran["first"], "the backlog was there"
+    assert recorder.ran["first"][0] < second_batch, recorder.ran
+    assert second_batch - first_batch > 0.7 * YIELD_SECONDS, recorder.ran
 
 
 async def test_without_a_backlog_the_yielding_kind_runs_its_batches_back_to_back(

@@ -52,7 +52,7 @@ class WorkerPool:
         self._stopping = asyncio.Event()
         self._claim_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._last_short_claim: dict[str, float | None] = {}
-        self._last_yielded: dict[str, float] = {}  # a claim let through a backlog
+        self._last_claim_at: dict[str, float] = {}  # of the kinds that yield to another
 
     async def run_once(self, kind: str) -> int:
         """Claim and handle one batch of ``kind``; the number of jobs handled."""
@@ -179,13 +179,14 @@ class WorkerPool:
         first = self._workers[kind].yields_to
         if first is None or first not in self._workers:
             return
-        until = self._last_yielded.get(kind, 0.0) + self._rt.settings.worker_yield_seconds
+        # Every claim counts, one made before the backlog was seen too: the first claim
+        # under a backlog waits for the period since the last one.
+        until = self._last_claim_at.get(kind, 0.0) + self._rt.settings.worker_yield_seconds
         while self._backlogged(first) and time.monotonic() < until:
             await self._pause(YIELD_CHECK_SECONDS)
             if self._stopping.is_set():
                 return
-        if self._backlogged(first):
-            self._last_yielded[kind] = time.monotonic()
+        self._last_claim_at[kind] = time.monotonic()
 
     def _backlogged(self, kind: str) -> bool:
         """Whether the last claim of ``kind`` came back full (so more is waiting)."""
