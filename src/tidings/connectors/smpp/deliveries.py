@@ -100,7 +100,7 @@ class Deliveries:
                 self._receipts.extend(held)
                 self._work.set()
 
-    async def on_request(self, link: Link, pdu: Pdu) -> None:
+    def on_request(self, link: Link, pdu: Pdu) -> None:
         if not isinstance(pdu, DeliverSm | DataSm):
             link.respond(pdu)
             return

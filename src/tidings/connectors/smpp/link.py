@@ -34,11 +34,15 @@ from tidings.connectors.smpp.session import (
     Unbound,
     UnexpectedResponse,
 )
+from tidings.logs import get_logger
 
+log = get_logger("tidings.smpp")
 READ_CHUNK = 65_536
 MAX_TIMER_SLEEP = 0.25  # re-check timers at least this often (cheap; keeps code simple)
 
-RequestHandler = Callable[["Link", Pdu], Coroutine[Any, Any, None]]
+# A request handler answers at once (returns None) or returns the coroutine that will:
+# most receipts and submits are only queued, and a task each would cost more than that.
+RequestHandler = Callable[["Link", Pdu], Coroutine[Any, Any, None] | None]
 EventHandler = Callable[["Link", Event], None]
 # (the tag given to ``request``, the response) for an answer that came after its time-out
 LateAnswerHandler = Callable[[str, Pdu], None]
@@ -242,7 +246,14 @@ class Link:
             answer.set_result(response)
 
     def _spawn(self, pdu: Pdu) -> None:
-        task = asyncio.create_task(self._on_request(self, pdu))
+        try:
+            pending = self._on_request(self, pdu)
+        except Exception:  # a handler's bug must not end the link's reading
+            log.exception("smpp_request_handler_failed", command=type(pdu).__name__)
+            return
+        if pending is None:
+            return
+        task = asyncio.create_task(pending)
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
 

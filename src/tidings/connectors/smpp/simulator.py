@@ -331,7 +331,7 @@ class SmscSimulator:
 
     # --- submit_sm ---------------------------------------------------------------------
 
-    async def _on_request(self, link: Link, pdu: Pdu) -> None:
+    def _on_request(self, link: Link, pdu: Pdu) -> None:
         bind = self._binds.get(link)
         if bind is None or bind.dropped:
             return
