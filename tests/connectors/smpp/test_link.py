@@ -39,12 +39,12 @@ async def _bound_link(port: int, on_request: Any) -> tuple[Link, asyncio.Task[No
     return link, runner
 
 
-async def _submit(link: Link, to: str) -> str:
+async def _submit(link: Link, to: str, *, receipt: bool = True) -> str:
     dest_ton, dest_npi, destination = to_smpp(to)
     response = await link.request(SubmitSm(
         sequence_number=0, source_addr="Acme", source_addr_ton=5,
         dest_addr_ton=dest_ton, dest_addr_npi=dest_npi, destination_addr=destination,
-        registered_delivery=1, short_message=encode_text("hello", "gsm7")))
+        registered_delivery=1 if receipt else 0, short_message=encode_text("hello", "gsm7")))
     assert response.command_status == CommandStatus.ESME_ROK
     return str(getattr(response, "message_id", ""))
 
@@ -118,4 +118,38 @@ async def test_a_handler_that_raises_leaves_the_link_reading(smsc_port: int) -> 
     assert second in await _receipts_for({second}, received)
     assert raised == [first]
     assert not link.is_closed
+    await _close(link, runner)
+
+
+class CountingWriter:
+    """A real StreamWriter that counts its writes (a write is a system call)."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        self._writer.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
+
+
+async def test_the_requests_of_one_turn_go_out_in_one_write(smsc_port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", smsc_port)
+    counting = CountingWriter(writer)
+    link = Link(Session("client", SessionConfig(window=100)), reader,
+                counting,  # type: ignore[arg-type]  # duck-typed: write and the rest
+                on_request=lambda link, pdu: link.respond(pdu))
+    runner = asyncio.create_task(link.run())
+    link.bind("transceiver", "esme", "secret")
+    assert await link.wait_bound(BOUND_SECONDS) is not None
+    before = counting.writes
+
+    ids = await asyncio.gather(*(_submit(link, f"+1202555{n:04d}", receipt=False)
+                                 for n in range(50)))  # no receipts: nothing to answer
+
+    assert len(set(ids)) == 50
+    assert counting.writes - before == 1  # fifty submit_sm, one write
     await _close(link, runner)

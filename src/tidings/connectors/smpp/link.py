@@ -75,6 +75,7 @@ class Link:
         self._bound = asyncio.Event()
         self._closed = asyncio.Event()
         self._handlers: set[asyncio.Task[None]] = set()
+        self._flush_due = False
         self.bound_as: Bound | None = None
 
     @property
@@ -162,6 +163,16 @@ class Link:
         await self._shut()
 
     def flush(self) -> None:
+        """Write what the session has to send, at the end of this turn of the loop: the
+        PDUs of one burst (a window of submits, the answers to a batch of receipts) go
+        out in one write, not in a system call each."""
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self.flush_now)
+
+    def flush_now(self) -> None:
+        """Write what the session has to send at once (before the socket closes)."""
+        self._flush_due = False
         data = self.session.data_to_send()
         if data and not self._writer.is_closing():
             self._writer.write(data)
@@ -216,7 +227,7 @@ class Link:
                 self._bound.set()
                 # run() may sit in read() while a timer closed the session: closing the
                 # transport ends that read, so the socket does not outlive the session.
-                self.flush()  # what the session still had to say (an unbind_resp, say)
+                self.flush_now()  # what the session still had to say (an unbind_resp)
                 self._writer.close()
             if self._on_event is not None:
                 self._on_event(self, event)
@@ -260,7 +271,7 @@ class Link:
     async def _shut(self) -> None:
         self._closed.set()
         self._room.set()
-        self.flush()
+        self.flush_now()
         for answer in self._answers.values():
             if not answer.done():
                 answer.set_exception(LinkClosed("the connection closed first"))

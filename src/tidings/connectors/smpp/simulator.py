@@ -327,6 +327,7 @@ class SmscSimulator:
         # exactly which submits were taken; everything after is lost, as in a crash.
         bind.dropped = True
         self._counters.disconnects += 1
+        bind.link.flush_now()  # the answers of this turn, not yet written
         bind.writer.close()
 
     # --- submit_sm ---------------------------------------------------------------------
