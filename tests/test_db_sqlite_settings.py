@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from tidings.db import SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES, SYSTEM, Database
+from tidings.sqlite_checkpoints import BACKSTOP_PAGES
 
 FULL = 2  # PRAGMA synchronous: 0 OFF, 1 NORMAL, 2 FULL
 
@@ -26,5 +27,6 @@ async def test_every_connection_is_durable_and_tuned(tmp_path: Path) -> None:
             assert await _pragma(db, "foreign_keys", write=write) == 1
             assert await _pragma(db, "mmap_size", write=write) == SQLITE_MMAP_BYTES
             assert await _pragma(db, "cache_size", write=write) == -SQLITE_CACHE_KIB
+            assert await _pragma(db, "wal_autocheckpoint", write=write) == BACKSTOP_PAGES
     finally:
         await db.dispose()

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+from tidings.sqlite_checkpoints import BACKSTOP_PAGES, WalCheckpointer
 from tidings.sqlite_inline import InlineDbapi
 
 NAMING = {
@@ -74,6 +75,9 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         # (a measure of 30,000 messages' inserts and updates).
         cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        # Checkpoints run on a thread (``start_checkpoints``); a writer checkpoints
+        # within its commit only if that thread falls far behind.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -94,6 +98,7 @@ class Database:
         # and so does the file lock between processes on one file.
         self._write_lock = WriterQueue() if self.is_sqlite else None
         self._file_lock = FileWriteLock.beside(url) if self.is_sqlite else None
+        self._checkpointer: WalCheckpointer | None = None
 
     @asynccontextmanager
     async def transaction(self, *, tenant: str, write: bool = True,
@@ -151,7 +156,18 @@ class Database:
                 await session.rollback()
                 raise
 
+    def start_checkpoints(self) -> None:
+        """On a SQLite file, copy the WAL back on a thread of its own (see
+        ``sqlite_checkpoints``); until then writers do it in their commits."""
+        path = sqlite_file(self.url)
+        if path is not None and self._checkpointer is None:
+            self._checkpointer = WalCheckpointer(path)
+            self._checkpointer.start()
+
     async def dispose(self) -> None:
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+            self._checkpointer = None
         await self.engine.dispose()
         if self._file_lock is not None:
             self._file_lock.close()
@@ -222,10 +238,8 @@ class FileWriteLock:
     @classmethod
     def beside(cls, database_url: str) -> FileWriteLock | None:
         """The lock of a SQLite file; None for an in-memory database."""
-        database = make_url(database_url).database
-        if not database or database == ":memory:" or database.startswith("file:"):
-            return None
-        return cls(Path(f"{database}.write-lock"))
+        path = sqlite_file(database_url)
+        return None if path is None else cls(Path(f"{path}.write-lock"))
 
     async def acquire(self) -> None:
         try:  # free (the usual case): one system call, no thread
@@ -273,3 +287,13 @@ async def set_tenant_setting(conn: Any, tenant: str) -> None:
 
 # An auto-increment 64-bit key; SQLite only auto-increments INTEGER PRIMARY KEY.
 BigIntPK = BigInteger().with_variant(Integer, "sqlite")
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory database (or not SQLite)."""
+    if not database_url.startswith("sqlite"):
+        return None
+    database = make_url(database_url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)

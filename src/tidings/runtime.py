@@ -111,6 +111,7 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
     await asyncio.to_thread(upgrade, settings.resolved_database_url())
     clock = clock or Clock()
     db = Database(settings.resolved_database_url())
+    db.start_checkpoints()
     vault = await Vault.open(settings)
     carrier = SandboxCarrier(SandboxLedger(sandbox_ledger_url(settings)),
                              receipt_delay_seconds=settings.sandbox_receipt_delay_seconds,
