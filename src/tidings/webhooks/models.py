@@ -21,7 +21,7 @@ class WebhookDelivery(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
-    event_id: Mapped[str] = mapped_column(String(40), index=True)
+    event_id: Mapped[str] = mapped_column(String(40))  # sent with the POST, never looked up
     event_type: Mapped[str] = mapped_column(String(40))
     message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
     sequence: Mapped[int] = mapped_column(Integer)
@@ -39,7 +39,8 @@ class WebhookAttempt(Base):
     __tablename__ = "webhook_attempts"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # Read by delivery only: no index on the tenant alone (each attempt would pay for it).
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
     delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
     status_code: Mapped[int | None] = mapped_column(Integer)
