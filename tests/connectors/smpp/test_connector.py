@@ -105,6 +105,20 @@ async def test_a_long_message_goes_as_udh_parts_and_its_first_part_names_it(
     assert result.carrier_message_id == parts[0].message_id
 
 
+async def test_only_the_first_part_of_a_long_message_asks_for_a_receipt(
+        connector: tuple[SmppConnector, Sinks], sim: SmscSimulator) -> None:
+    """A receipt for another part would name an id no message has: unmatched, it would
+    hold a slot of the SMSC's window until given up on."""
+    smpp, sinks = connector
+    [result] = await smpp.submit([message("msg_long", body=LONG_TEXT)])
+    assert [p.pdu.registered_delivery for p in sim.submits] == [1, 0]
+    await until(lambda: sim.stats()["receipts_acknowledged"] == 1, "the receipt answered")
+    await smpp.submit([message("msg_after", body="Hello")])  # a receipt due after any other
+    await until(lambda: sim.stats()["receipts_acknowledged"] == 2, "the next receipt")
+    assert sinks.offered[0] == result.carrier_message_id
+    assert len(sinks.offered) == 2
+
+
 async def test_ucs2_text_arrives_intact(connector: tuple[SmppConnector, Sinks],
                                         sim: SmscSimulator) -> None:
     smpp, _ = connector

@@ -6,8 +6,11 @@
   (up to ``THROTTLE_RETRIES`` times, then the dispatcher retries later). Any other
   error status is permanent: the message is rejected with the SMSC's code, e.g.
   ``smpp:ESME_RINVDSTADR``.
-* The carrier id of a message is the SMSC's id for its first part; receipts for
-  the other parts are acknowledged and not applied.
+* The carrier id of a message is the SMSC's id for its first part, and only that
+  part asks for a delivery receipt: a receipt for another part would name an id
+  nobody waits for (and, unmatched, hold a slot of the SMSC's window until it is
+  given up on). Receipts that come for other parts anyway are acknowledged once
+  given up on, and not applied.
 * Each answer is written to the connector's ledger (``ledger.py``) before the
   dispatcher hears it, so a repeated submit of a message id (a retry, or after a
   crash) gets the first answer again. A submit whose answer never came
@@ -170,7 +173,8 @@ class SmppConnector:
         except ValueError:
             return SubmitResult(message.message_id, "rejected", error_code="smpp_unencodable")
         try:
-            ids = [await self._submit_part(message, part) for part in parts]
+            ids = [await self._submit_part(message, part, first=number == 0)
+                   for number, part in enumerate(parts)]
         except _Rejected as exc:
             return SubmitResult(message.message_id, "rejected", error_code=exc.error_code)
         except _Retry as exc:
@@ -193,8 +197,9 @@ class SmppConnector:
             return ["ucs2"]
         return ["latin1", "ucs2"] if self.settings.gsm7_coding == "latin1" else ["gsm7", "ucs2"]
 
-    async def _submit_part(self, message: OutboundMessage, part: SubmitPart) -> str:
-        pdu = self._submit_sm(message, part)
+    async def _submit_part(self, message: OutboundMessage, part: SubmitPart, *,
+                           first: bool) -> str:
+        pdu = self._submit_sm(message, part, receipt=first and self.settings.registered_delivery)
         # A lone part is the whole message: its late answer (after a time-out) is its answer.
         tag = message.message_id if not part.esm_class & 0x40 and \
             part.optional.sar_total_segments is None else None
@@ -223,14 +228,15 @@ class SmppConnector:
             raise _Retry(UNAVAILABLE)
         return min(links, key=lambda link: link.session.outstanding)
 
-    def _submit_sm(self, message: OutboundMessage, part: SubmitPart) -> SubmitSm:
+    def _submit_sm(self, message: OutboundMessage, part: SubmitPart, *,
+                   receipt: bool) -> SubmitSm:
         dest_ton, dest_npi, destination = to_smpp(message.to)
         source_ton, source_npi, source = to_smpp(message.sender)
         return SubmitSm(
             sequence_number=0, source_addr_ton=source_ton, source_addr_npi=source_npi,
             source_addr=source, dest_addr_ton=dest_ton, dest_addr_npi=dest_npi,
             destination_addr=destination, esm_class=part.esm_class,
-            registered_delivery=1 if self.settings.registered_delivery else 0,
+            registered_delivery=1 if receipt else 0,
             data_coding=part.data_coding, short_message=part.short_message,
             optional=part.optional)
 
