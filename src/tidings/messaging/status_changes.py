@@ -198,9 +198,10 @@ class StatusChanges:
         """Write the messages, their events, webhooks and SMPP receipts; the job kinds
         queued, to wake after the commit."""
         if self._touched:
-            rekeyed = [m for m in self._touched.values() if m.carrier_key_changed]
-            kept = [m for m in self._touched.values() if not m.carrier_key_changed]
-            for store, messages in ((_STORE_ALL, rekeyed), (_STORE_KEPT_KEY, kept)):
+            by_store: dict[_Store, list[MessageState]] = {_STORE_ALL: [], _STORE_KEPT_KEY: []}
+            for m in self._touched.values():
+                by_store[_STORE_ALL if m.carrier_key_changed else _STORE_KEPT_KEY].append(m)
+            for store, messages in by_store.items():
                 if messages:
                     await execute_many(session, store.statement, store.params(messages))
             self._touched = {}

@@ -173,7 +173,8 @@ class SmppConnector:
         except ValueError:
             return SubmitResult(message.message_id, "rejected", error_code="smpp_unencodable")
         try:
-            ids = [await self._submit_part(message, part, first=number == 0)
+            receipts = self.settings.registered_delivery
+            ids = [await self._submit_part(message, part, receipt=receipts and number == 0)
                    for number, part in enumerate(parts)]
         except _Rejected as exc:
             return SubmitResult(message.message_id, "rejected", error_code=exc.error_code)
@@ -198,8 +199,8 @@ class SmppConnector:
         return ["latin1", "ucs2"] if self.settings.gsm7_coding == "latin1" else ["gsm7", "ucs2"]
 
     async def _submit_part(self, message: OutboundMessage, part: SubmitPart, *,
-                           first: bool) -> str:
-        pdu = self._submit_sm(message, part, receipt=first and self.settings.registered_delivery)
+                           receipt: bool) -> str:
+        pdu = self._submit_sm(message, part, receipt=receipt)
         # A lone part is the whole message: its late answer (after a time-out) is its answer.
         tag = message.message_id if not part.esm_class & 0x40 and \
             part.optional.sar_total_segments is None else None
