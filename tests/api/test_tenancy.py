@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import Tenant, assert_problem, make_tenant, settle
-from tidings.accounts.models import AccountStatus
+from tidings.accounts.models import Account, AccountStatus
 from tidings.audit.models import AuditEvent
 from tidings.clock import FakeClock
 from tidings.db import SYSTEM
@@ -170,16 +170,42 @@ async def test_suspended_account_cannot_send(
         "suspended")
 
 
-async def test_sub_account_of_a_suspended_parent_is_suspended_when_acted_on_by_it(
+async def test_a_suspended_parent_holds_back_its_whole_subtree_whoever_acts(
         client: httpx.AsyncClient, rt: Runtime, clock: FakeClock) -> None:
     parent = await make_tenant(rt, "Held parent", status=AccountStatus.SUSPENDED)
     child = await make_tenant(rt, "Active child", parent=parent.id)
-    assert_problem(await client.post("/v1/messages", headers=acting(parent, child.id),
-                                     json=SEND), 403, "account_suspended")
+    grandchild = await make_tenant(rt, "Active grandchild", parent=child.id)
+    batch = {"from": "Acme", "body": "Hi",
+             "recipients": [{"to": "+12025550173", "variables": {}}]}
+    for headers in (acting(parent, child.id), child.headers, grandchild.headers,
+                    acting(child, grandchild.id)):
+        assert_problem(await client.post("/v1/messages", headers=headers, json=SEND), 403,
+                       "account_suspended")
+        assert_problem(await client.post("/v1/messages", json=SEND, headers={
+            **headers, "Idempotency-Key": "k1"}), 403, "account_suspended")
+        assert_problem(await client.post("/v1/messages/batch", headers=headers, json=batch),
+                       403, "account_suspended")
+        assert_problem(await client.post("/v1/accounts", headers=headers,
+                                         json={"name": "Escape"}), 403, "account_suspended")
+        # Suspension stops sending, not reading.
+        assert (await client.get("/v1/messages", headers=headers)).status_code == 200
     await settle(rt, clock)
     assert await message_count(rt) == 0
-    # The child's own key is the child's business.
+    listed = (await client.get("/v1/accounts", headers=child.headers)).json()
+    assert [a["id"] for a in listed] == [grandchild.id]
+
+
+async def test_a_parent_suspended_later_holds_back_sub_account_keys_at_once(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, acme: Tenant) -> None:
+    child = await make_tenant(rt, "Child", parent=acme.id)
     await send(client, child.headers)
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        account = await session.get(Account, acme.id)
+        assert account is not None
+        account.status = AccountStatus.SUSPENDED.value
+    rt.auth.invalidate()
+    assert_problem(await client.post("/v1/messages", headers=child.headers, json=SEND), 403,
+                   "account_suspended")
 
 
 @pytest.mark.parametrize(("method", "path", "body"), [
@@ -199,18 +225,18 @@ async def test_terminated_account_key_is_refused(
     assert await message_count(rt) == 0
 
 
-async def test_terminated_parent_cannot_act_on_its_sub_accounts(
+async def test_a_terminated_parent_ends_its_sub_accounts_whoever_acts(
         client: httpx.AsyncClient, rt: Runtime, clock: FakeClock) -> None:
     parent = await make_tenant(rt, "Gone parent", status=AccountStatus.TERMINATED)
     child = await make_tenant(rt, "Child", parent=parent.id)
-    headers = acting(parent, child.id)
-    assert_problem(await client.get("/v1/account", headers=headers), 403,
-                   "account_terminated")
-    assert_problem(await client.post("/v1/messages", headers=headers, json=SEND), 403,
-                   "account_terminated")
-    assert_problem(await client.post("/v1/keys", headers=headers, json={}), 403,
-                   "account_terminated")
+    for headers in (acting(parent, child.id), child.headers):
+        assert_problem(await client.get("/v1/account", headers=headers), 403,
+                       "account_terminated")
+        assert_problem(await client.post("/v1/messages", headers=headers, json=SEND), 403,
+                       "account_terminated")
+        assert_problem(await client.post("/v1/keys", headers=headers, json={}), 403,
+                       "account_terminated")
+        assert_problem(await client.post("/v1/accounts", headers=headers,
+                                         json={"name": "Escape"}), 403, "account_terminated")
     await settle(rt, clock)
     assert await message_count(rt) == 0
-    keys = (await client.get("/v1/keys", headers=child.headers)).json()
-    assert [k["id"] for k in keys] == [child.made.api_key_id]

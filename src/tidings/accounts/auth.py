@@ -18,7 +18,13 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from tidings.accounts.models import AccountStatus, ApiKey
-from tidings.accounts.service import effective_status, hash_key_secret, lineage, split_api_key
+from tidings.accounts.service import (
+    ancestry,
+    below,
+    effective_status,
+    hash_key_secret,
+    split_api_key,
+)
 from tidings.audit.service import Actor
 from tidings.clock import Clock
 from tidings.db import SYSTEM, Database
@@ -87,10 +93,10 @@ class Authenticator:
             target = on_behalf_of or key.tenant_id
             if ACCOUNT_ID.fullmatch(target) is None:  # a NUL, say, must not reach a query
                 raise NotFound(f"No account {target!r} below yours.", code="account_not_found")
-            # The key's own account and every account between it and the target count:
-            # a terminated or suspended parent cannot act through its sub-accounts.
-            chain = await lineage(session, ancestor_id=key.tenant_id, account_id=target)
-            if chain is None:
+            # Every account above the target counts, up to the root, not only those up
+            # to the key's: a suspended parent holds back its sub-accounts' own keys too.
+            chain = await ancestry(session, account_id=target)
+            if not below(chain, key.tenant_id):
                 raise NotFound(f"No account {target!r} below yours.", code="account_not_found")
             account, status = chain[0], effective_status(chain)
             principal = Principal(key.id, key.tenant_id, account.id, status,

@@ -166,42 +166,34 @@ def _check_status_change(current: str, new: AccountStatus) -> None:
         raise Conflict("A terminated account cannot change status.", code="account_terminated")
 
 
-async def lineage(session: AsyncSession, *, ancestor_id: str,
-                  account_id: str) -> list[Account] | None:
-    """``account_id`` and its ancestors up to ``ancestor_id`` (both included), or None
-    when ``account_id`` is not ``ancestor_id`` nor below it."""
+MAX_DEPTH = 32  # nesting depth is bounded; a cycle in parent ids cannot loop forever
+
+
+async def ancestry(session: AsyncSession, *, account_id: str) -> list[Account]:
+    """``account_id`` and every account above it, up to its root (empty when unknown)."""
     chain: list[Account] = []
     current: str | None = account_id
-    for _ in range(32):  # nesting depth is bounded; a cycle cannot loop forever
-        if current is None:
-            return None
+    while current is not None and len(chain) < MAX_DEPTH:
         account = await session.get(Account, current)
         if account is None:
-            return None
+            break
         chain.append(account)
-        if current == ancestor_id:
-            return chain
         current = account.parent_id
-    return None
+    return chain
+
+
+def below(chain: list[Account], ancestor_id: str) -> bool:
+    """Whether the account ``chain`` starts from is ``ancestor_id`` or sits below it."""
+    return any(account.id == ancestor_id for account in chain)
 
 
 def effective_status(chain: list[Account]) -> str:
-    """The status that governs acting on ``chain[0]`` through the accounts above it:
-    a terminated or suspended account on the way holds back everything below it."""
+    """The status that governs ``chain[0]`` (an ``ancestry``): a terminated or suspended
+    account anywhere above it holds back everything below it, whoever acts."""
+    if not chain:
+        return AccountStatus.TERMINATED.value  # an account that is gone does nothing
     statuses = {a.status for a in chain}
     for held in (AccountStatus.TERMINATED, AccountStatus.SUSPENDED):
         if held in statuses:
             return held.value
     return chain[0].status
-
-
-async def is_descendant(session: AsyncSession, *, ancestor_id: str, account_id: str) -> bool:
-    """True when ``account_id`` is ``ancestor_id`` or sits below it (never above or beside)."""
-    current: str | None = account_id
-    for _ in range(32):  # nesting depth is bounded; a cycle cannot loop forever
-        if current is None:
-            return False
-        if current == ancestor_id:
-            return True
-        current = await session.scalar(select(Account.parent_id).where(Account.id == current))
-    return False

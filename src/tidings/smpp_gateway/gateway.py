@@ -18,13 +18,14 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
-from tidings.accounts.models import SENDING_STATUSES, Account
+from tidings.accounts.models import SENDING_STATUSES
+from tidings.accounts.service import ancestry, effective_status
 from tidings.audit.service import Actor
 from tidings.connectors.smpp.addresses import from_smpp
 from tidings.connectors.smpp.coding import read_message
@@ -74,18 +75,54 @@ class Grant:
 
 
 class SmppGateway:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, *, status_seconds: float = STATUS_CACHE_SECONDS) -> None:
         self._rt = rt
         self.server = SmppServer(self, system_id="tidings")
         self._parts: PartAssembler[tuple[str, int, str], tuple[Link, Pdu]] = PartAssembler()
+        self._status_seconds = status_seconds
         self._status_cache: dict[str, tuple[float, str, Subscription]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watcher: asyncio.Task[None] | None = None
 
     async def start(self, host: str, port: int) -> int:
-        return await self.server.start(host, port)
+        port = await self.server.start(host, port)
+        self._watcher = asyncio.create_task(self._watch_accounts())
+        return port
 
     async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
         await self.server.stop()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- accounts that may no longer be bound -----------------------------------------
+
+    async def _watch_accounts(self) -> None:
+        """A suspension or termination, of the account or of any account above it, made
+        in this process or another, ends its open binds within ``status_seconds``."""
+        while True:
+            await asyncio.sleep(self._status_seconds)
+            try:
+                await self.unbind_held()
+            except Exception:  # a failed round is retried by the next one
+                log.exception("smpp_status_check_failed")
+
+    async def unbind_held(self) -> None:
+        by_tenant: dict[str, list[tuple[Link, BoundClient]]] = {}
+        for link, client in self.server.clients():
+            by_tenant.setdefault(_grant(client).tenant_id, []).append((link, client))
+        for tenant, bound in by_tenant.items():
+            status, _ = await self._account(tenant)
+            if status in SENDING_STATUSES:
+                continue
+            for link, client in bound:
+                log.warning("smpp_unbound", reason=f"account_{status}",
+                            system_id=client.system_id)
+                self._spawn(link.unbind(timeout=2.0))
 
     # --- binds ------------------------------------------------------------------------
 
@@ -103,9 +140,7 @@ class SmppGateway:
 
     def on_bound(self, client: BoundClient) -> None:
         """Receipts and messages waiting for this client may go now."""
-        task = asyncio.create_task(self._release_waiting(_grant(client).tenant_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._release_waiting(_grant(client).tenant_id))
 
     async def _release_waiting(self, tenant: str) -> None:
         try:
@@ -181,16 +216,16 @@ class SmppGateway:
                 part_link.respond(part, CommandStatus.ESME_RSUBMITFAIL)
 
     async def _account(self, tenant: str) -> tuple[str, Subscription]:
-        """(status, webhook subscription), cached briefly: a suspension applies within
-        ``STATUS_CACHE_SECONDS`` on open binds."""
+        """(status that governs the account, webhook subscription), cached briefly: a
+        suspension applies within ``status_seconds`` on open binds."""
         cached = self._status_cache.get(tenant)
         if cached and cached[0] > time.monotonic():
             return cached[1], cached[2]
         async with self._rt.db.transaction(tenant=SYSTEM, write=False) as session:
-            account = await session.get(Account, tenant)
-        status = account.status if account else "terminated"
-        webhooks = Subscription.of(account)
-        self._status_cache[tenant] = (time.monotonic() + STATUS_CACHE_SECONDS, status,
+            chain = await ancestry(session, account_id=tenant)
+        status = effective_status(chain)
+        webhooks = Subscription.of(chain[0] if chain else None)
+        self._status_cache[tenant] = (time.monotonic() + self._status_seconds, status,
                                       webhooks)
         return status, webhooks
 

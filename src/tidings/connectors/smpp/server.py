@@ -85,6 +85,10 @@ class SmppServer:
                 await self._server.wait_closed()
             self._server = None
 
+    def clients(self) -> list[tuple[Link, BoundClient]]:
+        """Every bound link with who is on it."""
+        return list(self._clients.items())
+
     def receiving_links(self, system_ids: set[str]) -> list[Link]:
         """Bound links of these system_ids that may receive deliver_sm."""
         return [link for system_id in system_ids for link in self._links_by_system[system_id]
