@@ -8,10 +8,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import HookServer, Tenant, assert_problem, make_tenant, settle
+from tests.conftest import TEST_ACTOR, HookServer, Tenant, assert_problem, make_tenant, settle
+from tidings.accounts.models import Account, AccountStatus
 from tidings.audit.models import AuditEvent
 from tidings.clock import FakeClock
+from tidings.connectors.base import InboundMessage
 from tidings.db import SYSTEM
+from tidings.errors import TidingsError
+from tidings.messaging.inbound import receive_inbound, take_inbound
 from tidings.messaging.models import Message
 from tidings.numbers.models import PhoneNumber
 from tidings.runtime import Runtime
@@ -308,3 +312,24 @@ async def test_acting_as_a_sub_account_limits_inbound_to_that_sub_account(
     response = await client.post("/v1/sandbox/inbound", headers=acme.headers, json=inbound())
     assert response.status_code == 201, response.text
     assert response.json()["account_id"] == second.id
+
+
+@pytest.mark.parametrize("terminated", ["owner", "parent"])
+async def test_a_terminated_account_takes_no_inbound_message(
+        client: httpx.AsyncClient, rt: Runtime, acme: Tenant, terminated: str) -> None:
+    sub = await make_tenant(rt, "Acme Sub", parent=acme.id)
+    await claim(client, sub.headers)
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        account = await session.get(Account, sub.id if terminated == "owner" else acme.id)
+        assert account is not None
+        account.status = AccountStatus.TERMINATED.value
+    message = InboundMessage(sender=CALLER, to=NUMBER, body="Hi", channel="sms",
+                             carrier_message_id="c-1")
+    # The carrier hears "taken" (else it would deliver again forever); nothing is stored.
+    assert await take_inbound(rt, "sandbox", [message]) == [True]
+    with pytest.raises(TidingsError) as refused:
+        await receive_inbound(rt, sender=CALLER, to=NUMBER, body="Hi", channel="sms",
+                              actor=TEST_ACTOR)
+    assert refused.value.code == "account_terminated"
+    assert await count(rt, Message) == 0
+    assert await count(rt, WebhookDelivery) == 0

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 
-from tidings.accounts.models import Account
-from tidings.accounts.service import is_descendant
+from tidings.accounts.models import Account, AccountStatus
+from tidings.accounts.service import ancestry, below, effective_status
 from tidings.audit.service import Actor
 from tidings.connectors.base import InboundMessage
 from tidings.db import SYSTEM
-from tidings.errors import InvalidRequest, NotFound, TidingsError
+from tidings.errors import Forbidden, InvalidRequest, NotFound, TidingsError
 from tidings.logs import get_logger
 from tidings.messaging.addresses import (
     AddressError,
@@ -69,6 +69,20 @@ async def _seen(rt: Runtime, connector: str, carrier_message_id: str) -> bool:
     return found is not None
 
 
+async def _owner(rt: Runtime, number: str, allowed_root: str | None) -> Account:
+    """The account that takes a message to ``number``: none for a terminated account, or
+    one below a terminated parent, since terminated means no processing."""
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        tenant = await owner_of(session, number=number)
+        chain = await ancestry(session, account_id=tenant) if tenant else []
+    if not chain or (allowed_root and not below(chain, allowed_root)):
+        raise NotFound("No account owns that number or address.", code="number_not_found")
+    if effective_status(chain) == AccountStatus.TERMINATED:
+        raise Forbidden("The account that owns that number or address is terminated.",
+                        code="account_terminated")
+    return chain[0]
+
+
 async def receive_inbound(rt: Runtime, *, sender: str, to: str, body: str, channel: str,
                           actor: Actor, allowed_root: str | None = None,
                           carrier: tuple[str, str | None] | None = None) -> Created:
@@ -84,14 +98,7 @@ async def receive_inbound(rt: Runtime, *, sender: str, to: str, body: str, chann
             number, origin = normalize_e164(to), normalize_sender(sender)
     except AddressError as exc:
         raise InvalidRequest(str(exc), code=exc.code) from None
-    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
-        tenant = await owner_of(session, number=number)
-        account = await session.get(Account, tenant) if tenant else None
-        if allowed_root and account and not await is_descendant(
-                session, ancestor_id=allowed_root, account_id=account.id):
-            account = None
-    if account is None:
-        raise NotFound("No account owns that number or address.", code="number_not_found")
+    account = await _owner(rt, number, allowed_root)
     keys = await rt.vault.keys_for(account.id)
     ctx = SendContext(account.id, keys, actor, Subscription.of(account))
     encoding, num_segments = _form(channel, body)
