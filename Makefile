@@ -3,14 +3,21 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Every version make installs, pinned: a run of `make test` changes only when we do.
+LOCK   := requirements/constraints.txt
 
-.PHONY: serve test test-fast lint bench clean
+.PHONY: serve test test-fast lint bench lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev]'
 	touch $(STAMP)
+
+## lock: refresh the pinned versions to the newest that pyproject.toml allows
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+		--upgrade --quiet --no-header --output-file $(LOCK)
 
 ## serve: install what is needed and run Tidings on SQLite at http://127.0.0.1:8000
 serve: $(STAMP)
