@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Tenant, assert_problem
+from tests.conftest import Tenant, assert_problem, settle
 from tidings.clock import FakeClock
 from tidings.db import SYSTEM
 from tidings.operators.service import do_create_operator_key, do_revoke_operator_key
@@ -115,6 +115,36 @@ async def test_routes_name_existing_connectors_of_their_channel(
     assert (await client.delete("/v1/operator/connectors/smsc-a", headers=ops)
             ).status_code == 204
     assert await counts(rt) == (1, 0)
+
+
+async def test_the_sandbox_is_a_connector_routes_name_and_a_partial_table_says_so(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, ops: dict[str, str],
+        acme: Tenant) -> None:
+    await client.post("/v1/operator/connectors", json=SMPP, headers=ops)
+    uk = await client.post("/v1/operator/routes", headers=ops, json={
+        "channel": "sms", "prefix": "+44", "connectors": [{"connector": "smsc-a"}]})
+    assert uk.status_code == 201, uk.text
+    assert "no_route" in uk.json()["warning"]
+    rest = await client.post("/v1/operator/routes", headers=ops, json={
+        "channel": "sms", "connectors": [{"connector": "sandbox"}]})
+    assert rest.status_code == 201, rest.text
+    assert rest.json()["warning"] is None
+    assert rest.json()["connectors"] == [{"connector": "sandbox", "weight": 1}]
+
+    sent = await client.post("/v1/messages", headers=acme.headers, json={
+        "to": "+12025550173", "from": "Acme", "body": "Hi", "channel": "sms"})
+    assert sent.status_code == 201, sent.text
+    await settle(rt, clock, seconds=6)
+    shown = (await client.get(f"/v1/messages/{sent.json()['id']}",
+                              headers=acme.headers)).json()
+    assert shown["status"] == "delivered", shown
+    # The sandbox carries only SMS, and its name is taken.
+    assert_problem(await client.post("/v1/operator/routes", headers=ops, json={
+        "channel": "email", "connectors": [{"connector": "sandbox"}]}), 400,
+        "connector_channel_mismatch")
+    assert_problem(await client.post("/v1/operator/connectors", headers=ops,
+                                     json={**SMPP, "name": "sandbox"}), 409, "connector_exists")
+    assert await counts(rt) == (1, 2)
 
 
 @pytest.mark.parametrize(("route", "status", "code"), [

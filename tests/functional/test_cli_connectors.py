@@ -71,7 +71,16 @@ def test_routes_add_list_and_remove(env: dict[str, str], connector: dict[str, An
     route = json.loads(ok(run_cli(env, "routes", "add", "--channel", "sms", "--prefix", "+44",
                                   "--connector", "smsc-a:70", "--json")).stdout)
     assert route["connectors"] == [{"connector": "smsc-a", "weight": 70}]
+    assert "no_route" in route["warning"]
     assert route["id"] in ok(run_cli(env, "routes", "list")).stdout
+    # The built-in sandbox takes the rest; the table then covers every SMS.
+    rest = ok(run_cli(env, "routes", "add", "--channel", "sms", "--connector", "sandbox"))
+    assert "warning" not in rest.stderr
+    ok(run_cli(env, "routes", "remove", rest.stdout.split()[1]))
+    partial = ok(run_cli(env, "routes", "add", "--channel", "sms", "--country", "GB",
+                         "--connector", "smsc-a"))
+    assert "warning: No route takes every sms message" in partial.stderr
+    ok(run_cli(env, "routes", "remove", partial.stdout.split()[1]))
     assert_clean_failure(run_cli(env, "connectors", "remove", "smsc-a"), "connector_in_use")
     ok(run_cli(env, "routes", "remove", route["id"]))
     assert route["id"] not in ok(run_cli(env, "routes", "list")).stdout

@@ -26,12 +26,12 @@ from tidings.routing.service import (
     OPERATOR_KEYRING,
     connector_out,
     do_create_connector,
-    do_create_route,
     do_remove_connector,
     do_remove_route,
     list_connectors,
     list_routes,
     route_out,
+    save_route,
 )
 from tidings.runtime import Runtime
 
@@ -185,8 +185,10 @@ def add_route(targets: tuple[str, ...], as_json: bool, **options: Any) -> None:
 
     async def work(rt: Runtime) -> None:
         async with rt.db.transaction(tenant=SYSTEM) as session:
-            out = route_out(await do_create_route(session, body=body, now=rt.clock.now()))
+            out = await save_route(session, body=body, now=rt.clock.now())
         emit(out.model_dump(mode="json"), as_json=as_json, text=f"route {out.id} added")
+        if out.warning and not as_json:
+            click.echo(f"warning: {out.warning}", err=True)
     with_runtime(work)
 
 

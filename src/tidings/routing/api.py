@@ -10,18 +10,18 @@ from fastapi import APIRouter, Response
 
 from tidings.db import SYSTEM
 from tidings.deps import CurrentOperator, RuntimeDep
-from tidings.routing.schemas import ConnectorIn, ConnectorOut, RouteIn, RouteOut
+from tidings.routing.schemas import ConnectorIn, ConnectorOut, RouteIn, RouteOut, RouteSaved
 from tidings.routing.service import (
     OPERATOR_KEYRING,
     connector_out,
     do_create_connector,
-    do_create_route,
     do_remove_connector,
     do_remove_route,
     get_connector,
     list_connectors,
     list_routes,
     route_out,
+    save_route,
 )
 
 router = APIRouter(prefix="/v1/operator", tags=["operator"])
@@ -60,11 +60,10 @@ async def remove_connector(name: str, rt: RuntimeDep, _operator: CurrentOperator
     return Response(status_code=204)
 
 
-@router.post("/routes", status_code=201, response_model=RouteOut, summary="Add a route")
-async def add_route(body: RouteIn, rt: RuntimeDep, _operator: CurrentOperator) -> RouteOut:
+@router.post("/routes", status_code=201, response_model=RouteSaved, summary="Add a route")
+async def add_route(body: RouteIn, rt: RuntimeDep, _operator: CurrentOperator) -> RouteSaved:
     async with rt.db.transaction(tenant=SYSTEM) as session:
-        row = await do_create_route(session, body=body, now=rt.clock.now())
-        out = route_out(row)
+        out = await save_route(session, body=body, now=rt.clock.now())
     rt.routes.invalidate()
     return out
 

@@ -146,3 +146,10 @@ class RouteOut(BaseModel):
     sender: str | None
     account_id: str | None
     created_at: datetime
+
+
+
+class RouteSaved(RouteOut):
+    warning: str | None = Field(
+        default=None, description="What the channel's routes now leave without a "
+        "connector (rejected with no_route), if anything.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Account
+from tidings.connectors.sandbox.carrier import SANDBOX_CHANNELS, SANDBOX_NAME
 from tidings.errors import Conflict, InvalidRequest, NotFound
 from tidings.ids import new_id
 from tidings.routing.models import ConnectorConfig, RouteRule
@@ -19,6 +21,7 @@ from tidings.routing.schemas import (
     ConnectorOut,
     RouteIn,
     RouteOut,
+    RouteSaved,
     TargetIn,
     split_secrets,
 )
@@ -28,12 +31,14 @@ from tidings.vault import TenantKeys
 # they live apart from the database like every other key.
 OPERATOR_KEYRING = "operator"
 SECRETS_FIELD = "connectors.secrets"
+# Connectors every process runs without a row in ``connectors``: routes may name them.
+BUILT_IN_CHANNELS: dict[str, frozenset[str]] = {SANDBOX_NAME: SANDBOX_CHANNELS}
 
 
 async def do_create_connector(session: AsyncSession, *, keys: TenantKeys,
                               body: AnyConnectorIn,
                               now: datetime) -> ConnectorConfig:
-    if await _connector_named(session, body.name) is not None:
+    if body.name in BUILT_IN_CHANNELS or await _connector_named(session, body.name) is not None:
         raise Conflict(f"A connector named {body.name!r} exists.", code="connector_exists")
     settings, secrets = split_secrets(body)
     row = ConnectorConfig(id=new_id("con"), name=body.name, kind=body.kind,
@@ -81,13 +86,14 @@ def connector_out(keys: TenantKeys, row: ConnectorConfig) -> ConnectorOut:
 
 
 async def do_create_route(session: AsyncSession, *, body: RouteIn, now: datetime) -> RouteRule:
-    known = {c.name: c for c in await list_connectors(session)}
+    known = {**BUILT_IN_CHANNELS,
+             **{c.name: frozenset(c.channels) for c in await list_connectors(session)}}
     for target in body.connectors:
-        connector = known.get(target.connector)
-        if connector is None:
+        channels = known.get(target.connector)
+        if channels is None:
             raise InvalidRequest(f"No connector named {target.connector!r}.",
                                  code="unknown_connector")
-        if body.channel not in connector.channels:
+        if body.channel not in channels:
             raise InvalidRequest(f"Connector {target.connector!r} does not carry "
                                  f"{body.channel!r}.", code="connector_channel_mismatch")
     if body.account_id and await session.get(Account, body.account_id) is None:
@@ -101,6 +107,13 @@ async def do_create_route(session: AsyncSession, *, body: RouteIn, now: datetime
     return row
 
 
+async def save_route(session: AsyncSession, *, body: RouteIn, now: datetime) -> RouteSaved:
+    """Create the route; the answer says what the channel's routes leave uncovered."""
+    row = await do_create_route(session, body=body, now=now)
+    warning = uncovered(await list_routes(session), body.channel)
+    return RouteSaved(**route_out(row).model_dump(), warning=warning)
+
+
 async def list_routes(session: AsyncSession) -> list[RouteRule]:
     rows = await session.scalars(select(RouteRule).order_by(RouteRule.priority,
                                                             RouteRule.created_at))
@@ -112,6 +125,19 @@ async def do_remove_route(session: AsyncSession, *, route_id: str) -> None:
     if row is None:
         raise NotFound(f"No route {route_id!r}.", code="route_not_found")
     await session.delete(row)
+
+
+def uncovered(routes: Sequence[RouteRule], channel: str) -> str | None:
+    """What a channel's routes leave without a connector, said plainly; None when a
+    route takes every message of the channel (no prefix, country, sender or account)."""
+    mine = [r for r in routes if r.channel == channel]
+    if not mine or any(r.prefix is None and r.country is None and r.sender is None
+                       and r.account_id is None for r in mine):
+        return None
+    return (f"No route takes every {channel} message: a {channel} message that none of "
+            f"the {len(mine)} {channel} route(s) matches is rejected with no_route. Add a "
+            f"route without --prefix, --country, --sender or --account to catch the rest "
+            f"(e.g. --connector {SANDBOX_NAME} while testing).")
 
 
 def route_out(row: RouteRule) -> RouteOut:

@@ -99,6 +99,11 @@ def _new_carrier_id() -> str:
     return "SBX" + secrets.token_hex(10)
 
 
+# The built-in carrier: always running, named in routes like any operator connector.
+SANDBOX_NAME = "sandbox"
+SANDBOX_CHANNELS = frozenset({"sms"})
+
+
 class SandboxCarrier:
     """The built-in SMS carrier (implements ``tidings.connectors.base.Connector``).
 
@@ -112,7 +117,7 @@ class SandboxCarrier:
         ledger: SandboxLedger,
         *,
         receipt_delay_seconds: float,
-        name: str = "sandbox",
+        name: str = SANDBOX_NAME,
         poll_seconds: float = 0.05,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -121,7 +126,7 @@ class SandboxCarrier:
         if poll_seconds <= 0:
             raise ValueError("poll_seconds must be positive")
         self.name = name
-        self.channels: frozenset[str] = frozenset({"sms"})
+        self.channels: frozenset[str] = SANDBOX_CHANNELS
         self._ledger = ledger
         self._receipt_delay = timedelta(seconds=receipt_delay_seconds)
         self._poll_seconds = poll_seconds
