@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     smpp_host: str = ""  # empty: the same address as the API
 
     max_body_bytes: int = 4 * 1024 * 1024
+    # Slow clients (http_protocol.py): a request's head, then its body, must arrive
+    # within these; connections beyond the cap are answered 503 at once.
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    http_max_connections: int = Field(default=1000, ge=1)
     batch_max_recipients: int = 10_000
     message_body_max_chars: int = 1_600
 

@@ -40,14 +40,17 @@ def serve(host: str | None, port: int | None, processes: int | None) -> None:
 
     from tidings.app import create_app
     from tidings.gc_tuning import tune_for_server
+    from tidings.http_protocol import GuardedHttpProtocol, raise_open_files_limit
     from tidings.logs import configure_logging
 
     settings = Settings()
     processes = processes or settings.api_processes
     configure_logging(settings.log_level)
+    raise_open_files_limit(settings.http_max_connections)
     options: dict[str, Any] = dict(
         host=host or settings.host, port=port or settings.port, access_log=False,
-        log_level="warning", loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
+        log_level="warning", loop="uvloop", http=GuardedHttpProtocol,
+        timeout_graceful_shutdown=10)
     if processes == 1:
         app = create_app(settings)
         tune_for_server()
