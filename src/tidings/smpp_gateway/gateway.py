@@ -7,6 +7,8 @@ through the same drafts, writer, tenancy, audit and webhooks as ``POST /v1/messa
   ``ASSEMBLY_SECONDS`` fail with ESME_RSUBMITFAIL.
 * ``registered_delivery`` asks for a receipt: it comes back as a deliver_sm on a
   receiving bind of the same system_id (``tasks.py``), waiting while none is bound.
+  A long message asks for one if any of its parts does (ESMEs such as Kannel set
+  the flag on the first part only).
 * Errors map to SMPP statuses: a bad destination is ESME_RINVDSTADR, a bad
   sender ESME_RINVSRCADR, a body the platform refuses ESME_RINVMSGLEN, an
   account that may not send ESME_RSUBMITFAIL.
@@ -77,7 +79,8 @@ class SmppGateway:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         self.server = SmppServer(self, system_id="tidings")
-        self._parts: PartAssembler[tuple[str, int, str], tuple[Link, Pdu]] = PartAssembler()
+        self._parts: PartAssembler[tuple[str, int, str], tuple[Link, SubmitSm]] = (
+            PartAssembler())
         self._status_cache: dict[str, tuple[float, str, Subscription]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -141,9 +144,10 @@ class SmppGateway:
             await self._create(grant, pdu, *whole)
 
     async def _create(self, grant: Grant, pdu: SubmitSm, body: str,
-                      answers: list[tuple[Link, Pdu]]) -> None:
+                      answers: list[tuple[Link, SubmitSm]]) -> None:
         try:
-            created_id = await self._store(grant, pdu, body)
+            created_id = await self._store(grant, pdu, body,
+                                           receipt=_asks_for_receipt(answers))
         except _Refused as refused:
             for link, part in answers:
                 link.respond(part, refused.status)
@@ -151,7 +155,7 @@ class SmppGateway:
         for link, part in answers:
             link.respond(part, message_id=created_id)
 
-    async def _store(self, grant: Grant, pdu: SubmitSm, body: str) -> str:
+    async def _store(self, grant: Grant, pdu: SubmitSm, body: str, *, receipt: bool) -> str:
         """Check and store one message as the API would; its id, once durable."""
         from tidings.messaging.api import check_body, create_one  # the API's own path
 
@@ -168,7 +172,7 @@ class SmppGateway:
         with _refused_as(CommandStatus.ESME_RINVDSTADR):
             draft = make_draft(options, now=now, body=body,
                                to=from_smpp(pdu.dest_addr_ton, pdu.destination_addr))
-        if pdu.registered_delivery & 0x03:
+        if receipt:
             draft = dataclasses.replace(draft, smpp_receipt_to=grant.credential_id)
         keys = await rt.vault.keys_for(grant.tenant_id)
         ctx = SendContext(grant.tenant_id, keys, Actor("smpp", grant.credential_id),
@@ -193,6 +197,11 @@ class SmppGateway:
         self._status_cache[tenant] = (time.monotonic() + STATUS_CACHE_SECONDS, status,
                                       webhooks)
         return status, webhooks
+
+
+def _asks_for_receipt(parts: list[tuple[Link, SubmitSm]]) -> bool:
+    """Whether the message asks for a receipt: any of its parts does."""
+    return any(part.registered_delivery & 0x03 for _, part in parts)
 
 
 def _grant(client: BoundClient) -> Grant:
