@@ -13,10 +13,12 @@ import smpplib.consts
 from sqlalchemy import select
 
 from tests.conftest import Tenant, settle
-from tests.smpp_gateway.test_gateway import credential, until
+from tests.smpp_gateway.test_gateway import bind, credential, until
 from tidings.clock import FakeClock
 from tidings.connectors.base import DeliveryReport, InboundMessage, OutboundMessage
 from tidings.connectors.smpp.connector import SmppConnector, SmppSettings
+from tidings.connectors.smpp.pdu import CommandStatus
+from tidings.db import SYSTEM
 from tidings.messaging.models import Message
 from tidings.runtime import Runtime
 from tidings.smpp_gateway.gateway import SmppGateway
@@ -124,3 +126,29 @@ async def test_a_long_message_from_tidings_to_tidings_gets_its_receipt(
         assert reports.taken[0].status == "delivered"
     finally:
         await connector.stop()
+
+
+async def test_a_lone_part_is_refused_when_the_rest_does_not_come_without_another_submit(
+        rt: Runtime, acme: Tenant, clock: FakeClock) -> None:
+    rt.smpp_gateway = SmppGateway(rt, assembly_seconds=0.1)
+    port = await rt.smpp_gateway.start("127.0.0.1", 0)
+    system_id, password = await credential(rt, acme, clock)
+    client, runner = await bind(port, system_id, password)
+    try:
+        udh = bytes([5, 0, 3, 0x42, 2, 1])
+        # Nothing else is sent: only the gateway's own timer can answer.
+        first = await asyncio.wait_for(
+            client.submit(short_message=udh + b"Hello, ", esm_class=0x40), 10)
+        assert first.command_status == CommandStatus.ESME_RSUBMITFAIL
+        async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+            assert (await session.scalars(select(Message.id))).all() == []
+        # The reference is free again: the whole message goes through.
+        answers = await asyncio.gather(
+            client.submit(short_message=udh + b"Hello, ", esm_class=0x40),
+            client.submit(short_message=udh[:-1] + b"\x02" + b"world", esm_class=0x40))
+        assert [a.command_status for a in answers] == [CommandStatus.ESME_ROK] * 2
+    finally:
+        await client.link.unbind()
+        await runner
+        await rt.smpp_gateway.stop()
+        rt.smpp_gateway = None

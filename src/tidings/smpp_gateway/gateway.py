@@ -3,8 +3,9 @@ through the same drafts, writer, tenancy, audit and webhooks as ``POST /v1/messa
 
 * A submit_sm is answered with our message id only once the message is durable.
 * Concatenated submits (UDH or SAR) become one message; every part is answered
-  with its id when the last part is stored. Parts still missing after
-  ``ASSEMBLY_SECONDS`` fail with ESME_RSUBMITFAIL.
+  with its id when the last part is stored. If parts are still missing
+  ``ASSEMBLY_SECONDS`` after the first came, a timer answers those that came
+  with ESME_RSUBMITFAIL and nothing is stored.
 * ``registered_delivery`` asks for a receipt: it comes back as a deliver_sm on a
   receiving bind of the same system_id (``tasks.py``), waiting while none is bound.
   A long message asks for one if any of its parts does (ESMEs such as Kannel set
@@ -68,6 +69,9 @@ def _refused_as(status: int) -> Iterator[None]:
         raise _Refused(status) from None
 
 
+_PartsKey = tuple[str, int, str]  # credential, concatenation reference, destination
+
+
 @dataclass(frozen=True)
 class Grant:
     credential_id: str
@@ -76,11 +80,12 @@ class Grant:
 
 
 class SmppGateway:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, *, assembly_seconds: float = ASSEMBLY_SECONDS) -> None:
         self._rt = rt
         self.server = SmppServer(self, system_id="tidings")
-        self._parts: PartAssembler[tuple[str, int, str], tuple[Link, SubmitSm]] = (
-            PartAssembler())
+        self._parts: PartAssembler[_PartsKey, tuple[Link, SubmitSm]] = PartAssembler()
+        self._assembly_seconds = assembly_seconds
+        self._part_timers: dict[_PartsKey, asyncio.TimerHandle] = {}
         self._status_cache: dict[str, tuple[float, str, Subscription]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -89,6 +94,9 @@ class SmppGateway:
 
     async def stop(self) -> None:
         await self.server.stop()
+        for timer in self._part_timers.values():
+            timer.cancel()
+        self._part_timers.clear()
 
     # --- binds ------------------------------------------------------------------------
 
@@ -132,7 +140,6 @@ class SmppGateway:
             link.respond(pdu, CommandStatus.ESME_RINVCMDID)
 
     async def _submit(self, grant: Grant, link: Link, pdu: SubmitSm) -> None:
-        self._refuse_stale_parts()
         concat, text = read_message(pdu.short_message, pdu.esm_class, pdu.data_coding,
                                     pdu.optional)
         if concat is None or concat.total <= 1:
@@ -140,8 +147,29 @@ class SmppGateway:
             return
         key = (grant.credential_id, concat.reference, pdu.destination_addr)
         whole = self._parts.add(key, concat, text, (link, pdu))
-        if whole is not None:
-            await self._create(grant, pdu, *whole)
+        if whole is None:
+            self._time_out_later(key)
+            return
+        timer = self._part_timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        await self._create(grant, pdu, *whole)
+
+    def _time_out_later(self, key: _PartsKey) -> None:
+        """The first part starts the clock; a timer, so that the client hears back even
+        if it sends nothing more."""
+        if key not in self._part_timers:
+            self._part_timers[key] = asyncio.get_running_loop().call_later(
+                self._assembly_seconds, self._time_out, key)
+
+    def _time_out(self, key: _PartsKey) -> None:
+        self._part_timers.pop(key, None)
+        taken = self._parts.take(key)
+        if taken is None:
+            return
+        log.warning("smpp_parts_timed_out", credential_id=key[0], parts=len(taken[1]))
+        for part_link, part in taken[1]:
+            part_link.respond(part, CommandStatus.ESME_RSUBMITFAIL)
 
     async def _create(self, grant: Grant, pdu: SubmitSm, body: str,
                       answers: list[tuple[Link, SubmitSm]]) -> None:
@@ -178,11 +206,6 @@ class SmppGateway:
         ctx = SendContext(grant.tenant_id, keys, Actor("smpp", grant.credential_id),
                           webhooks)
         return (await create_one(rt, ctx, draft)).id
-
-    def _refuse_stale_parts(self) -> None:
-        for _, _, answers in self._parts.stale(ASSEMBLY_SECONDS):
-            for part_link, part in answers:
-                part_link.respond(part, CommandStatus.ESME_RSUBMITFAIL)
 
     async def _account(self, tenant: str) -> tuple[str, Subscription]:
         """(status, webhook subscription), cached briefly: a suspension applies within
