@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,8 +42,14 @@ from tidings.messaging.drafts import check_options, make_draft
 from tidings.messaging.service import SendContext
 from tidings.messaging.status_changes import SMPP_DELIVER_JOB
 from tidings.outbox import Job
+from tidings.smpp_gateway.bind_guard import BindGuard, BindPolicy, bind_keys
 from tidings.smpp_gateway.queries import query_state
-from tidings.smpp_gateway.service import find_credential
+from tidings.smpp_gateway.service import (
+    BindCandidate,
+    find_bind_candidate,
+    stand_in_hash,
+    verify_password,
+)
 from tidings.webhooks.subscriptions import Subscription
 
 if TYPE_CHECKING:
@@ -80,8 +86,13 @@ class Grant:
 
 
 class SmppGateway:
-    def __init__(self, rt: Runtime, *, assembly_seconds: float = ASSEMBLY_SECONDS) -> None:
+    def __init__(self, rt: Runtime, *, assembly_seconds: float = ASSEMBLY_SECONDS,
+                 bind_policy: BindPolicy | None = None,
+                 verify: Callable[[str, str], bool] = verify_password) -> None:
         self._rt = rt
+        self._guard = BindGuard(rt.clock, bind_policy)
+        self._verify = verify
+        self._verifying = asyncio.Semaphore(1)
         self.server = SmppServer(self, system_id="tidings")
         self._parts: PartAssembler[_PartsKey, tuple[Link, SubmitSm]] = PartAssembler()
         self._assembly_seconds = assembly_seconds
@@ -90,6 +101,7 @@ class SmppGateway:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> int:
+        await asyncio.to_thread(stand_in_hash)  # made now, so that no bind waits for it
         return await self.server.start(host, port)
 
     async def stop(self) -> None:
@@ -100,17 +112,47 @@ class SmppGateway:
 
     # --- binds ------------------------------------------------------------------------
 
-    async def authenticate(self, system_id: str, password: str) -> object | int:
-        async with self._rt.db.transaction(tenant=SYSTEM, write=False) as session:
-            credential = await find_credential(session, system_id=system_id, password=password)
-        if credential is None:
-            log.warning("smpp_bind_refused", reason="credentials")
-            return CommandStatus.ESME_RINVPASWD
-        status, _ = await self._account(credential.tenant_id)
+    async def authenticate(self, system_id: str, password: str, peer: str) -> object | int:
+        checked = await self._check_password(bind_keys(system_id, peer), system_id, password)
+        if isinstance(checked, int):
+            return checked
+        status, _ = await self._account(checked.tenant_id)
         if status not in SENDING_STATUSES:
             log.warning("smpp_bind_refused", reason=f"account_{status}")
             return CommandStatus.ESME_RBINDFAIL
-        return Grant(credential.id, credential.tenant_id, system_id)
+        return Grant(checked.credential_id, checked.tenant_id, system_id)
+
+    async def _check_password(self, keys: tuple[str, str], system_id: str,
+                              password: str) -> BindCandidate | int:
+        """The credential these bind fields name, or the status to refuse the bind with."""
+        if self._refused_as_locked(keys):
+            return CommandStatus.ESME_RBINDFAIL
+        async with self._rt.db.transaction(tenant=SYSTEM, write=False) as session:
+            candidate = await find_bind_candidate(session, system_id=system_id)
+        # Verified after the transaction, so no database connection waits on argon2,
+        # one at a time, so that a burst of binds leaves CPU for everything else.
+        async with self._verifying:
+            if self._refused_as_locked(keys):  # locked while this bind waited its turn
+                return CommandStatus.ESME_RBINDFAIL
+            good = await asyncio.to_thread(self._password_matches, candidate, password)
+        if candidate is None or not good:
+            delay = self._guard.failed(keys)
+            log.warning("smpp_bind_refused", reason="credentials", slowed_by=delay)
+            await asyncio.sleep(delay)
+            return CommandStatus.ESME_RINVPASWD
+        self._guard.succeeded(keys[0])
+        return candidate
+
+    def _password_matches(self, candidate: BindCandidate | None, password: str) -> bool:
+        """On a thread. Without a credential, against a stand-in: as slow either way."""
+        return self._verify(candidate.password_hash if candidate else stand_in_hash(), password)
+
+    def _refused_as_locked(self, keys: tuple[str, str]) -> bool:
+        locked = self._guard.locked(keys)
+        if locked:  # which kind of key, never its value: an address is personal data
+            log.warning("smpp_bind_refused", reason="locked",
+                        locked=[key.split(":", 1)[0] for key in locked])
+        return bool(locked)
 
     def on_bound(self, client: BoundClient) -> None:
         """Receipts and messages waiting for this client may go now."""
