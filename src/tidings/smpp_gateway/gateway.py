@@ -6,6 +6,8 @@ through the same drafts, writer, tenancy, audit and webhooks as ``POST /v1/messa
   with its id when the last part is stored. If parts are still missing
   ``ASSEMBLY_SECONDS`` after the first came, a timer answers those that came
   with ESME_RSUBMITFAIL and nothing is stored.
+* ``schedule_delivery_time`` and ``validity_period`` are the API's ``send_at`` and
+  ``validity_period`` (ESME_RINVSCHED, ESME_RINVEXPIRY when they are not good).
 * ``registered_delivery`` asks for a receipt: it comes back as a deliver_sm on a
   receiving bind of the same system_id (``tasks.py``), waiting while none is bound.
   A long message asks for one if any of its parts does (ESMEs such as Kannel set
@@ -20,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import update
@@ -35,10 +39,12 @@ from tidings.connectors.smpp.concat import PartAssembler
 from tidings.connectors.smpp.link import Link
 from tidings.connectors.smpp.pdu import CommandStatus, Pdu, QuerySm, SubmitSm
 from tidings.connectors.smpp.server import BoundClient, SmppServer
+from tidings.connectors.smpp.times import SmppTimeError, parse_smpp_time
 from tidings.db import SYSTEM
 from tidings.errors import TidingsError
 from tidings.logs import get_logger
 from tidings.messaging.drafts import check_options, make_draft
+from tidings.messaging.schemas import MAX_VALIDITY_SECONDS
 from tidings.messaging.service import SendContext
 from tidings.messaging.status_changes import SMPP_DELIVER_JOB
 from tidings.outbox import Job
@@ -67,11 +73,14 @@ class _Refused(Exception):
 
 
 @contextlib.contextmanager
-def _refused_as(status: int) -> Iterator[None]:
-    """A check's TidingsError as the SMPP status that names the bad field."""
+def _refused_as(status: int, **by_code: int) -> Iterator[None]:
+    """A check's error as the SMPP status that names the bad field (``by_code``: a
+    TidingsError's code that names another field)."""
     try:
         yield
-    except TidingsError:
+    except TidingsError as error:
+        raise _Refused(by_code.get(error.code, status)) from None
+    except SmppTimeError:
         raise _Refused(status) from None
 
 
@@ -185,7 +194,7 @@ class SmppGateway:
         concat, text = read_message(pdu.short_message, pdu.esm_class, pdu.data_coding,
                                     pdu.optional)
         if concat is None or concat.total <= 1:
-            await self._create(grant, pdu, text, [(link, pdu)])
+            await self._create(grant, text, [(link, pdu)])
             return
         key = (grant.credential_id, concat.reference, pdu.destination_addr)
         whole = self._parts.add(key, concat, text, (link, pdu))
@@ -195,7 +204,7 @@ class SmppGateway:
         timer = self._part_timers.pop(key, None)
         if timer is not None:
             timer.cancel()
-        await self._create(grant, pdu, *whole)
+        await self._create(grant, *whole)
 
     def _time_out_later(self, key: _PartsKey) -> None:
         """The first part starts the clock; a timer, so that the client hears back even
@@ -213,11 +222,10 @@ class SmppGateway:
         for part_link, part in taken[1]:
             part_link.respond(part, CommandStatus.ESME_RSUBMITFAIL)
 
-    async def _create(self, grant: Grant, pdu: SubmitSm, body: str,
+    async def _create(self, grant: Grant, body: str,
                       answers: list[tuple[Link, SubmitSm]]) -> None:
         try:
-            created_id = await self._store(grant, pdu, body,
-                                           receipt=_asks_for_receipt(answers))
+            created_id = await self._store(grant, [part for _, part in answers], body)
         except _Refused as refused:
             for link, part in answers:
                 link.respond(part, refused.status)
@@ -225,24 +233,29 @@ class SmppGateway:
         for link, part in answers:
             link.respond(part, message_id=created_id)
 
-    async def _store(self, grant: Grant, pdu: SubmitSm, body: str, *, receipt: bool) -> str:
-        """Check and store one message as the API would; its id, once durable."""
+    async def _store(self, grant: Grant, parts: list[SubmitSm], body: str) -> str:
+        """Check and store one message (of one or more parts) as the API would; its id,
+        once durable."""
         from tidings.messaging.api import check_body, create_one  # the API's own path
 
-        rt, now = self._rt, self._rt.clock.now()
+        rt, now, pdu = self._rt, self._rt.clock.now(), parts[-1]
         status, webhooks = await self._account(grant.tenant_id)
         if status not in SENDING_STATUSES:
             raise _Refused(CommandStatus.ESME_RSUBMITFAIL)
-        with _refused_as(CommandStatus.ESME_RINVSRCADR):
+        send_at, validity_period = _timing(parts, now)
+        with _refused_as(CommandStatus.ESME_RINVSRCADR,
+                         send_at_in_past=CommandStatus.ESME_RINVSCHED,
+                         send_at_too_far=CommandStatus.ESME_RINVSCHED):
             options = check_options(
                 sender=from_smpp(pdu.source_addr_ton, pdu.source_addr), channel="sms",
-                status_callback=None, send_at=None, validity_period=None, now=now)
+                status_callback=None, send_at=send_at, validity_period=validity_period,
+                now=now)
         with _refused_as(CommandStatus.ESME_RINVMSGLEN):
             check_body(rt, body)
         with _refused_as(CommandStatus.ESME_RINVDSTADR):
             draft = make_draft(options, now=now, body=body,
                                to=from_smpp(pdu.dest_addr_ton, pdu.destination_addr))
-        if receipt:
+        if _asks_for_receipt(parts):
             draft = dataclasses.replace(draft, smpp_receipt_to=grant.credential_id)
         keys = await rt.vault.keys_for(grant.tenant_id)
         ctx = SendContext(grant.tenant_id, keys, Actor("smpp", grant.credential_id),
@@ -264,9 +277,28 @@ class SmppGateway:
         return status, webhooks
 
 
-def _asks_for_receipt(parts: list[tuple[Link, SubmitSm]]) -> bool:
+def _asks_for_receipt(parts: list[SubmitSm]) -> bool:
     """Whether the message asks for a receipt: any of its parts does."""
-    return any(part.registered_delivery & 0x03 for _, part in parts)
+    return any(part.registered_delivery & 0x03 for part in parts)
+
+
+def _timing(parts: list[SubmitSm], now: datetime) -> tuple[datetime | None, int | None]:
+    """``send_at`` and ``validity_period`` (seconds from ``send_at``, or now) as the API
+    takes them, from the first part that gives each (ESMEs put them on every part, or
+    on the first). A relative validity period counts from now, as in SMPP."""
+    with _refused_as(CommandStatus.ESME_RINVSCHED):
+        send_at = parse_smpp_time(
+            next((p.schedule_delivery_time for p in parts if p.schedule_delivery_time), ""),
+            now=now)
+    with _refused_as(CommandStatus.ESME_RINVEXPIRY):
+        expires_at = parse_smpp_time(
+            next((p.validity_period for p in parts if p.validity_period), ""), now=now)
+    if expires_at is None:
+        return send_at, None
+    seconds = math.ceil((expires_at - max(send_at or now, now)).total_seconds())
+    if not 1 <= seconds <= MAX_VALIDITY_SECONDS:  # already over, or longer than the API allows
+        raise _Refused(CommandStatus.ESME_RINVEXPIRY)
+    return send_at, seconds
 
 
 def _grant(client: BoundClient) -> Grant:
