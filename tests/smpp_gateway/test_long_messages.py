@@ -4,7 +4,7 @@ Tidings' own SMPP connector: one message, one receipt."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -13,6 +13,7 @@ import smpplib.consts
 from sqlalchemy import select
 
 from tests.conftest import Tenant, settle
+from tests.smpp_gateway import test_gateway as shared
 from tests.smpp_gateway.test_gateway import bind, credential, until
 from tidings.clock import FakeClock
 from tidings.connectors.base import DeliveryReport, InboundMessage, OutboundMessage
@@ -26,12 +27,12 @@ from tidings.smpp_gateway.gateway import SmppGateway
 LONG_TEXT = "All work and no play makes Jack a dull boy. " * 5  # 225 GSM-7 chars: 2 parts
 
 
+gateway = shared.gateway  # the fixture, shared
+
+
 @pytest.fixture
-async def gateway_port(rt: Runtime) -> AsyncIterator[int]:
-    rt.smpp_gateway = SmppGateway(rt)
-    yield await rt.smpp_gateway.start("127.0.0.1", 0)
-    await rt.smpp_gateway.stop()
-    rt.smpp_gateway = None
+def gateway_port(gateway: tuple[SmppGateway, int]) -> int:
+    return gateway[1]
 
 
 class KannelLike:
