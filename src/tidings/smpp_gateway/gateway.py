@@ -3,10 +3,15 @@ through the same drafts, writer, tenancy, audit and webhooks as ``POST /v1/messa
 
 * A submit_sm is answered with our message id only once the message is durable.
 * Concatenated submits (UDH or SAR) become one message; every part is answered
-  with its id when the last part is stored. Parts still missing after
-  ``ASSEMBLY_SECONDS`` fail with ESME_RSUBMITFAIL.
+  with its id when the last part is stored. If parts are still missing
+  ``ASSEMBLY_SECONDS`` after the first came, a timer answers those that came
+  with ESME_RSUBMITFAIL and nothing is stored.
+* ``schedule_delivery_time`` and ``validity_period`` are the API's ``send_at`` and
+  ``validity_period`` (ESME_RINVSCHED, ESME_RINVEXPIRY when they are not good).
 * ``registered_delivery`` asks for a receipt: it comes back as a deliver_sm on a
   receiving bind of the same system_id (``tasks.py``), waiting while none is bound.
+  A long message asks for one if any of its parts does (ESMEs such as Kannel set
+  the flag on the first part only).
 * Errors map to SMPP statuses: a bad destination is ESME_RINVDSTADR, a bad
   sender ESME_RINVSRCADR, a body the platform refuses ESME_RINVMSGLEN, an
   account that may not send ESME_RSUBMITFAIL.
@@ -17,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
@@ -33,15 +40,23 @@ from tidings.connectors.smpp.concat import PartAssembler
 from tidings.connectors.smpp.link import Link
 from tidings.connectors.smpp.pdu import CommandStatus, Pdu, QuerySm, SubmitSm
 from tidings.connectors.smpp.server import BoundClient, SmppServer
+from tidings.connectors.smpp.times import SmppTimeError, parse_smpp_time
 from tidings.db import SYSTEM
 from tidings.errors import TidingsError
 from tidings.logs import get_logger
 from tidings.messaging.drafts import check_options, make_draft
+from tidings.messaging.schemas import MAX_VALIDITY_SECONDS
 from tidings.messaging.service import SendContext
 from tidings.messaging.status_changes import SMPP_DELIVER_JOB
 from tidings.outbox import Job
+from tidings.smpp_gateway.bind_guard import BindGuard, BindPolicy, bind_keys
 from tidings.smpp_gateway.queries import query_state
-from tidings.smpp_gateway.service import find_credential
+from tidings.smpp_gateway.service import (
+    BindCandidate,
+    find_bind_candidate,
+    stand_in_hash,
+    verify_password,
+)
 from tidings.webhooks.subscriptions import Subscription
 
 if TYPE_CHECKING:
@@ -59,12 +74,18 @@ class _Refused(Exception):
 
 
 @contextlib.contextmanager
-def _refused_as(status: int) -> Iterator[None]:
-    """A check's TidingsError as the SMPP status that names the bad field."""
+def _refused_as(status: int, **by_code: int) -> Iterator[None]:
+    """A check's error as the SMPP status that names the bad field (``by_code``: a
+    TidingsError's code that names another field)."""
     try:
         yield
-    except TidingsError:
+    except TidingsError as error:
+        raise _Refused(by_code.get(error.code, status)) from None
+    except SmppTimeError:
         raise _Refused(status) from None
+
+
+_PartsKey = tuple[str, int, str]  # credential, concatenation reference, destination
 
 
 @dataclass(frozen=True)
@@ -75,16 +96,25 @@ class Grant:
 
 
 class SmppGateway:
-    def __init__(self, rt: Runtime, *, status_seconds: float = STATUS_CACHE_SECONDS) -> None:
+    def __init__(self, rt: Runtime, *, assembly_seconds: float = ASSEMBLY_SECONDS,
+                 status_seconds: float = STATUS_CACHE_SECONDS,
+                 bind_policy: BindPolicy | None = None,
+                 verify: Callable[[str, str], bool] = verify_password) -> None:
         self._rt = rt
+        self._guard = BindGuard(rt.clock, bind_policy)
+        self._verify = verify
+        self._verifying = asyncio.Semaphore(1)
         self.server = SmppServer(self, system_id="tidings")
-        self._parts: PartAssembler[tuple[str, int, str], tuple[Link, Pdu]] = PartAssembler()
+        self._parts: PartAssembler[_PartsKey, tuple[Link, SubmitSm]] = PartAssembler()
+        self._assembly_seconds = assembly_seconds
+        self._part_timers: dict[_PartsKey, asyncio.TimerHandle] = {}
         self._status_seconds = status_seconds
         self._status_cache: dict[str, tuple[float, str, Subscription]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._watcher: asyncio.Task[None] | None = None
 
     async def start(self, host: str, port: int) -> int:
+        await asyncio.to_thread(stand_in_hash)  # made now, so that no bind waits for it
         port = await self.server.start(host, port)
         self._watcher = asyncio.create_task(self._watch_accounts())
         return port
@@ -93,6 +123,9 @@ class SmppGateway:
         if self._watcher is not None:
             self._watcher.cancel()
         await self.server.stop()
+        for timer in self._part_timers.values():
+            timer.cancel()
+        self._part_timers.clear()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -126,17 +159,47 @@ class SmppGateway:
 
     # --- binds ------------------------------------------------------------------------
 
-    async def authenticate(self, system_id: str, password: str) -> object | int:
-        async with self._rt.db.transaction(tenant=SYSTEM, write=False) as session:
-            credential = await find_credential(session, system_id=system_id, password=password)
-        if credential is None:
-            log.warning("smpp_bind_refused", reason="credentials")
-            return CommandStatus.ESME_RINVPASWD
-        status, _ = await self._account(credential.tenant_id)
+    async def authenticate(self, system_id: str, password: str, peer: str) -> object | int:
+        checked = await self._check_password(bind_keys(system_id, peer), system_id, password)
+        if isinstance(checked, int):
+            return checked
+        status, _ = await self._account(checked.tenant_id)
         if status not in SENDING_STATUSES:
             log.warning("smpp_bind_refused", reason=f"account_{status}")
             return CommandStatus.ESME_RBINDFAIL
-        return Grant(credential.id, credential.tenant_id, system_id)
+        return Grant(checked.credential_id, checked.tenant_id, system_id)
+
+    async def _check_password(self, keys: tuple[str, str], system_id: str,
+                              password: str) -> BindCandidate | int:
+        """The credential these bind fields name, or the status to refuse the bind with."""
+        if self._refused_as_locked(keys):
+            return CommandStatus.ESME_RBINDFAIL
+        async with self._rt.db.transaction(tenant=SYSTEM, write=False) as session:
+            candidate = await find_bind_candidate(session, system_id=system_id)
+        # Verified after the transaction, so no database connection waits on argon2,
+        # one at a time, so that a burst of binds leaves CPU for everything else.
+        async with self._verifying:
+            if self._refused_as_locked(keys):  # locked while this bind waited its turn
+                return CommandStatus.ESME_RBINDFAIL
+            good = await asyncio.to_thread(self._password_matches, candidate, password)
+        if candidate is None or not good:
+            delay = self._guard.failed(keys)
+            log.warning("smpp_bind_refused", reason="credentials", slowed_by=delay)
+            await asyncio.sleep(delay)
+            return CommandStatus.ESME_RINVPASWD
+        self._guard.succeeded(keys[0])
+        return candidate
+
+    def _password_matches(self, candidate: BindCandidate | None, password: str) -> bool:
+        """On a thread. Without a credential, against a stand-in: as slow either way."""
+        return self._verify(candidate.password_hash if candidate else stand_in_hash(), password)
+
+    def _refused_as_locked(self, keys: tuple[str, str]) -> bool:
+        locked = self._guard.locked(keys)
+        if locked:  # which kind of key, never its value: an address is personal data
+            log.warning("smpp_bind_refused", reason="locked",
+                        locked=[key.split(":", 1)[0] for key in locked])
+        return bool(locked)
 
     def on_bound(self, client: BoundClient) -> None:
         """Receipts and messages waiting for this client may go now."""
@@ -164,21 +227,41 @@ class SmppGateway:
             link.respond(pdu, CommandStatus.ESME_RINVCMDID)
 
     async def _submit(self, grant: Grant, link: Link, pdu: SubmitSm) -> None:
-        self._refuse_stale_parts()
         concat, text = read_message(pdu.short_message, pdu.esm_class, pdu.data_coding,
                                     pdu.optional)
         if concat is None or concat.total <= 1:
-            await self._create(grant, pdu, text, [(link, pdu)])
+            await self._create(grant, text, [(link, pdu)])
             return
         key = (grant.credential_id, concat.reference, pdu.destination_addr)
         whole = self._parts.add(key, concat, text, (link, pdu))
-        if whole is not None:
-            await self._create(grant, pdu, *whole)
+        if whole is None:
+            self._time_out_later(key)
+            return
+        timer = self._part_timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        await self._create(grant, *whole)
 
-    async def _create(self, grant: Grant, pdu: SubmitSm, body: str,
-                      answers: list[tuple[Link, Pdu]]) -> None:
+    def _time_out_later(self, key: _PartsKey) -> None:
+        """The first part starts the clock; a timer, so that the client hears back even
+        if it sends nothing more."""
+        if key not in self._part_timers:
+            self._part_timers[key] = asyncio.get_running_loop().call_later(
+                self._assembly_seconds, self._time_out, key)
+
+    def _time_out(self, key: _PartsKey) -> None:
+        self._part_timers.pop(key, None)
+        taken = self._parts.take(key)
+        if taken is None:
+            return
+        log.warning("smpp_parts_timed_out", credential_id=key[0], parts=len(taken[1]))
+        for part_link, part in taken[1]:
+            part_link.respond(part, CommandStatus.ESME_RSUBMITFAIL)
+
+    async def _create(self, grant: Grant, body: str,
+                      answers: list[tuple[Link, SubmitSm]]) -> None:
         try:
-            created_id = await self._store(grant, pdu, body)
+            created_id = await self._store(grant, [part for _, part in answers], body)
         except _Refused as refused:
             for link, part in answers:
                 link.respond(part, refused.status)
@@ -186,34 +269,34 @@ class SmppGateway:
         for link, part in answers:
             link.respond(part, message_id=created_id)
 
-    async def _store(self, grant: Grant, pdu: SubmitSm, body: str) -> str:
-        """Check and store one message as the API would; its id, once durable."""
+    async def _store(self, grant: Grant, parts: list[SubmitSm], body: str) -> str:
+        """Check and store one message (of one or more parts) as the API would; its id,
+        once durable."""
         from tidings.messaging.api import check_body, create_one  # the API's own path
 
-        rt, now = self._rt, self._rt.clock.now()
+        rt, now, pdu = self._rt, self._rt.clock.now(), parts[-1]
         status, webhooks = await self._account(grant.tenant_id)
         if status not in SENDING_STATUSES:
             raise _Refused(CommandStatus.ESME_RSUBMITFAIL)
-        with _refused_as(CommandStatus.ESME_RINVSRCADR):
+        send_at, validity_period = _timing(parts, now)
+        with _refused_as(CommandStatus.ESME_RINVSRCADR,
+                         send_at_in_past=CommandStatus.ESME_RINVSCHED,
+                         send_at_too_far=CommandStatus.ESME_RINVSCHED):
             options = check_options(
                 sender=from_smpp(pdu.source_addr_ton, pdu.source_addr), channel="sms",
-                status_callback=None, send_at=None, validity_period=None, now=now)
+                status_callback=None, send_at=send_at, validity_period=validity_period,
+                now=now)
         with _refused_as(CommandStatus.ESME_RINVMSGLEN):
             check_body(rt, body)
         with _refused_as(CommandStatus.ESME_RINVDSTADR):
             draft = make_draft(options, now=now, body=body,
                                to=from_smpp(pdu.dest_addr_ton, pdu.destination_addr))
-        if pdu.registered_delivery & 0x03:
+        if _asks_for_receipt(parts):
             draft = dataclasses.replace(draft, smpp_receipt_to=grant.credential_id)
         keys = await rt.vault.keys_for(grant.tenant_id)
         ctx = SendContext(grant.tenant_id, keys, Actor("smpp", grant.credential_id),
                           webhooks)
         return (await create_one(rt, ctx, draft)).id
-
-    def _refuse_stale_parts(self) -> None:
-        for _, _, answers in self._parts.stale(ASSEMBLY_SECONDS):
-            for part_link, part in answers:
-                part_link.respond(part, CommandStatus.ESME_RSUBMITFAIL)
 
     async def _account(self, tenant: str) -> tuple[str, Subscription]:
         """(status that governs the account, webhook subscription), cached briefly: a
@@ -228,6 +311,30 @@ class SmppGateway:
         self._status_cache[tenant] = (time.monotonic() + self._status_seconds, status,
                                       webhooks)
         return status, webhooks
+
+
+def _asks_for_receipt(parts: list[SubmitSm]) -> bool:
+    """Whether the message asks for a receipt: any of its parts does."""
+    return any(part.registered_delivery & 0x03 for part in parts)
+
+
+def _timing(parts: list[SubmitSm], now: datetime) -> tuple[datetime | None, int | None]:
+    """``send_at`` and ``validity_period`` (seconds from ``send_at``, or now) as the API
+    takes them, from the first part that gives each (ESMEs put them on every part, or
+    on the first). A relative validity period counts from now, as in SMPP."""
+    with _refused_as(CommandStatus.ESME_RINVSCHED):
+        send_at = parse_smpp_time(
+            next((p.schedule_delivery_time for p in parts if p.schedule_delivery_time), ""),
+            now=now)
+    with _refused_as(CommandStatus.ESME_RINVEXPIRY):
+        expires_at = parse_smpp_time(
+            next((p.validity_period for p in parts if p.validity_period), ""), now=now)
+    if expires_at is None:
+        return send_at, None
+    seconds = math.ceil((expires_at - max(send_at or now, now)).total_seconds())
+    if not 1 <= seconds <= MAX_VALIDITY_SECONDS:  # already over, or longer than the API allows
+        raise _Refused(CommandStatus.ESME_RINVEXPIRY)
+    return send_at, seconds
 
 
 def _grant(client: BoundClient) -> Grant:

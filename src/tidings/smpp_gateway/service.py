@@ -6,7 +6,7 @@ SMPP 3.4 passwords are at most 8 characters, so they are hashed with argon2
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import re
 import secrets
 import string
@@ -81,19 +81,41 @@ async def has_active_credential(session: AsyncSession, *, tenant: str) -> bool:
     return found is not None
 
 
-async def find_credential(session: AsyncSession, *, system_id: str,
-                          password: str) -> SmppCredential | None:
-    """The active credential these bind fields name, or None (unknown, revoked, wrong)."""
+@dataclass(frozen=True)
+class BindCandidate:
+    """What a bind is checked against: read in a short transaction, verified after it
+    (argon2 takes a fifth of a second; no database connection should wait on it)."""
+
+    credential_id: str
+    tenant_id: str
+    password_hash: str
+
+
+async def find_bind_candidate(session: AsyncSession, *,
+                              system_id: str) -> BindCandidate | None:
+    """The active credential of this system_id, or None (malformed, unknown, revoked)."""
     if SYSTEM_ID.fullmatch(system_id) is None:
         return None
     credential = await _by_system_id(session, system_id)
     if credential is None or credential.revoked_at is not None:
         return None
-    try:  # argon2 is slow on purpose: off the event loop
-        await asyncio.to_thread(_HASHER.verify, credential.password_hash, password)
+    return BindCandidate(credential.id, credential.tenant_id, credential.password_hash)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """Whether the password matches the hash; slow on purpose, so call it on a thread."""
+    try:
+        return _HASHER.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
-        return None
-    return credential
+        return False
+
+
+@functools.cache
+def stand_in_hash() -> str:
+    """A hash no password matches, to verify against when the system_id names no
+    credential: an unknown id then costs as long as a known one, and timing does not
+    tell which ids exist."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 async def _by_system_id(session: AsyncSession, system_id: str) -> SmppCredential | None:

@@ -21,3 +21,13 @@ def test_a_message_missing_parts_stays_until_it_is_stale() -> None:
     parts.add("m", ConcatInfo(1, 2, 2), "second", 2)
     assert parts.stale(older_than_seconds=3600) == []
     assert parts.stale(older_than_seconds=0) == [("m", "second", [2])]
+
+
+def test_a_message_missing_parts_can_be_taken_out_by_its_key() -> None:
+    parts: PartAssembler[str, int] = PartAssembler()
+    parts.add("m", ConcatInfo(1, 3, 2), "second", 2)
+    parts.add("m", ConcatInfo(1, 3, 1), "first", 1)
+    assert parts.take("other") is None
+    assert parts.take("m") == ("firstsecond", [1, 2])
+    assert parts.take("m") is None
+    assert parts.add("m", ConcatInfo(1, 3, 3), "third", 3) is None  # a new message now

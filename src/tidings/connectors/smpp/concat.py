@@ -41,6 +41,11 @@ class PartAssembler(Generic[K, T]):
         del self._messages[key]
         return message.whole()
 
+    def take(self, key: K) -> tuple[str, list[T]] | None:
+        """Take out one message still missing parts: what came of it, or None."""
+        message = self._messages.pop(key, None)
+        return None if message is None else message.whole()
+
     def stale(self, older_than_seconds: float) -> list[tuple[K, str, list[T]]]:
         """Take out the messages still missing parts after ``older_than_seconds``."""
         now = time.monotonic()

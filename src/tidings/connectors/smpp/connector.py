@@ -173,15 +173,28 @@ class SmppConnector:
         except ValueError:
             return SubmitResult(message.message_id, "rejected", error_code="smpp_unencodable")
         try:
-            receipts = self.settings.registered_delivery
-            ids = [await self._submit_part(message, part, receipt=receipts and number == 0)
-                   for number, part in enumerate(parts)]
+            ids = await self._submit_parts(message, parts)
         except _Rejected as exc:
             return SubmitResult(message.message_id, "rejected", error_code=exc.error_code)
         except _Retry as exc:
             return SubmitResult(message.message_id, "retry", error_code=exc.error_code,
                                 retry_after_seconds=exc.after)
         return SubmitResult(message.message_id, "accepted", carrier_message_id=ids[0])
+
+    async def _submit_parts(self, message: OutboundMessage, parts: list[SubmitPart]) -> list[str]:
+        """Each part's message id. The parts of a long message go without waiting for each
+        other's answers: an SMSC may answer none until it has them all (Tidings' own
+        gateway does), and one round trip per part would be slow anyway."""
+        receipts = self.settings.registered_delivery
+        if len(parts) == 1:
+            return [await self._submit_part(message, parts[0], receipt=receipts)]
+        answers = await asyncio.gather(
+            *(self._submit_part(message, part, receipt=receipts and number == 0)
+              for number, part in enumerate(parts)), return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        return [str(answer) for answer in answers]
 
     def _parts(self, message: OutboundMessage) -> list[SubmitPart]:
         self._next_reference = (self._next_reference + 1) & 0xFFFF

@@ -47,8 +47,9 @@ class BoundClient:
 
 
 class ServerHandler(Protocol):
-    async def authenticate(self, system_id: str, password: str) -> object | int:
-        """A grant for a good bind, else the command_status to refuse it with."""
+    async def authenticate(self, system_id: str, password: str, peer: str) -> object | int:
+        """A grant for a good bind, else the command_status to refuse it with; ``peer``
+        is the client's address (to count failed binds by)."""
         ...
 
     async def on_request(self, client: BoundClient, link: Link, pdu: Pdu) -> None:
@@ -67,6 +68,7 @@ class SmppServer:
         self._server: asyncio.Server | None = None
         self._clients: dict[Link, BoundClient] = {}
         self._links_by_system: defaultdict[str, set[Link]] = defaultdict(set)
+        self._peers: dict[Link, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> int:
@@ -100,6 +102,7 @@ class SmppServer:
             self._tasks.add(task)
         link = Link(Session("server", self._config, now=time.monotonic()), reader, writer,
                     on_request=self._on_request, on_event=self._on_event)
+        self._peers[link] = _peer_address(writer)
         try:
             await link.run()
         finally:
@@ -123,7 +126,8 @@ class SmppServer:
     async def _authenticate(self, link: Link, event: BindRequested) -> None:
         pdu = event.pdu
         try:
-            grant = await self._handler.authenticate(pdu.system_id, pdu.password)
+            grant = await self._handler.authenticate(pdu.system_id, pdu.password,
+                                                     self._peers.get(link, ""))
         except Exception:
             grant = CommandStatus.ESME_RSYSERR
         if isinstance(grant, int):
@@ -146,9 +150,16 @@ class SmppServer:
             link.respond(pdu, CommandStatus.ESME_RSYSERR)
 
     def _forget(self, link: Link) -> None:
+        self._peers.pop(link, None)
         client = self._clients.pop(link, None)
         if client is not None:
             self._links_by_system[client.system_id].discard(link)
+
+
+def _peer_address(writer: asyncio.StreamWriter) -> str:
+    """The client's IP address (without its port), or "" where there is none."""
+    peer = writer.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
 
 
 def _bind_mode(pdu: BindTransmitter | BindReceiver | BindTransceiver) -> str:
