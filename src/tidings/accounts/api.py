@@ -25,7 +25,7 @@ from tidings.accounts.service import (
     list_accounts,
     list_api_keys,
 )
-from tidings.deps import CurrentPrincipal, RuntimeDep
+from tidings.deps import CurrentPrincipal, KnownQueryOnly, RuntimeDep
 from tidings.errors import Forbidden
 from tidings.webhooks.subscriptions import statuses_out
 
@@ -92,7 +92,8 @@ async def create_sub_account(body: CreateSubAccount, rt: RuntimeDep,
                               api_key_id=made.api_key_id, webhook_secret=made.webhook_secret)
 
 
-@router.get("/accounts", response_model=list[AccountOut], summary="Direct sub-accounts")
+@router.get("/accounts", response_model=list[AccountOut], summary="Direct sub-accounts",
+            dependencies=[KnownQueryOnly])
 async def list_sub_accounts(rt: RuntimeDep, principal: CurrentPrincipal) -> list[AccountOut]:
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
         return [account_out(a) for a in await list_accounts(session, parent_id=principal.tenant)]
@@ -107,7 +108,8 @@ async def create_key(body: CreateApiKey, rt: RuntimeDep,
     return NewApiKeyOut(**key_out(made.key).model_dump(), key=made.secret)
 
 
-@router.get("/keys", response_model=list[ApiKeyOut], summary="API keys of the account")
+@router.get("/keys", response_model=list[ApiKeyOut], summary="API keys of the account",
+            dependencies=[KnownQueryOnly])
 async def list_keys(rt: RuntimeDep, principal: CurrentPrincipal) -> list[ApiKeyOut]:
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
         return [key_out(k) for k in await list_api_keys(session, tenant=principal.tenant)]

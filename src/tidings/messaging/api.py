@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tidings.accounts.auth import Principal
 from tidings.accounts.models import SENDING_STATUSES
-from tidings.deps import CurrentPrincipal, RuntimeDep
+from tidings.deps import CurrentPrincipal, KnownQueryOnly, RuntimeDep
 from tidings.errors import Forbidden, InvalidRequest, NotFound
 from tidings.messaging import idempotency
 from tidings.messaging.addresses import AddressError, normalize_e164
@@ -22,6 +22,8 @@ from tidings.messaging.schemas import (
     BatchError,
     BatchResponse,
     BatchResult,
+    Channel,
+    Direction,
     MessageOut,
     MessagePage,
     SendBatch,
@@ -190,13 +192,14 @@ async def read_message(message_id: str, rt: RuntimeDep,
     return message_out(message, keys, events)
 
 
-@router.get("", response_model=MessagePage, summary="List messages, newest first")
+@router.get("", response_model=MessagePage, summary="List messages, newest first",
+            dependencies=[KnownQueryOnly])
 async def list_endpoint(
     rt: RuntimeDep, principal: CurrentPrincipal,
     status: Annotated[Status | None, Query()] = None,
     to: Annotated[str | None, Query(max_length=64)] = None,
-    channel: Annotated[str | None, Query(max_length=20, pattern=r"^[A-Za-z0-9_.-]+$")] = None,
-    direction: Annotated[str | None, Query(pattern="^(inbound|outbound)$")] = None,
+    channel: Annotated[Channel | None, Query()] = None,
+    direction: Annotated[Direction | None, Query()] = None,
     created_after: Annotated[AwareDatetime | None, Query()] = None,
     created_before: Annotated[AwareDatetime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,

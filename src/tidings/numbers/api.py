@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from tidings.deps import CurrentPrincipal, RuntimeDep
+from tidings.deps import CurrentPrincipal, KnownQueryOnly, RuntimeDep
 from tidings.errors import InvalidRequest
 from tidings.messaging.addresses import AddressError, normalize_e164, normalize_email
 from tidings.numbers.models import PhoneNumber
@@ -47,7 +47,8 @@ async def claim_number(body: ClaimNumber, rt: RuntimeDep,
     return number_out(row)
 
 
-@router.get("", response_model=list[NumberOut], summary="Numbers of the account")
+@router.get("", response_model=list[NumberOut], summary="Numbers of the account",
+            dependencies=[KnownQueryOnly])
 async def list_endpoint(rt: RuntimeDep, principal: CurrentPrincipal) -> list[NumberOut]:
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
         return [number_out(n) for n in await list_numbers(session, tenant=principal.tenant)]

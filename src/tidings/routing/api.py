@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from tidings.db import SYSTEM
-from tidings.deps import CurrentOperator, RuntimeDep
+from tidings.deps import CurrentOperator, KnownQueryOnly, RuntimeDep
 from tidings.routing.schemas import ConnectorIn, ConnectorOut, RouteIn, RouteOut
 from tidings.routing.service import (
     OPERATOR_KEYRING,
@@ -37,7 +37,8 @@ async def add_connector(body: ConnectorIn, rt: RuntimeDep,
         return connector_out(keys, row)
 
 
-@router.get("/connectors", response_model=list[ConnectorOut], summary="List connectors")
+@router.get("/connectors", response_model=list[ConnectorOut], summary="List connectors",
+            dependencies=[KnownQueryOnly])
 async def get_connectors(rt: RuntimeDep, _operator: CurrentOperator) -> list[ConnectorOut]:
     keys = await rt.vault.keys_for(OPERATOR_KEYRING)
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
@@ -69,7 +70,8 @@ async def add_route(body: RouteIn, rt: RuntimeDep, _operator: CurrentOperator) -
     return out
 
 
-@router.get("/routes", response_model=list[RouteOut], summary="List routes")
+@router.get("/routes", response_model=list[RouteOut], summary="List routes",
+            dependencies=[KnownQueryOnly])
 async def get_routes(rt: RuntimeDep, _operator: CurrentOperator) -> list[RouteOut]:
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         return [route_out(r) for r in await list_routes(session)]
