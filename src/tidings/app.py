@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from tidings import __version__
 from tidings.accounts.api import router as accounts_router
+from tidings.api_docs import install_api_docs
 from tidings.clock import Clock
 from tidings.errors import install_error_handlers
 from tidings.messaging.api import router as messages_router
@@ -42,8 +43,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await close_runtime(app.state.runtime)
 
     app = FastAPI(title="Tidings", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    install_api_docs(app)
     for router in (messages_router, accounts_router, numbers_router, webhooks_router,
                    sandbox_router, operator_router, whatsapp_router, ops_router):
         app.include_router(router)
