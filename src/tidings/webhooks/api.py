@@ -9,11 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from tidings.deps import CurrentPrincipal, KnownQueryOnly, RuntimeDep
+from tidings.deps import PROBLEMS_OF_API_KEY_ROUTES, CurrentPrincipal, KnownQueryOnly, RuntimeDep
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 from tidings.webhooks.service import get_delivery, list_deliveries
 
-router = APIRouter(prefix="/v1/webhook-deliveries", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhook-deliveries", tags=["webhooks"],
+                   responses=PROBLEMS_OF_API_KEY_ROUTES)
 
 
 class DeliveryStatus(StrEnum):
@@ -66,7 +67,7 @@ def delivery_out(d: WebhookDelivery, attempts: list[WebhookAttempt] | None = Non
 
 
 @router.get("", response_model=DeliveryPage, summary="Webhook deliveries, newest first",
-            dependencies=[KnownQueryOnly])
+            dependencies=[KnownQueryOnly], operation_id="list_webhook_deliveries")
 async def list_endpoint(
     rt: RuntimeDep, principal: CurrentPrincipal,
     message_id: Annotated[str | None, Query(pattern=r"^msg_[0-9a-z]{26}$")] = None,
@@ -82,7 +83,7 @@ async def list_endpoint(
 
 
 @router.get("/{delivery_id}", response_model=DeliveryOut,
-            summary="One delivery with every attempt")
+            summary="One delivery with every attempt", operation_id="get_webhook_delivery")
 async def read_delivery(delivery_id: str, rt: RuntimeDep,
                         principal: CurrentPrincipal) -> DeliveryOut:
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
