@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.api.test_operator_api import operator_key
-from tests.conftest import Tenant, assert_problem, settle
+from tests.conftest import Tenant, assert_problem, make_tenant, settle
 from tidings.clock import FakeClock
 from tidings.runtime import Runtime
 
@@ -96,9 +96,7 @@ async def test_known_message_filters_still_filter(
 
 
 async def test_known_delivery_filters_still_filter(
-        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock) -> None:
-    from tests.conftest import make_tenant
-
+        client: httpx.AsyncClient, rt: Runtime) -> None:
     hooked = await make_tenant(rt, "Hooked", webhook_url="http://127.0.0.1:9/hook")
     sent = await _send(client, hooked)
     listed = await client.get("/v1/webhook-deliveries", headers=hooked.headers,
