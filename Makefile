@@ -15,7 +15,9 @@ $(STAMP): pyproject.toml $(LOCK)
 	touch $(STAMP)
 
 ## lock: refresh the pinned versions to the newest that pyproject.toml allows
-lock: $(STAMP)
+# (uv alone, not the pinned install: the pins may be what no longer fits pyproject.toml)
+lock:
+	test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet uv; }
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
 		--upgrade --quiet --no-header --output-file $(LOCK)
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from tidings import __version__
 from tidings.accounts.api import router as accounts_router
+from tidings.api_docs import install_api_docs
 from tidings.clock import Clock
 from tidings.errors import install_error_handlers
 from tidings.messaging.api import router as messages_router
@@ -16,6 +17,7 @@ from tidings.messaging.fast_send import FastSend
 from tidings.messaging.sandbox_api import router as sandbox_router
 from tidings.middleware import AccessLog, BodyLimit
 from tidings.numbers.api import router as numbers_router
+from tidings.openapi import install_openapi
 from tidings.ops_api import router as ops_router
 from tidings.routing.api import router as operator_router
 from tidings.runtime import close_runtime, open_runtime
@@ -25,8 +27,10 @@ from tidings.whatsapp.api import router as whatsapp_router
 
 DESCRIPTION = """Send and receive messages, get signed webhooks for every status change.
 
-Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457
-`application/problem+json` with a stable `code`.
+Authenticate with `Authorization: Bearer <api key>` (`tdk_...`; the operator API takes
+an operator key, `tdo_...`). Errors are RFC 9457 `application/problem+json` with a stable
+`code`; invalid input is a `400`, never a `422`. Lists refuse query parameters they do
+not take.
 """
 
 
@@ -42,8 +46,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await close_runtime(app.state.runtime)
 
     app = FastAPI(title="Tidings", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    install_api_docs(app)
+    install_openapi(app)
     for router in (messages_router, accounts_router, numbers_router, webhooks_router,
                    sandbox_router, operator_router, whatsapp_router, ops_router):
         app.include_router(router)

@@ -5,9 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.routing import APIRoute
+from fastapi.security.base import SecurityBase
 
 from tidings.accounts.auth import Principal, bearer_token
 from tidings.db import SYSTEM
+from tidings.errors import InvalidRequest, problem_responses
 from tidings.operators.models import OperatorKey
 from tidings.operators.service import check_operator_key
 from tidings.runtime import Runtime
@@ -23,9 +28,39 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+class BearerKey(SecurityBase):
+    """``Authorization: Bearer <key>``, declared as a security scheme in OpenAPI.
+
+    It hands on the raw header: the caller parses it, exactly as the fast send path
+    (``messaging/fast_send.py``) does, so both answer a bad header alike.
+    """
+
+    def __init__(self, scheme_name: str, *, key_format: str, description: str) -> None:
+        self.model = HTTPBearerModel(bearerFormat=key_format, description=description)
+        self.scheme_name = scheme_name
+
+    async def __call__(self, request: Request) -> str | None:
+        return request.headers.get("authorization")
+
+
+API_KEY = BearerKey("ApiKey", key_format="tdk_...",
+                    description="An account's API key, `tdk_...` (`POST /v1/keys`, or "
+                                "`tidings accounts create`).")
+OPERATOR_KEY = BearerKey("OperatorKey", key_format="tdo_...",
+                         description="An operator key, `tdo_...` "
+                                     "(`tidings operator-keys create`).")
+
+
+# What any route behind a key can answer, whatever it does: a malformed header or query
+# (400) and no valid key (401); with an API key also a terminated account (403) and a
+# Tidings-Account that is not below the key's account (404).
+PROBLEMS_OF_API_KEY_ROUTES = problem_responses(400, 401, 403, 404)
+PROBLEMS_OF_OPERATOR_ROUTES = problem_responses(400, 401)
+
+
 async def get_principal(
     rt: RuntimeDep,
-    authorization: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Depends(API_KEY)],
     tidings_account: Annotated[str | None, Header(
         max_length=40, description="Act on this sub-account of the key's account.")] = None,
 ) -> Principal:
@@ -36,7 +71,7 @@ CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
 async def get_operator(
-    rt: RuntimeDep, authorization: Annotated[str | None, Header()] = None,
+    rt: RuntimeDep, authorization: Annotated[str | None, Depends(OPERATOR_KEY)],
 ) -> OperatorKey:
     raw = bearer_token(authorization)
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
@@ -44,3 +79,33 @@ async def get_operator(
 
 
 CurrentOperator = Annotated[OperatorKey, Depends(get_operator)]
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """A query parameter the route does not declare, or one given twice, is a 400.
+
+    Otherwise a misspelt filter (``?from=``, ``?state=``) would be ignored and the
+    list would answer with every row, which looks like a valid, filtered answer.
+    """
+    route = request.scope.get("route")
+    known = _query_names(route.dependant) if isinstance(route, APIRoute) else set()
+    for name in request.query_params:
+        if name not in known:
+            takes = ", ".join(sorted(known)) or "no query parameters"
+            raise InvalidRequest(f"Unknown query parameter {name[:60]!r}; this list takes "
+                                 f"{takes}.", code="unknown_query_parameter",
+                                 parameter=name[:60])
+        if len(request.query_params.getlist(name)) > 1:
+            raise InvalidRequest(f"The query parameter {name!r} is given more than once.",
+                                 code="repeated_query_parameter", parameter=name)
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+# Declared by every list route: ``@router.get("", dependencies=[KnownQueryOnly])``.
+KnownQueryOnly = Depends(reject_unknown_query)

@@ -8,13 +8,56 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_TYPE_BASE = "https://tidings.dev/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+# What each status means in this API, for the OpenAPI description of its answers.
+PROBLEM_MEANINGS = {
+    400: "Invalid request: the body, a header or a query parameter (see `code`, `errors`).",
+    401: "No API key, or one that is malformed, unknown or revoked.",
+    403: "The account may not do this (e.g. it is suspended or terminated).",
+    404: "Not found, or not visible to this key.",
+    409: "Conflicts with the current state.",
+    413: "The request body is too large.",
+    503: "Not available now; try again later.",
+}
+
+
+class FieldError(BaseModel):
+    loc: list[str] = Field(description="Where: body, query or header, then the field.")
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: every error answer, as ``application/problem+json``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="A URI naming the kind of problem; ends with `code`.")
+    title: str
+    status: int
+    code: str = Field(description="Stable and machine-readable: branch on this.")
+    detail: str = Field(description="For a person; its wording may change.")
+    instance: str | None = Field(default=None, description="The path of the request.")
+    errors: list[FieldError] | None = Field(
+        default=None, description="With `validation_failed`: each field that failed.")
+    parameter: str | None = Field(
+        default=None, description="With `unknown_query_parameter`: the parameter.")
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route or router: these statuses answer a ``Problem``."""
+    return {status: {"description": PROBLEM_MEANINGS[status],
+                     "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}}
+            for status in statuses}
 
 
 class ProblemResponse(Response):
-    media_type = "application/problem+json"
+    media_type = PROBLEM_MEDIA_TYPE
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)

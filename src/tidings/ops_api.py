@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from tidings.db import SYSTEM
 from tidings.deps import RuntimeDep
-from tidings.errors import TidingsError
+from tidings.errors import TidingsError, problem_responses
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="The process is up")
+@router.get("/healthz", summary="The process is up", operation_id="get_health")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database answers")
+@router.get("/readyz", summary="The database answers",
+            operation_id="get_readiness", responses=problem_responses(503))
 async def readyz(rt: RuntimeDep) -> dict[str, str]:
     try:
         async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
@@ -29,6 +31,8 @@ async def readyz(rt: RuntimeDep) -> dict[str, str]:
     return {"status": "ready"}
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", operation_id="get_metrics",
+            response_class=PlainTextResponse,
+            responses={200: {"description": "The Prometheus text exposition format."}})
 async def metrics(rt: RuntimeDep) -> Response:
     return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -25,11 +25,12 @@ from tidings.accounts.service import (
     list_accounts,
     list_api_keys,
 )
-from tidings.deps import CurrentPrincipal, RuntimeDep
-from tidings.errors import Forbidden
+from tidings.deps import PROBLEMS_OF_API_KEY_ROUTES, CurrentPrincipal, KnownQueryOnly, RuntimeDep
+from tidings.errors import Forbidden, problem_responses
 from tidings.webhooks.subscriptions import statuses_out
 
-router = APIRouter(prefix="/v1", tags=["accounts"])
+router = APIRouter(prefix="/v1", tags=["accounts"],
+                   responses=PROBLEMS_OF_API_KEY_ROUTES)
 
 
 def account_out(account: Account) -> AccountOut:
@@ -44,14 +45,16 @@ def key_out(key: ApiKey) -> ApiKeyOut:
                      revoked_at=key.revoked_at, last_used_at=key.last_used_at)
 
 
-@router.get("/account", response_model=AccountOut, summary="The account acted upon")
+@router.get("/account", response_model=AccountOut, summary="The account acted upon",
+            operation_id="get_account")
 async def read_account(rt: RuntimeDep, principal: CurrentPrincipal) -> AccountOut:
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
         return account_out(await get_account(session, account_id=principal.tenant))
 
 
 @router.patch("/account", response_model=AccountOut,
-              summary="Rename, or set the webhook URL and the statuses it gets")
+              summary="Rename, or set the webhook URL and the statuses it gets",
+              operation_id="update_account", responses=problem_responses(413))
 async def update_account(body: UpdateAccount, rt: RuntimeDep,
                          principal: CurrentPrincipal) -> AccountOut:
     clear = "webhook_url" in body.model_fields_set and body.webhook_url is None
@@ -68,7 +71,8 @@ async def update_account(body: UpdateAccount, rt: RuntimeDep,
 
 
 @router.get("/account/webhook-secret", response_model=WebhookSecretOut,
-            summary="The secret that signs this account's webhooks")
+            summary="The secret that signs this account's webhooks",
+            operation_id="get_webhook_secret")
 async def read_webhook_secret(rt: RuntimeDep, principal: CurrentPrincipal) -> WebhookSecretOut:
     keys = await rt.vault.keys_for(principal.tenant)
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
@@ -78,7 +82,8 @@ async def read_webhook_secret(rt: RuntimeDep, principal: CurrentPrincipal) -> We
 
 
 @router.post("/accounts", status_code=201, response_model=AccountWithSecrets,
-             summary="Create a sub-account")
+             summary="Create a sub-account",
+             operation_id="create_sub_account", responses=problem_responses(413))
 async def create_sub_account(body: CreateSubAccount, rt: RuntimeDep,
                              principal: CurrentPrincipal) -> AccountWithSecrets:
     if principal.account_status not in (AccountStatus.ACTIVE, AccountStatus.TRIAL):
@@ -92,13 +97,15 @@ async def create_sub_account(body: CreateSubAccount, rt: RuntimeDep,
                               api_key_id=made.api_key_id, webhook_secret=made.webhook_secret)
 
 
-@router.get("/accounts", response_model=list[AccountOut], summary="Direct sub-accounts")
+@router.get("/accounts", response_model=list[AccountOut], summary="Direct sub-accounts",
+            dependencies=[KnownQueryOnly], operation_id="list_sub_accounts")
 async def list_sub_accounts(rt: RuntimeDep, principal: CurrentPrincipal) -> list[AccountOut]:
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
         return [account_out(a) for a in await list_accounts(session, parent_id=principal.tenant)]
 
 
-@router.post("/keys", status_code=201, response_model=NewApiKeyOut, summary="Create an API key")
+@router.post("/keys", status_code=201, response_model=NewApiKeyOut, summary="Create an API key",
+             operation_id="create_api_key", responses=problem_responses(413))
 async def create_key(body: CreateApiKey, rt: RuntimeDep,
                      principal: CurrentPrincipal) -> NewApiKeyOut:
     async with rt.db.transaction(tenant=principal.tenant) as session:
@@ -107,13 +114,15 @@ async def create_key(body: CreateApiKey, rt: RuntimeDep,
     return NewApiKeyOut(**key_out(made.key).model_dump(), key=made.secret)
 
 
-@router.get("/keys", response_model=list[ApiKeyOut], summary="API keys of the account")
+@router.get("/keys", response_model=list[ApiKeyOut], summary="API keys of the account",
+            dependencies=[KnownQueryOnly], operation_id="list_api_keys")
 async def list_keys(rt: RuntimeDep, principal: CurrentPrincipal) -> list[ApiKeyOut]:
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
         return [key_out(k) for k in await list_api_keys(session, tenant=principal.tenant)]
 
 
-@router.delete("/keys/{key_id}", response_model=ApiKeyOut, summary="Revoke an API key")
+@router.delete("/keys/{key_id}", response_model=ApiKeyOut, summary="Revoke an API key",
+               operation_id="revoke_api_key")
 async def revoke_key(key_id: str, rt: RuntimeDep, principal: CurrentPrincipal) -> ApiKeyOut:
     async with rt.db.transaction(tenant=principal.tenant) as session:
         key = await do_revoke_api_key(session, tenant=principal.tenant, key_id=key_id[:40],

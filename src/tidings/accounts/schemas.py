@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tidings.accounts.models import AccountStatus
 from tidings.messaging.schemas import MAX_URL_CHARS, URL_PATTERN
 
 
@@ -17,7 +18,7 @@ class AccountOut(BaseModel):
     id: str
     parent_id: str | None
     name: str
-    status: str
+    status: AccountStatus
     webhook_url: str | None
     webhook_statuses: list[str] | None = Field(
         description="Statuses whose changes are POSTed; null: every change.")

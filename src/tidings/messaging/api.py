@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from tidings.accounts.auth import Principal
 from tidings.accounts.models import SENDING_STATUSES
-from tidings.deps import CurrentPrincipal, RuntimeDep
-from tidings.errors import Forbidden, InvalidRequest, NotFound
+from tidings.deps import PROBLEMS_OF_API_KEY_ROUTES, CurrentPrincipal, KnownQueryOnly, RuntimeDep
+from tidings.errors import Forbidden, InvalidRequest, NotFound, problem_responses
 from tidings.messaging import idempotency
 from tidings.messaging.addresses import AddressError, normalize_e164
 from tidings.messaging.drafts import Draft, SendOptions, check_options, make_draft, render_template
@@ -22,6 +22,8 @@ from tidings.messaging.schemas import (
     BatchError,
     BatchResponse,
     BatchResult,
+    Channel,
+    Direction,
     MessageOut,
     MessagePage,
     SendBatch,
@@ -44,7 +46,8 @@ from tidings.runtime import Runtime
 from tidings.webhooks.service import DELIVER_JOB
 from tidings.whatsapp.service import check_customer_service_window
 
-router = APIRouter(prefix="/v1/messages", tags=["messages"])
+router = APIRouter(prefix="/v1/messages", tags=["messages"],
+                   responses=PROBLEMS_OF_API_KEY_ROUTES)
 MESSAGE_ID = re.compile(r"^msg_[0-9a-z]{26}$")
 # No control characters: a NUL would break the PostgreSQL column it is stored in.
 IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1,
@@ -69,7 +72,8 @@ def _options(rt: Runtime, body: SendMessage | SendBatch) -> SendOptions:
                          validity_period=body.validity_period, now=rt.clock.now())
 
 
-@router.post("", status_code=201, response_model=MessageOut, summary="Send a message")
+@router.post("", status_code=201, response_model=MessageOut, summary="Send a message",
+             operation_id="send_message", responses=problem_responses(409, 413))
 async def send_message(body: SendMessage, rt: RuntimeDep, principal: CurrentPrincipal,
                        response: Response,
                        idempotency_key: IdempotencyKeyHeader = None) -> MessageOut:
@@ -143,7 +147,8 @@ def _after_create(rt: Runtime, channel: str, count: int, *, webhooks: bool) -> N
 
 
 @router.post("/batch", response_model=BatchResponse,
-             summary="Send one template to many recipients")
+             summary="Send one template to many recipients",
+             operation_id="send_batch", responses=problem_responses(413))
 async def send_batch(body: SendBatch, rt: RuntimeDep,
                      principal: CurrentPrincipal) -> BatchResponse:
     ensure_can_send(principal)
@@ -179,7 +184,8 @@ async def send_batch(body: SendBatch, rt: RuntimeDep,
                          results=final)
 
 
-@router.get("/{message_id}", response_model=MessageOut, summary="A message and its history")
+@router.get("/{message_id}", response_model=MessageOut, summary="A message and its history",
+            operation_id="get_message")
 async def read_message(message_id: str, rt: RuntimeDep,
                        principal: CurrentPrincipal) -> MessageOut:
     _check_id(message_id)
@@ -190,13 +196,14 @@ async def read_message(message_id: str, rt: RuntimeDep,
     return message_out(message, keys, events)
 
 
-@router.get("", response_model=MessagePage, summary="List messages, newest first")
+@router.get("", response_model=MessagePage, summary="List messages, newest first",
+            dependencies=[KnownQueryOnly], operation_id="list_messages")
 async def list_endpoint(
     rt: RuntimeDep, principal: CurrentPrincipal,
     status: Annotated[Status | None, Query()] = None,
     to: Annotated[str | None, Query(max_length=64)] = None,
-    channel: Annotated[str | None, Query(max_length=20, pattern=r"^[A-Za-z0-9_.-]+$")] = None,
-    direction: Annotated[str | None, Query(pattern="^(inbound|outbound)$")] = None,
+    channel: Annotated[Channel | None, Query()] = None,
+    direction: Annotated[Direction | None, Query()] = None,
     created_after: Annotated[AwareDatetime | None, Query()] = None,
     created_before: Annotated[AwareDatetime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -213,7 +220,8 @@ async def list_endpoint(
 
 
 @router.post("/{message_id}/cancel", response_model=MessageOut,
-             summary="Cancel a scheduled message")
+             summary="Cancel a scheduled message",
+             operation_id="cancel_message", responses=problem_responses(409))
 async def cancel_message(message_id: str, rt: RuntimeDep,
                          principal: CurrentPrincipal) -> MessageOut:
     _check_id(message_id)

@@ -21,8 +21,9 @@ from tidings.messaging.addresses import (
     normalize_sender,
 )
 from tidings.messaging.encoding import segment
+from tidings.messaging.schemas import Channel
 
-SUPPORTED_CHANNELS = frozenset({"sms", "email", "whatsapp"})
+SUPPORTED_CHANNELS = frozenset(Channel)
 UNSEGMENTED = "UTF-8"  # the encoding of channels without SMS segments
 MAX_SCHEDULE_AHEAD = timedelta(days=35)
 CLOCK_SKEW = timedelta(seconds=60)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from tidings.deps import CurrentPrincipal, RuntimeDep
+from tidings.deps import PROBLEMS_OF_API_KEY_ROUTES, CurrentPrincipal, RuntimeDep
+from tidings.errors import problem_responses
 from tidings.messaging.inbound import receive_inbound
 from tidings.messaging.schemas import MAX_ADDRESS_CHARS, MAX_BODY_CHARS, MessageOut
 from tidings.messaging.service import created_out
 
-router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"])
+router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"],
+                   responses=PROBLEMS_OF_API_KEY_ROUTES)
 
 
 class SimulatedInbound(BaseModel):
@@ -22,7 +24,8 @@ class SimulatedInbound(BaseModel):
 
 
 @router.post("/inbound", status_code=201, response_model=MessageOut,
-             summary="Simulate an inbound message to one of your numbers")
+             summary="Simulate an inbound message to one of your numbers",
+             operation_id="simulate_inbound", responses=problem_responses(413))
 async def simulate_inbound(body: SimulatedInbound, rt: RuntimeDep,
                            principal: CurrentPrincipal) -> MessageOut:
     created = await receive_inbound(rt, sender=body.from_, to=body.to, body=body.body,

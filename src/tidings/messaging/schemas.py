@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from tidings.messaging.lifecycle import Status
 
 # Bounds that keep one request cheap to validate; the message limits live in settings.
 MAX_ADDRESS_CHARS = 64
@@ -18,6 +21,17 @@ MAX_URL_CHARS = 2_048
 MAX_VALIDITY_SECONDS = 14 * 24 * 3600
 # No whitespace or control characters: a NUL would also break a PostgreSQL text column.
 URL_PATTERN = r"^https?://[^\s\x00-\x1f\x7f]+$"
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+    WHATSAPP = "whatsapp"
+
+
+class Direction(StrEnum):
+    OUTBOUND = "outbound"
+    INBOUND = "inbound"
 
 
 class _Strict(BaseModel):
@@ -120,6 +134,8 @@ class SendBatch(_SendOptions):
 
 class MessageEventOut(BaseModel):
     seq: int
+    # Not ``Status``: the history also notes steps that are no status of a message
+    # (``retrying``, ``read``, ``not_delivered``).
     status: str
     applied: bool
     source: str
@@ -133,9 +149,9 @@ class MessageOut(BaseModel):
 
     id: str
     account_id: str
-    direction: str = Field(description="outbound or inbound")
-    channel: str
-    status: str
+    direction: Direction
+    channel: Channel
+    status: Status
     to: str
     from_: str = Field(alias="from")
     body: str

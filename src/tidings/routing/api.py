@@ -9,7 +9,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from tidings.db import SYSTEM
-from tidings.deps import CurrentOperator, RuntimeDep
+from tidings.deps import PROBLEMS_OF_OPERATOR_ROUTES, CurrentOperator, KnownQueryOnly, RuntimeDep
+from tidings.errors import problem_responses
 from tidings.routing.schemas import ConnectorIn, ConnectorOut, RouteIn, RouteOut, RouteSaved
 from tidings.routing.service import (
     OPERATOR_KEYRING,
@@ -24,11 +25,13 @@ from tidings.routing.service import (
     save_route,
 )
 
-router = APIRouter(prefix="/v1/operator", tags=["operator"])
+router = APIRouter(prefix="/v1/operator", tags=["operator"],
+                   responses=PROBLEMS_OF_OPERATOR_ROUTES)
 
 
 @router.post("/connectors", status_code=201, response_model=ConnectorOut,
-             summary="Add a carrier connector")
+             summary="Add a carrier connector",
+             operation_id="create_connector", responses=problem_responses(409, 413))
 async def add_connector(body: ConnectorIn, rt: RuntimeDep,
                         _operator: CurrentOperator) -> ConnectorOut:
     keys = await rt.vault.keys_for(OPERATOR_KEYRING)
@@ -37,7 +40,8 @@ async def add_connector(body: ConnectorIn, rt: RuntimeDep,
         return connector_out(keys, row)
 
 
-@router.get("/connectors", response_model=list[ConnectorOut], summary="List connectors")
+@router.get("/connectors", response_model=list[ConnectorOut], summary="List connectors",
+            dependencies=[KnownQueryOnly], operation_id="list_connectors")
 async def get_connectors(rt: RuntimeDep, _operator: CurrentOperator) -> list[ConnectorOut]:
     keys = await rt.vault.keys_for(OPERATOR_KEYRING)
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
@@ -45,7 +49,8 @@ async def get_connectors(rt: RuntimeDep, _operator: CurrentOperator) -> list[Con
                 for r in await list_connectors(session)]
 
 
-@router.get("/connectors/{name}", response_model=ConnectorOut, summary="Show a connector")
+@router.get("/connectors/{name}", response_model=ConnectorOut, summary="Show a connector",
+            operation_id="get_connector", responses=problem_responses(404))
 async def show_connector(name: str, rt: RuntimeDep, _operator: CurrentOperator) -> ConnectorOut:
     keys = await rt.vault.keys_for(OPERATOR_KEYRING)
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
@@ -53,14 +58,16 @@ async def show_connector(name: str, rt: RuntimeDep, _operator: CurrentOperator) 
         return connector_out(keys, row)
 
 
-@router.delete("/connectors/{name}", status_code=204, summary="Remove a connector")
+@router.delete("/connectors/{name}", status_code=204, summary="Remove a connector",
+               operation_id="remove_connector", responses=problem_responses(404, 409))
 async def remove_connector(name: str, rt: RuntimeDep, _operator: CurrentOperator) -> Response:
     async with rt.db.transaction(tenant=SYSTEM) as session:
         await do_remove_connector(session, name=name)
     return Response(status_code=204)
 
 
-@router.post("/routes", status_code=201, response_model=RouteSaved, summary="Add a route")
+@router.post("/routes", status_code=201, response_model=RouteSaved, summary="Add a route",
+             operation_id="create_route", responses=problem_responses(413))
 async def add_route(body: RouteIn, rt: RuntimeDep, _operator: CurrentOperator) -> RouteSaved:
     async with rt.db.transaction(tenant=SYSTEM) as session:
         out = await save_route(session, body=body, now=rt.clock.now())
@@ -68,13 +75,15 @@ async def add_route(body: RouteIn, rt: RuntimeDep, _operator: CurrentOperator) -
     return out
 
 
-@router.get("/routes", response_model=list[RouteOut], summary="List routes")
+@router.get("/routes", response_model=list[RouteOut], summary="List routes",
+            dependencies=[KnownQueryOnly], operation_id="list_routes")
 async def get_routes(rt: RuntimeDep, _operator: CurrentOperator) -> list[RouteOut]:
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         return [route_out(r) for r in await list_routes(session)]
 
 
-@router.delete("/routes/{route_id}", status_code=204, summary="Remove a route")
+@router.delete("/routes/{route_id}", status_code=204, summary="Remove a route",
+               operation_id="remove_route", responses=problem_responses(404))
 async def remove_route(route_id: str, rt: RuntimeDep, _operator: CurrentOperator) -> Response:
     async with rt.db.transaction(tenant=SYSTEM) as session:
         await do_remove_route(session, route_id=route_id)

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from tidings.deps import CurrentPrincipal, RuntimeDep
+from tidings.deps import PROBLEMS_OF_API_KEY_ROUTES, CurrentPrincipal, KnownQueryOnly, RuntimeDep
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 from tidings.webhooks.service import get_delivery, list_deliveries
 
-router = APIRouter(prefix="/v1/webhook-deliveries", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhook-deliveries", tags=["webhooks"],
+                   responses=PROBLEMS_OF_API_KEY_ROUTES)
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 class AttemptOut(BaseModel):
@@ -31,7 +39,7 @@ class DeliveryOut(BaseModel):
     message_id: str
     sequence: int
     url: str
-    status: str
+    status: DeliveryStatus
     attempts: int
     next_attempt_at: datetime | None
     last_status_code: int | None
@@ -58,11 +66,12 @@ def delivery_out(d: WebhookDelivery, attempts: list[WebhookAttempt] | None = Non
                        created_at=a.created_at) for a in attempts])
 
 
-@router.get("", response_model=DeliveryPage, summary="Webhook deliveries, newest first")
+@router.get("", response_model=DeliveryPage, summary="Webhook deliveries, newest first",
+            dependencies=[KnownQueryOnly], operation_id="list_webhook_deliveries")
 async def list_endpoint(
     rt: RuntimeDep, principal: CurrentPrincipal,
-    message_id: Annotated[str | None, Query(max_length=40)] = None,
-    status: Annotated[str | None, Query(pattern="^(pending|succeeded|failed)$")] = None,
+    message_id: Annotated[str | None, Query(pattern=r"^msg_[0-9a-z]{26}$")] = None,
+    status: Annotated[DeliveryStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(max_length=40, pattern="^whd_[0-9a-z]+$")] = None,
 ) -> DeliveryPage:
@@ -74,7 +83,7 @@ async def list_endpoint(
 
 
 @router.get("/{delivery_id}", response_model=DeliveryOut,
-            summary="One delivery with every attempt")
+            summary="One delivery with every attempt", operation_id="get_webhook_delivery")
 async def read_delivery(delivery_id: str, rt: RuntimeDep,
                         principal: CurrentPrincipal) -> DeliveryOut:
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:

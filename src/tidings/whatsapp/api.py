@@ -24,7 +24,7 @@ from tidings.connectors.whatsapp.webhooks import (
 )
 from tidings.db import SYSTEM
 from tidings.deps import RuntimeDep
-from tidings.errors import Forbidden, InvalidRequest, NotFound, TidingsError
+from tidings.errors import Forbidden, InvalidRequest, NotFound, TidingsError, problem_responses
 from tidings.logs import get_logger
 from tidings.messaging.tasks import note_reads
 from tidings.routing.service import OPERATOR_KEYRING, connector_secrets, get_connector
@@ -35,7 +35,8 @@ log = get_logger("tidings.whatsapp")
 
 
 @router.get("/{connector}/webhook", response_class=PlainTextResponse,
-            summary="Meta's webhook verification handshake")
+            summary="Meta's webhook verification handshake",
+            operation_id="verify_whatsapp_webhook", responses=problem_responses(403, 404))
 async def verify(connector: str, request: Request, rt: RuntimeDep) -> Response:
     settings = await _connector_settings(rt, connector)
     challenge = verify_handshake(dict(request.query_params), settings["verify_token"])
@@ -44,7 +45,9 @@ async def verify(connector: str, request: Request, rt: RuntimeDep) -> Response:
     return PlainTextResponse(challenge)
 
 
-@router.post("/{connector}/webhook", summary="Statuses and messages from the Cloud API")
+@router.post("/{connector}/webhook", summary="Statuses and messages from the Cloud API",
+             operation_id="receive_whatsapp_webhook",
+             responses=problem_responses(400, 403, 404, 413, 503))
 async def receive(connector: str, request: Request, rt: RuntimeDep) -> dict[str, str]:
     settings = await _connector_settings(rt, connector)
     raw = await request.body()
