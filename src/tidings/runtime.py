@@ -19,6 +19,7 @@ from tidings.connectors.sandbox.ledger import SandboxLedger
 from tidings.db import Database
 from tidings.logs import get_logger
 from tidings.messaging import tasks as messaging_tasks
+from tidings.messaging.idempotency import key_legacy_fingerprints
 from tidings.messaging.service import EXPIRE_JOB
 from tidings.messaging.status_changes import DISPATCH_JOB, FALLBACK_JOB, SMPP_DELIVER_JOB
 from tidings.metrics import Metrics
@@ -113,6 +114,7 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
     db = Database(settings.resolved_database_url())
     db.start_checkpoints()
     vault = await Vault.open(settings)
+    await key_legacy_fingerprints(db, vault)
     carrier = SandboxCarrier(SandboxLedger(sandbox_ledger_url(settings)),
                              receipt_delay_seconds=settings.sandbox_receipt_delay_seconds,
                              poll_seconds=settings.sandbox_poll_seconds,

@@ -123,11 +123,21 @@ class TenantKeys:
         Equal values in the same tenant and field give equal tokens, so equality
         look-ups work without decrypting; other tenants and fields get unrelated ones.
         """
+        return self.fingerprint(value.encode(), purpose=field)
+
+    def fingerprint(self, data: bytes, *, purpose: str) -> str:
+        """Hex HMAC-SHA256(index key, purpose NUL data): a keyed digest of ``data``.
+
+        What a check needs to recognise a value again (an idempotent request) without
+        storing anything a copy of the database could be matched against: without
+        the tenant's key the digest cannot be recomputed, and after crypto-erasure
+        not even with every other key. ``purpose`` keeps it apart from blind indexes.
+        """
         base = self._index_mac
         if base is None:
             raise self._destroyed()
         mac = base.copy()
-        mac.update(field.encode() + b"\x00" + value.encode())
+        mac.update(purpose.encode() + b"\x00" + data)
         return mac.hexdigest()
 
     def _aead(self) -> AESGCM:
