@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tidings.accounts.auth import Authenticator
+from tidings.audit.chain import AuditChain
+from tidings.audit.legacy import key_legacy_chains
 from tidings.clock import Clock
 from tidings.connectors.base import DeliveryReport, InboundMessage
 from tidings.connectors.registry import ConnectorRegistry
@@ -59,6 +61,11 @@ class Runtime:
     routes: RoutingCache = field(default_factory=lambda: RoutingCache(ttl_seconds=2.0))
     connector_supervisor: ConnectorSupervisor | None = None
     smpp_gateway: SmppGateway | None = None
+
+    @property
+    def audit_chain(self) -> AuditChain:
+        """The audit chains' key and checkpoints, from the key store."""
+        return AuditChain.of(self.vault)
 
     def worker_pool(self) -> WorkerPool:
         if self.workers is None:
@@ -115,6 +122,7 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
     db.start_checkpoints()
     vault = await Vault.open(settings)
     await key_legacy_fingerprints(db, vault)
+    await key_legacy_chains(db, AuditChain.of(vault), now=clock.now())
     carrier = SandboxCarrier(SandboxLedger(sandbox_ledger_url(settings)),
                              receipt_delay_seconds=settings.sandbox_receipt_delay_seconds,
                              poll_seconds=settings.sandbox_poll_seconds,

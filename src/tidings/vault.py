@@ -50,6 +50,7 @@ MASTER_KEY_FILE = "master.key"
 # (or the other way round), nor moved to another tenant's row.
 _DATA_KEY_LABEL = b"tidings-tenant-key:"
 _INDEX_KEY_LABEL = b"tidings-tenant-index-key:"
+_AUDIT_KEY_LABEL = b"tidings-audit-chain-key:v1"
 _FIELD_AAD_LABEL = b"tidings-field:v%d:" % FORMAT_VERSION
 
 _VERSION_PREFIX = bytes([FORMAT_VERSION])
@@ -274,6 +275,19 @@ tenant_keys_table = Table(
 )
 
 
+# The head of each tenant's audit chain, HMAC'd under the audit key: kept here, apart
+# from the database, so that deleting the chain's last events cannot go unnoticed.
+audit_checkpoints_table = Table(
+    "audit_checkpoints",
+    _keystore_metadata,
+    Column("tenant_id", Text, primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("hash", Text, nullable=False),
+    Column("mac", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
 class _WrappedKeys(NamedTuple):
     key_version: int
     data_key: bytes
@@ -299,14 +313,15 @@ def _tune_keystore_sqlite(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _insert_if_absent(dialect_name: str, values: dict[str, Any]) -> Insert:
+def insert_if_absent(dialect_name: str, values: dict[str, Any],
+                     table: Table = tenant_keys_table) -> Insert:
     """``INSERT ... ON CONFLICT (tenant_id) DO NOTHING`` for the key store's dialect."""
     if dialect_name == "postgresql":
-        return postgresql.insert(tenant_keys_table).values(values).on_conflict_do_nothing(
+        return postgresql.insert(table).values(values).on_conflict_do_nothing(
             index_elements=["tenant_id"]
         )
     if dialect_name == "sqlite":
-        return sqlite.insert(tenant_keys_table).values(values).on_conflict_do_nothing(
+        return sqlite.insert(table).values(values).on_conflict_do_nothing(
             index_elements=["tenant_id"]
         )
     raise VaultError(f"unsupported key store database: {dialect_name}")
@@ -323,6 +338,9 @@ class Vault:
             raise ValueError(f"the master key must be {KEY_BYTES} bytes")
         self._master = AESGCM(master_key)
         self._engine = engine
+        # Seals the audit chains: derived from the master key, so the database never
+        # holds it and a tenant's crypto-erasure leaves its audit chain verifiable.
+        self.audit_key = hmac.digest(master_key, _AUDIT_KEY_LABEL, "sha256")
         self._cache: dict[str, TenantKeys] = {}
         # One lock per tenant: a burst of first requests creates one key, while
         # loading different tenants still proceeds in parallel.
@@ -373,6 +391,11 @@ class Vault:
             if keys is not None:
                 keys._revoke()
 
+    @property
+    def keystore(self) -> AsyncEngine:
+        """The key store's engine, for what must live apart from the database."""
+        return self._engine
+
     async def close(self) -> None:
         """Release the key store's connections."""
         await self._engine.dispose()
@@ -413,7 +436,7 @@ class Vault:
             "created_at": datetime.now(UTC),
         }
         async with self._engine.begin() as conn:
-            await conn.execute(_insert_if_absent(conn.dialect.name, values))
+            await conn.execute(insert_if_absent(conn.dialect.name, values))
 
     def _unwrap(self, tenant_id: str, wrapped: _WrappedKeys) -> TenantKeys:
         tenant = tenant_id.encode()
