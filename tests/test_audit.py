@@ -380,6 +380,13 @@ ATTACKS = {
 }
 
 
+def copy_data_and_keys(data_dir: Path, into: Path) -> Path:
+    """A copy of a data folder and of its key folder beside it (``<data>-keys``)."""
+    for folder in (data_dir, data_dir.with_name(f"{data_dir.name}-keys")):
+        shutil.copytree(folder, into / folder.name)
+    return into / data_dir.name
+
+
 def dump(database: Path) -> list[str]:
     with contextlib.closing(sqlite3.connect(database)) as conn:
         return list(conn.iterdump())
@@ -393,7 +400,7 @@ def tamper(database: Path, sql: str, acme: str) -> None:
 @pytest.fixture(scope="module")
 def cli_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A data folder with two sealed chains (Acme's four events) and one event pending."""
-    root = tmp_path_factory.mktemp("audit-cli")
+    root = tmp_path_factory.mktemp("audit-cli") / "data"
 
     async def build() -> str:
         settings = Settings(data_dir=root, database_url=f"sqlite+aiosqlite:///{root / 't.db'}")
@@ -414,8 +421,7 @@ def cli_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_cli_verify_fails_on_each_attack_and_writes_nothing(
         cli_template: tuple[Path, str], tmp_path: Path, attack: str) -> None:
     template, acme = cli_template
-    data_dir = tmp_path / "data"
-    shutil.copytree(template, data_dir)
+    data_dir = copy_data_and_keys(template, tmp_path)
     database = data_dir / "t.db"
     sql, message = ATTACKS[attack]
     if sql:
@@ -436,8 +442,7 @@ def test_cli_verify_fails_on_each_attack_and_writes_nothing(
 def test_cli_verify_fails_on_a_chain_recomputed_without_the_key(
         cli_template: tuple[Path, str], tmp_path: Path) -> None:
     template, acme = cli_template
-    data_dir = tmp_path / "data"
-    shutil.copytree(template, data_dir)
+    data_dir = copy_data_and_keys(template, tmp_path)
     database = data_dir / "t.db"
     tamper(database, "UPDATE audit_events SET actor_id = 'mallory' "
                      "WHERE tenant_id = :acme AND seq = 2", acme)

@@ -31,6 +31,7 @@ from tidings.routing.supervisor import ConnectorSupervisor
 from tidings.settings import Settings
 from tidings.smpp_gateway import tasks as smpp_tasks
 from tidings.smpp_gateway.gateway import SmppGateway
+from tidings.storage import make_storage_private
 from tidings.vault import Vault
 from tidings.wakeup_bridge import PostgresWakeupBridge, asyncpg_dsn
 from tidings.wakeup_sockets import SocketWakeupBridge, socket_directory
@@ -104,7 +105,7 @@ def prepare_storage(settings: Settings) -> None:
     Processes started together would otherwise race to do it.
     """
     async def _prepare() -> None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_storage_private(settings)
         await asyncio.to_thread(upgrade, settings.resolved_database_url())
         vault = await Vault.open(settings)
         await vault.close()
@@ -115,7 +116,7 @@ def prepare_storage(settings: Settings) -> None:
 async def open_runtime(settings: Settings, *, clock: Clock | None = None,
                        start_background: bool = True) -> Runtime:
     """Build and start a runtime. ``start_background=False`` leaves workers to the caller."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_storage_private(settings)
     await asyncio.to_thread(upgrade, settings.resolved_database_url())
     clock = clock or Clock()
     db = Database(settings.resolved_database_url())

@@ -2,7 +2,8 @@
 
 Envelope encryption in two levels:
 
-* a 32-byte **master key** (``TIDINGS_MASTER_KEY`` or a 0600 file in ``data_dir``)
+* a 32-byte **master key** (``TIDINGS_MASTER_KEY`` or a 0600 file in the key folder,
+  ``TIDINGS_KEY_DIR``, by default beside the data folder and not in it)
   wraps every tenant's keys and never touches a database;
 * each tenant has a random 32-byte **data key** (AES-256-GCM) and a 32-byte
   **blind-index key** (HMAC-SHA256), stored only wrapped, in a key store database
@@ -35,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
+from tidings.logs import get_logger
 from tidings.settings import Settings
 from tidings.sqltypes import UTCDateTime
 
@@ -54,6 +56,7 @@ _AUDIT_KEY_LABEL = b"tidings-audit-chain-key:v1"
 _FIELD_AAD_LABEL = b"tidings-field:v%d:" % FORMAT_VERSION
 
 _VERSION_PREFIX = bytes([FORMAT_VERSION])
+log = get_logger("tidings.vault")
 _HEADER_BYTES = 1 + NONCE_BYTES
 
 
@@ -171,7 +174,7 @@ class TenantKeys:
 
 
 def load_master_key(settings: Settings) -> bytes:
-    """The 32-byte master key: from ``settings.master_key`` or ``data_dir/master.key``.
+    """The 32-byte master key: from ``settings.master_key`` or ``<key folder>/master.key``.
 
     The setting is base64 (standard or URL-safe alphabet) of exactly 32 bytes; a bad
     value raises ``ValueError``. Without it the key file is read, or created with a
@@ -180,7 +183,7 @@ def load_master_key(settings: Settings) -> bytes:
     """
     if settings.master_key:
         return decode_master_key(settings.master_key, source="TIDINGS_MASTER_KEY")
-    path = settings.data_dir / MASTER_KEY_FILE
+    path = settings.resolved_key_dir() / MASTER_KEY_FILE
     try:
         return _read_key_file(path)
     except FileNotFoundError:
@@ -351,7 +354,10 @@ class Vault:
         """Load the master key and open (creating if needed) the key store."""
         master_key = load_master_key(settings)
         if not settings.keystore_url:
-            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            settings.resolved_key_dir().mkdir(mode=0o700, parents=True, exist_ok=True)
+        if settings.keys_in_data_dir:
+            log.warning("keys_in_data_dir", data_dir=str(settings.data_dir),
+                        advice="move master.key and keys.db apart: see docs/operations.md")
         engine = _make_keystore_engine(settings.resolved_keystore_url())
         try:
             async with engine.begin() as conn:
