@@ -465,3 +465,14 @@ async def _recompute_without_key(database: Path, tenant: str) -> None:
                 event.hash = prev = unkeyed_digest(prev, event, event.seq or 0)
     finally:
         await db.dispose()
+
+
+def test_cli_verify_without_the_servers_keys_says_so(
+        cli_template: tuple[Path, str], tmp_path: Path) -> None:
+    template, _ = cli_template
+    data_dir = tmp_path / "data"
+    shutil.copytree(template, data_dir)  # the data alone, not its key folder
+    result = run_cli(data_dir, data_dir / "t.db")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "no master key at" in result.stderr
+    assert not (tmp_path / "data-keys").exists()  # no key was made up

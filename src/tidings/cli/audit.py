@@ -9,9 +9,10 @@ import click
 
 from tidings.audit.chain import AuditChain
 from tidings.audit.verify import ChainReport, verify
+from tidings.cli.common import fail
 from tidings.db import Database
 from tidings.settings import Settings
-from tidings.vault import Vault
+from tidings.vault import MASTER_KEY_FILE, Vault
 
 
 @click.group("audit")
@@ -26,13 +27,23 @@ def verify_command(account_id: str | None) -> None:
 
     Events not sealed yet are counted, not checked: the running server seals them.
     """
-    report = asyncio.run(_verify(Settings(), account_id))
+    settings = Settings()
+    _require_keys(settings)
+    report = asyncio.run(_verify(settings, account_id))
     click.echo(f"chains: {report.tenants}, events: {report.sealed_events}, "
                f"unsealed: {report.unsealed_events}")
     for problem in report.problems:
         click.echo(f"BROKEN {problem}")
     click.echo("ok" if report.ok else "audit trail has been altered")
     sys.exit(0 if report.ok else 2)
+
+
+def _require_keys(settings: Settings) -> None:
+    """The server's keys, or a clear refusal: a fresh key would call every chain altered."""
+    key_file = settings.resolved_key_dir() / MASTER_KEY_FILE
+    if not settings.master_key and not key_file.is_file():
+        fail(f"no master key at {key_file}: run this with the server's TIDINGS_KEY_DIR "
+             "(or TIDINGS_MASTER_KEY) and TIDINGS_KEYSTORE_URL")
 
 
 async def _verify(settings: Settings, account_id: str | None) -> ChainReport:
