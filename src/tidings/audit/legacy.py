@@ -17,11 +17,20 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.audit.chain import AuditChain, unkeyed_digest
 from tidings.audit.models import AuditEvent
-from tidings.audit.service import GENESIS, SEAL, SYSTEM_ACTOR, audit_row, record, sealed_events
+from tidings.audit.service import (
+    GENESIS,
+    SEAL,
+    SYSTEM_ACTOR,
+    audit_row,
+    lock_chain,
+    record,
+    sealed_events,
+)
 from tidings.bulk import execute_many
 from tidings.db import SYSTEM, Database
 from tidings.logs import get_logger
@@ -39,9 +48,7 @@ async def key_legacy_chains(db: Database, chain: AuditChain, *, now: datetime) -
     resealed, heads = [], {}
     for tenant in unchecked:
         async with db.transaction(tenant=SYSTEM) as session:
-            if not db.is_sqlite:  # the sealer's lock: one writer per chain
-                await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"),
-                                      {"t": tenant})
+            await lock_chain(db, session, tenant)
             events = await sealed_events(session, tenant)
             head = _head_if_intact(events, chain.digest)  # keyed, but not checkpointed yet
             if head is None and _head_if_intact(events, unkeyed_digest) is not None:
@@ -64,7 +71,7 @@ def _head_if_intact(events: Sequence[AuditEvent], digest: Digest) -> tuple[int, 
     return len(events), prev
 
 
-async def _reseal(session: Any, chain: AuditChain, tenant: str,
+async def _reseal(session: AsyncSession, chain: AuditChain, tenant: str,
                   events: Sequence[AuditEvent], *, now: datetime) -> tuple[int, str]:
     seals, prev = [], GENESIS
     for event in events:

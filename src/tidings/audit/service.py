@@ -64,9 +64,7 @@ async def seal_pending(db: Database, chain: AuditChain, *, limit: int = 5_000) -
     sealed, heads = 0, {}
     for tenant in tenants:
         async with db.transaction(tenant=SYSTEM) as session:
-            if not db.is_sqlite:  # one sealer per tenant chain at a time across processes
-                await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"),
-                                      {"t": tenant})
+            await lock_chain(db, session, tenant)
             head = await _extendable_head(session, tenant, checkpoints.get(tenant))
             if head is None:
                 continue
@@ -75,6 +73,12 @@ async def seal_pending(db: Database, chain: AuditChain, *, limit: int = 5_000) -
     # After the commits: a checkpoint must never be ahead of the chain it vouches for.
     await chain.advance(heads)
     return sealed
+
+
+async def lock_chain(db: Database, session: AsyncSession, tenant: str) -> None:
+    """One writer per tenant chain at a time across processes (SQLite has one writer)."""
+    if not db.is_sqlite:
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": tenant})
 
 
 async def _chain_head(session: AsyncSession, tenant: str) -> tuple[int, str]:
