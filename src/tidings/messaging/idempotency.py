@@ -70,10 +70,13 @@ async def key_legacy_fingerprints(db: Database, vault: Vault) -> int:
     keyed fingerprint is computed from, so a retry after the upgrade still
     replays. Runs at start-up; the ``keyed`` guard makes concurrent runs harmless.
     """
-    async with db.transaction(tenant=SYSTEM) as session:
+    async with db.transaction(tenant=SYSTEM, write=False) as session:  # usually none
         legacy = (await session.execute(
             select(IdempotencyKey.tenant_id, IdempotencyKey.key, IdempotencyKey.request_hash)
             .where(IdempotencyKey.keyed.is_(False)))).all()
+    if not legacy:
+        return 0
+    async with db.transaction(tenant=SYSTEM) as session:
         for tenant, key, digest in legacy:
             keys = await vault.keys_for(tenant)
             await session.execute(update(IdempotencyKey).where(
