@@ -15,7 +15,7 @@ import orjson
 import pytest
 from aiohttp import web
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text
 
 from tests.pg import PG_ADMIN_URL, fresh_database
 from tidings.accounts.models import AccountStatus
@@ -28,6 +28,7 @@ from tidings.messaging.models import IdempotencyKey, Message, MessageEvent
 from tidings.outbox import Job
 from tidings.runtime import Runtime, close_runtime, open_runtime
 from tidings.settings import Settings
+from tidings.vault import audit_checkpoints_table
 from tidings.webhooks.models import WebhookDelivery
 
 TEST_ACTOR = Actor("operator", "tests")
@@ -63,6 +64,9 @@ async def _truncate_all(rt: Runtime) -> None:
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
             "AND tablename <> 'alembic_version'"))).scalars().all()
         await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    # Opening the runtime checkpointed the chains an earlier test left behind.
+    async with rt.vault.keystore.begin() as conn:
+        await conn.execute(delete(audit_checkpoints_table))
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -16,10 +18,13 @@ from sqlalchemy import select, text, update
 
 from tests.conftest import TEST_ACTOR, Tenant, make_tenant
 from tidings.accounts.service import do_create_api_key, do_update_account, get_account
+from tidings.audit.chain import unkeyed_digest
+from tidings.audit.legacy import key_legacy_chains
 from tidings.audit.models import AuditEvent
-from tidings.audit.service import GENESIS, event_digest, seal_pending, verify
+from tidings.audit.service import GENESIS, seal_pending, sealed_events
+from tidings.audit.verify import verify
 from tidings.clock import FakeClock
-from tidings.db import SYSTEM
+from tidings.db import SYSTEM, Database
 from tidings.runtime import Runtime, close_runtime, open_runtime
 from tidings.settings import Settings
 
@@ -52,21 +57,21 @@ async def sealed(rt: Runtime, acme: Tenant, globex: Tenant) -> tuple[Tenant, Ten
     """Acme with five sealed events, Globex with four."""
     await add_events(rt, acme, 3)
     await add_events(rt, globex, 2)
-    assert await seal_pending(rt.db) == 9
+    assert await seal_pending(rt.db, rt.audit_chain) == 9
     return acme, globex
 
 
 async def test_seal_then_verify_is_ok(rt: Runtime, clock: FakeClock, acme: Tenant,
                                       globex: Tenant) -> None:
     await add_events(rt, acme, 2)
-    before = await verify(rt.db)
+    before = await verify(rt.db, rt.audit_chain)
     assert (before.ok, before.sealed_events, before.unsealed_events) == (True, 0, 6)
 
-    assert await seal_pending(rt.db) == 6
-    report = await verify(rt.db)
+    assert await seal_pending(rt.db, rt.audit_chain) == 6
+    report = await verify(rt.db, rt.audit_chain)
     assert report.ok, report.problems
     assert (report.tenants, report.sealed_events, report.unsealed_events) == (2, 6, 0)
-    assert await seal_pending(rt.db) == 0  # nothing left to seal
+    assert await seal_pending(rt.db, rt.audit_chain) == 0  # nothing left to seal
 
     # New events extend the existing chain rather than starting another.
     clock.advance(60)
@@ -74,13 +79,13 @@ async def test_seal_then_verify_is_ok(rt: Runtime, clock: FakeClock, acme: Tenan
         account = await get_account(session, account_id=acme.id)
         await do_update_account(session, account=account, actor=TEST_ACTOR,
                                 now=clock.now(), name="Acme Renamed")
-    assert (await verify(rt.db)).unsealed_events == 1
-    assert await seal_pending(rt.db) == 1
+    assert (await verify(rt.db, rt.audit_chain)).unsealed_events == 1
+    assert await seal_pending(rt.db, rt.audit_chain) == 1
     events = await chain(rt, acme.id)
     assert [e.seq for e in events] == [1, 2, 3, 4, 5]
     assert events[-1].prev_hash == events[-2].hash
     assert events[-1].fields == ["name"]
-    report = await verify(rt.db)
+    report = await verify(rt.db, rt.audit_chain)
     assert report.ok
     assert report.sealed_events == 7
 
@@ -93,7 +98,7 @@ async def test_chains_link_each_event_to_the_one_before(
     prev = GENESIS
     for event in events:
         assert event.prev_hash == prev
-        assert event.hash == event_digest(prev, event, event.seq)
+        assert event.hash == rt.audit_chain.digest(prev, event, event.seq)
         prev = event.hash
 
 
@@ -115,11 +120,11 @@ async def test_tampering_a_sealed_row_is_reported(
     changed = await execute(rt, f"UPDATE audit_events SET {column} = :v "
                                 "WHERE tenant_id = :t AND seq = 3", v=value, t=acme.id)
     assert changed == 1
-    report = await verify(rt.db)
+    report = await verify(rt.db, rt.audit_chain)
     assert not report.ok
     assert report.problems == [f"{acme.id}: event #3 (id {original.id}) was altered"]
-    assert (await verify(rt.db, tenant=globex.id)).ok
-    assert not (await verify(rt.db, tenant=acme.id)).ok
+    assert (await verify(rt.db, rt.audit_chain, tenant=globex.id)).ok
+    assert not (await verify(rt.db, rt.audit_chain, tenant=acme.id)).ok
 
 
 async def test_tampering_the_time_of_an_event_is_reported(
@@ -129,7 +134,7 @@ async def test_tampering_the_time_of_an_event_is_reported(
     async with rt.db.transaction(tenant=SYSTEM) as session:
         await session.execute(update(AuditEvent).where(AuditEvent.id == original.id)
                               .values(created_at=original.created_at + timedelta(hours=1)))
-    report = await verify(rt.db)
+    report = await verify(rt.db, rt.audit_chain)
     assert [p.split(":")[0] for p in report.problems] == [acme.id]
     assert "event #2" in report.problems[0]
 
@@ -142,8 +147,9 @@ async def test_rehashing_a_tampered_row_is_still_caught_by_the_next(
                   id=target.id)
     forged = (await chain(rt, acme.id))[1]
     await execute(rt, "UPDATE audit_events SET hash = :h WHERE id = :id",
-                  h=event_digest(forged.prev_hash or "", forged, forged.seq), id=target.id)
-    report = await verify(rt.db)
+                  h=rt.audit_chain.digest(forged.prev_hash or "", forged, forged.seq),
+                  id=target.id)
+    report = await verify(rt.db, rt.audit_chain)
     assert len(report.problems) == 1
     assert report.problems[0].startswith(f"{acme.id}: event #3 ")
 
@@ -153,9 +159,10 @@ async def test_deleting_a_middle_event_is_detected(
     acme, globex = sealed
     assert await execute(rt, "DELETE FROM audit_events WHERE tenant_id = :t AND seq = 3",
                          t=acme.id) == 1
-    report = await verify(rt.db)
-    assert report.problems == [f"{acme.id}: event #3 is missing"]
-    assert (await verify(rt.db, tenant=globex.id)).ok
+    report = await verify(rt.db, rt.audit_chain)
+    assert report.problems == [
+        f"{acme.id}: event #3 is missing (deleted, or its chain fields were blanked)"]
+    assert (await verify(rt.db, rt.audit_chain, tenant=globex.id)).ok
 
 
 async def test_renumbering_after_a_deletion_is_detected(
@@ -165,7 +172,7 @@ async def test_renumbering_after_a_deletion_is_detected(
     for seq in (3, 4, 5):
         await execute(rt, "UPDATE audit_events SET seq = :new WHERE tenant_id = :t "
                           "AND seq = :old", new=seq - 1, old=seq, t=acme.id)
-    report = await verify(rt.db)
+    report = await verify(rt.db, rt.audit_chain)
     assert len(report.problems) == 1
     assert report.problems[0].startswith(f"{acme.id}: event #2 ")
 
@@ -182,12 +189,12 @@ async def test_tenants_have_separate_chains(
     # Breaking Globex's chain is reported for Globex alone.
     await execute(rt, "UPDATE audit_events SET action = 'delete' "
                       "WHERE tenant_id = :t AND seq = 1", t=globex.id)
-    report = await verify(rt.db)
+    report = await verify(rt.db, rt.audit_chain)
     assert [p.split(":")[0] for p in report.problems] == [globex.id]
-    assert (await verify(rt.db, tenant=acme.id)).ok
+    assert (await verify(rt.db, rt.audit_chain, tenant=acme.id)).ok
     # A third tenant's chain starts at 1 whatever the others hold.
     initech = await make_tenant(rt, "Initech")
-    await seal_pending(rt.db)
+    await seal_pending(rt.db, rt.audit_chain)
     assert [e.seq for e in await chain(rt, initech.id)] == [1, 2]
 
 
@@ -210,6 +217,7 @@ async def test_cli_verify_exits_0_when_intact_and_2_after_tampering(tmp_path: Pa
         acme = await make_tenant(rt, "Acme")
         globex = await make_tenant(rt, "Globex")
         await add_events(rt, acme, 2)
+        await seal_pending(rt.db, rt.audit_chain)
     finally:
         await close_runtime(rt)
 
@@ -231,3 +239,240 @@ async def test_cli_verify_exits_0_when_intact_and_2_after_tampering(tmp_path: Pa
 
     only_globex = await asyncio.to_thread(run_cli, data_dir, database, "--account", globex.id)
     assert only_globex.returncode == 0, only_globex.stdout + only_globex.stderr
+
+
+# -- truncation, blanking and recomputing: the keyed chain and its checkpoint ---------------
+
+BLANK = "UPDATE audit_events SET actor_id = 'mallory', seq = NULL, prev_hash = NULL, hash = NULL"
+
+
+async def recompute_without_key(rt: Runtime, tenant: str) -> None:
+    """What someone who can edit the database can do: rehash the chain with plain SHA-256."""
+    prev = GENESIS
+    for event in await chain(rt, tenant):
+        digest = unkeyed_digest(prev, event, event.seq or 0)
+        await execute(rt, "UPDATE audit_events SET prev_hash = :p, hash = :h WHERE id = :id",
+                      p=prev, h=digest, id=event.id)
+        prev = digest
+
+
+async def test_deleting_the_last_events_is_detected(
+        rt: Runtime, sealed: tuple[Tenant, Tenant]) -> None:
+    acme, globex = sealed
+    assert await execute(rt, "DELETE FROM audit_events WHERE tenant_id = :t AND seq >= 4",
+                         t=acme.id) == 2
+    report = await verify(rt.db, rt.audit_chain)
+    assert report.problems == [
+        f"{acme.id}: the chain ends at event #3 but its checkpoint is at #5: its last events "
+        "were deleted, or their chain fields blanked"]
+    assert (await verify(rt.db, rt.audit_chain, tenant=globex.id)).ok
+
+    # The sealer does not paper over the gap by extending the shortened chain.
+    await add_events(rt, acme, 3)
+    assert await seal_pending(rt.db, rt.audit_chain) == 0
+    assert not (await verify(rt.db, rt.audit_chain, tenant=acme.id)).ok
+
+
+async def test_deleting_a_whole_chain_is_detected(
+        rt: Runtime, sealed: tuple[Tenant, Tenant]) -> None:
+    acme, globex = sealed
+    assert await execute(rt, "DELETE FROM audit_events WHERE tenant_id = :t", t=acme.id) == 5
+    report = await verify(rt.db, rt.audit_chain)
+    assert report.problems == [
+        f"{acme.id}: the whole chain is missing; its checkpoint vouches for 5 events"]
+    assert not (await verify(rt.db, rt.audit_chain, tenant=acme.id)).ok
+    assert (await verify(rt.db, rt.audit_chain, tenant=globex.id)).ok
+
+
+@pytest.mark.parametrize("seq", [3, 5])
+async def test_an_event_edited_with_its_chain_fields_blanked_is_detected(
+        rt: Runtime, sealed: tuple[Tenant, Tenant], seq: int) -> None:
+    acme, _ = sealed
+    assert await execute(rt, f"{BLANK} WHERE tenant_id = :t AND seq = :s",
+                         t=acme.id, s=seq) == 1
+    report = await verify(rt.db, rt.audit_chain)
+    assert not report.ok
+    assert report.problems[0].startswith(f"{acme.id}: ")
+    assert "blanked" in report.problems[0]
+    assert report.unsealed_events == 1  # verify left it unsealed: it never writes
+
+
+async def test_a_chain_recomputed_without_the_key_is_detected(
+        rt: Runtime, sealed: tuple[Tenant, Tenant]) -> None:
+    acme, globex = sealed
+    await execute(rt, "UPDATE audit_events SET actor_id = 'mallory' "
+                      "WHERE tenant_id = :t AND seq = 2", t=acme.id)
+    await recompute_without_key(rt, acme.id)
+    report = await verify(rt.db, rt.audit_chain)
+    assert len(report.problems) == 1
+    assert report.problems[0].startswith(f"{acme.id}: event #1 ")
+    assert "hashed without the audit key" in report.problems[0]
+    assert (await verify(rt.db, rt.audit_chain, tenant=globex.id)).ok
+
+
+async def test_a_checkpoint_edited_in_the_key_store_is_detected(
+        rt: Runtime, sealed: tuple[Tenant, Tenant]) -> None:
+    acme, _ = sealed
+    await execute(rt, "DELETE FROM audit_events WHERE tenant_id = :t AND seq >= 4", t=acme.id)
+    async with rt.vault.keystore.begin() as conn:  # roll the checkpoint back to match
+        third = (await chain(rt, acme.id))[2]
+        await conn.execute(text("UPDATE audit_checkpoints SET seq = 3, hash = :h "
+                                "WHERE tenant_id = :t"), {"h": third.hash, "t": acme.id})
+    report = await verify(rt.db, rt.audit_chain)
+    assert report.problems == [
+        f"{acme.id}: the checkpoint of this chain was not written with the audit key"]
+
+
+async def test_chains_sealed_before_keying_are_resealed_once_and_say_so(
+        rt: Runtime, clock: FakeClock, sealed: tuple[Tenant, Tenant]) -> None:
+    acme, globex = sealed
+    await recompute_without_key(rt, acme.id)  # as the sealer of earlier versions left it
+    async with rt.vault.keystore.begin() as conn:  # earlier versions kept no checkpoints
+        await conn.execute(text("DELETE FROM audit_checkpoints"))
+    assert not (await verify(rt.db, rt.audit_chain)).ok
+
+    assert await key_legacy_chains(rt.db, rt.audit_chain, now=clock.now()) == [acme.id]
+    assert await key_legacy_chains(rt.db, rt.audit_chain, now=clock.now()) == []
+    report = await verify(rt.db, rt.audit_chain)
+    assert report.ok, report.problems
+    assert (report.sealed_events, report.unsealed_events) == (9, 1)
+    await seal_pending(rt.db, rt.audit_chain)
+    resealed = (await chain(rt, acme.id))[-1]
+    assert (resealed.action, resealed.table_name, resealed.actor_type) == (
+        "reseal", "audit_events", "system")
+    assert resealed.fields == ["hash", "prev_hash"]
+    assert (await verify(rt.db, rt.audit_chain)).ok
+    # Checkpointed now: deleting the last events is caught for both chains.
+    for tenant in (acme, globex):
+        await execute(rt, "DELETE FROM audit_events WHERE tenant_id = :t AND seq = "
+                          "(SELECT MAX(seq) FROM audit_events WHERE tenant_id = :t)",
+                      t=tenant.id)
+    assert len((await verify(rt.db, rt.audit_chain)).problems) == 2
+
+
+async def test_a_broken_chain_sealed_before_keying_is_not_resealed(
+        rt: Runtime, clock: FakeClock, sealed: tuple[Tenant, Tenant]) -> None:
+    acme, _ = sealed
+    await recompute_without_key(rt, acme.id)
+    await execute(rt, "UPDATE audit_events SET actor_id = 'mallory' "
+                      "WHERE tenant_id = :t AND seq = 2", t=acme.id)
+    async with rt.vault.keystore.begin() as conn:
+        await conn.execute(text("DELETE FROM audit_checkpoints"))
+    assert await key_legacy_chains(rt.db, rt.audit_chain, now=clock.now()) == []
+    report = await verify(rt.db, rt.audit_chain)
+    assert [p.split(":")[0] for p in report.problems] == [acme.id]
+
+
+# -- the CLI against each attack, and that it never writes ------------------------------------
+
+ATTACKS = {
+    "untouched": ("", "ok"),
+    "delete the last events": (
+        "DELETE FROM audit_events WHERE tenant_id = :acme AND seq >= 3",
+        "the chain ends at event #2 but its checkpoint is at #4"),
+    "delete a whole chain": (
+        "DELETE FROM audit_events WHERE tenant_id = :acme",
+        "the whole chain is missing; its checkpoint vouches for 4 events"),
+    "blank the chain fields of an edited event": (
+        f"{BLANK} WHERE tenant_id = :acme AND seq = 4",
+        "the chain ends at event #3 but its checkpoint is at #4: its last events were "
+        "deleted, or their chain fields blanked"),
+}
+
+
+def copy_data_and_keys(data_dir: Path, into: Path) -> Path:
+    """A copy of a data folder and of its key folder beside it (``<data>-keys``)."""
+    for folder in (data_dir, data_dir.with_name(f"{data_dir.name}-keys")):
+        shutil.copytree(folder, into / folder.name)
+    return into / data_dir.name
+
+
+def dump(database: Path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        return list(conn.iterdump())
+
+
+def tamper(database: Path, sql: str, acme: str) -> None:
+    with contextlib.closing(sqlite3.connect(database)) as conn, conn:
+        assert conn.execute(sql, {"acme": acme}).rowcount >= 1
+
+
+@pytest.fixture(scope="module")
+def cli_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A data folder with two sealed chains (Acme's four events) and one event pending."""
+    root = tmp_path_factory.mktemp("audit-cli") / "data"
+
+    async def build() -> str:
+        settings = Settings(data_dir=root, database_url=f"sqlite+aiosqlite:///{root / 't.db'}")
+        rt = await open_runtime(settings, clock=FakeClock(), start_background=False)
+        try:
+            acme = await make_tenant(rt, "Acme")
+            await make_tenant(rt, "Globex")
+            await add_events(rt, acme, 2)
+            await seal_pending(rt.db, rt.audit_chain)
+            await add_events(rt, acme, 1)  # the server has not sealed this one yet
+            return acme.id
+        finally:
+            await close_runtime(rt)
+    return root, asyncio.run(build())
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_cli_verify_fails_on_each_attack_and_writes_nothing(
+        cli_template: tuple[Path, str], tmp_path: Path, attack: str) -> None:
+    template, acme = cli_template
+    data_dir = copy_data_and_keys(template, tmp_path)
+    database = data_dir / "t.db"
+    sql, message = ATTACKS[attack]
+    if sql:
+        tamper(database, sql, acme)
+    before = dump(database)
+    result = run_cli(data_dir, database)
+    assert dump(database) == before  # not even the pending event was sealed
+    if sql:
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"BROKEN {acme}: {message}" in result.stdout
+        assert result.stdout.strip().endswith("audit trail has been altered")
+    else:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "chains: 2, events: 6, unsealed: 1" in result.stdout
+        assert result.stdout.strip().endswith("ok")
+
+
+def test_cli_verify_fails_on_a_chain_recomputed_without_the_key(
+        cli_template: tuple[Path, str], tmp_path: Path) -> None:
+    template, acme = cli_template
+    data_dir = copy_data_and_keys(template, tmp_path)
+    database = data_dir / "t.db"
+    tamper(database, "UPDATE audit_events SET actor_id = 'mallory' "
+                     "WHERE tenant_id = :acme AND seq = 2", acme)
+    asyncio.run(_recompute_without_key(database, acme))
+    before = dump(database)
+    result = run_cli(data_dir, database)
+    assert dump(database) == before
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"BROKEN {acme}: event #1 " in result.stdout
+    assert "hashed without the audit key" in result.stdout
+
+
+async def _recompute_without_key(database: Path, tenant: str) -> None:
+    db = Database(f"sqlite+aiosqlite:///{database}")
+    try:
+        async with db.transaction(tenant=SYSTEM) as session:
+            prev = GENESIS
+            for event in await sealed_events(session, tenant):
+                event.prev_hash = prev
+                event.hash = prev = unkeyed_digest(prev, event, event.seq or 0)
+    finally:
+        await db.dispose()
+
+
+def test_cli_verify_without_the_servers_keys_says_so(
+        cli_template: tuple[Path, str], tmp_path: Path) -> None:
+    template, _ = cli_template
+    data_dir = tmp_path / "data"
+    shutil.copytree(template, data_dir)  # the data alone, not its key folder
+    result = run_cli(data_dir, data_dir / "t.db")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "no master key at" in result.stderr
+    assert not (tmp_path / "data-keys").exists()  # no key was made up

@@ -26,7 +26,8 @@ NAME = "display_name"
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     # Explicit empty values so a developer's TIDINGS_* environment cannot leak in.
-    values: dict[str, Any] = {"data_dir": data_dir, "master_key": "", "keystore_url": ""}
+    values: dict[str, Any] = {"data_dir": data_dir, "key_dir": data_dir, "master_key": "",
+                              "keystore_url": ""}
     values.update(overrides)
     return Settings(**values)
 

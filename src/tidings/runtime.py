@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tidings.accounts.auth import Authenticator
+from tidings.audit.chain import AuditChain
+from tidings.audit.legacy import key_legacy_chains
 from tidings.clock import Clock
 from tidings.connectors.base import DeliveryReport, InboundMessage
 from tidings.connectors.registry import ConnectorRegistry
@@ -19,6 +21,7 @@ from tidings.connectors.sandbox.ledger import SandboxLedger
 from tidings.db import Database
 from tidings.logs import get_logger
 from tidings.messaging import tasks as messaging_tasks
+from tidings.messaging.idempotency import key_legacy_fingerprints
 from tidings.messaging.service import EXPIRE_JOB
 from tidings.messaging.status_changes import DISPATCH_JOB, FALLBACK_JOB, SMPP_DELIVER_JOB
 from tidings.metrics import Metrics
@@ -28,6 +31,7 @@ from tidings.routing.supervisor import ConnectorSupervisor
 from tidings.settings import Settings
 from tidings.smpp_gateway import tasks as smpp_tasks
 from tidings.smpp_gateway.gateway import SmppGateway
+from tidings.storage import make_storage_private
 from tidings.vault import Vault
 from tidings.wakeup_bridge import PostgresWakeupBridge, asyncpg_dsn
 from tidings.wakeup_sockets import SocketWakeupBridge, socket_directory
@@ -58,6 +62,11 @@ class Runtime:
     routes: RoutingCache = field(default_factory=lambda: RoutingCache(ttl_seconds=2.0))
     connector_supervisor: ConnectorSupervisor | None = None
     smpp_gateway: SmppGateway | None = None
+
+    @property
+    def audit_chain(self) -> AuditChain:
+        """The audit chains' key and checkpoints, from the key store."""
+        return AuditChain.of(self.vault)
 
     def worker_pool(self) -> WorkerPool:
         if self.workers is None:
@@ -96,7 +105,7 @@ def prepare_storage(settings: Settings) -> None:
     Processes started together would otherwise race to do it.
     """
     async def _prepare() -> None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_storage_private(settings)
         await asyncio.to_thread(upgrade, settings.resolved_database_url())
         vault = await Vault.open(settings)
         await vault.close()
@@ -107,12 +116,14 @@ def prepare_storage(settings: Settings) -> None:
 async def open_runtime(settings: Settings, *, clock: Clock | None = None,
                        start_background: bool = True) -> Runtime:
     """Build and start a runtime. ``start_background=False`` leaves workers to the caller."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_storage_private(settings)
     await asyncio.to_thread(upgrade, settings.resolved_database_url())
     clock = clock or Clock()
     db = Database(settings.resolved_database_url())
     db.start_checkpoints()
     vault = await Vault.open(settings)
+    await key_legacy_fingerprints(db, vault)
+    await key_legacy_chains(db, AuditChain.of(vault), now=clock.now())
     carrier = SandboxCarrier(SandboxLedger(sandbox_ledger_url(settings)),
                              receipt_delay_seconds=settings.sandbox_receipt_delay_seconds,
                              poll_seconds=settings.sandbox_poll_seconds,

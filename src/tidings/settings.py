@@ -7,14 +7,19 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Where installs made before ``key_dir`` existed keep their keys.
+KEYS_IN_DATA_DIR = ("master.key", "keys.db")
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="ignore")
 
     data_dir: Path = Path("data")
     database_url: str = ""  # empty: SQLite file in data_dir
-    keystore_url: str = ""  # empty: a separate SQLite file in data_dir
-    master_key: str = ""  # base64 of 32 bytes; empty: a 0600 key file in data_dir
+    # The master key file and the key store's SQLite file; empty: resolved_key_dir().
+    key_dir: Path | None = None
+    keystore_url: str = ""  # empty: a separate SQLite file in the key folder
+    master_key: str = ""  # base64 of 32 bytes; empty: a 0600 key file in the key folder
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -62,7 +67,28 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'tidings.db'}"
 
     def resolved_keystore_url(self) -> str:
-        return self.keystore_url or f"sqlite+aiosqlite:///{self.data_dir / 'keys.db'}"
+        return self.keystore_url or f"sqlite+aiosqlite:///{self.resolved_key_dir() / 'keys.db'}"
+
+    def resolved_key_dir(self) -> Path:
+        """Where the master key file and the key store live: beside the data, not in it.
+
+        By default ``<data_dir>-keys`` (``data`` -> ``data-keys``), so that a copy or
+        a backup of the data folder does not carry the keys that decrypt it. An
+        install that already keeps its keys in the data folder goes on using them
+        there (moving them is the operator's step: docs/operations.md).
+        """
+        if self.key_dir is not None:
+            return self.key_dir
+        if any((self.data_dir / name).exists() for name in KEYS_IN_DATA_DIR):
+            return self.data_dir
+        data = self.data_dir.absolute()
+        return data.with_name(f"{data.name}-keys")
+
+    @property
+    def keys_in_data_dir(self) -> bool:
+        """Whether key files share the data folder (an install from before ``key_dir``)."""
+        uses_files = not self.master_key or not self.keystore_url
+        return uses_files and self.resolved_key_dir().absolute() == self.data_dir.absolute()
 
     @property
     def is_sqlite(self) -> bool:

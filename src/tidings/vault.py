@@ -2,7 +2,8 @@
 
 Envelope encryption in two levels:
 
-* a 32-byte **master key** (``TIDINGS_MASTER_KEY`` or a 0600 file in ``data_dir``)
+* a 32-byte **master key** (``TIDINGS_MASTER_KEY`` or a 0600 file in the key folder,
+  ``TIDINGS_KEY_DIR``, by default beside the data folder and not in it)
   wraps every tenant's keys and never touches a database;
 * each tenant has a random 32-byte **data key** (AES-256-GCM) and a 32-byte
   **blind-index key** (HMAC-SHA256), stored only wrapped, in a key store database
@@ -35,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
+from tidings.logs import get_logger
 from tidings.settings import Settings
 from tidings.sqltypes import UTCDateTime
 
@@ -50,9 +52,11 @@ MASTER_KEY_FILE = "master.key"
 # (or the other way round), nor moved to another tenant's row.
 _DATA_KEY_LABEL = b"tidings-tenant-key:"
 _INDEX_KEY_LABEL = b"tidings-tenant-index-key:"
+_AUDIT_KEY_LABEL = b"tidings-audit-chain-key:v1"
 _FIELD_AAD_LABEL = b"tidings-field:v%d:" % FORMAT_VERSION
 
 _VERSION_PREFIX = bytes([FORMAT_VERSION])
+log = get_logger("tidings.vault")
 _HEADER_BYTES = 1 + NONCE_BYTES
 
 
@@ -123,11 +127,21 @@ class TenantKeys:
         Equal values in the same tenant and field give equal tokens, so equality
         look-ups work without decrypting; other tenants and fields get unrelated ones.
         """
+        return self.fingerprint(value.encode(), purpose=field)
+
+    def fingerprint(self, data: bytes, *, purpose: str) -> str:
+        """Hex HMAC-SHA256(index key, purpose NUL data): a keyed digest of ``data``.
+
+        What a check needs to recognise a value again (an idempotent request) without
+        storing anything a copy of the database could be matched against: without
+        the tenant's key the digest cannot be recomputed, and after crypto-erasure
+        not even with every other key. ``purpose`` keeps it apart from blind indexes.
+        """
         base = self._index_mac
         if base is None:
             raise self._destroyed()
         mac = base.copy()
-        mac.update(field.encode() + b"\x00" + value.encode())
+        mac.update(purpose.encode() + b"\x00" + data)
         return mac.hexdigest()
 
     def _aead(self) -> AESGCM:
@@ -160,7 +174,7 @@ class TenantKeys:
 
 
 def load_master_key(settings: Settings) -> bytes:
-    """The 32-byte master key: from ``settings.master_key`` or ``data_dir/master.key``.
+    """The 32-byte master key: from ``settings.master_key`` or ``<key folder>/master.key``.
 
     The setting is base64 (standard or URL-safe alphabet) of exactly 32 bytes; a bad
     value raises ``ValueError``. Without it the key file is read, or created with a
@@ -169,7 +183,7 @@ def load_master_key(settings: Settings) -> bytes:
     """
     if settings.master_key:
         return decode_master_key(settings.master_key, source="TIDINGS_MASTER_KEY")
-    path = settings.data_dir / MASTER_KEY_FILE
+    path = settings.resolved_key_dir() / MASTER_KEY_FILE
     try:
         return _read_key_file(path)
     except FileNotFoundError:
@@ -264,6 +278,19 @@ tenant_keys_table = Table(
 )
 
 
+# The head of each tenant's audit chain, HMAC'd under the audit key: kept here, apart
+# from the database, so that deleting the chain's last events cannot go unnoticed.
+audit_checkpoints_table = Table(
+    "audit_checkpoints",
+    _keystore_metadata,
+    Column("tenant_id", Text, primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("hash", Text, nullable=False),
+    Column("mac", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
 class _WrappedKeys(NamedTuple):
     key_version: int
     data_key: bytes
@@ -289,14 +316,15 @@ def _tune_keystore_sqlite(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _insert_if_absent(dialect_name: str, values: dict[str, Any]) -> Insert:
+def insert_if_absent(dialect_name: str, values: dict[str, Any],
+                     table: Table = tenant_keys_table) -> Insert:
     """``INSERT ... ON CONFLICT (tenant_id) DO NOTHING`` for the key store's dialect."""
     if dialect_name == "postgresql":
-        return postgresql.insert(tenant_keys_table).values(values).on_conflict_do_nothing(
+        return postgresql.insert(table).values(values).on_conflict_do_nothing(
             index_elements=["tenant_id"]
         )
     if dialect_name == "sqlite":
-        return sqlite.insert(tenant_keys_table).values(values).on_conflict_do_nothing(
+        return sqlite.insert(table).values(values).on_conflict_do_nothing(
             index_elements=["tenant_id"]
         )
     raise VaultError(f"unsupported key store database: {dialect_name}")
@@ -313,6 +341,9 @@ class Vault:
             raise ValueError(f"the master key must be {KEY_BYTES} bytes")
         self._master = AESGCM(master_key)
         self._engine = engine
+        # Seals the audit chains: derived from the master key, so the database never
+        # holds it and a tenant's crypto-erasure leaves its audit chain verifiable.
+        self.audit_key = hmac.digest(master_key, _AUDIT_KEY_LABEL, "sha256")
         self._cache: dict[str, TenantKeys] = {}
         # One lock per tenant: a burst of first requests creates one key, while
         # loading different tenants still proceeds in parallel.
@@ -323,7 +354,10 @@ class Vault:
         """Load the master key and open (creating if needed) the key store."""
         master_key = load_master_key(settings)
         if not settings.keystore_url:
-            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            settings.resolved_key_dir().mkdir(mode=0o700, parents=True, exist_ok=True)
+        if settings.keys_in_data_dir:
+            log.warning("keys_in_data_dir", data_dir=str(settings.data_dir),
+                        advice="move master.key and keys.db apart: see docs/operations.md")
         engine = _make_keystore_engine(settings.resolved_keystore_url())
         try:
             async with engine.begin() as conn:
@@ -362,6 +396,11 @@ class Vault:
             keys = self._cache.pop(tenant_id, None)
             if keys is not None:
                 keys._revoke()
+
+    @property
+    def keystore(self) -> AsyncEngine:
+        """The key store's engine, for what must live apart from the database."""
+        return self._engine
 
     async def close(self) -> None:
         """Release the key store's connections."""
@@ -403,7 +442,7 @@ class Vault:
             "created_at": datetime.now(UTC),
         }
         async with self._engine.begin() as conn:
-            await conn.execute(_insert_if_absent(conn.dialect.name, values))
+            await conn.execute(insert_if_absent(conn.dialect.name, values))
 
     def _unwrap(self, tenant_id: str, wrapped: _WrappedKeys) -> TenantKeys:
         tenant = tenant_id.encode()

@@ -206,7 +206,7 @@ class WorkerPool:
         rounds = 0
         while not self._stopping.is_set():
             try:
-                await seal_pending(self._rt.db)
+                await seal_pending(self._rt.db, self._rt.audit_chain)
                 if rounds % GAUGE_EVERY == 0:
                     await self._refresh_gauges()
             except Exception:

@@ -1,29 +1,31 @@
-"""Record audit events on the hot path; seal them into a hash chain off it.
+"""Record audit events on the hot path; seal them into a keyed hash chain off it.
 
 Writers only append unsealed rows, so they never queue on a chain head. The
 sealer gives each tenant's new events the next sequence numbers, in commit
-order, with ``hash = sha256(prev_hash || canonical event)``. Changing,
-removing or reordering a sealed event breaks ``verify``.
+order, with ``hash = HMAC(audit key, prev_hash || canonical event)``
+(``audit.chain``), then checkpoints each chain's head in the key store.
+Verification (``audit.verify``) never writes.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-import orjson
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.audit.chain import AuditChain, Checkpoint
 from tidings.audit.models import AuditEvent
 from tidings.bulk import execute_many, insert_many
 from tidings.db import SYSTEM, Database
+from tidings.logs import get_logger
 
 AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
 GENESIS = "0" * 64
+log = get_logger("tidings.audit")
 
 
 @dataclass(frozen=True)
@@ -50,40 +52,67 @@ async def record(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
         await insert_many(session, AUDIT_EVENTS, rows)
 
 
-def event_digest(prev_hash: str, event: Any, seq: int) -> str:
-    """The chain hash of ``event`` (a row or an ``AuditEvent``) at position ``seq``."""
-    canonical = orjson.dumps({
-        "tenant_id": event.tenant_id, "seq": seq, "actor_type": event.actor_type,
-        "actor_id": event.actor_id, "action": event.action, "table_name": event.table_name,
-        "row_id": event.row_id, "fields": event.fields,
-        "created_at": event.created_at.isoformat(),
-    }, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(prev_hash.encode() + canonical).hexdigest()
-
-
-async def seal_pending(db: Database, *, limit: int = 5_000) -> int:
-    """Chain unsealed events, tenant by tenant. Returns how many were sealed."""
+async def seal_pending(db: Database, chain: AuditChain, *, limit: int = 5_000) -> int:
+    """Chain unsealed events, tenant by tenant, then checkpoint the heads. How many."""
     async with db.transaction(tenant=SYSTEM, write=False) as session:
         tenants = list((await session.scalars(
             select(AuditEvent.tenant_id).where(AuditEvent.seq.is_(None)).distinct()
         )).all())
-    sealed = 0
+    if not tenants:
+        return 0
+    checkpoints = await chain.checkpoints(tenants)
+    sealed, heads = 0, {}
     for tenant in tenants:
         async with db.transaction(tenant=SYSTEM) as session:
-            sealed += await _seal_tenant(session, tenant, limit=limit, lock=not db.is_sqlite)
+            await lock_chain(db, session, tenant)
+            head = await _extendable_head(session, tenant, checkpoints.get(tenant))
+            if head is None:
+                continue
+            count, heads[tenant] = await _seal_tenant(session, chain, tenant, head, limit=limit)
+            sealed += count
+    # After the commits: a checkpoint must never be ahead of the chain it vouches for.
+    await chain.advance(heads)
     return sealed
 
 
-async def _seal_tenant(session: AsyncSession, tenant: str, *, limit: int, lock: bool) -> int:
-    if lock:  # one sealer per tenant chain at a time across processes
+async def lock_chain(db: Database, session: AsyncSession, tenant: str) -> None:
+    """One writer per tenant chain at a time across processes (SQLite has one writer)."""
+    if not db.is_sqlite:
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": tenant})
+
+
+async def _chain_head(session: AsyncSession, tenant: str) -> tuple[int, str]:
     head = (await session.execute(
         select(AuditEvent.seq, AuditEvent.hash).where(
             AuditEvent.tenant_id == tenant, AuditEvent.seq.is_not(None))
         .order_by(AuditEvent.seq.desc()).limit(1)
     )).first()
-    seq: int = (head[0] or 0) if head else 0
-    prev: str = (head[1] or GENESIS) if head else GENESIS
+    return (head[0] or 0, head[1] or GENESIS) if head else (0, GENESIS)
+
+
+async def _extendable_head(session: AsyncSession, tenant: str,
+                           checkpoint: Checkpoint | None) -> tuple[int, str] | None:
+    """The chain's head, or None when it does not reach its checkpoint.
+
+    Sealing new events on a chain whose last events were deleted would move the
+    checkpoint past the gap and hide it; such a chain is left for ``verify``.
+    """
+    seq, head = await _chain_head(session, tenant)
+    if checkpoint is None:
+        return seq, head
+    at_checkpoint = head if seq == checkpoint.seq else await session.scalar(
+        select(AuditEvent.hash).where(AuditEvent.tenant_id == tenant,
+                                      AuditEvent.seq == checkpoint.seq))
+    if not checkpoint.authentic or at_checkpoint != checkpoint.hash:
+        log.error("audit_chain_behind_checkpoint", tenant=tenant, checkpoint=checkpoint.seq,
+                  head=seq)
+        return None
+    return seq, head
+
+
+async def _seal_tenant(session: AsyncSession, chain: AuditChain, tenant: str,
+                       head: tuple[int, str], *, limit: int) -> tuple[int, tuple[int, str]]:
+    seq, prev = head
     pending = (await session.execute(
         select(*_CHAINED_COLUMNS).where(AuditEvent.tenant_id == tenant,
                                         AuditEvent.seq.is_(None))
@@ -92,64 +121,26 @@ async def _seal_tenant(session: AsyncSession, tenant: str, *, limit: int, lock: 
     seals = []
     for event in pending:  # plain rows and one executemany: sealing runs beside the hot path
         seq += 1
-        digest = event_digest(prev, event, seq)
+        digest = chain.digest(prev, event, seq)
         seals.append({"event_id": event.id, "new_seq": seq, "new_prev": prev,
                       "new_hash": digest})
         prev = digest
-    await execute_many(session, _SEAL, seals)
-    return len(pending)
+    await execute_many(session, SEAL, seals)
+    return len(pending), (seq, prev)
 
 
-_SEAL = update(AUDIT_EVENTS).where(AUDIT_EVENTS.c.id == bindparam("event_id")).values(
+async def sealed_events(session: AsyncSession, tenant: str) -> Sequence[AuditEvent]:
+    """The tenant's sealed events, in chain order."""
+    return (await session.scalars(
+        select(AuditEvent).where(AuditEvent.tenant_id == tenant, AuditEvent.seq.is_not(None))
+        .order_by(AuditEvent.seq)
+    )).all()
+
+
+SEAL = update(AUDIT_EVENTS).where(AUDIT_EVENTS.c.id == bindparam("event_id")).values(
     seq=bindparam("new_seq"), prev_hash=bindparam("new_prev"), hash=bindparam("new_hash"))
 
 
 _CHAINED_COLUMNS = (AuditEvent.id, AuditEvent.tenant_id, AuditEvent.actor_type,
                     AuditEvent.actor_id, AuditEvent.action, AuditEvent.table_name,
                     AuditEvent.row_id, AuditEvent.fields, AuditEvent.created_at)
-
-
-@dataclass
-class ChainReport:
-    tenants: int = 0
-    sealed_events: int = 0
-    unsealed_events: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-async def verify(db: Database, *, tenant: str | None = None) -> ChainReport:
-    """Walk every chain (or one tenant's) and report the first break in each."""
-    report = ChainReport()
-    async with db.transaction(tenant=SYSTEM, write=False) as session:
-        query = select(AuditEvent.tenant_id).distinct()
-        if tenant:
-            query = query.where(AuditEvent.tenant_id == tenant)
-        for tenant_id in (await session.scalars(query)).all():
-            report.tenants += 1
-            await _verify_tenant(session, tenant_id, report)
-        unsealed = select(func.count()).select_from(AuditEvent).where(AuditEvent.seq.is_(None))
-        if tenant:
-            unsealed = unsealed.where(AuditEvent.tenant_id == tenant)
-        report.unsealed_events = int((await session.scalar(unsealed)) or 0)
-    return report
-
-
-async def _verify_tenant(session: AsyncSession, tenant: str, report: ChainReport) -> None:
-    events = (await session.scalars(
-        select(AuditEvent).where(AuditEvent.tenant_id == tenant, AuditEvent.seq.is_not(None))
-        .order_by(AuditEvent.seq)
-    )).all()
-    prev = GENESIS
-    for expected_seq, event in enumerate(events, start=1):
-        report.sealed_events += 1
-        if event.seq != expected_seq:
-            report.problems.append(f"{tenant}: event #{expected_seq} is missing")
-            return
-        if event.prev_hash != prev or event.hash != event_digest(prev, event, expected_seq):
-            report.problems.append(f"{tenant}: event #{event.seq} (id {event.id}) was altered")
-            return
-        prev = event.hash

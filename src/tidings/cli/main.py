@@ -75,10 +75,10 @@ def _check_processes(settings: Settings) -> None:
 def migrate() -> None:
     """Bring the database schema up to date (serve does this too)."""
     from tidings.migrations.run import upgrade
+    from tidings.storage import make_storage_private
 
     settings = Settings()
-    if settings.is_sqlite:  # the default file's folder, on a fresh machine, as serve does
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_storage_private(settings)  # the default file's folder, private, as serve does
     upgrade(settings.resolved_database_url())
     click.echo("database is up to date")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
@@ -45,6 +47,7 @@ from tidings.messaging.status_changes import DISPATCH_JOB
 from tidings.runtime import Runtime
 from tidings.webhooks.service import DELIVER_JOB
 from tidings.whatsapp.service import check_customer_service_window
+from tidings.writer import Rows, write_rows
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"],
                    responses=PROBLEMS_OF_API_KEY_ROUTES)
@@ -80,7 +83,8 @@ async def send_message(body: SendMessage, rt: RuntimeDep, principal: CurrentPrin
     ctx, draft = await prepare_send(rt, principal, body)
     if idempotency_key is None:
         return await create_one(rt, ctx, draft)
-    request_hash = idempotency.fingerprint(body.model_dump(mode="json", by_alias=True))
+    request_hash = idempotency.fingerprint(ctx.keys, body.model_dump(mode="json", by_alias=True),
+                                           endpoint=idempotency.SINGLE_SEND)
     try:
         return await _create_idempotent(rt, ctx, draft, idempotency_key, request_hash, response)
     except IntegrityError:  # a concurrent request with the same key won the race
@@ -125,9 +129,9 @@ async def _create_idempotent(rt: Runtime, ctx: SendContext, draft: Draft, key: s
     async with rt.db.transaction(tenant=ctx.tenant) as session:
         replay = await idempotency.find_replay(session, tenant=ctx.tenant, key=key,
                                                request_hash=request_hash)
-        if replay is not None:
+        if replay is not None and replay.message_id is not None:
             response.headers["Idempotent-Replayed"] = "true"
-            message = await get_message(session, tenant=ctx.tenant, message_id=replay)
+            message = await get_message(session, tenant=ctx.tenant, message_id=replay.message_id)
             return message_out(message, ctx.keys)
         created = await do_create_messages(session, ctx=ctx, drafts=[draft], now=now)
         await idempotency.remember(session, tenant=ctx.tenant, key=key,
@@ -148,9 +152,61 @@ def _after_create(rt: Runtime, channel: str, count: int, *, webhooks: bool) -> N
 
 @router.post("/batch", response_model=BatchResponse,
              summary="Send one template to many recipients",
-             operation_id="send_batch", responses=problem_responses(413))
-async def send_batch(body: SendBatch, rt: RuntimeDep,
-                     principal: CurrentPrincipal) -> BatchResponse:
+             operation_id="send_batch", responses=problem_responses(409, 413))
+async def send_batch(body: SendBatch, rt: RuntimeDep, principal: CurrentPrincipal,
+                     response: Response,
+                     idempotency_key: IdempotencyKeyHeader = None) -> BatchResponse:
+    ctx, batch = await _prepare_batch(rt, principal, body)
+    if idempotency_key is None:
+        rows, answer = batch.build(ctx, rt.clock.now())
+        if batch.drafts:
+            await rt.writer.write(ctx.tenant, rows)
+    else:
+        request_hash = idempotency.fingerprint(
+            ctx.keys, body.model_dump(mode="json", by_alias=True),
+            endpoint=idempotency.BATCH_SEND)
+        try:
+            answer = await _batch_idempotent(rt, ctx, batch, idempotency_key, request_hash)
+        except IntegrityError:  # a concurrent request with the same key won the race
+            answer = await _batch_idempotent(rt, ctx, batch, idempotency_key, request_hash)
+        if answer.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+            return answer.response
+    _after_create(rt, batch.channel, len(batch.drafts),
+                  webhooks=_has_webhooks(ctx, batch.status_callback))
+    return answer.response
+
+
+@dataclass
+class _Batch:
+    """A checked batch: the drafts to store and each recipient's place in the answer."""
+
+    channel: str
+    status_callback: str | None
+    drafts: list[tuple[int, Draft]]
+    results: list[BatchResult | None]
+
+    def build(self, ctx: SendContext, now: datetime) -> tuple[Rows, _BatchAnswer]:
+        rows, created = build_messages(ctx, [d for _, d in self.drafts], now)
+        results = list(self.results)
+        for (index, draft), item in zip(self.drafts, created, strict=True):
+            results[index] = BatchResult(index=index, status="accepted",
+                                         message_id=item.row["id"], to=draft.to,
+                                         num_segments=draft.num_segments)
+        final = [r for r in results if r is not None]
+        return rows, _BatchAnswer(BatchResponse(
+            accepted=len(created), rejected=len(final) - len(created), results=final))
+
+
+@dataclass(frozen=True)
+class _BatchAnswer:
+    response: BatchResponse
+    replayed: bool = False
+
+
+async def _prepare_batch(rt: Runtime, principal: Principal,
+                         body: SendBatch) -> tuple[SendContext, _Batch]:
+    """Everything a batch checks before it writes; a bad recipient is only rejected."""
     ensure_can_send(principal)
     if len(body.recipients) > rt.settings.batch_max_recipients:
         raise InvalidRequest(f"A batch takes at most {rt.settings.batch_max_recipients} "
@@ -159,29 +215,39 @@ async def send_batch(body: SendBatch, rt: RuntimeDep,
     if options.channel != "sms":
         raise InvalidRequest("Batch sends are SMS only; send emails one by one.",
                              code="channel_unavailable")
-    results: list[BatchResult | None] = []
-    drafts: list[tuple[int, Draft]] = []
+    batch = _Batch(options.channel, options.status_callback, [], [])
     for index, recipient in enumerate(body.recipients):
         try:
             text = render_template(body.body, recipient.variables)
             check_body(rt, text, rendered=True)
-            drafts.append((index, make_draft(options, to=recipient.to, body=text, now=now)))
-            results.append(None)
+            batch.drafts.append((index, make_draft(options, to=recipient.to, body=text,
+                                                   now=now)))
+            batch.results.append(None)
         except InvalidRequest as exc:
-            results.append(BatchResult(index=index, status="rejected",
-                                       error=BatchError(code=exc.code, detail=exc.detail)))
-    ctx = await _context(rt, principal)
-    rows, created = build_messages(ctx, [d for _, d in drafts], now)
-    if created:
-        await rt.writer.write(ctx.tenant, rows)
-    for (index, draft), item in zip(drafts, created, strict=True):
-        results[index] = BatchResult(index=index, status="accepted", message_id=item.row["id"],
-                                     to=draft.to, num_segments=draft.num_segments)
-    _after_create(rt, options.channel, len(created),
-                  webhooks=_has_webhooks(ctx, options.status_callback))
-    final = [r for r in results if r is not None]
-    return BatchResponse(accepted=len(created), rejected=len(final) - len(created),
-                         results=final)
+            batch.results.append(BatchResult(index=index, status="rejected",
+                                             error=BatchError(code=exc.code,
+                                                              detail=exc.detail)))
+    return await _context(rt, principal), batch
+
+
+async def _batch_idempotent(rt: Runtime, ctx: SendContext, batch: _Batch, key: str,
+                            request_hash: str) -> _BatchAnswer:
+    """Replay the stored answer, or store the batch and its answer in one transaction."""
+    now = rt.clock.now()
+    async with rt.db.transaction(tenant=ctx.tenant) as session:
+        replay = await idempotency.find_replay(session, tenant=ctx.tenant, key=key,
+                                               request_hash=request_hash)
+        if replay is not None and replay.response_enc is not None:
+            stored = ctx.keys.decrypt(replay.response_enc, field=idempotency.RESPONSE_FIELD)
+            return _BatchAnswer(BatchResponse.model_validate_json(stored), replayed=True)
+        rows, answer = batch.build(ctx, now)
+        # The record first: a concurrent twin waits on its key here, before writing.
+        await idempotency.remember(
+            session, tenant=ctx.tenant, key=key, request_hash=request_hash, now=now,
+            response_enc=ctx.keys.encrypt(answer.response.model_dump_json(),
+                                          field=idempotency.RESPONSE_FIELD))
+        await write_rows(session, rows)
+    return answer
 
 
 @router.get("/{message_id}", response_model=MessageOut, summary="A message and its history",

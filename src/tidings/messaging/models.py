@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db import Base, BigIntPK
@@ -72,10 +72,16 @@ class MessageEvent(Base):
 
 
 class IdempotencyKey(Base):
+    """A request answered under an ``Idempotency-Key``; see ``messaging.idempotency``."""
+
     __tablename__ = "idempotency_keys"
 
     tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # HMAC under the tenant's index key, never a plain hash of the request.
     request_hash: Mapped[str] = mapped_column(String(64))
-    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"))
+    # False only for records stored before fingerprints were keyed, until start-up keys them.
+    keyed: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    message_id: Mapped[str | None] = mapped_column(ForeignKey("messages.id"))  # a single send
+    response_enc: Mapped[bytes | None] = mapped_column(Ciphertext)  # a batch's answer
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
