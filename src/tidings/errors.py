@@ -71,6 +71,10 @@ class Conflict(TidingsError):
     status, code, title = 409, "conflict", "Conflict"
 
 
+class TooManyRequests(TidingsError):
+    status, code, title = 429, "too_many_requests", "Too many requests"
+
+
 class PayloadTooLarge(TidingsError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 

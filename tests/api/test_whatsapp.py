@@ -14,11 +14,10 @@ import orjson
 import pytest
 from aiohttp import web
 
-from tests.conftest import TEST_ACTOR, Tenant, assert_problem, settle, stored_counts
+from tests.conftest import Tenant, assert_problem, assign, settle, stored_counts
 from tidings.clock import FakeClock
 from tidings.connectors.whatsapp.connector import WhatsAppConnector, WhatsAppSettings
 from tidings.db import SYSTEM
-from tidings.numbers.service import do_claim_number
 from tidings.routing.schemas import WhatsAppConnectorIn
 from tidings.routing.service import OPERATOR_KEYRING, do_create_connector
 from tidings.runtime import Runtime
@@ -70,9 +69,7 @@ async def whatsapp(rt: Runtime, cloud: CloudApi, clock: FakeClock,
     keys = await rt.vault.keys_for(OPERATOR_KEYRING)
     async with rt.db.transaction(tenant=SYSTEM) as session:
         await do_create_connector(session, keys=keys, body=body, now=clock.now())
-    async with rt.db.transaction(tenant=acme.id) as session:
-        await do_claim_number(session, tenant=acme.id, number=OUR_NUMBER, actor=TEST_ACTOR,
-                              now=clock.now())
+    await assign(rt, acme.id, OUR_NUMBER)
     connector = WhatsAppConnector("wa", WhatsAppSettings(
         phone_number_id=NUMBER_ID, access_token=TOKEN, app_secret=SECRET,
         verify_token=VERIFY, base_url=cloud.url))
@@ -210,3 +207,4 @@ async def test_bad_whatsapp_sends_are_refused(client: httpx.AsyncClient, rt: Run
     assert_problem(await client.post("/v1/messages", json={**TEMPLATE, **change},
                                      headers=acme.headers), 400, code)
     assert (await stored_counts(rt))["messages"] == 0
+
