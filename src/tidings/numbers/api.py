@@ -12,11 +12,13 @@ from tidings.accounts.service import get_account
 from tidings.audit.service import Actor
 from tidings.db import SYSTEM
 from tidings.deps import CurrentOperator, CurrentPrincipal, RuntimeDep
+from tidings.errors import InvalidRequest
 from tidings.messaging.schemas import MAX_URL_CHARS, URL_PATTERN
 from tidings.numbers.claims import CODE_PATTERN, do_start_claim, do_verify_claim
 from tidings.numbers.codes import send_code
 from tidings.numbers.models import NUMBER_FIELD, PhoneNumber
 from tidings.numbers.service import (
+    configured_number,
     do_assign_number,
     do_release_number,
     do_set_webhook_url,
@@ -25,6 +27,7 @@ from tidings.numbers.service import (
     number_index,
     owner_of,
 )
+from tidings.routing.service import whatsapp_numbers
 from tidings.runtime import Runtime
 from tidings.vault import TenantKeys
 
@@ -79,6 +82,19 @@ def number_out(keys: TenantKeys, row: PhoneNumber) -> NumberOut:
                      created_at=row.created_at)
 
 
+async def parse_number(rt: Runtime, raw: str) -> str:
+    """``normalize_number``, but a number configured on a WhatsApp connector is taken
+    whatever libphonenumber thinks of it: the connector's phone-number id is its proof."""
+    try:
+        return normalize_number(raw)
+    except InvalidRequest:
+        async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+            number = configured_number(raw, await whatsapp_numbers(session))
+        if number is None:
+            raise
+        return number
+
+
 async def holder_of(rt: Runtime, number: str) -> str | None:
     """The account that holds ``number``, looked up across tenants."""
     index = number_index(await rt.vault.platform_keys(), number)
@@ -92,7 +108,7 @@ async def claim_number(body: ClaimNumber, rt: RuntimeDep,
                        principal: CurrentPrincipal) -> ClaimOut:
     """Sends a one-time code to the number (SMS) or address (email); verify it with
     ``POST /v1/numbers/claims/{id}/verify`` to own the number."""
-    number = normalize_number(body.number)
+    number = await parse_number(rt, body.number)
     holder = await holder_of(rt, number)
     keys = await rt.vault.keys_for(principal.tenant)
     async with rt.db.transaction(tenant=principal.tenant) as session:
@@ -147,7 +163,7 @@ async def release_number(number_id: str, rt: RuntimeDep, principal: CurrentPrinc
 async def assign_number(rt: Runtime, *, account_id: str, raw_number: str,
                         actor: Actor) -> NumberOut:
     """The operator gives a number to an account, without a claim (CLI and API)."""
-    number = normalize_number(raw_number)
+    number = await parse_number(rt, raw_number)
     platform = await rt.vault.platform_keys()
     async with rt.db.transaction(tenant=account_id) as session:
         await get_account(session, account_id=account_id)  # before it gets keys

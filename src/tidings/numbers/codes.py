@@ -7,13 +7,16 @@ to read the code back through the API, or the claim would prove nothing.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.exc import IntegrityError
 
 from tidings.accounts.models import Account, AccountStatus
 from tidings.accounts.service import do_create_account
 from tidings.audit.service import Actor
 from tidings.messaging.api import create_one
-from tidings.messaging.drafts import check_options, make_draft
+from tidings.messaging.drafts import Draft, SendOptions, check_options, make_draft
+from tidings.messaging.encoding import segment
 from tidings.messaging.service import SendContext
 from tidings.numbers.claims import CODE_TTL
 from tidings.runtime import Runtime
@@ -38,9 +41,17 @@ async def send_code(rt: Runtime, *, number: str, code: str) -> str:
         sender=rt.settings.claim_code_email_sender if email else rt.settings.claim_code_sender,
         channel="email" if email else "sms", status_callback=None, send_at=None,
         validity_period=int(CODE_TTL.total_seconds()), now=now)
-    draft = make_draft(options, to=number, body=code_text(code), now=now,
-                       subject=SUBJECT if email else None)
+    draft = (make_draft(options, to=number, body=code_text(code), now=now, subject=SUBJECT)
+             if email else _sms(options, number, code_text(code), now))
     return (await create_one(rt, ctx, draft)).id
+
+
+def _sms(options: SendOptions, number: str, text: str, now: datetime) -> Draft:
+    # ``number`` is checked already, and may be a business number no numbering plan
+    # knows (a WhatsApp connector's): make_draft would refuse what the claim accepted.
+    segmentation = segment(text)
+    return Draft(number, options.sender, text, "sms", segmentation.encoding,
+                 segmentation.num_segments, None, None, now + CODE_TTL)
 
 
 async def _platform_context(rt: Runtime) -> SendContext:

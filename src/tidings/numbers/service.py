@@ -7,6 +7,8 @@ and finds its owner.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +32,19 @@ def normalize_number(raw: str) -> str:
         return (normalize_email if "@" in raw else normalize_e164)(raw)
     except AddressError as exc:
         raise InvalidRequest(str(exc), code=exc.code) from None
+
+
+_FORMATTED_NUMBER = re.compile(r"\+[0-9][0-9 ().-]*")
+
+
+def configured_number(raw: str, configured: Collection[str]) -> str | None:
+    """``raw`` as ``+<digits>`` if it is one of the ``configured`` business numbers (a
+    WhatsApp connector's display number), which an account may own even when no
+    numbering plan knows it; None otherwise."""
+    if not _FORMATTED_NUMBER.fullmatch(raw.strip()):
+        return None
+    number = "+" + "".join(c for c in raw if c.isdigit())
+    return number if number in configured else None
 
 
 def number_index(platform: TenantKeys, number: str) -> str:
