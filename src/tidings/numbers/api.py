@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks
 from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.accounts.service import get_account
@@ -15,7 +15,7 @@ from tidings.deps import CurrentOperator, CurrentPrincipal, RuntimeDep
 from tidings.errors import InvalidRequest
 from tidings.messaging.schemas import MAX_URL_CHARS, URL_PATTERN
 from tidings.numbers.claims import CODE_PATTERN, do_start_claim, do_verify_claim
-from tidings.numbers.codes import send_code
+from tidings.numbers.codes import send_code_quietly
 from tidings.numbers.models import NUMBER_FIELD, PhoneNumber
 from tidings.numbers.service import (
     configured_number,
@@ -104,8 +104,8 @@ async def holder_of(rt: Runtime, number: str) -> str | None:
 
 
 @router.post("", status_code=202, response_model=ClaimOut, summary="Claim a number")
-async def claim_number(body: ClaimNumber, rt: RuntimeDep,
-                       principal: CurrentPrincipal) -> ClaimOut:
+async def claim_number(body: ClaimNumber, rt: RuntimeDep, principal: CurrentPrincipal,
+                       background: BackgroundTasks) -> ClaimOut:
     """Sends a one-time code to the number (SMS) or address (email); verify it with
     ``POST /v1/numbers/claims/{id}/verify`` to own the number."""
     number = await parse_number(rt, body.number)
@@ -115,7 +115,8 @@ async def claim_number(body: ClaimNumber, rt: RuntimeDep,
         started = await do_start_claim(session, keys=keys, number=number, holder=holder,
                                        actor=principal.actor, now=rt.clock.now())
     if started.code is not None:
-        await send_code(rt, number=number, code=started.code)
+        # After the answer, so that a claim of a held number (no code) answers as fast.
+        background.add_task(send_code_quietly, rt, number=number, code=started.code)
     return ClaimOut(id=started.claim.id, number=number, status="pending",
                     expires_at=started.claim.expires_at)
 

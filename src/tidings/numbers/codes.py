@@ -14,6 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from tidings.accounts.models import Account, AccountStatus
 from tidings.accounts.service import do_create_account
 from tidings.audit.service import Actor
+from tidings.errors import TidingsError
+from tidings.logs import get_logger
 from tidings.messaging.api import create_one
 from tidings.messaging.drafts import Draft, SendOptions, check_options, make_draft
 from tidings.messaging.encoding import segment
@@ -24,6 +26,7 @@ from tidings.webhooks.subscriptions import NO_SUBSCRIPTION
 
 PLATFORM_ACCOUNT = "acc_platform"  # no API key; the operator reads its messages
 PLATFORM_ACTOR = Actor("system", "number-claims")
+log = get_logger("tidings.numbers")
 SUBJECT = "Your verification code"
 
 
@@ -52,6 +55,15 @@ def _sms(options: SendOptions, number: str, text: str, now: datetime) -> Draft:
     segmentation = segment(text)
     return Draft(number, options.sender, text, "sms", segmentation.encoding,
                  segmentation.num_segments, None, None, now + CODE_TTL)
+
+
+async def send_code_quietly(rt: Runtime, *, number: str, code: str) -> None:
+    """``send_code`` once the claim is answered: a failure is logged (by its code, not
+    the number), and the account starts another claim."""
+    try:
+        await send_code(rt, number=number, code=code)
+    except TidingsError as exc:
+        log.warning("claim_code_not_sent", code=exc.code)
 
 
 async def _platform_context(rt: Runtime) -> SendContext:
