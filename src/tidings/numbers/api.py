@@ -3,20 +3,24 @@ numbers, and the operator's assignment."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, BackgroundTasks
-from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.accounts.service import get_account
 from tidings.audit.service import Actor
 from tidings.db import SYSTEM
 from tidings.deps import CurrentOperator, CurrentPrincipal, RuntimeDep
 from tidings.errors import InvalidRequest
-from tidings.messaging.schemas import MAX_URL_CHARS, URL_PATTERN
-from tidings.numbers.claims import CODE_PATTERN, do_start_claim, do_verify_claim
+from tidings.numbers.claims import do_start_claim, do_verify_claim
 from tidings.numbers.codes import send_code_quietly
 from tidings.numbers.models import NUMBER_FIELD, PhoneNumber
+from tidings.numbers.schemas import (
+    AssignNumber,
+    ClaimNumber,
+    ClaimOut,
+    NumberOut,
+    UpdateNumber,
+    VerifyClaim,
+)
 from tidings.numbers.service import (
     configured_number,
     do_assign_number,
@@ -33,49 +37,6 @@ from tidings.vault import TenantKeys
 
 router = APIRouter(prefix="/v1/numbers", tags=["numbers"])
 operator_router = APIRouter(prefix="/v1/operator/numbers", tags=["operator"])
-NumberField = Field(min_length=1, max_length=254,
-                    description="A number in E.164, or an email address for inbound mail.")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ClaimNumber(_Strict):
-    number: str = NumberField
-
-
-class VerifyClaim(_Strict):
-    code: str = Field(pattern=CODE_PATTERN, description="The code sent to the number.")
-
-
-class UpdateNumber(_Strict):
-    # The account's webhook_url rules, so a number's URL may go only where the account's may.
-    webhook_url: str | None = Field(default=None, max_length=MAX_URL_CHARS,
-                                    pattern=URL_PATTERN)
-
-
-class AssignNumber(_Strict):
-    account_id: str = Field(min_length=1, max_length=40)
-    number: str = NumberField
-
-
-class ClaimOut(BaseModel):
-    id: str
-    number: str
-    status: str = Field(description="pending: verify it with the code sent to the number.")
-    expires_at: datetime
-
-
-class NumberOut(BaseModel):
-    id: str
-    number: str
-    account_id: str
-    webhook_url: str | None = Field(description="Inbound webhooks of this number; null: "
-                                                "the account's webhook URL.")
-    created_at: datetime
-
-
 def number_out(keys: TenantKeys, row: PhoneNumber) -> NumberOut:
     return NumberOut(id=row.id, number=keys.decrypt(row.number_enc, field=NUMBER_FIELD),
                      account_id=row.tenant_id, webhook_url=row.webhook_url,
