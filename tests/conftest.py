@@ -4,6 +4,7 @@ a runtime with a fake clock, an HTTP client on the real app, and a real webhook 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from tidings.audit.service import Actor
 from tidings.clock import FakeClock
 from tidings.db import SYSTEM
 from tidings.messaging.models import IdempotencyKey, Message, MessageEvent
+from tidings.numbers.api import assign_number
+from tidings.numbers.codes import PLATFORM_ACCOUNT
 from tidings.outbox import Job
 from tidings.runtime import Runtime, close_runtime, open_runtime
 from tidings.settings import Settings
@@ -207,6 +210,35 @@ async def stored_counts(rt: Runtime) -> dict[str, int]:
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         return {name: int(await session.scalar(select(func.count()).select_from(model)) or 0)
                 for name, model in tables.items()}
+
+
+async def codes_sent(rt: Runtime, to: str) -> list[str]:
+    """The one-time codes the platform sent to ``to``, oldest first, read from the stored
+    messages as the phone (or mailbox) would read them."""
+    keys = await rt.vault.keys_for(PLATFORM_ACCOUNT)
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        rows = (await session.scalars(select(Message).where(
+            Message.tenant_id == PLATFORM_ACCOUNT).order_by(Message.id))).all()
+    return [re.findall(r"\b[0-9]{6}\b", keys.decrypt(row.body_enc, field="messages.body"))[0]
+            for row in rows if keys.decrypt(row.to_enc, field="messages.to") == to]
+
+
+async def assign(rt: Runtime, tenant: str, number: str) -> dict[str, Any]:
+    """Give ``number`` to the account as the operator does (no claim, no code)."""
+    return (await assign_number(rt, account_id=tenant, raw_number=number,
+                                actor=TEST_ACTOR)).model_dump(mode="json")
+
+
+async def own_number(client: httpx.AsyncClient, rt: Runtime, headers: dict[str, str],
+                     number: str) -> dict[str, Any]:
+    """Claim ``number`` and verify the claim with the code sent to it: the account owns it."""
+    started = await client.post("/v1/numbers", headers=headers, json={"number": number})
+    assert started.status_code == 202, started.text
+    code = (await codes_sent(rt, started.json()["number"]))[-1]
+    verified = await client.post(f"/v1/numbers/claims/{started.json()['id']}/verify",
+                                 headers=headers, json={"code": code})
+    assert verified.status_code == 201, verified.text
+    return dict(verified.json())
 
 
 async def settle(rt: Runtime, clock: FakeClock, *, seconds: float = 0.0) -> None:

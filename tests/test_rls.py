@@ -140,8 +140,8 @@ async def test_inserting_a_row_for_another_tenant_is_refused(
     with pytest.raises(DBAPIError, match=RLS_REFUSAL):
         async with rt.db.transaction(tenant=acme.id) as session:
             await session.execute(text(
-                "INSERT INTO phone_numbers (id, tenant_id, number, created_at) "
-                "VALUES ('num_rls', :t, '+12025550100', now())"), {"t": globex.id})
+                "INSERT INTO phone_numbers (id, tenant_id, number_enc, number_index, "
+                "created_at) VALUES ('num_rls', :t, 'x', 'i', now())"), {"t": globex.id})
 
     assert await scalar(rt, SYSTEM, "SELECT count(*) FROM messages") == 1
     assert await scalar(rt, SYSTEM, "SELECT count(*) FROM messages WHERE tenant_id = :g",

@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tidings.settings import Settings
-from tidings.vault import TenantKeys, Vault, VaultError, load_master_key
+from tidings.vault import PLATFORM_KEYRING, TenantKeys, Vault, VaultError, load_master_key
 
 PHONE = "phone_number"
 NAME = "display_name"
@@ -384,3 +384,24 @@ async def test_postgres_key_store(tmp_path: Path) -> None:
             await first.destroy_tenant_keys(tenant_id)
         await first.close()
         await second.close()
+
+
+async def test_the_platform_index_key_lives_in_the_key_store(settings: Settings) -> None:
+    """One index for every tenant, the same after a restart, and never in the database."""
+    vault = await Vault.open(settings)
+    try:
+        platform = await vault.platform_keys()
+        token = platform.blind_index("+12025550173", field=PHONE)
+        tenant = await vault.keys_for("tenant-a")
+        assert token != tenant.blind_index("+12025550173", field=PHONE)
+    finally:
+        await vault.close()
+    with sqlite3.connect(settings.data_dir / "keys.db") as db:
+        assert db.execute("SELECT count(*) FROM tenant_keys WHERE tenant_id = ?",
+                          (PLATFORM_KEYRING,)).fetchone() == (1,)
+    reopened = await Vault.open(settings)
+    try:
+        again = await reopened.platform_keys()
+        assert again.blind_index("+12025550173", field=PHONE) == token
+    finally:
+        await reopened.close()

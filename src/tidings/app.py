@@ -16,6 +16,7 @@ from tidings.messaging.api import router as messages_router
 from tidings.messaging.fast_send import FastSend
 from tidings.messaging.sandbox_api import router as sandbox_router
 from tidings.middleware import AccessLog, BodyLimit
+from tidings.numbers.api import operator_router as operator_numbers_router
 from tidings.numbers.api import router as numbers_router
 from tidings.openapi import install_openapi
 from tidings.ops_api import router as ops_router
@@ -51,7 +52,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     install_api_docs(app)
     install_openapi(app)
     for router in (messages_router, accounts_router, numbers_router, webhooks_router,
-                   sandbox_router, operator_router, whatsapp_router, ops_router):
+                   sandbox_router, operator_router, operator_numbers_router, whatsapp_router,
+                   ops_router):
         app.include_router(router)
     app.add_middleware(FastSend)  # inside the body limit and the access log
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

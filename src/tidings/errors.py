@@ -22,6 +22,7 @@ PROBLEM_MEANINGS = {
     404: "Not found, or not visible to this key.",
     409: "Conflicts with the current state.",
     413: "The request body is too large.",
+    429: "Too many attempts or requests; wait before trying again.",
     503: "Not available now; try again later.",
 }
 
@@ -112,6 +113,10 @@ class NotFound(TidingsError):
 
 class Conflict(TidingsError):
     status, code, title = 409, "conflict", "Conflict"
+
+
+class TooManyRequests(TidingsError):
+    status, code, title = 429, "too_many_requests", "Too many requests"
 
 
 class PayloadTooLarge(TidingsError):

@@ -99,6 +99,11 @@ def sandbox_ledger_url(settings: Settings) -> str:
     return f"sqlite+aiosqlite:///{settings.data_dir / 'sandbox-carrier.db'}"
 
 
+def migrate(settings: Settings) -> None:
+    """Bring the database up to date; its data migrations may use the key store."""
+    upgrade(settings.resolved_database_url(), settings=settings)
+
+
 def prepare_storage(settings: Settings) -> None:
     """Migrate the database and create the key store and master key, once.
 
@@ -106,7 +111,7 @@ def prepare_storage(settings: Settings) -> None:
     """
     async def _prepare() -> None:
         make_storage_private(settings)
-        await asyncio.to_thread(upgrade, settings.resolved_database_url())
+        await asyncio.to_thread(migrate, settings)
         vault = await Vault.open(settings)
         await vault.close()
 
@@ -117,7 +122,7 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
                        start_background: bool = True) -> Runtime:
     """Build and start a runtime. ``start_background=False`` leaves workers to the caller."""
     make_storage_private(settings)
-    await asyncio.to_thread(upgrade, settings.resolved_database_url())
+    await asyncio.to_thread(migrate, settings)
     clock = clock or Clock()
     db = Database(settings.resolved_database_url())
     db.start_checkpoints()

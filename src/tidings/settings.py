@@ -57,6 +57,9 @@ class Settings(BaseSettings):
 
     sandbox_receipt_delay_seconds: float = 0.2
     sandbox_poll_seconds: float = 1.0  # the carrier also wakes when a receipt falls due
+    # Who the one-time codes of number claims come from: an SMS sender id, an address.
+    claim_code_sender: str = "Tidings"
+    claim_code_email_sender: str = "verify@tidings.invalid"
     api_key_cache_seconds: float = 2.0
     routing_cache_seconds: float = Field(default=2.0, ge=0)  # route changes apply within
     connector_reload_seconds: float = Field(default=5.0, gt=0)  # connector changes apply within

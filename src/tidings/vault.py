@@ -25,6 +25,7 @@ import hmac
 import os
 import secrets
 import stat
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -40,7 +41,8 @@ from tidings.logs import get_logger
 from tidings.settings import Settings
 from tidings.sqltypes import UTCDateTime
 
-__all__ = ["TenantKeys", "Vault", "VaultError", "load_master_key"]
+__all__ = ["PLATFORM_KEYRING", "TenantKeys", "Vault", "VaultError", "load_keys",
+           "load_master_key"]
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -54,6 +56,12 @@ _DATA_KEY_LABEL = b"tidings-tenant-key:"
 _INDEX_KEY_LABEL = b"tidings-tenant-index-key:"
 _AUDIT_KEY_LABEL = b"tidings-audit-chain-key:v1"
 _FIELD_AAD_LABEL = b"tidings-field:v%d:" % FORMAT_VERSION
+
+# The keyring of the platform itself, beside the tenants' in the key store: its index key
+# makes blind indexes that must match across tenants (a number belongs to at most one
+# account, and an inbound message finds its owner among all of them). No account id
+# can take this name (account ids are ``acc_…``).
+PLATFORM_KEYRING = "*platform*"
 
 _VERSION_PREFIX = bytes([FORMAT_VERSION])
 log = get_logger("tidings.vault")
@@ -381,6 +389,10 @@ class Vault:
                 self._cache[tenant_id] = keys
             return keys
 
+    async def platform_keys(self) -> TenantKeys:
+        """The platform's keyring: for blind indexes that must match across tenants."""
+        return await self.keys_for(PLATFORM_KEYRING)
+
     async def destroy_tenant_keys(self, tenant_id: str) -> None:
         """Crypto-erase a tenant: delete its keys so its ciphertext is unreadable.
 
@@ -466,3 +478,13 @@ class Vault:
                 f"cannot unwrap the keys of tenant {tenant_id!r}: wrong master key, "
                 "or the key store was tampered with"
             ) from None
+
+
+async def load_keys(settings: Settings, keyrings: Iterable[str]) -> dict[str, TenantKeys]:
+    """The keys of each keyring, from a vault opened and closed for this call alone
+    (a data migration, which runs apart from any runtime)."""
+    vault = await Vault.open(settings)
+    try:
+        return {name: await vault.keys_for(name) for name in keyrings}
+    finally:
+        await vault.close()

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import HookServer, Tenant, assert_problem, settle, stored_counts
+from tests.conftest import HookServer, Tenant, assert_problem, assign, settle, stored_counts
 from tests.connectors.smtp.test_bounces import a_dsn
 from tests.connectors.smtp.test_connector import start_relay  # noqa: F401 - a fixture
 from tidings.audit.models import AuditEvent
@@ -134,10 +134,8 @@ async def test_mail_to_an_address_the_account_owns_is_an_inbound_message(
         client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, hooks: HookServer,
         acme: Tenant, relay: tuple[Any, SmtpConnector]) -> None:
     _, smtp = relay
-    claimed = await client.post("/v1/numbers", json={"number": "Support@Acme.Example"},
-                                headers=acme.headers)
-    assert claimed.status_code == 201, claimed.text
-    assert claimed.json()["number"] == "Support@acme.example"
+    claimed = await assign(rt, acme.id, "Support@Acme.Example")
+    assert claimed["number"] == "Support@acme.example"
     await client.patch("/v1/account", json={"webhook_url": hooks.url},
                        headers=acme.headers)
     mail = (b"From: Ann <ann@example.net>\r\nTo: Support@acme.example\r\n"

@@ -17,7 +17,15 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import TEST_ACTOR, HookServer, Tenant, hook_server, settle, stored_counts
+from tests.conftest import (
+    TEST_ACTOR,
+    HookServer,
+    Tenant,
+    assign,
+    hook_server,
+    settle,
+    stored_counts,
+)
 from tidings.accounts.models import Account, AccountStatus
 from tidings.accounts.service import do_update_account
 from tidings.clock import FakeClock
@@ -314,11 +322,9 @@ async def test_list_filters_by_exact_number(client: httpx.AsyncClient, acme: Ten
         problem(bad, 400, "invalid_phone_number")
 
 
-async def test_list_filters_by_channel_and_direction(client: httpx.AsyncClient,
+async def test_list_filters_by_channel_and_direction(client: httpx.AsyncClient, rt: Runtime,
                                                      acme: Tenant) -> None:
-    claimed = await client.post("/v1/numbers", headers=acme.headers,
-                                json={"number": "+12025550199"})
-    assert claimed.status_code == 201, claimed.text
+    await assign(rt, acme.id, "+12025550199")
     inbound = await client.post("/v1/sandbox/inbound", headers=acme.headers, json={
         "from": NUMBER, "to": "+12025550199", "body": "Reply"})
     assert inbound.status_code == 201, inbound.text

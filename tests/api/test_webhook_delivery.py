@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import HookServer, Tenant, assert_problem, make_tenant, settle
+from tests.conftest import HookServer, Tenant, assert_problem, assign, make_tenant, settle
 from tidings.clock import FakeClock
 from tidings.runtime import Runtime
 from tidings.webhooks.backoff import DEFAULT_BASE_SECONDS, DEFAULT_JITTER
@@ -51,10 +51,9 @@ async def delivery(client: httpx.AsyncClient, headers: dict[str, str],
     return dict(response.json())
 
 
-async def one_inbound(client: httpx.AsyncClient, tenant: Tenant) -> dict[str, Any]:
+async def one_inbound(client: httpx.AsyncClient, rt: Runtime, tenant: Tenant) -> dict[str, Any]:
     """An inbound message: exactly one webhook (no carrier receipts to follow)."""
-    claimed = await client.post("/v1/numbers", headers=tenant.headers, json={"number": NUMBER})
-    assert claimed.status_code == 201, claimed.text
+    await assign(rt, tenant.id, NUMBER)
     response = await client.post("/v1/sandbox/inbound", headers=tenant.headers, json={
         "from": "+14155550100", "to": NUMBER, "body": "ping"})
     assert response.status_code == 201, response.text
@@ -137,7 +136,7 @@ async def test_failing_receiver_is_retried_with_exponential_backoff(
         client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, hooks: HookServer) -> None:
     hooks.status = 500
     acme = await make_tenant(rt, "Acme", webhook_url=hooks.url)
-    message = await one_inbound(client, acme)
+    message = await one_inbound(client, rt, acme)
     await settle(rt, clock)
 
     [listed] = await deliveries(client, acme.headers)
@@ -193,7 +192,7 @@ async def test_failing_receiver_is_retried_with_exponential_backoff(
 async def test_unreachable_receiver_is_retried(
         client: httpx.AsyncClient, rt: Runtime, clock: FakeClock) -> None:
     acme = await make_tenant(rt, "Acme", webhook_url=closed_port_url())
-    await one_inbound(client, acme)
+    await one_inbound(client, rt, acme)
     await settle(rt, clock)
     [first] = await deliveries(client, acme.headers)
     assert (first["status"], first["attempts"], first["last_status_code"]) == (
@@ -215,7 +214,7 @@ async def test_delivery_fails_after_the_max_age(
         client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, hooks: HookServer) -> None:
     hooks.status = 500
     acme = await make_tenant(rt, "Acme", webhook_url=hooks.url)
-    await one_inbound(client, acme)
+    await one_inbound(client, rt, acme)
     await settle(rt, clock)
     [pending] = await deliveries(client, acme.headers)
     assert pending["status"] == "pending"
@@ -241,7 +240,7 @@ async def test_no_attempt_is_made_once_the_max_age_has_passed(
     """Follow every planned retry of an always-failing receiver to the end."""
     hooks.status = 503
     acme = await make_tenant(rt, "Acme", webhook_url=hooks.url)
-    await one_inbound(client, acme)
+    await one_inbound(client, rt, acme)
     await settle(rt, clock)
     [current] = await deliveries(client, acme.headers)
     created = when(current["created_at"])
@@ -265,7 +264,7 @@ async def test_deliveries_of_another_tenant_are_invisible(
         client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, hooks: HookServer,
         globex: Tenant) -> None:
     acme = await make_tenant(rt, "Acme", webhook_url=hooks.url)
-    message = await one_inbound(client, acme)
+    message = await one_inbound(client, rt, acme)
     await settle(rt, clock)
     [mine] = await deliveries(client, acme.headers)
 
@@ -280,9 +279,7 @@ async def test_deliveries_of_another_tenant_are_invisible(
 
     # A sub-account's deliveries are its own: visible to the parent only acting as it.
     sub = await make_tenant(rt, "Acme Sub", parent=acme.id, webhook_url=hooks.url)
-    claimed = await client.post("/v1/numbers", headers=sub.headers,
-                                json={"number": "+442079460958"})
-    assert claimed.status_code == 201
+    await assign(rt, sub.id, "+442079460958")
     assert (await client.post("/v1/sandbox/inbound", headers=sub.headers, json={
         "from": "+14155550100", "to": "+442079460958", "body": "x"})).status_code == 201
     await settle(rt, clock)

@@ -14,11 +14,11 @@ import orjson
 import pytest
 from aiohttp import web
 
-from tests.conftest import TEST_ACTOR, Tenant, assert_problem, settle, stored_counts
+from tests.conftest import Tenant, assert_problem, assign, own_number, settle, stored_counts
 from tidings.clock import FakeClock
 from tidings.connectors.whatsapp.connector import WhatsAppConnector, WhatsAppSettings
 from tidings.db import SYSTEM
-from tidings.numbers.service import do_claim_number
+from tidings.operators.service import do_create_operator_key
 from tidings.routing.schemas import WhatsAppConnectorIn
 from tidings.routing.service import OPERATOR_KEYRING, do_create_connector
 from tidings.runtime import Runtime
@@ -70,9 +70,7 @@ async def whatsapp(rt: Runtime, cloud: CloudApi, clock: FakeClock,
     keys = await rt.vault.keys_for(OPERATOR_KEYRING)
     async with rt.db.transaction(tenant=SYSTEM) as session:
         await do_create_connector(session, keys=keys, body=body, now=clock.now())
-    async with rt.db.transaction(tenant=acme.id) as session:
-        await do_claim_number(session, tenant=acme.id, number=OUR_NUMBER, actor=TEST_ACTOR,
-                              now=clock.now())
+    await assign(rt, acme.id, OUR_NUMBER)
     connector = WhatsAppConnector("wa", WhatsAppSettings(
         phone_number_id=NUMBER_ID, access_token=TOKEN, app_secret=SECRET,
         verify_token=VERIFY, base_url=cloud.url))
@@ -210,3 +208,70 @@ async def test_bad_whatsapp_sends_are_refused(client: httpx.AsyncClient, rt: Run
     assert_problem(await client.post("/v1/messages", json={**TEMPLATE, **change},
                                      headers=acme.headers), 400, code)
     assert (await stored_counts(rt))["messages"] == 0
+
+
+# --------------------------------------------------------------------------- Meta's test numbers
+
+META_TEST_NUMBER = "+15550783881"  # a new app's number in Meta's own examples: no plan knows it
+
+
+async def add_connector(rt: Runtime, clock: FakeClock, name: str = "wa",
+                        number_id: str = NUMBER_ID, **extra: Any) -> None:
+    body = WhatsAppConnectorIn(name=name, phone_number_id=number_id, access_token=TOKEN,
+                               app_secret=SECRET, verify_token=VERIFY, **extra)
+    keys = await rt.vault.keys_for(OPERATOR_KEYRING)
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        await do_create_connector(session, keys=keys, body=body, now=clock.now())
+
+
+def meta_customer_says(text: str) -> dict[str, Any]:
+    payload = customer_says(text)
+    payload["entry"][0]["changes"][0]["value"]["metadata"]["display_phone_number"] = (
+        META_TEST_NUMBER[1:])
+    return payload
+
+
+async def test_a_connectors_test_number_is_an_accounts_number_and_takes_its_messages(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, acme: Tenant) -> None:
+    await add_connector(rt, clock, display_phone_number="+1 555-078-3881")
+    # The operator gives it, or an account claims it (the code goes to it by SMS).
+    assigned = await assign(rt, acme.id, "+1 (555) 078-3881")
+    assert assigned["number"] == META_TEST_NUMBER
+    listed = (await client.get("/v1/numbers", headers=acme.headers)).json()
+    assert [n["number"] for n in listed] == [META_TEST_NUMBER]
+    await client.delete(f"/v1/numbers/{assigned['id']}", headers=acme.headers)
+    claimed = await own_number(client, rt, acme.headers, "+1 555 078 3881")
+    assert claimed["number"] == META_TEST_NUMBER
+
+    answer = await client.post(HOOK, **signed(meta_customer_says("Hello from the test app")))
+    assert answer.status_code == 200, answer.text
+    inbound = (await client.get("/v1/messages?direction=inbound",
+                                headers=acme.headers)).json()["data"]
+    assert [(m["to"], m["from"], m["body"], m["channel"]) for m in inbound] == [
+        (META_TEST_NUMBER, CUSTOMER, "Hello from the test app", "whatsapp")]
+
+
+async def test_a_test_number_no_connector_names_is_still_refused(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, acme: Tenant) -> None:
+    await add_connector(rt, clock)  # without its display number
+    for body in ({"number": META_TEST_NUMBER}, {"number": "+1 555 078 3882"}):
+        assert_problem(await client.post("/v1/numbers", headers=acme.headers, json=body),
+                       400, "invalid_phone_number")
+    # Another connector's number is that connector's, not any number like it.
+    await add_connector(rt, clock, "wa-2", "1", display_phone_number=META_TEST_NUMBER)
+    assert_problem(await client.post("/v1/numbers", headers=acme.headers,
+                                     json={"number": "+1 555 078 3882"}),
+                   400, "invalid_phone_number")
+    assert (await stored_counts(rt))["messages"] == 0
+
+
+@pytest.mark.parametrize("display", ["five", "+1 555 078 3881 ext 2", "+0555", "1" * 16, "+"])
+async def test_a_bad_display_number_is_refused(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, display: str) -> None:
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        made = await do_create_operator_key(session, name="ops", now=clock.now())
+    response = await client.post("/v1/operator/connectors", headers={
+        "Authorization": f"Bearer {made.secret}"}, json={
+        "kind": "whatsapp", "name": "wa", "phone_number_id": NUMBER_ID, "access_token": TOKEN,
+        "app_secret": SECRET, "verify_token": VERIFY, "display_phone_number": display})
+    assert_problem(response, 400, "validation_failed")

@@ -297,9 +297,11 @@ def test_sandbox_inbound_with_a_malformed_number_is_a_clear_error(env: dict[str,
 
 def test_sandbox_inbound_reaches_the_number_owner(env: dict[str, str], server: TidingsServer,
                                                   account: dict[str, Any]) -> None:
-    claimed = httpx.post(f"{server.url}/v1/numbers", json={"number": "+12025550133"},
-                         headers=auth(account["api_key"]))
-    assert claimed.status_code == 201, claimed.text
+    assigned = json.loads(ok(run_cli(env, "numbers", "assign", "--account", account["id"],
+                                     "--number", "+1 202 555 0133", "--json")).stdout)
+    assert (assigned["number"], assigned["account_id"]) == ("+12025550133", account["id"])
+    listed = httpx.get(f"{server.url}/v1/numbers", headers=auth(account["api_key"]))
+    assert [n["number"] for n in listed.json()] == ["+12025550133"]
     result = ok(run_cli(env, "sandbox", "inbound", "--from", "+12025550111",
                         "--to", "+12025550133", "--body", "hi there", "--json"))
     data = json.loads(result.stdout)
@@ -307,6 +309,14 @@ def test_sandbox_inbound_reaches_the_number_owner(env: dict[str, str], server: T
     assert data["status"] == "received"
     read = httpx.get(f"{server.url}/v1/messages/{data['id']}", headers=auth(account["api_key"]))
     assert read.json()["body"] == "hi there"
+
+
+def test_numbers_assign_refuses_a_bad_number_or_account(env: dict[str, str],
+                                                        account: dict[str, Any]) -> None:
+    assert_clean_failure(run_cli(env, "numbers", "assign", "--account", account["id"],
+                                 "--number", "2025550134"), "invalid_phone_number")
+    assert_clean_failure(run_cli(env, "numbers", "assign", "--account", "acc_nope",
+                                 "--number", "+12025550134"), "acc_nope")
 
 
 # --------------------------------------------------------------------------- send --csv

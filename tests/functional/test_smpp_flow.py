@@ -143,8 +143,21 @@ async def test_an_operator_connects_an_smsc_and_clients_messages_come_back_deliv
         verify(account["webhook_secret"], hook["raw"], hook["headers"][SIGNATURE_HEADER],
                now=int(time.time()))
 
+        # The account claims its number: the code comes over SMPP, as a phone gets it.
         claimed = await api.post("/v1/numbers", json={"number": OUR_NUMBER})
-        assert claimed.status_code == 201, claimed.text
+        assert claimed.status_code == 202, claimed.text
+
+        async def code_received() -> str | None:
+            texts = [s["text"] for s in httpx.get(
+                f"http://127.0.0.1:{simulator.control}/submits").json()
+                if s["destination"].lstrip("+") == OUR_NUMBER.lstrip("+")]
+            found = re.search(r"\b[0-9]{6}\b", texts[-1]) if texts else None
+            return found.group() if found else None
+
+        code = await wait_for(code_received, "the claim's code at the SMSC")
+        verified = await api.post(f"/v1/numbers/claims/{claimed.json()['id']}/verify",
+                                  json={"code": code})
+        assert verified.status_code == 201, verified.text
         injected = httpx.post(f"http://127.0.0.1:{simulator.control}/mo",
                               json={"from": "+447911123456", "to": OUR_NUMBER,
                                     "body": "Reply from a phone"})

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import TEST_ACTOR, HookServer, Tenant, make_tenant, settle
+from tests.conftest import TEST_ACTOR, HookServer, Tenant, assign, make_tenant, settle
 from tidings.accounts.models import AccountStatus
 from tidings.clock import FakeClock
 from tidings.connectors.smpp.link import Link
@@ -28,7 +28,6 @@ from tidings.connectors.smpp.session import Session, SessionConfig
 from tidings.db import SYSTEM
 from tidings.messaging.inbound import receive_inbound
 from tidings.messaging.models import Message
-from tidings.numbers.service import do_claim_number
 from tidings.runtime import Runtime
 from tidings.smpp_gateway.gateway import SmppGateway
 from tidings.smpp_gateway.service import (
@@ -162,9 +161,7 @@ async def test_receipts_wait_while_the_client_is_away_and_follow_it_to_a_new_bin
 
 async def test_inbound_messages_to_the_account_reach_its_bind(
         rt: Runtime, acme: Tenant, acme_bound: Client, clock: FakeClock) -> None:
-    async with rt.db.transaction(tenant=acme.id) as session:
-        await do_claim_number(session, tenant=acme.id, number=OUR_NUMBER, actor=TEST_ACTOR,
-                              now=clock.now())
+    await assign(rt, acme.id, OUR_NUMBER)
     await receive_inbound(rt, sender="+447911123456", to=OUR_NUMBER, body="Hi from a phone",
                           channel="sms", actor=TEST_ACTOR)
     await rt.worker_pool().drain()

@@ -110,6 +110,9 @@ def add_smtp(name: str | None, as_json: bool, **options: Any) -> None:
 @click.option("--verify-token", required=True, help="Answers the webhook handshake.")
 @click.option("--base-url", default="https://graph.facebook.com", show_default=True)
 @click.option("--api-version", default="v21.0", show_default=True)
+@click.option("--display-phone-number", default=None,
+              help="The number as Meta shows it; accounts may be given it even if no "
+                   "numbering plan knows it (Meta's +1 555 test numbers).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def add_whatsapp(as_json: bool, **options: Any) -> None:
     """A WhatsApp Business number on the Cloud API; its webhook is

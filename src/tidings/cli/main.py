@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from tidings.cli.accounts import accounts, keys
 from tidings.cli.audit import audit
 from tidings.cli.connectors import connectors, operator_keys, routes
+from tidings.cli.numbers import numbers
 from tidings.cli.sandbox import sandbox
 from tidings.cli.send import send
 from tidings.cli.smpp_credentials import smpp_credentials
@@ -74,17 +75,17 @@ def _check_processes(settings: Settings) -> None:
 @cli.command()
 def migrate() -> None:
     """Bring the database schema up to date (serve does this too)."""
-    from tidings.migrations.run import upgrade
+    from tidings.runtime import migrate as migrate_database
     from tidings.storage import make_storage_private
 
     settings = Settings()
     make_storage_private(settings)  # the default file's folder, private, as serve does
-    upgrade(settings.resolved_database_url())
+    migrate_database(settings)
     click.echo("database is up to date")
 
 
 for command in (accounts, keys, send, sandbox, audit, worker, connectors, routes,
-                operator_keys, smsc_sim, smpp_credentials):
+                operator_keys, smsc_sim, smpp_credentials, numbers):
     cli.add_command(command)
 
 

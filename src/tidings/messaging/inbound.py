@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sqlalchemy import select
 
@@ -24,7 +26,7 @@ from tidings.messaging.encoding import segment
 from tidings.messaging.models import Message
 from tidings.messaging.service import Created, SendContext, do_receive_inbound
 from tidings.messaging.status_changes import SMPP_DELIVER_JOB
-from tidings.numbers.service import owner_of
+from tidings.numbers.service import Owner, number_index, owner_of
 from tidings.outbox import enqueue_rows, job_row
 from tidings.runtime import Runtime
 from tidings.smpp_gateway.service import has_active_credential
@@ -33,6 +35,7 @@ from tidings.webhooks.subscriptions import Subscription
 from tidings.whatsapp.service import touch_window
 
 log = get_logger("tidings.inbound")
+_WHATSAPP_NUMBER = re.compile(r"\+[1-9][0-9]{1,14}")
 
 
 async def take_inbound(rt: Runtime, connector: str,
@@ -53,6 +56,18 @@ async def take_inbound(rt: Runtime, connector: str,
     return [True] * len(messages)
 
 
+def _our_number(to: str, channel: str) -> str:
+    """The number a message came to. A WhatsApp connector names its own number, the one
+    its phone-number id belongs to (``+<digits>``): it is ours even where libphonenumber
+    knows no such number (Meta's +1 555 test numbers)."""
+    try:
+        return normalize_e164(to)
+    except AddressError:
+        if channel == "whatsapp" and _WHATSAPP_NUMBER.fullmatch(to):
+            return to
+        raise
+
+
 def _form(channel: str, body: str) -> tuple[str, int]:
     """(encoding, segments): SMS has both; other channels carry text as it is."""
     if channel != "sms":
@@ -69,18 +84,19 @@ async def _seen(rt: Runtime, connector: str, carrier_message_id: str) -> bool:
     return found is not None
 
 
-async def _owner(rt: Runtime, number: str, allowed_root: str | None) -> Account:
+async def _owner(rt: Runtime, number: str, allowed_root: str | None) -> tuple[Account, Owner]:
     """The account that takes a message to ``number``: none for a terminated account, or
     one below a terminated parent, since terminated means no processing."""
+    index = number_index(await rt.vault.platform_keys(), number)
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
-        tenant = await owner_of(session, number=number)
-        chain = await ancestry(session, account_id=tenant) if tenant else []
-    if not chain or (allowed_root and not below(chain, allowed_root)):
+        owner = await owner_of(session, index=index)
+        chain = await ancestry(session, account_id=owner.tenant) if owner else []
+    if owner is None or not chain or (allowed_root and not below(chain, allowed_root)):
         raise NotFound("No account owns that number or address.", code="number_not_found")
     if effective_status(chain) == AccountStatus.TERMINATED:
         raise Forbidden("The account that owns that number or address is terminated.",
                         code="account_terminated")
-    return chain[0]
+    return chain[0], owner
 
 
 async def receive_inbound(rt: Runtime, *, sender: str, to: str, body: str, channel: str,
@@ -95,12 +111,14 @@ async def receive_inbound(rt: Runtime, *, sender: str, to: str, body: str, chann
         if channel == "email":
             number, origin = normalize_email(to), normalize_email(sender)
         else:
-            number, origin = normalize_e164(to), normalize_sender(sender)
+            number, origin = _our_number(to, channel), normalize_sender(sender)
     except AddressError as exc:
         raise InvalidRequest(str(exc), code=exc.code) from None
-    account = await _owner(rt, number, allowed_root)
+    account, owner = await _owner(rt, number, allowed_root)
     keys = await rt.vault.keys_for(account.id)
-    ctx = SendContext(account.id, keys, actor, Subscription.of(account))
+    # The number's own webhook URL, if it has one, else the account's.
+    webhooks = replace(Subscription.of(account), url=owner.webhook_url or account.webhook_url)
+    ctx = SendContext(account.id, keys, actor, webhooks)
     encoding, num_segments = _form(channel, body)
     # Urgent: the carrier waits for our answer (an SMSC's deliver_sm_resp).
     async with rt.db.transaction(tenant=account.id, urgent=True) as session:

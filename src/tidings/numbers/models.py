@@ -1,15 +1,24 @@
-"""Phone numbers and email addresses an account owns (business addresses, not personal
-data): where its inbound messages arrive."""
+"""Phone numbers and email addresses an account owns (where its inbound messages
+arrive), and the claims that prove an account may own one.
+
+A number is personal data like any other address: it is stored encrypted under the
+account's data key. Its blind index is under the platform's index key, not the
+account's, because a number belongs to at most one account across all of them and an
+inbound message must find that account without knowing it first.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db import Base
 from tidings.sqltypes import UTCDateTime
+
+NUMBER_FIELD = "phone_numbers.number"  # ciphertext (account key) and index (platform key)
+CLAIM_NUMBER_FIELD = "number_claims.number"
 
 
 class PhoneNumber(Base):
@@ -17,5 +26,24 @@ class PhoneNumber(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
-    number: Mapped[str] = mapped_column(String(254), unique=True)  # E.164 or an email address
+    number_enc: Mapped[bytes] = mapped_column(LargeBinary)  # E.164 or an email address
+    number_index: Mapped[str] = mapped_column(String(64), unique=True)  # platform key
+    # Where inbound messages to this number are POSTed; None: the account's URL.
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NumberClaim(Base):
+    """A pending claim: the code sent to the number, as a keyed hash only."""
+
+    __tablename__ = "number_claims"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    number_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # None when no code was sent (another account holds the number): nothing matches.
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -84,6 +84,21 @@ class WhatsAppConnectorIn(BaseModel):
     api_version: str = Field(default="v21.0", pattern=r"^v[0-9]{1,3}\.[0-9]{1,3}$")
     concurrency: int = Field(default=16, ge=1, le=256)
     channels: list[Literal["whatsapp"]] = Field(default=["whatsapp"], min_length=1)
+    display_phone_number: str | None = Field(
+        default=None, max_length=32, pattern=r"^\+?[0-9][0-9 ().-]*$",
+        description="The number as Meta shows it: it may be given to an account even if "
+                    "no numbering plan knows it (Meta's +1 555 test numbers).")
+
+    @field_validator("display_phone_number")
+    @classmethod
+    def _digits(cls, value: str | None) -> str | None:
+        """Stored as ``+<digits>``, the form the Cloud API's webhooks name it in."""
+        if value is None:
+            return None
+        digits = "".join(c for c in value if c.isdigit())
+        if not 2 <= len(digits) <= 15 or digits[0] == "0":
+            raise ValueError("a phone number has 2 to 15 digits and no leading 0")
+        return "+" + digits
 
 
 AnyConnectorIn = SmppConnectorIn | SmtpConnectorIn | WhatsAppConnectorIn

@@ -55,6 +55,14 @@ async def list_connectors(session: AsyncSession) -> list[ConnectorConfig]:
     return list(rows.all())
 
 
+async def whatsapp_numbers(session: AsyncSession) -> set[str]:
+    """The display numbers (``+<digits>``) of the WhatsApp connectors: the business
+    numbers whose phone-number ids they serve, whatever libphonenumber thinks of them."""
+    rows = await session.scalars(select(ConnectorConfig.settings)
+                                 .where(ConnectorConfig.kind == "whatsapp"))
+    return {str(s["display_phone_number"]) for s in rows if s.get("display_phone_number")}
+
+
 async def get_connector(session: AsyncSession, *, name: str) -> ConnectorConfig:
     row = await _connector_named(session, name)
     if row is None:

@@ -102,6 +102,7 @@ class WhatsAppSettings:
     api_version: str = "v21.0"
     timeout_seconds: float = 10.0
     concurrency: int = 16
+    display_phone_number: str | None = None  # what accounts may own, as ``+<digits>``
 
     def __post_init__(self) -> None:
         # The id and version go into the URL path: only their documented forms.
