@@ -69,7 +69,9 @@ async def _truncate_all(rt: Runtime) -> None:
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=database_url,
                     sandbox_receipt_delay_seconds=5.0, sandbox_poll_seconds=3600.0,
-                    api_key_cache_seconds=0.0, smpp_port=0)
+                    api_key_cache_seconds=0.0, smpp_port=0,
+                    # The suite's webhook receivers listen on loopback.
+                    webhook_allow_private=True)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import trustme
 
+from tidings.webhooks.destinations import DestinationPolicy
 from tidings.webhooks.http1 import (
     ConnectError,
     Http1Client,
@@ -29,6 +30,7 @@ from tidings.webhooks.http1 import (
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 LIMIT = 1024
+LOCAL = DestinationPolicy(allow_private=True)  # the test servers listen on loopback
 
 
 class Peer:
@@ -76,7 +78,8 @@ def answer(status: int = 200, body: bytes = b"ok", extra: bytes = b"") -> bytes:
 
 @pytest.fixture
 async def client() -> AsyncIterator[Http1Client]:
-    made = Http1Client(max_idle=4, keepalive_seconds=30, response_limit=LIMIT)
+    made = Http1Client(max_idle=4, keepalive_seconds=30, response_limit=LIMIT,
+                       destinations=LOCAL)
     yield made
     await made.close()
 
@@ -281,8 +284,9 @@ async def test_https_with_a_trusted_certificate_and_one_that_is_not(
     trusting = ssl.create_default_context()
     authority.configure_trust(trusting)
     with_ca = Http1Client(max_idle=2, keepalive_seconds=30, response_limit=LIMIT,
-                          ssl_context=trusting)
-    system_cas = Http1Client(max_idle=2, keepalive_seconds=30, response_limit=LIMIT)
+                          ssl_context=trusting, destinations=LOCAL)
+    system_cas = Http1Client(max_idle=2, keepalive_seconds=30, response_limit=LIMIT,
+                             destinations=LOCAL)
     try:
         response = await with_ca.post(peer.url(scheme="https"), b"hi", {}, timeout=5)
         with pytest.raises(ConnectError) as refused:

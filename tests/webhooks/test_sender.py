@@ -115,7 +115,7 @@ async def server() -> AsyncIterator[RecordingServer]:
 
 @pytest.fixture
 async def sender() -> AsyncIterator[WebhookSender]:
-    async with WebhookSender(timeout_seconds=2.0, concurrency=10) as s:
+    async with WebhookSender(timeout_seconds=2.0, concurrency=10, allow_private=True) as s:
         yield s
 
 
@@ -201,7 +201,8 @@ async def test_caller_may_override_content_type(
 
 
 async def test_custom_user_agent(server: RecordingServer) -> None:
-    async with WebhookSender(timeout_seconds=2, concurrency=1, user_agent="Custom/1") as sender:
+    async with WebhookSender(timeout_seconds=2, concurrency=1, user_agent="Custom/1",
+                             allow_private=True) as sender:
         assert (await sender.send(_request(server.url("/ok")))).ok
     assert server.received[0].headers["User-Agent"] == "Custom/1"
 
@@ -213,7 +214,7 @@ async def test_connection_refused(sender: WebhookSender) -> None:
 
 
 async def test_timeout(server: RecordingServer) -> None:
-    async with WebhookSender(timeout_seconds=0.3, concurrency=2) as sender:
+    async with WebhookSender(timeout_seconds=0.3, concurrency=2, allow_private=True) as sender:
         result = await sender.send(_request(server.url("/slow")))
     _assert_network_failure(result)
     assert result.error == "timeout"
@@ -257,7 +258,7 @@ async def test_garbage_response_is_a_failure() -> None:
     garbage = await asyncio.start_server(reply_garbage, "127.0.0.1", 0)
     port = garbage.sockets[0].getsockname()[1]
     try:
-        async with WebhookSender(timeout_seconds=2, concurrency=1) as sender:
+        async with WebhookSender(timeout_seconds=2, concurrency=1, allow_private=True) as sender:
             result = await sender.send(_request(f"http://127.0.0.1:{port}/hook"))
     finally:
         garbage.close()
@@ -314,7 +315,7 @@ async def test_send_before_start_is_a_programming_error() -> None:
 
 
 async def test_start_and_close_are_idempotent(server: RecordingServer) -> None:
-    sender = WebhookSender(timeout_seconds=1, concurrency=1)
+    sender = WebhookSender(timeout_seconds=1, concurrency=1, allow_private=True)
     await sender.start()
     await sender.start()
     assert (await sender.send(_request(server.url("/ok")))).ok

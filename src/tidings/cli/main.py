@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from tidings.cli.accounts import accounts, keys
 from tidings.cli.audit import audit
+from tidings.cli.common import warn_of_private_webhooks
 from tidings.cli.connectors import connectors, operator_keys, routes
 from tidings.cli.sandbox import sandbox
 from tidings.cli.send import send
@@ -45,6 +46,7 @@ def serve(host: str | None, port: int | None, processes: int | None) -> None:
     settings = Settings()
     processes = processes or settings.api_processes
     configure_logging(settings.log_level)
+    warn_of_private_webhooks(settings)
     options: dict[str, Any] = dict(
         host=host or settings.host, port=port or settings.port, access_log=False,
         log_level="warning", loop="uvloop", http="httptools", timeout_graceful_shutdown=10)

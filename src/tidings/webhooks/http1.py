@@ -7,6 +7,10 @@ cookies, redirects, its timers) cost about four times the CPU of the POST itself
 by ``httptools`` (llhttp, the parser of Node.js; uvicorn's too); what is written
 here is the connection pool and the request line.
 
+Where a connection may go is :mod:`tidings.webhooks.destinations`' to say: the
+host's addresses are resolved and checked first, and only a checked one is
+connected to.
+
 Rules: no redirects are followed (a 3xx is returned as it is), no cookies are
 kept, a response body is read up to ``response_limit`` bytes (the connection is
 closed past that), and the whole request, connect included, has one deadline. A
@@ -28,6 +32,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import httptools
+
+from tidings.webhooks.destinations import DestinationPolicy
 
 
 class InvalidURL(ValueError):
@@ -216,8 +222,10 @@ class Http1Client:
     """POSTs over keep-alive connections, at most ``max_idle`` of them kept open idle."""
 
     def __init__(self, *, max_idle: int, keepalive_seconds: float, response_limit: int,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 destinations: DestinationPolicy | None = None) -> None:
         self._max_idle, self._keepalive = max_idle, keepalive_seconds
+        self._destinations = destinations or DestinationPolicy()
         self._limit = response_limit
         self._ssl = ssl_context
         self._idle: dict[Origin, list[_Connection]] = {}
@@ -225,8 +233,8 @@ class Http1Client:
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str], *,
                    timeout: float) -> Response:
-        """Raises ``InvalidURL``, ``ValueError`` (a bad header), ``ConnectError``,
-        ``ServerDisconnected``, ``InvalidResponse`` or ``TimeoutError``."""
+        """Raises ``InvalidURL``, ``ValueError`` (a bad header), ``RefusedDestination``,
+        ``ConnectError``, ``ServerDisconnected``, ``InvalidResponse`` or ``TimeoutError``."""
         target = split_url(url)
         origin = target.origin
         if target.authorization:
@@ -272,12 +280,22 @@ class Http1Client:
         if origin.scheme == "https":
             context = self._ssl or ssl.create_default_context()
         try:
-            _, connection = await loop.create_connection(
-                lambda: _Connection(self._limit), origin.host, origin.port, ssl=context,
-                server_hostname=origin.host if context else None)
-        except OSError as exc:  # ssl.SSLError and socket.gaierror are OSErrors too
+            # The addresses checked are the ones connected to: a name that resolves
+            # elsewhere on a second look (DNS rebinding) cannot slip past the check.
+            addresses = await self._destinations.resolve(origin.host, origin.port)
+        except OSError as exc:  # socket.gaierror
             raise ConnectError(exc) from exc
-        return connection
+        failure: OSError = ConnectionRefusedError("no address")
+        for host, port in addresses:
+            try:
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(self._limit), host, port, ssl=context,
+                    server_hostname=origin.host if context else None)
+            except OSError as exc:  # ssl.SSLError is an OSError too
+                failure = exc
+                continue
+            return connection
+        raise ConnectError(failure)
 
     def _release(self, origin: Origin, connection: _Connection) -> None:
         if not connection.keep_alive or connection.closed or self._idle_count >= self._max_idle:

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
+from tidings.webhooks.destinations import DestinationPolicy, RefusedDestination
 from tidings.webhooks.http1 import (
     ConnectError,
     Http1Client,
@@ -31,8 +32,8 @@ MAX_EXCERPT_CHARS = 200
 MAX_ERROR_CHARS = 200
 KEEPALIVE_SECONDS = 30.0
 
-_NETWORK_ERRORS = (ConnectError, ServerDisconnected, InvalidResponse, TimeoutError, OSError,
-                   ValueError)
+_NETWORK_ERRORS = (RefusedDestination, ConnectError, ServerDisconnected, InvalidResponse,
+                   TimeoutError, OSError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class WebhookSender:
         concurrency: int,
         user_agent: str = DEFAULT_USER_AGENT,
         ssl_context: ssl.SSLContext | None = None,
+        allow_private: bool = False,
     ) -> None:
         if timeout_seconds <= 0:
             raise ValueError("timeout_seconds must be positive")
@@ -88,6 +90,7 @@ class WebhookSender:
         self._base_headers = {"User-Agent": user_agent, "Accept-Encoding": "identity",
                               "Content-Type": "application/json"}
         self._ssl_context = ssl_context  # None: the system's trusted CAs
+        self._destinations = DestinationPolicy(allow_private=allow_private)
         self._client: Http1Client | None = None
         self._semaphore = asyncio.Semaphore(concurrency)
 
@@ -97,7 +100,8 @@ class WebhookSender:
             self._client = Http1Client(max_idle=self._concurrency,
                                        keepalive_seconds=KEEPALIVE_SECONDS,
                                        response_limit=MAX_RESPONSE_BYTES,
-                                       ssl_context=self._ssl_context)
+                                       ssl_context=self._ssl_context,
+                                       destinations=self._destinations)
 
     async def close(self) -> None:
         """Close the pool and its connections (idempotent)."""
@@ -191,6 +195,8 @@ def describe_error(exc: BaseException) -> str:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timeout"
+    if isinstance(exc, RefusedDestination):
+        return f"refused destination: the host is {exc.reason}"
     if isinstance(exc, ConnectError):
         cause = exc.os_error
         if isinstance(cause, ssl.SSLError | ssl.CertificateError):
