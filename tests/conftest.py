@@ -140,6 +140,7 @@ class HookServer:
     url: str
     requests: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
+    answer: str = "ok"
     # Answer nothing until this many requests are open at once (0: answer each at once);
     # a test proves by it that more than one sender had requests in flight.
     answer_once_open: int = 0
@@ -169,7 +170,7 @@ async def hook_server(path: str = "/hook") -> AsyncIterator[HookServer]:
         server.requests.append({"headers": dict(request.headers), "raw": raw,
                                 "json": orjson.loads(raw)})
         await server.hold()
-        return web.Response(status=server.status, text="ok")
+        return web.Response(status=server.status, text=server.answer)
 
     app = web.Application()
     app.router.add_post(path, handle)

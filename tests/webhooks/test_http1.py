@@ -105,7 +105,7 @@ async def test_keep_alive_reuses_one_connection(client: Http1Client) -> None:
         for n in range(5):
             response = await client.post(peer.url(f"/hook?n={n}"), b"abc%d" % n,
                                          {"Tidings-Event-Id": "evt_1"}, timeout=5)
-            assert (response.status, response.body) == (200, b"%dcba" % n)
+            assert (response.status, response.length) == (200, 4)
     finally:
         await peer.stop()
     assert peer.connections == 1
@@ -189,8 +189,9 @@ async def test_connection_close_chunked_and_until_close_bodies(client: Http1Clie
         got = [await client.post(peer.url(), b"{}", {}, timeout=5) for _ in range(4)]
     finally:
         await peer.stop()
-    assert [(r.status, r.body) for r in got] == [
-        (200, b"closing"), (202, b"abcde"), (200, b"until the close"), (201, b"after 100")]
+    assert [(r.status, r.length) for r in got] == [
+        (200, len(b"closing")), (202, len(b"abcde")), (200, len(b"until the close")),
+        (201, len(b"after 100"))]
 
 
 async def test_a_long_body_is_cut_at_the_limit_and_the_connection_dropped(
@@ -211,8 +212,8 @@ async def test_a_long_body_is_cut_at_the_limit_and_the_connection_dropped(
         again = await client.post(peer.url(), b"{}", {}, timeout=5)
     finally:
         await peer.stop()
-    assert (response.status, response.body) == (200, b"x" * LIMIT)
-    assert again.body == b"x" * LIMIT
+    assert (response.status, response.length) == (200, LIMIT)
+    assert again.length == LIMIT
     assert peer.connections == 2  # the cut connection was not reused
 
 
@@ -248,9 +249,9 @@ async def test_bytes_nobody_asked_for_spoil_the_idle_connection(client: Http1Cli
 
     peer = await running(chatty)
     try:
-        assert (await client.post(peer.url(), b"{}", {}, timeout=5)).body == b"ok"
+        assert (await client.post(peer.url(), b"{}", {}, timeout=5)).length == 2
         await asyncio.sleep(0.2)
-        assert (await client.post(peer.url(), b"{}", {}, timeout=5)).body == b"ok"
+        assert (await client.post(peer.url(), b"{}", {}, timeout=5)).length == 2
     finally:
         await peer.stop()
     assert peer.connections == 2
@@ -295,7 +296,7 @@ async def test_https_with_a_trusted_certificate_and_one_that_is_not(
         await with_ca.close()
         await system_cas.close()
         await peer.stop()
-    assert (response.status, response.body) == (200, b"tls:hi")
+    assert (response.status, response.length) == (200, len(b"tls:hi"))
     assert isinstance(refused.value.os_error, ssl.SSLCertVerificationError)
 
 

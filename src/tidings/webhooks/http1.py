@@ -13,10 +13,11 @@ connected to.
 
 Rules: no redirects are followed (a 3xx is returned as it is), no cookies are
 kept, a response body is read up to ``response_limit`` bytes (the connection is
-closed past that), and the whole request, connect included, has one deadline. A
-request on a reused connection that the server had closed meanwhile (no byte of a
-response came back) goes once more on a new connection: webhooks are delivered
-at least once anyway, with an id to deduplicate on.
+closed past that) and only counted: an answer's content is never kept. The whole
+request, connect included, has one deadline. A request on a reused connection
+that the server had closed meanwhile (no byte of a response came back) goes once
+more on a new connection: webhooks are delivered at least once anyway, with an id
+to deduplicate on.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class Origin:
 @dataclass(frozen=True, slots=True)
 class Response:
     status: int
-    body: bytes  # at most the client's response_limit bytes
+    length: int  # bytes of the body read: at most the client's response_limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +139,7 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[Response] | None = None
-        self._body = bytearray()
+        self._length = 0  # of the body: counted, never kept
         self._status: int | None = None
         # A Content-Length or Transfer-Encoding header came; a body with neither ends
         # when the connection does.
@@ -171,7 +172,7 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_message_begin(self) -> None:
-        self._body.clear()
+        self._length = 0
         self._status, self._framed = None, False
 
     def on_header(self, name: bytes, _value: bytes) -> None:
@@ -182,8 +183,8 @@ class _Connection(asyncio.Protocol):
         self._status = self._parser.get_status_code()
 
     def on_body(self, body: bytes) -> None:
-        room = self._limit - len(self._body)
-        self._body += body[:room]
+        room = self._limit - self._length
+        self._length += min(len(body), room)
         if len(body) >= room and self._waiter is not None and not self._waiter.done():
             self._finish()  # enough: the rest is not read
             self.close()
@@ -210,7 +211,7 @@ class _Connection(asyncio.Protocol):
     def _finish(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done() and self._status is not None:
-            waiter.set_result(Response(self._status, bytes(self._body)))
+            waiter.set_result(Response(self._status, self._length))
 
     def _fail(self, exc: Exception) -> None:
         waiter = self._waiter

@@ -28,7 +28,6 @@ from tidings.webhooks.http1 import (
 DEFAULT_USER_AGENT = "Tidings-Webhooks/0.1"
 MAX_RESPONSE_BYTES = 64 * 1024
 """At most this much of a response body is read; the rest is discarded with the connection."""
-MAX_EXCERPT_CHARS = 200
 MAX_ERROR_CHARS = 200
 KEEPALIVE_SECONDS = 30.0
 
@@ -51,14 +50,15 @@ class WebhookResult:
 
     ``ok`` means a 2xx response. ``status_code`` is ``None`` when no response arrived.
     ``error`` is a short description of the failure (``None`` on success), and
-    ``response_excerpt`` holds at most ``MAX_EXCERPT_CHARS`` characters of the body.
+    ``response_bytes`` the length of the body read (``None`` when no response came):
+    what a client's endpoint answers is never kept, nor shown to the client.
     """
 
     ok: bool
     status_code: int | None
     error: str | None
     duration_ms: float
-    response_excerpt: str
+    response_bytes: int | None
 
 
 class WebhookSender:
@@ -85,8 +85,7 @@ class WebhookSender:
             raise ValueError("concurrency must be at least 1")
         self._timeout_seconds = timeout_seconds
         self._concurrency = concurrency
-        # Uncompressed responses only: the read cap then bounds memory exactly, and
-        # excerpts are readable text rather than gzip bytes.
+        # Uncompressed responses only: the length read is the length sent.
         self._base_headers = {"User-Agent": user_agent, "Accept-Encoding": "identity",
                               "Content-Type": "application/json"}
         self._ssl_context = ssl_context  # None: the system's trusted CAs
@@ -158,23 +157,17 @@ class WebhookSender:
                                          timeout=self._timeout_seconds)
         except _NETWORK_ERRORS as exc:
             return WebhookResult(ok=False, status_code=None, error=describe_error(exc),
-                                 duration_ms=_elapsed_ms(started), response_excerpt="")
+                                 duration_ms=_elapsed_ms(started), response_bytes=None)
         status = response.status
         ok = 200 <= status < 300
         return WebhookResult(ok=ok, status_code=status,
                              error=None if ok else _status_error(status),
                              duration_ms=_elapsed_ms(started),
-                             response_excerpt=_excerpt(response.body))
+                             response_bytes=response.length)
 
 
 _NOT_SENT = WebhookResult(ok=False, status_code=None, error="not sent", duration_ms=0.0,
-                          response_excerpt="")
-
-
-def _excerpt(body: bytes) -> str:
-    # A character is at most 4 UTF-8 bytes, so this prefix covers MAX_EXCERPT_CHARS.
-    text = body[: MAX_EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
-    return text[:MAX_EXCERPT_CHARS]
+                          response_bytes=None)
 
 
 def _status_error(status: int) -> str:

@@ -186,7 +186,7 @@ def _attempt_row(delivery: Delivery, result: WebhookResult,
     return {"tenant_id": delivery.tenant_id, "delivery_id": delivery.id,
             "number": delivery.attempts, "status_code": result.status_code,
             "error": (result.error or "")[:300] or None, "duration_ms": int(result.duration_ms),
-            "response_excerpt": result.response_excerpt[:200], "created_at": now}
+            "response_bytes": result.response_bytes, "created_at": now}
 
 
 def _settle(rt: Runtime, delivery: Delivery, result: WebhookResult,
