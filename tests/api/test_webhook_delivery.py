@@ -24,6 +24,8 @@ from tidings.db import SYSTEM, sqlite_file
 from tidings.migrations.run import alembic_config
 from tidings.runtime import Runtime
 from tidings.webhooks.backoff import DEFAULT_BASE_SECONDS, DEFAULT_JITTER
+from tidings.webhooks.scheduling import Slots
+from tidings.webhooks.sender import WebhookRequest
 from tidings.webhooks.signing import SIGNATURE_HEADER, SignatureError, verify
 
 NUMBER = "+12025550173"
@@ -396,3 +398,29 @@ async def test_the_migration_removes_the_answers_kept_before(
         with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as plain:
             assert plain.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
         assert b"4111 1111" not in database.read_bytes()
+
+
+async def test_a_delivery_to_an_endpoint_busy_elsewhere_is_deferred_without_an_attempt(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, hooks: HookServer) -> None:
+    """Another batch holds the endpoint's only slot: this batch hands the delivery back
+    unsent, to be claimed again a second later, instead of waiting behind it."""
+    rt.webhook_sender._slots = Slots(total=8, per_origin=1)
+    hooks.answer_once_open = 2  # holds the first request until a second one comes
+    held = asyncio.create_task(rt.webhook_sender.send(WebhookRequest(hooks.url, b"{}", {})))
+    while not hooks.requests:
+        await asyncio.sleep(0)
+    acme = await make_tenant(rt, "Acme", webhook_url=hooks.url)
+    await one_inbound(client, acme)
+    await settle(rt, clock)
+
+    [listed] = await deliveries(client, acme.headers)
+    assert (listed["status"], listed["attempts"], listed["last_error"]) == ("pending", 0, None)
+    assert len(hooks.requests) == 1
+    hooks.answer_once_open = 0
+    hooks.release()
+    assert (await held).ok
+
+    await settle(rt, clock, seconds=1)
+    done = await delivery(client, acme.headers, listed["id"])
+    assert (done["status"], done["attempts"]) == ("succeeded", 1)
+    assert len(hooks.requests) == 2

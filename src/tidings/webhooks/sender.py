@@ -23,7 +23,9 @@ from tidings.webhooks.http1 import (
     InvalidResponse,
     InvalidURL,
     ServerDisconnected,
+    split_url,
 )
+from tidings.webhooks.scheduling import BatchTurns, Slots
 
 DEFAULT_USER_AGENT = "Tidings-Webhooks/0.1"
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -42,6 +44,7 @@ class WebhookRequest:
     url: str
     body: bytes
     headers: Mapping[str, str]
+    tenant: str = ""  # a batch takes its tenants in turn
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,13 @@ class WebhookResult:
     error: str | None
     duration_ms: float
     response_bytes: int | None
+    deferred: bool = False  # not sent: its origin was busy with other batches' requests
 
 
 class WebhookSender:
-    """Delivers webhooks with at most ``concurrency`` requests in flight.
+    """Delivers webhooks with at most ``concurrency`` requests in flight, and at most
+    ``origin_concurrency`` of them to one origin (scheme, host, port): an endpoint that
+    hangs holds its own slots only (:mod:`tidings.webhooks.scheduling`).
 
     Use ``await start()`` / ``await close()`` (or ``async with``) around its lifetime.
     Redirects are not followed (a 3xx is a failure), cookies are never kept, responses are
@@ -75,13 +81,14 @@ class WebhookSender:
         *,
         timeout_seconds: float,
         concurrency: int,
+        origin_concurrency: int = 8,
         user_agent: str = DEFAULT_USER_AGENT,
         ssl_context: ssl.SSLContext | None = None,
         allow_private: bool = False,
     ) -> None:
         if timeout_seconds <= 0:
             raise ValueError("timeout_seconds must be positive")
-        if concurrency < 1:
+        if concurrency < 1 or origin_concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._timeout_seconds = timeout_seconds
         self._concurrency = concurrency
@@ -91,7 +98,7 @@ class WebhookSender:
         self._ssl_context = ssl_context  # None: the system's trusted CAs
         self._destinations = DestinationPolicy(allow_private=allow_private)
         self._client: Http1Client | None = None
-        self._semaphore = asyncio.Semaphore(concurrency)
+        self._slots = Slots(total=concurrency, per_origin=origin_concurrency)
 
     async def start(self) -> None:
         """Open the shared connection pool (idempotent)."""
@@ -123,23 +130,33 @@ class WebhookSender:
     async def send(self, request: WebhookRequest) -> WebhookResult:
         """POST one webhook and report the outcome; network problems never raise."""
         client = self._require_client()
-        async with self._semaphore:
+        origin = origin_of(request.url)
+        await self._slots.acquire(origin)
+        try:
             return await self._deliver(client, request)
+        finally:
+            self._slots.give_back(origin)
 
     async def send_many(self, requests: Sequence[WebhookRequest]) -> list[WebhookResult]:
-        """Send concurrently (bounded by ``concurrency``); results are in input order.
+        """Send concurrently, within the slots; results are in input order.
 
-        A few lanes take the requests in turn rather than a task per request: a
-        batch of hundreds then costs a handful of tasks and no queue at the semaphore.
+        A request not started within ``timeout_seconds``, or waiting only on an origin
+        that other batches fill, comes back ``deferred``: a batch lasts at most about
+        two timeouts whatever its endpoints do. A few lanes take the requests in turn
+        rather than a task per request: a batch of hundreds costs a handful of tasks.
         """
         client = self._require_client()
-        results: list[WebhookResult] = [_NOT_SENT] * len(requests)
-        turns = iter(range(len(requests)))
+        results: list[WebhookResult] = [DEFERRED] * len(requests)
+        turns = BatchTurns(self._slots, [origin_of(r.url) for r in requests],
+                           [r.tenant for r in requests],
+                           patience_seconds=self._timeout_seconds)
 
         async def lane() -> None:
-            for index in turns:
-                async with self._semaphore:  # shared with other batches and send()
+            while (index := await turns.next()) is not None:
+                try:
                     results[index] = await self._deliver(client, requests[index])
+                finally:
+                    turns.finished(index)
 
         await asyncio.gather(*(lane() for _ in range(min(self._concurrency, len(requests)))))
         return results
@@ -166,8 +183,17 @@ class WebhookSender:
                              response_bytes=response.length)
 
 
-_NOT_SENT = WebhookResult(ok=False, status_code=None, error="not sent", duration_ms=0.0,
-                          response_bytes=None)
+DEFERRED = WebhookResult(ok=False, status_code=None, error="deferred", duration_ms=0.0,
+                         response_bytes=None, deferred=True)
+
+
+def origin_of(url: str) -> str:
+    """The slots' key of a URL: its scheme, host and port (an invalid URL is its own)."""
+    try:
+        origin = split_url(url).origin
+    except InvalidURL:
+        return url
+    return f"{origin.scheme}://{origin.host}:{origin.port}"
 
 
 def _status_error(status: int) -> str:
