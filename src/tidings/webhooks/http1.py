@@ -23,22 +23,31 @@ to deduplicate on.
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
-import re
 import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 import httptools
 
 from tidings.webhooks.destinations import DestinationPolicy
+from tidings.webhooks.proxies import Proxies, Proxy, ProxyError, open_tunnel
+from tidings.webhooks.urls import InvalidURL, Origin, Target, request_head, split_url
+
+__all__ = ["ConnectError", "Http1Client", "InvalidResponse", "InvalidURL", "Origin",
+           "ProxyError", "Response", "ResponseHeadTooLarge", "ServerDisconnected", "Target",
+           "request_head", "split_url"]
+
+MAX_HEAD_BYTES = 64 * 1024
+"""A response's status line and headers past this fail the attempt (one of 8 MB was seen)."""
 
 
-class InvalidURL(ValueError):
-    """The URL is not an absolute http(s) URL with a host."""
+@functools.cache
+def default_tls_context() -> ssl.SSLContext:
+    """The system's trusted CAs, loaded once per process: building a context costs
+    about 25 ms of CPU on the event loop, more than a keep-alive POST saves."""
+    return ssl.create_default_context()
 
 
 class ConnectError(Exception):
@@ -57,17 +66,8 @@ class InvalidResponse(Exception):
     """The peer's answer is not HTTP/1.x."""
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    scheme: str
-    host: str
-    port: int
-
-    @property
-    def host_header(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.scheme == "https" else 80
-        return host if self.port == default else f"{host}:{self.port}"
+class ResponseHeadTooLarge(InvalidResponse):
+    """The status line and headers went past ``MAX_HEAD_BYTES``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,66 +76,13 @@ class Response:
     length: int  # bytes of the body read: at most the client's response_limit
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    origin: Origin
-    path: str  # with the query
-    authorization: str | None  # Basic, from user:password@ in the URL
-
-
-@functools.lru_cache(maxsize=4096)  # a few URLs per account, each parsed per request else
-def split_url(url: str) -> Target:
-    """Where an http(s) URL points: origin, request target, credentials in it.
-
-    Kept per URL (a refused one is parsed again, to raise again)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidURL(url) from exc
-    scheme, host = parts.scheme.lower(), parts.hostname
-    if scheme not in ("http", "https") or not host or any(c in host for c in " \t\r\n/\\@"):
-        raise InvalidURL(url)
-    if any(c in url for c in " \t\r\n\x00"):
-        raise InvalidURL(url)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    authorization = None
-    if parts.username is not None:
-        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
-    return Target(Origin(scheme, host, port or (443 if scheme == "https" else 80)), path,
-                  authorization)
-
-
-def request_head(origin: Origin, target: str, headers: Mapping[str, str],
-                 content_length: int) -> bytes:
-    """The request line and headers; a later header replaces an earlier one of the same
-    name whatever its case. A name or value that would break the head is refused."""
-    merged: dict[str, tuple[str, str]] = {}
-    for name, value in headers.items():
-        if not _is_token(name) or _BREAKS_HEAD.search(value):
-            raise ValueError(f"header {name[:40]!r} is not a valid HTTP header")
-        merged[name.lower()] = (name, value)
-    merged.pop("host", None)
-    merged["content-length"] = ("Content-Length", str(content_length))
-    lines = [f"POST {target} HTTP/1.1", f"Host: {origin.host_header}",
-             *(f"{name}: {value}" for name, value in merged.values())]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="strict")
-
-
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110's tchar, one or more
-_BREAKS_HEAD = re.compile("[\r\n\x00]")  # in a value, a header or a request of its own
-
-
-def _is_token(name: str) -> bool:
-    return _TOKEN.fullmatch(name) is not None
-
-
 class _Connection(asyncio.Protocol):
     """One connection, one request at a time; the response parsed as it arrives."""
 
     def __init__(self, response_limit: int) -> None:
         self._limit = response_limit
+        self._head_bytes = 0  # of the current response until its headers are complete
+        self._head_done = False
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[Response] | None = None
@@ -169,10 +116,17 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(InvalidResponse(str(exc) or type(exc).__name__))
             self.close()
+            return
+        if not self._head_done:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._fail(ResponseHeadTooLarge(f"response head over {MAX_HEAD_BYTES} bytes"))
+                self.close()
 
     # httptools callbacks
     def on_message_begin(self) -> None:
         self._length = 0
+        self._head_done = False
         self._status, self._framed = None, False
 
     def on_header(self, name: bytes, _value: bytes) -> None:
@@ -181,6 +135,7 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._status = self._parser.get_status_code()
+        self._head_done = True
 
     def on_body(self, body: bytes) -> None:
         room = self._limit - self._length
@@ -200,6 +155,7 @@ class _Connection(asyncio.Protocol):
         assert self._transport is not None
         self._waiter = asyncio.get_running_loop().create_future()
         self.answered, self.keep_alive = False, False
+        self._head_bytes = 0
         self._transport.write(data)
         return await self._waiter
 
@@ -220,13 +176,18 @@ class _Connection(asyncio.Protocol):
 
 
 class Http1Client:
-    """POSTs over keep-alive connections, at most ``max_idle`` of them kept open idle."""
+    """POSTs over keep-alive connections, at most ``max_idle`` of them kept open idle.
+
+    ``proxies``: the outgoing proxies (default: from the environment, see
+    :mod:`tidings.webhooks.proxies`)."""
 
     def __init__(self, *, max_idle: int, keepalive_seconds: float, response_limit: int,
                  ssl_context: ssl.SSLContext | None = None,
-                 destinations: DestinationPolicy | None = None) -> None:
+                 destinations: DestinationPolicy | None = None,
+                 proxies: Proxies | None = None) -> None:
         self._max_idle, self._keepalive = max_idle, keepalive_seconds
         self._destinations = destinations or DestinationPolicy()
+        self._proxies = proxies if proxies is not None else Proxies.from_environment()
         self._limit = response_limit
         self._ssl = ssl_context
         self._idle: dict[Origin, list[_Connection]] = {}
@@ -235,15 +196,15 @@ class Http1Client:
     async def post(self, url: str, body: bytes, headers: Mapping[str, str], *,
                    timeout: float) -> Response:
         """Raises ``InvalidURL``, ``ValueError`` (a bad header), ``RefusedDestination``,
-        ``ConnectError``, ``ServerDisconnected``, ``InvalidResponse`` or ``TimeoutError``."""
+        ``ConnectError``, ``ProxyError``, ``ServerDisconnected``, ``InvalidResponse``
+        or ``TimeoutError``."""
         target = split_url(url)
         origin = target.origin
-        if target.authorization:
-            headers = {**headers, "Authorization": target.authorization}
-        data = request_head(origin, target.path, headers, len(body)) + body
+        proxy = self._proxies.for_origin(origin)
+        data = self._request(target, proxy, headers, body)
         async with asyncio.timeout(timeout):
             while True:
-                connection, reused = await self._connection(origin)
+                connection, reused = await self._connection(origin, proxy)
                 try:
                     response = await connection.exchange(data)
                 except ServerDisconnected:
@@ -257,6 +218,19 @@ class Http1Client:
                 self._release(origin, connection)
                 return response
 
+    @staticmethod
+    def _request(target: Target, proxy: Proxy | None, headers: Mapping[str, str],
+                 body: bytes) -> bytes:
+        origin, path = target.origin, target.path
+        extra = {}
+        if target.authorization:
+            extra["Authorization"] = target.authorization
+        if proxy is not None and origin.scheme == "http":  # no tunnel: the proxy forwards
+            path = origin.absolute + path
+            if proxy.authorization:
+                extra["Proxy-Authorization"] = proxy.authorization
+        return request_head(origin, path, {**headers, **extra}, len(body)) + body
+
     async def close(self) -> None:
         for connections in self._idle.values():
             for connection in connections:
@@ -264,7 +238,8 @@ class Http1Client:
         self._idle.clear()
         self._idle_count = 0
 
-    async def _connection(self, origin: Origin) -> tuple[_Connection, bool]:
+    async def _connection(self, origin: Origin,
+                          proxy: Proxy | None) -> tuple[_Connection, bool]:
         idle = self._idle.get(origin)
         now = time.monotonic()
         while idle:
@@ -273,19 +248,25 @@ class Http1Client:
             if not connection.closed and now - connection.idle_since < self._keepalive:
                 return connection, True
             connection.close()
-        return await self._connect(origin), False
+        return await self._connect(origin, proxy), False
 
-    async def _connect(self, origin: Origin) -> _Connection:
-        loop = asyncio.get_running_loop()
-        context = None
-        if origin.scheme == "https":
-            context = self._ssl or ssl.create_default_context()
+    async def _connect(self, origin: Origin, proxy: Proxy | None) -> _Connection:
         try:
             # The addresses checked are the ones connected to: a name that resolves
             # elsewhere on a second look (DNS rebinding) cannot slip past the check.
+            # Through a proxy, the proxy resolves and connects; the name is checked
+            # here all the same.
             addresses = await self._destinations.resolve(origin.host, origin.port)
-        except OSError as exc:  # socket.gaierror
+            if proxy is not None:
+                return await self._connect_through(proxy, origin)
+        except OSError as exc:  # socket.gaierror, ssl.SSLError, refused, unreachable
             raise ConnectError(exc) from exc
+        return await self._connect_to(origin, addresses)
+
+    async def _connect_to(self, origin: Origin,
+                          addresses: list[tuple[str, int]]) -> _Connection:
+        loop = asyncio.get_running_loop()
+        context = self._tls_context(origin)
         failure: OSError = ConnectionRefusedError("no address")
         for host, port in addresses:
             try:
@@ -297,6 +278,29 @@ class Http1Client:
                 continue
             return connection
         raise ConnectError(failure)
+
+    async def _connect_through(self, proxy: Proxy, origin: Origin) -> _Connection:
+        loop = asyncio.get_running_loop()
+        connection = _Connection(self._limit)
+        context = self._tls_context(origin)
+        if context is None:
+            await loop.create_connection(lambda: connection, proxy.host, proxy.port)
+            return connection
+        tunnel = await open_tunnel(proxy, origin, head_limit=MAX_HEAD_BYTES)
+        try:
+            tls = await loop.start_tls(tunnel, connection, context,
+                                       server_hostname=origin.host)
+        except BaseException:
+            tunnel.close()
+            raise
+        assert tls is not None  # None only for a transport that is closing
+        connection.connection_made(tls)  # start_tls hands the protocol a transport silently
+        return connection
+
+    def _tls_context(self, origin: Origin) -> ssl.SSLContext | None:
+        if origin.scheme != "https":
+            return None
+        return self._ssl or default_tls_context()
 
     def _release(self, origin: Origin, connection: _Connection) -> None:
         if not connection.keep_alive or connection.closed or self._idle_count >= self._max_idle:

@@ -18,10 +18,13 @@ from types import TracebackType
 
 from tidings.webhooks.destinations import DestinationPolicy, RefusedDestination
 from tidings.webhooks.http1 import (
+    MAX_HEAD_BYTES,
     ConnectError,
     Http1Client,
     InvalidResponse,
     InvalidURL,
+    ProxyError,
+    ResponseHeadTooLarge,
     ServerDisconnected,
     split_url,
 )
@@ -33,8 +36,8 @@ MAX_RESPONSE_BYTES = 64 * 1024
 MAX_ERROR_CHARS = 200
 KEEPALIVE_SECONDS = 30.0
 
-_NETWORK_ERRORS = (RefusedDestination, ConnectError, ServerDisconnected, InvalidResponse,
-                   TimeoutError, OSError, ValueError)
+_NETWORK_ERRORS = (RefusedDestination, ConnectError, ProxyError, ServerDisconnected,
+                   InvalidResponse, TimeoutError, OSError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,10 @@ def _describe(exc: BaseException) -> str:
         return f"invalid URL {str(exc)!r}"
     if isinstance(exc, ServerDisconnected):
         return "server disconnected"
+    if isinstance(exc, ProxyError):
+        return f"proxy error: {exc}"
+    if isinstance(exc, ResponseHeadTooLarge):
+        return f"response headers too large (over {MAX_HEAD_BYTES // 1024} KiB)"
     if isinstance(exc, InvalidResponse):
         return f"invalid HTTP response: {exc}"
     if isinstance(exc, ValueError):
