@@ -59,26 +59,30 @@ class DestinationPolicy:
                     else "a private")
             raise RefusedDestination(f"{kind} address (TIDINGS_WEBHOOK_ALLOW_PRIVATE is off)")
 
-    def check_host(self, host: str) -> None:
+    def check_host(self, host: str) -> IPAddress | None:
         """The check possible without DNS: a literal address in any spelling the
         resolver takes (``127.1``, ``0x7f000001``, ``[::1]``) or a name known to be
-        local. Other names are checked on their addresses at connect time."""
+        local. Other names are checked on their addresses at connect time.
+        Returns the address when ``host`` is one."""
         name = host.strip("[]").rstrip(".").lower()
         if name in METADATA_NAMES:
             raise RefusedDestination("a cloud metadata host")
         if name == "localhost" or name.endswith(".localhost"):
             self.check_address(ipaddress.ip_address("127.0.0.1"))
-            return
+            return None
         address = literal_address(name)
         if address is not None:
             self.check_address(address)
+        return address
 
     async def resolve(self, host: str, port: int) -> list[tuple[str, int]]:
         """Every address ``host`` resolves to, each checked; connect only to these.
 
         One refused address refuses the name: which one a connection would use is
         not ours to predict. Raises ``RefusedDestination`` or ``socket.gaierror``."""
-        self.check_host(host)
+        literal = self.check_host(host)
+        if literal is not None:  # no look-up, as for a name
+            return [(str(literal), port)]
         infos = await asyncio.get_running_loop().getaddrinfo(
             host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))

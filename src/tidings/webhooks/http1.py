@@ -9,7 +9,9 @@ here is the connection pool and the request line.
 
 Where a connection may go is :mod:`tidings.webhooks.destinations`' to say: the
 host's addresses are resolved and checked first, and only a checked one is
-connected to.
+connected to. Through the operator's proxy (:mod:`tidings.webhooks.proxies`) the
+proxy connects, and the host's addresses are checked all the same. One TLS
+context serves the process, and a response head past ``MAX_HEAD_BYTES`` fails.
 
 Rules: no redirects are followed (a 3xx is returned as it is), no cookies are
 kept, a response body is read up to ``response_limit`` bytes (the connection is
