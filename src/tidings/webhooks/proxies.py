@@ -10,14 +10,13 @@ and ``user:password@`` in its URL goes as ``Proxy-Authorization: Basic``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-from tidings.webhooks.urls import Origin
+from tidings.webhooks.urls import Origin, basic_authorization
 
 
 class ProxyError(Exception):
@@ -35,11 +34,7 @@ class Proxy:
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"an outgoing proxy must be an http:// URL, not {parts.scheme!r}")
-        authorization = None
-        if parts.username is not None:
-            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-            authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
-        return cls(parts.hostname, parts.port or 80, authorization)
+        return cls(parts.hostname, parts.port or 80, basic_authorization(parts))
 
 
 class Proxies:

@@ -13,7 +13,7 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 import idna
 
@@ -77,12 +77,16 @@ def split_url(url: str) -> Target:
     path = quote(parts.path or "/", safe=_SAFE_IN_PATH)
     if parts.query:
         path += "?" + quote(parts.query, safe=_SAFE_IN_QUERY)
-    authorization = None
-    if parts.username is not None:
-        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
     return Target(Origin(scheme, ascii_host(host, url), port or (443 if scheme == "https" else 80)),
-                  path, authorization)
+                  path, basic_authorization(parts))
+
+
+def basic_authorization(parts: SplitResult) -> str | None:
+    """``user:password@`` of a URL as an ``Authorization: Basic`` value (percent-decoded)."""
+    if parts.username is None:
+        return None
+    credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    return "Basic " + base64.b64encode(credentials.encode()).decode()
 
 
 def ascii_host(host: str, url: str) -> str:
