@@ -145,3 +145,17 @@ def test_fair_order_keeps_each_tenants_order() -> None:
     assert fair_order(["a", "a", "a", "b"]) == [0, 3, 1, 2]
     assert fair_order([]) == []
     assert fair_order(["a", "b", "a", "c", "b"]) == [0, 1, 3, 2, 4]
+
+
+async def test_a_batch_stops_starting_requests_after_its_timeout(
+        endpoints: tuple[Endpoint, Endpoint]) -> None:
+    """What a batch has not started when its first requests time out comes back
+    deferred: a batch never waits on one endpoint's slots for more than a timeout."""
+    hanging, _ = endpoints
+    batch = [WebhookRequest(hanging.url(f"/{n}"), b"{}", {}) for n in range(3)]
+    async with WebhookSender(timeout_seconds=0.2, concurrency=4, origin_concurrency=1,
+                             allow_private=True) as sender:
+        results = await sender.send_many(batch)
+    assert [(r.error, r.deferred) for r in results] == [
+        ("timeout", False), ("deferred", True), ("deferred", True)]
+    assert hanging.received == ["/0"]
