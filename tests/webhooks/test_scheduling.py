@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tidings.webhooks.scheduling import fair_order
+from tidings.webhooks.scheduling import STALL_SECONDS, BatchTurns, Slots, fair_order
 from tidings.webhooks.sender import WebhookRequest, WebhookSender
 
 PER_ORIGIN = 2
@@ -159,3 +159,29 @@ async def test_a_batch_stops_starting_requests_after_its_timeout(
     assert [(r.error, r.deferred) for r in results] == [
         ("timeout", False), ("deferred", True), ("deferred", True)]
     assert hanging.received == ["/0"]
+
+
+async def test_a_batch_waits_for_a_full_endpoint_that_answers_and_defers_a_stalled_one() -> None:
+    """Another batch holds the endpoint's slots. While the endpoint answers (a
+    request finished within STALL_SECONDS) this batch waits for a slot; once
+    nothing has finished for longer, it defers."""
+    now = [100.0]
+    slots = Slots(total=4, per_origin=2, clock=lambda: now[0])
+    for _ in range(2):  # another batch's requests
+        slots.take("https://a")
+    slots.give_back("https://a")  # one answered just now
+    slots.take("https://a")  # and the next took its slot
+
+    waiting = asyncio.create_task(BatchTurns(slots, ["https://a"], [""],
+                                             patience_seconds=60).next())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    slots.give_back("https://a")
+    assert await waiting == 0
+
+    now[0] += STALL_SECONDS + 0.5  # still full, and no answer for longer than that
+    assert await BatchTurns(slots, ["https://a"], [""], patience_seconds=60).next() is None
+    for _ in range(2):  # full, and never answered since it was idle
+        slots.take("https://b")
+    assert await BatchTurns(slots, ["https://b"], [""], patience_seconds=60).next() is None

@@ -6,10 +6,12 @@ requests in an order that takes its tenants in turn, skipping those whose origin
 is full; so an endpoint that hangs holds ``per_origin`` slots and the rest of the
 batch goes past it.
 
-A batch waits for a full origin only while it has requests of its own in flight
-(they free slots as they finish) and until its deadline. Past that, what it has
-not started is deferred: handed back unsent, to be claimed again later, rather
-than holding a worker loop behind an endpoint that other batches keep busy.
+A batch waits for a full origin while it has requests of its own in flight (they
+free slots as they finish), or while the origin is answering (one of its requests
+finished within ``STALL_SECONDS``), and never past its deadline. An origin that
+other batches hold and that answers nothing stalls the batch no longer: what it
+has not started is deferred, handed back unsent to be claimed again later,
+rather than holding a worker loop behind an endpoint that hangs.
 """
 
 from __future__ import annotations
@@ -19,23 +21,33 @@ import contextlib
 import itertools
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+STALL_SECONDS = 1.0
+"""A full origin none of whose requests finished for this long is stalled."""
 
 
 class Slots:
     """Requests in flight, in all and per origin."""
 
-    def __init__(self, *, total: int, per_origin: int) -> None:
+    def __init__(self, *, total: int, per_origin: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._total, self._per_origin = total, per_origin
+        self._clock = clock
         self._in_flight = 0
         self._by_origin: Counter[str] = Counter()
+        self._last_finished: dict[str, float] = {}  # of origins with requests in flight
         self._freed = asyncio.Event()
 
     def has_room(self, origin: str) -> bool:
         return self._in_flight < self._total and self._by_origin[origin] < self._per_origin
 
-    def origin_full(self, origin: str) -> bool:
-        return self._by_origin[origin] >= self._per_origin
+    def stalled(self, origin: str) -> bool:
+        """Full, and none of its requests finished lately (or ever, since it was idle)."""
+        if self._by_origin[origin] < self._per_origin:
+            return False
+        last = self._last_finished.get(origin)
+        return last is None or self._clock() - last > STALL_SECONDS
 
     def take(self, origin: str) -> None:
         self._in_flight += 1
@@ -44,8 +56,9 @@ class Slots:
     def give_back(self, origin: str) -> None:
         self._in_flight -= 1
         self._by_origin[origin] -= 1
+        self._last_finished[origin] = self._clock()
         if not self._by_origin[origin]:
-            del self._by_origin[origin]
+            del self._by_origin[origin], self._last_finished[origin]
         # Wake every waiter once; later waiters wait on a new event.
         freed, self._freed = self._freed, asyncio.Event()
         freed.set()
@@ -87,13 +100,13 @@ class BatchTurns:
             remaining = self._deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            index, origins_full = self._startable()
+            index, all_stalled = self._startable()
             if index is not None:
                 self._slots.take(self._origins[index])
                 self._in_flight += 1
                 return index
-            if origins_full and not self._in_flight:
-                return None  # only other batches could free these origins: defer
+            if all_stalled and not self._in_flight:
+                return None  # only stalled origins other batches hold: defer
             await self._slots.freed(remaining)
         return None
 
@@ -102,9 +115,10 @@ class BatchTurns:
         self._slots.give_back(self._origins[index])
 
     def _startable(self) -> tuple[int | None, bool]:
-        """The first waiting request with room; else whether every one waits on a full
-        origin (rather than on the sender's slots in all)."""
+        """The first waiting request with room; else whether every one waits on a
+        stalled origin (rather than on one that answers, or on the sender's slots)."""
         blocked: set[str] = set()
+        all_stalled = True
         for position, index in enumerate(self._waiting):
             origin = self._origins[index]
             if origin in blocked:
@@ -112,7 +126,6 @@ class BatchTurns:
             if self._slots.has_room(origin):
                 del self._waiting[position]
                 return index, False
-            if not self._slots.origin_full(origin):
-                return None, False  # the sender is full: a slot frees soon
             blocked.add(origin)
-        return None, True
+            all_stalled = all_stalled and self._slots.stalled(origin)
+        return None, all_stalled

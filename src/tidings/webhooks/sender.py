@@ -65,7 +65,7 @@ class WebhookResult:
     error: str | None
     duration_ms: float
     response_bytes: int | None
-    deferred: bool = False  # not sent: its origin was busy with other batches' requests
+    deferred: bool = False  # not sent: its origin was held, stalled, by other requests
 
 
 class WebhookSender:
@@ -143,9 +143,9 @@ class WebhookSender:
     async def send_many(self, requests: Sequence[WebhookRequest]) -> list[WebhookResult]:
         """Send concurrently, within the slots; results are in input order.
 
-        A request not started within ``timeout_seconds``, or waiting only on an origin
-        that other batches fill, comes back ``deferred``: a batch lasts at most about
-        two timeouts whatever its endpoints do. A few lanes take the requests in turn
+        A request not started within ``timeout_seconds``, or waiting only on a stalled
+        origin that other batches hold, comes back ``deferred``: a batch lasts at most
+        about two timeouts whatever its endpoints do. A few lanes take the requests in turn
         rather than a task per request: a batch of hundreds costs a handful of tasks.
         """
         client = self._require_client()
