@@ -39,7 +39,7 @@ ATTEMPTS = cast(Table, WebhookAttempt.__table__)
 _MESSAGE_COLUMNS = ("id", "direction", "channel", "to_enc", "from_enc", "body_enc",
                     "num_segments", "encoding")
 _EVENT_COLUMNS = ("message_id", "seq", "status", "error_code", "created_at")
-# A delivery deferred because its endpoint is busy with other batches waits this long.
+# A delivery deferred (its endpoint stalled, its slots held elsewhere) waits this long.
 DEFERRED_RETRY = timedelta(seconds=1)
 _WRITTEN = ("status", "attempts", "next_attempt_at", "last_status_code", "last_error",
             "completed_at")
