@@ -65,6 +65,14 @@ async def _truncate_all(rt: Runtime) -> None:
         await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 
 
+@pytest.fixture(autouse=True)
+def _no_outgoing_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Webhooks go straight to the tests' receivers, whatever proxy the machine sets."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=database_url,
