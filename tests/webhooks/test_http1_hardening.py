@@ -246,6 +246,25 @@ async def test_http_goes_to_the_proxy_in_absolute_form(proxy: TinyProxy) -> None
     assert b"Proxy-Authorization" not in request
 
 
+async def test_a_name_only_the_proxy_can_resolve_goes_through_it(
+        proxy: TinyProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def no_dns(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", no_dns)
+    made = client(destinations=DestinationPolicy(),
+                  proxies=Proxies({"http": f"http://127.0.0.1:{proxy.port}"}))
+    try:
+        response = await made.post("http://hooks.example.com/hook", b"{}", {}, timeout=5)
+        with pytest.raises(RefusedDestination):  # the checks without DNS still hold
+            await made.post("http://metadata.google.internal/x", b"{}", {}, timeout=5)
+    finally:
+        await made.close()
+    assert response.status == 204
+    assert [r.split(b"\r\n")[0] for r in proxy.requests] == [
+        b"POST http://hooks.example.com/hook HTTP/1.1"]
+
+
 async def test_a_proxy_that_refuses_the_tunnel_is_a_clear_failure(proxy: TinyProxy) -> None:
     proxy.refuse_with = 407
     made = client(proxies=Proxies({"https": f"http://127.0.0.1:{proxy.port}"}))

@@ -25,7 +25,9 @@ to deduplicate on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import socket
 import ssl
 import time
 from collections.abc import Mapping
@@ -254,16 +256,23 @@ class Http1Client:
 
     async def _connect(self, origin: Origin, proxy: Proxy | None) -> _Connection:
         try:
+            if proxy is not None:
+                await self._check_for_proxy(origin)
+                return await self._connect_through(proxy, origin)
             # The addresses checked are the ones connected to: a name that resolves
             # elsewhere on a second look (DNS rebinding) cannot slip past the check.
-            # Through a proxy, the proxy resolves and connects; the name is checked
-            # here all the same.
             addresses = await self._destinations.resolve(origin.host, origin.port)
-            if proxy is not None:
-                return await self._connect_through(proxy, origin)
         except OSError as exc:  # socket.gaierror, ssl.SSLError, refused, unreachable
             raise ConnectError(exc) from exc
         return await self._connect_to(origin, addresses)
+
+    async def _check_for_proxy(self, origin: Origin) -> None:
+        """Through a proxy, the proxy resolves and connects; the name's addresses are
+        checked here all the same. Behind a proxy a public name often does not resolve
+        at all: then the checks that need no DNS (literal addresses, local names) are
+        what is left, and they ran first."""
+        with contextlib.suppress(socket.gaierror):
+            await self._destinations.resolve(origin.host, origin.port)
 
     async def _connect_to(self, origin: Origin,
                           addresses: list[tuple[str, int]]) -> _Connection:
