@@ -23,7 +23,7 @@ lock:
 
 ## serve: install what is needed and run Tidings on SQLite at http://127.0.0.1:8000
 serve: $(STAMP)
-	$(BIN)/tidings serve
+	TIDINGS_WEBHOOK_ALLOW_PRIVATE=true $(BIN)/tidings serve
 
 ## test: the whole suite (PostgreSQL too when TIDINGS_TEST_POSTGRES_URL is set), lint, types
 test: $(STAMP)

@@ -72,11 +72,21 @@ async def _truncate_all(rt: Runtime) -> None:
         await conn.execute(delete(audit_checkpoints_table))
 
 
+@pytest.fixture(autouse=True)
+def _no_outgoing_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Webhooks go straight to the tests' receivers, whatever proxy the machine sets."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=database_url,
                     sandbox_receipt_delay_seconds=5.0, sandbox_poll_seconds=3600.0,
-                    api_key_cache_seconds=0.0, smpp_port=0)
+                    api_key_cache_seconds=0.0, smpp_port=0,
+                    # The suite's webhook receivers listen on loopback.
+                    webhook_allow_private=True)
 
 
 @pytest.fixture
@@ -145,11 +155,16 @@ class HookServer:
     url: str
     requests: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
+    answer: str = "ok"
     # Answer nothing until this many requests are open at once (0: answer each at once);
     # a test proves by it that more than one sender had requests in flight.
     answer_once_open: int = 0
     _open: int = 0
     _answering: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        """Answer every request held open."""
+        self._answering.set()
 
     def bodies(self) -> list[dict[str, Any]]:
         return [r["json"] for r in self.requests]
@@ -174,7 +189,7 @@ async def hook_server(path: str = "/hook") -> AsyncIterator[HookServer]:
         server.requests.append({"headers": dict(request.headers), "raw": raw,
                                 "json": orjson.loads(raw)})
         await server.hold()
-        return web.Response(status=server.status, text="ok")
+        return web.Response(status=server.status, text=server.answer)
 
     app = web.Application()
     app.router.add_post(path, handle)

@@ -134,7 +134,9 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
                              poll_seconds=settings.sandbox_poll_seconds,
                              clock=clock.now)
     sender = WebhookSender(timeout_seconds=settings.webhook_timeout_seconds,
-                           concurrency=settings.webhook_concurrency)
+                           concurrency=settings.webhook_concurrency,
+                           origin_concurrency=settings.webhook_origin_concurrency,
+                           allow_private=settings.webhook_allow_private)
     rt = Runtime(settings, db, vault, clock, ConnectorRegistry([carrier]), sender,
                  Authenticator(db, clock, cache_seconds=settings.api_key_cache_seconds),
                  GroupWriter(db))

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 10.0
     webhook_max_age_seconds: float = 24 * 3600.0
     webhook_concurrency: int = 64
+    # Of those, at most this many to one origin (scheme, host, port): a slow or hanging
+    # endpoint holds these, and everyone else's webhooks go past it.
+    webhook_origin_concurrency: int = Field(default=8, ge=1)
+    # Webhooks to loopback and private addresses (10/8, fd00::/8, …): for a development
+    # server whose webhooks go to the same machine. Link-local and metadata: never.
+    webhook_allow_private: bool = False
     # Webhook loops of this process; 0: none, the webhooks are left to processes of
     # ``tidings worker --jobs webhook.deliver`` (which need at least one).
     webhook_loops: int = Field(default=4, ge=0, le=64)

@@ -6,17 +6,26 @@ workers run (``settle``); nothing here waits on the wall clock.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
+import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from alembic import command
+from sqlalchemy import text
 
 from tests.conftest import HookServer, Tenant, assert_problem, assign, make_tenant, settle
 from tidings.clock import FakeClock
+from tidings.db import SYSTEM, sqlite_file
+from tidings.migrations.run import alembic_config
 from tidings.runtime import Runtime
 from tidings.webhooks.backoff import DEFAULT_BASE_SECONDS, DEFAULT_JITTER
+from tidings.webhooks.scheduling import Slots
+from tidings.webhooks.sender import WebhookRequest
 from tidings.webhooks.signing import SIGNATURE_HEADER, SignatureError, verify
 
 NUMBER = "+12025550173"
@@ -334,3 +343,81 @@ async def test_bad_query_parameters_are_refused(
     response = await client.get("/v1/webhook-deliveries", headers=acme.headers, params=params)
     assert_problem(response, 400, "validation_failed")
     assert response.json()["errors"]
+
+
+ANSWER = "Thanks! Card 4111 1111 1111 1111 on file for +12025550173"  # an endpoint's words
+
+
+async def test_the_endpoints_answer_is_kept_as_its_status_and_length_only(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, hooks: HookServer) -> None:
+    hooks.answer, hooks.status = ANSWER, 500
+    acme = await make_tenant(rt, "Acme", webhook_url=hooks.url)
+    await one_inbound(client, rt, acme)
+    await settle(rt, clock)
+
+    [listed] = await deliveries(client, acme.headers)
+    read = await client.get(f"/v1/webhook-deliveries/{listed['id']}", headers=acme.headers)
+    assert read.status_code == 200, read.text
+    [attempt] = read.json()["attempt_log"]
+    assert (attempt["status_code"], attempt["response_bytes"]) == (500, len(ANSWER))
+    assert "response_excerpt" not in attempt
+    assert "4111" not in read.text
+    assert "4111" not in str(await _webhook_rows(rt))
+
+
+async def _webhook_rows(rt: Runtime) -> list[Any]:
+    async with rt.db.core(tenant=SYSTEM, write=False) as session:
+        return [list(row) for table in ("webhook_deliveries", "webhook_attempts")
+                for row in await session.execute(text(f"SELECT * FROM {table}"))]
+
+
+async def test_the_migration_removes_the_answers_kept_before(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, hooks: HookServer) -> None:
+    acme = await make_tenant(rt, "Acme", webhook_url=hooks.url)
+    await one_inbound(client, rt, acme)
+    await settle(rt, clock)
+    config = alembic_config(rt.settings.resolved_database_url())
+    await asyncio.to_thread(command.downgrade, config, "0010")
+    await rt.db.engine.dispose()  # statements prepared for the schema before
+    async with rt.db.core(tenant=SYSTEM) as session:  # an answer kept as it was before
+        await session.execute(text("UPDATE webhook_attempts SET response_excerpt = :answer"),
+                              {"answer": ANSWER})
+    assert "4111" in str(await _webhook_rows(rt))
+
+    await asyncio.to_thread(command.upgrade, config, "head")
+    await rt.db.engine.dispose()
+    rows = await _webhook_rows(rt)
+    assert len(rows) == 2
+    assert "4111" not in str(rows)
+    database = sqlite_file(rt.settings.resolved_database_url())
+    if database is not None:  # nor in the file's free pages
+        await rt.db.engine.dispose()
+        with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as plain:
+            assert plain.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+        assert b"4111 1111" not in database.read_bytes()
+
+
+async def test_a_delivery_to_an_endpoint_busy_elsewhere_is_deferred_without_an_attempt(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, hooks: HookServer) -> None:
+    """Another batch holds the endpoint's only slot: this batch hands the delivery back
+    unsent, to be claimed again a second later, instead of waiting behind it."""
+    rt.webhook_sender._slots = Slots(total=8, per_origin=1)
+    hooks.answer_once_open = 2  # holds the first request until a second one comes
+    held = asyncio.create_task(rt.webhook_sender.send(WebhookRequest(hooks.url, b"{}", {})))
+    while not hooks.requests:
+        await asyncio.sleep(0)
+    acme = await make_tenant(rt, "Acme", webhook_url=hooks.url)
+    await one_inbound(client, rt, acme)
+    await settle(rt, clock)
+
+    [listed] = await deliveries(client, acme.headers)
+    assert (listed["status"], listed["attempts"], listed["last_error"]) == ("pending", 0, None)
+    assert len(hooks.requests) == 1
+    hooks.answer_once_open = 0
+    hooks.release()
+    assert (await held).ok
+
+    await settle(rt, clock, seconds=1)
+    done = await delivery(client, acme.headers, listed["id"])
+    assert (done["status"], done["attempts"]) == ("succeeded", 1)
+    assert len(hooks.requests) == 2

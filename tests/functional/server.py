@@ -43,6 +43,7 @@ def tidings_env(data_dir: Path, **settings: str | float | int) -> dict[str, str]
     env["TIDINGS_DATA_DIR"] = str(data_dir)
     env["PYTHONUNBUFFERED"] = "1"
     env["TIDINGS_SMPP_PORT"] = "0"  # tests that want the SMPP server pick a free port
+    env["TIDINGS_WEBHOOK_ALLOW_PRIVATE"] = "true"  # the tests' receivers are on loopback
     for key, value in settings.items():
         env[f"TIDINGS_{key.upper()}"] = str(value)
     return env

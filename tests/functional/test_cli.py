@@ -238,6 +238,11 @@ def test_set_webhook_with_bad_input_is_a_clear_error_and_changes_nothing(
         assert "Traceback" not in result.stderr
     assert_clean_failure(run_cli(env, "accounts", "create", "--name", "X",
                                  "--webhook-statuses", "soon"), "soon")
+    # Cloud metadata: refused even where private addresses are allowed.
+    assert_clean_failure(run_cli(env, "accounts", "set-webhook", account["id"], "--url",
+                                 "http://169.254.169.254/latest"), "webhook_url_refused")
+    assert_clean_failure(run_cli(env, "accounts", "create", "--name", "X", "--webhook-url",
+                                 "http://metadata.google.internal/"), "webhook_url_refused")
     result = ok(run_cli(env, "accounts", "set-webhook", account["id"]))
     assert "no webhook URL; every change" in result.stdout  # nothing was changed
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import trustme
 
+from tidings.webhooks.destinations import DestinationPolicy
 from tidings.webhooks.http1 import (
     ConnectError,
     Http1Client,
@@ -29,6 +30,7 @@ from tidings.webhooks.http1 import (
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 LIMIT = 1024
+LOCAL = DestinationPolicy(allow_private=True)  # the test servers listen on loopback
 
 
 class Peer:
@@ -76,7 +78,8 @@ def answer(status: int = 200, body: bytes = b"ok", extra: bytes = b"") -> bytes:
 
 @pytest.fixture
 async def client() -> AsyncIterator[Http1Client]:
-    made = Http1Client(max_idle=4, keepalive_seconds=30, response_limit=LIMIT)
+    made = Http1Client(max_idle=4, keepalive_seconds=30, response_limit=LIMIT,
+                       destinations=LOCAL)
     yield made
     await made.close()
 
@@ -102,7 +105,7 @@ async def test_keep_alive_reuses_one_connection(client: Http1Client) -> None:
         for n in range(5):
             response = await client.post(peer.url(f"/hook?n={n}"), b"abc%d" % n,
                                          {"Tidings-Event-Id": "evt_1"}, timeout=5)
-            assert (response.status, response.body) == (200, b"%dcba" % n)
+            assert (response.status, response.length) == (200, 4)
     finally:
         await peer.stop()
     assert peer.connections == 1
@@ -186,8 +189,9 @@ async def test_connection_close_chunked_and_until_close_bodies(client: Http1Clie
         got = [await client.post(peer.url(), b"{}", {}, timeout=5) for _ in range(4)]
     finally:
         await peer.stop()
-    assert [(r.status, r.body) for r in got] == [
-        (200, b"closing"), (202, b"abcde"), (200, b"until the close"), (201, b"after 100")]
+    assert [(r.status, r.length) for r in got] == [
+        (200, len(b"closing")), (202, len(b"abcde")), (200, len(b"until the close")),
+        (201, len(b"after 100"))]
 
 
 async def test_a_long_body_is_cut_at_the_limit_and_the_connection_dropped(
@@ -208,8 +212,8 @@ async def test_a_long_body_is_cut_at_the_limit_and_the_connection_dropped(
         again = await client.post(peer.url(), b"{}", {}, timeout=5)
     finally:
         await peer.stop()
-    assert (response.status, response.body) == (200, b"x" * LIMIT)
-    assert again.body == b"x" * LIMIT
+    assert (response.status, response.length) == (200, LIMIT)
+    assert again.length == LIMIT
     assert peer.connections == 2  # the cut connection was not reused
 
 
@@ -245,9 +249,9 @@ async def test_bytes_nobody_asked_for_spoil_the_idle_connection(client: Http1Cli
 
     peer = await running(chatty)
     try:
-        assert (await client.post(peer.url(), b"{}", {}, timeout=5)).body == b"ok"
+        assert (await client.post(peer.url(), b"{}", {}, timeout=5)).length == 2
         await asyncio.sleep(0.2)
-        assert (await client.post(peer.url(), b"{}", {}, timeout=5)).body == b"ok"
+        assert (await client.post(peer.url(), b"{}", {}, timeout=5)).length == 2
     finally:
         await peer.stop()
     assert peer.connections == 2
@@ -281,8 +285,9 @@ async def test_https_with_a_trusted_certificate_and_one_that_is_not(
     trusting = ssl.create_default_context()
     authority.configure_trust(trusting)
     with_ca = Http1Client(max_idle=2, keepalive_seconds=30, response_limit=LIMIT,
-                          ssl_context=trusting)
-    system_cas = Http1Client(max_idle=2, keepalive_seconds=30, response_limit=LIMIT)
+                          ssl_context=trusting, destinations=LOCAL)
+    system_cas = Http1Client(max_idle=2, keepalive_seconds=30, response_limit=LIMIT,
+                             destinations=LOCAL)
     try:
         response = await with_ca.post(peer.url(scheme="https"), b"hi", {}, timeout=5)
         with pytest.raises(ConnectError) as refused:
@@ -291,7 +296,7 @@ async def test_https_with_a_trusted_certificate_and_one_that_is_not(
         await with_ca.close()
         await system_cas.close()
         await peer.stop()
-    assert (response.status, response.body) == (200, b"tls:hi")
+    assert (response.status, response.length) == (200, len(b"tls:hi"))
     assert isinstance(refused.value.os_error, ssl.SSLCertVerificationError)
 
 

@@ -27,6 +27,7 @@ from tidings.accounts.service import (
 )
 from tidings.deps import PROBLEMS_OF_API_KEY_ROUTES, CurrentPrincipal, KnownQueryOnly, RuntimeDep
 from tidings.errors import Forbidden, problem_responses
+from tidings.webhooks.destinations import check_webhook_url
 from tidings.webhooks.subscriptions import statuses_out
 
 router = APIRouter(prefix="/v1", tags=["accounts"],
@@ -58,6 +59,8 @@ async def read_account(rt: RuntimeDep, principal: CurrentPrincipal) -> AccountOu
 async def update_account(body: UpdateAccount, rt: RuntimeDep,
                          principal: CurrentPrincipal) -> AccountOut:
     clear = "webhook_url" in body.model_fields_set and body.webhook_url is None
+    check_webhook_url(body.webhook_url, field="webhook_url",
+                      allow_private=rt.settings.webhook_allow_private)
     statuses = (body.webhook_statuses if "webhook_statuses" in body.model_fields_set
                 else UNCHANGED)
     async with rt.db.transaction(tenant=principal.tenant) as session:

@@ -10,6 +10,7 @@ from tidings.accounts.service import do_create_account, do_create_api_key, new_a
 from tidings.audit.service import Actor
 from tidings.errors import InvalidRequest
 from tidings.runtime import Runtime
+from tidings.webhooks.destinations import check_webhook_url
 from tidings.webhooks.subscriptions import statuses_column
 
 
@@ -29,6 +30,8 @@ async def provision_account(rt: Runtime, *, name: str, parent_id: str | None,
     if not name.strip():
         raise InvalidRequest("An account needs a name.", code="invalid_name")
     statuses = statuses_column(webhook_statuses)
+    check_webhook_url(webhook_url, field="webhook_url",
+                      allow_private=rt.settings.webhook_allow_private)
     account_id = new_account_id()
     keys = await rt.vault.keys_for(account_id)
     now = rt.clock.now()

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.accounts.models import AccountStatus
-from tidings.messaging.schemas import MAX_URL_CHARS, URL_PATTERN
+from tidings.messaging.schemas import WebhookUrl
 
 
 class _Strict(BaseModel):
@@ -34,8 +34,7 @@ class AccountWithSecrets(AccountOut):
 
 class UpdateAccount(_Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    webhook_url: str | None = Field(default=None, max_length=MAX_URL_CHARS,
-                                    pattern=URL_PATTERN)
+    webhook_url: WebhookUrl | None = None
     webhook_statuses: list[str] | None = Field(
         default=None, max_length=20,
         description="Statuses whose changes are POSTed (\"final\" for every final one); "
@@ -44,8 +43,7 @@ class UpdateAccount(_Strict):
 
 class CreateSubAccount(_Strict):
     name: str = Field(min_length=1, max_length=200)
-    webhook_url: str | None = Field(default=None, max_length=MAX_URL_CHARS,
-                                    pattern=URL_PATTERN)
+    webhook_url: WebhookUrl | None = None
     webhook_statuses: list[str] | None = Field(
         default=None, max_length=20,
         description="Statuses whose changes are POSTed (\"final\" for every final one); "

@@ -20,6 +20,7 @@ from tidings.accounts.service import (
 from tidings.cli.common import emit, operator_actor, with_runtime
 from tidings.messaging.schemas import URL_PATTERN
 from tidings.runtime import Runtime
+from tidings.webhooks.destinations import check_webhook_url
 from tidings.webhooks.subscriptions import CHOICES, statuses_out
 
 STATUSES = click.Choice([s.value for s in AccountStatus])
@@ -106,6 +107,7 @@ def set_webhook(account_id: str, url: str | None, no_url: bool, statuses: str | 
         _statuses(statuses) if statuses else UNCHANGED)
 
     async def work(rt: Runtime) -> None:
+        check_webhook_url(url, field="--url", allow_private=rt.settings.webhook_allow_private)
         async with rt.db.transaction(tenant=account_id) as session:
             account = await get_account(session, account_id=account_id)
             await do_update_account(session, account=account, actor=operator_actor(),

@@ -45,3 +45,15 @@ def fail(message: str) -> NoReturn:
 
 def emit(data: Any, *, as_json: bool, text: str) -> None:
     click.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+
+
+def warn_of_private_webhooks(settings: Settings) -> None:
+    """Say so at start when webhooks may reach loopback and private addresses: right
+    for a development server, a risk anywhere tenants are not the operator."""
+    if settings.webhook_allow_private:
+        from tidings.logs import get_logger
+
+        get_logger("tidings.webhooks").warning(
+            "webhooks_to_private_addresses_allowed", setting="TIDINGS_WEBHOOK_ALLOW_PRIVATE",
+            detail="tenants' webhooks may reach loopback and private networks; "
+                   "development only")

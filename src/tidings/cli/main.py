@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from tidings.cli.accounts import accounts, keys
 from tidings.cli.audit import audit
+from tidings.cli.common import warn_of_private_webhooks
 from tidings.cli.connectors import connectors, operator_keys, routes
 from tidings.cli.numbers import numbers
 from tidings.cli.sandbox import sandbox
@@ -48,6 +49,7 @@ def serve(host: str | None, port: int | None, processes: int | None) -> None:
     processes = processes or settings.api_processes
     configure_logging(settings.log_level)
     raise_open_files_limit(settings.http_max_connections)
+    warn_of_private_webhooks(settings)
     options: dict[str, Any] = dict(
         host=host or settings.host, port=port or settings.port, access_log=False,
         log_level="warning", loop="uvloop", http=GuardedHttpProtocol,

@@ -19,6 +19,7 @@ import click
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from tidings.cli.common import warn_of_private_webhooks
 from tidings.runtime import JOB_KINDS, Runtime, close_runtime, open_runtime
 from tidings.settings import Settings
 from tidings.webhooks.service import DELIVER_JOB
@@ -47,6 +48,7 @@ def worker(host: str | None, port: int | None, jobs: tuple[str, ...]) -> None:
         raise click.UsageError("--jobs webhook.deliver with TIDINGS_WEBHOOK_LOOPS=0 would "
                                "deliver nothing: give this process at least one loop.")
     configure_logging(settings.log_level)
+    warn_of_private_webhooks(settings)
     tune_for_server()
     uvloop.run(run_worker(settings, host or settings.host, port or settings.worker_port))
 

@@ -45,6 +45,7 @@ from tidings.messaging.service import (
 )
 from tidings.messaging.status_changes import DISPATCH_JOB
 from tidings.runtime import Runtime
+from tidings.webhooks.destinations import check_webhook_url
 from tidings.webhooks.service import DELIVER_JOB
 from tidings.whatsapp.service import check_customer_service_window
 from tidings.writer import Rows, write_rows
@@ -70,6 +71,8 @@ async def _context(rt: Runtime, principal: Principal) -> SendContext:
 
 
 def _options(rt: Runtime, body: SendMessage | SendBatch) -> SendOptions:
+    check_webhook_url(body.status_callback, field="status_callback",
+                      allow_private=rt.settings.webhook_allow_private)
     return check_options(sender=body.from_, channel=body.channel,
                          status_callback=body.status_callback, send_at=body.send_at,
                          validity_period=body.validity_period, now=rt.clock.now())

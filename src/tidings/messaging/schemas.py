@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from tidings.messaging.lifecycle import Status
 
@@ -34,6 +35,18 @@ class Direction(StrEnum):
     INBOUND = "inbound"
 
 
+def _with_host(url: str) -> str:
+    if not urlsplit(url).hostname:
+        raise ValueError("the URL has no host")
+    return url
+
+
+# Where webhooks go; where it may point (no loopback, metadata, ...) is checked against
+# the settings by tidings.webhooks.destinations.
+WebhookUrl = Annotated[str, Field(max_length=MAX_URL_CHARS, pattern=URL_PATTERN),
+                       AfterValidator(_with_host)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -41,8 +54,7 @@ class _Strict(BaseModel):
 class _SendOptions(_Strict):
     from_: str = Field(alias="from", min_length=1, max_length=MAX_EMAIL_ADDRESS_CHARS)
     channel: str = Field(default="sms", max_length=20)
-    status_callback: str | None = Field(default=None, max_length=MAX_URL_CHARS,
-                                        pattern=URL_PATTERN)
+    status_callback: WebhookUrl | None = None
     send_at: AwareDatetime | None = None
     # Strict: JSON true or "60" is not a number of seconds (true would have meant 1 s).
     validity_period: int | None = Field(

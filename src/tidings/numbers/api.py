@@ -41,6 +41,7 @@ from tidings.numbers.service import (
 from tidings.routing.service import whatsapp_numbers
 from tidings.runtime import Runtime
 from tidings.vault import TenantKeys
+from tidings.webhooks.destinations import check_webhook_url
 
 router = APIRouter(prefix="/v1/numbers", tags=["numbers"],
                    responses=PROBLEMS_OF_API_KEY_ROUTES)
@@ -122,6 +123,8 @@ async def list_endpoint(rt: RuntimeDep, principal: CurrentPrincipal) -> list[Num
               operation_id="update_number", responses=problem_responses(413))
 async def update_number(number_id: str, body: UpdateNumber, rt: RuntimeDep,
                         principal: CurrentPrincipal) -> NumberOut:
+    check_webhook_url(body.webhook_url, field="webhook_url",
+                      allow_private=rt.settings.webhook_allow_private)
     keys = await rt.vault.keys_for(principal.tenant)
     async with rt.db.transaction(tenant=principal.tenant) as session:
         row = await do_set_webhook_url(session, tenant=principal.tenant, number_id=number_id,

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tidings.messaging.schemas import MAX_URL_CHARS, URL_PATTERN
+from tidings.messaging.schemas import WebhookUrl
 from tidings.numbers.claims import CODE_PATTERN
 
 NumberField = Field(min_length=1, max_length=254,
@@ -26,9 +26,9 @@ class VerifyClaim(_Strict):
 
 
 class UpdateNumber(_Strict):
-    # The account's webhook_url rules, so a number's URL may go only where the account's may.
-    webhook_url: str | None = Field(default=None, max_length=MAX_URL_CHARS,
-                                    pattern=URL_PATTERN)
+    # The account's webhook_url rules, so a number's URL may go only where the account's
+    # may (where it may point is checked by the endpoint, as for the account).
+    webhook_url: WebhookUrl | None = None
 
 
 class AssignNumber(_Strict):

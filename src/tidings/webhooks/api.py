@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tidings.deps import PROBLEMS_OF_API_KEY_ROUTES, CurrentPrincipal, KnownQueryOnly, RuntimeDep
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
@@ -28,7 +28,9 @@ class AttemptOut(BaseModel):
     status_code: int | None
     error: str | None
     duration_ms: int
-    response_excerpt: str
+    response_bytes: int | None = Field(
+        description="Length of the endpoint's answer (at most 64 KiB are read); its "
+                    "content is not kept.")
     created_at: datetime
 
 
@@ -62,7 +64,7 @@ def delivery_out(d: WebhookDelivery, attempts: list[WebhookAttempt] | None = Non
         last_error=d.last_error, created_at=d.created_at, completed_at=d.completed_at,
         attempt_log=None if attempts is None else [
             AttemptOut(number=a.number, status_code=a.status_code, error=a.error,
-                       duration_ms=a.duration_ms, response_excerpt=a.response_excerpt,
+                       duration_ms=a.duration_ms, response_bytes=a.response_bytes,
                        created_at=a.created_at) for a in attempts])
 
 

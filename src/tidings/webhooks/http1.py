@@ -7,31 +7,51 @@ cookies, redirects, its timers) cost about four times the CPU of the POST itself
 by ``httptools`` (llhttp, the parser of Node.js; uvicorn's too); what is written
 here is the connection pool and the request line.
 
+Where a connection may go is :mod:`tidings.webhooks.destinations`' to say: the
+host's addresses are resolved and checked first, and only a checked one is
+connected to. Through the operator's proxy (:mod:`tidings.webhooks.proxies`) the
+proxy connects, and the host's addresses are checked all the same. One TLS
+context serves the process, and a response head past ``MAX_HEAD_BYTES`` fails.
+
 Rules: no redirects are followed (a 3xx is returned as it is), no cookies are
 kept, a response body is read up to ``response_limit`` bytes (the connection is
-closed past that), and the whole request, connect included, has one deadline. A
-request on a reused connection that the server had closed meanwhile (no byte of a
-response came back) goes once more on a new connection: webhooks are delivered
-at least once anyway, with an id to deduplicate on.
+closed past that) and only counted: an answer's content is never kept. The whole
+request, connect included, has one deadline. A request on a reused connection
+that the server had closed meanwhile (no byte of a response came back) goes once
+more on a new connection: webhooks are delivered at least once anyway, with an id
+to deduplicate on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
+import contextlib
 import functools
-import re
+import socket
 import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 import httptools
 
+from tidings.webhooks.destinations import DestinationPolicy
+from tidings.webhooks.proxies import Proxies, Proxy, ProxyError, open_tunnel
+from tidings.webhooks.urls import InvalidURL, Origin, Target, request_head, split_url
 
-class InvalidURL(ValueError):
-    """The URL is not an absolute http(s) URL with a host."""
+__all__ = ["ConnectError", "Http1Client", "InvalidResponse", "InvalidURL", "Origin",
+           "ProxyError", "Response", "ResponseHeadTooLarge", "ServerDisconnected", "Target",
+           "request_head", "split_url"]
+
+MAX_HEAD_BYTES = 64 * 1024
+"""A response's status line and headers past this fail the attempt (one of 8 MB was seen)."""
+
+
+@functools.cache
+def default_tls_context() -> ssl.SSLContext:
+    """The system's trusted CAs, loaded once per process: building a context costs
+    about 25 ms of CPU on the event loop, more than a keep-alive POST saves."""
+    return ssl.create_default_context()
 
 
 class ConnectError(Exception):
@@ -50,78 +70,14 @@ class InvalidResponse(Exception):
     """The peer's answer is not HTTP/1.x."""
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    scheme: str
-    host: str
-    port: int
-
-    @property
-    def host_header(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.scheme == "https" else 80
-        return host if self.port == default else f"{host}:{self.port}"
+class ResponseHeadTooLarge(InvalidResponse):
+    """The status line and headers went past ``MAX_HEAD_BYTES``."""
 
 
 @dataclass(frozen=True, slots=True)
 class Response:
     status: int
-    body: bytes  # at most the client's response_limit bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    origin: Origin
-    path: str  # with the query
-    authorization: str | None  # Basic, from user:password@ in the URL
-
-
-@functools.lru_cache(maxsize=4096)  # a few URLs per account, each parsed per request else
-def split_url(url: str) -> Target:
-    """Where an http(s) URL points: origin, request target, credentials in it.
-
-    Kept per URL (a refused one is parsed again, to raise again)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidURL(url) from exc
-    scheme, host = parts.scheme.lower(), parts.hostname
-    if scheme not in ("http", "https") or not host or any(c in host for c in " \t\r\n/\\@"):
-        raise InvalidURL(url)
-    if any(c in url for c in " \t\r\n\x00"):
-        raise InvalidURL(url)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    authorization = None
-    if parts.username is not None:
-        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
-    return Target(Origin(scheme, host, port or (443 if scheme == "https" else 80)), path,
-                  authorization)
-
-
-def request_head(origin: Origin, target: str, headers: Mapping[str, str],
-                 content_length: int) -> bytes:
-    """The request line and headers; a later header replaces an earlier one of the same
-    name whatever its case. A name or value that would break the head is refused."""
-    merged: dict[str, tuple[str, str]] = {}
-    for name, value in headers.items():
-        if not _is_token(name) or _BREAKS_HEAD.search(value):
-            raise ValueError(f"header {name[:40]!r} is not a valid HTTP header")
-        merged[name.lower()] = (name, value)
-    merged.pop("host", None)
-    merged["content-length"] = ("Content-Length", str(content_length))
-    lines = [f"POST {target} HTTP/1.1", f"Host: {origin.host_header}",
-             *(f"{name}: {value}" for name, value in merged.values())]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="strict")
-
-
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110's tchar, one or more
-_BREAKS_HEAD = re.compile("[\r\n\x00]")  # in a value, a header or a request of its own
-
-
-def _is_token(name: str) -> bool:
-    return _TOKEN.fullmatch(name) is not None
+    length: int  # bytes of the body read: at most the client's response_limit
 
 
 class _Connection(asyncio.Protocol):
@@ -129,10 +85,12 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, response_limit: int) -> None:
         self._limit = response_limit
+        self._head_bytes = 0  # of the current response until its headers are complete
+        self._head_done = False
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[Response] | None = None
-        self._body = bytearray()
+        self._length = 0  # of the body: counted, never kept
         self._status: int | None = None
         # A Content-Length or Transfer-Encoding header came; a body with neither ends
         # when the connection does.
@@ -162,10 +120,17 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(InvalidResponse(str(exc) or type(exc).__name__))
             self.close()
+            return
+        if not self._head_done:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._fail(ResponseHeadTooLarge(f"response head over {MAX_HEAD_BYTES} bytes"))
+                self.close()
 
     # httptools callbacks
     def on_message_begin(self) -> None:
-        self._body.clear()
+        self._length = 0
+        self._head_done = False
         self._status, self._framed = None, False
 
     def on_header(self, name: bytes, _value: bytes) -> None:
@@ -174,10 +139,11 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._status = self._parser.get_status_code()
+        self._head_done = True
 
     def on_body(self, body: bytes) -> None:
-        room = self._limit - len(self._body)
-        self._body += body[:room]
+        room = self._limit - self._length
+        self._length += min(len(body), room)
         if len(body) >= room and self._waiter is not None and not self._waiter.done():
             self._finish()  # enough: the rest is not read
             self.close()
@@ -193,6 +159,7 @@ class _Connection(asyncio.Protocol):
         assert self._transport is not None
         self._waiter = asyncio.get_running_loop().create_future()
         self.answered, self.keep_alive = False, False
+        self._head_bytes = 0
         self._transport.write(data)
         return await self._waiter
 
@@ -204,7 +171,7 @@ class _Connection(asyncio.Protocol):
     def _finish(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done() and self._status is not None:
-            waiter.set_result(Response(self._status, bytes(self._body)))
+            waiter.set_result(Response(self._status, self._length))
 
     def _fail(self, exc: Exception) -> None:
         waiter = self._waiter
@@ -213,11 +180,18 @@ class _Connection(asyncio.Protocol):
 
 
 class Http1Client:
-    """POSTs over keep-alive connections, at most ``max_idle`` of them kept open idle."""
+    """POSTs over keep-alive connections, at most ``max_idle`` of them kept open idle.
+
+    ``proxies``: the outgoing proxies (default: from the environment, see
+    :mod:`tidings.webhooks.proxies`)."""
 
     def __init__(self, *, max_idle: int, keepalive_seconds: float, response_limit: int,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 destinations: DestinationPolicy | None = None,
+                 proxies: Proxies | None = None) -> None:
         self._max_idle, self._keepalive = max_idle, keepalive_seconds
+        self._destinations = destinations or DestinationPolicy()
+        self._proxies = proxies if proxies is not None else Proxies.from_environment()
         self._limit = response_limit
         self._ssl = ssl_context
         self._idle: dict[Origin, list[_Connection]] = {}
@@ -225,16 +199,16 @@ class Http1Client:
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str], *,
                    timeout: float) -> Response:
-        """Raises ``InvalidURL``, ``ValueError`` (a bad header), ``ConnectError``,
-        ``ServerDisconnected``, ``InvalidResponse`` or ``TimeoutError``."""
+        """Raises ``InvalidURL``, ``ValueError`` (a bad header), ``RefusedDestination``,
+        ``ConnectError``, ``ProxyError``, ``ServerDisconnected``, ``InvalidResponse``
+        or ``TimeoutError``."""
         target = split_url(url)
         origin = target.origin
-        if target.authorization:
-            headers = {**headers, "Authorization": target.authorization}
-        data = request_head(origin, target.path, headers, len(body)) + body
+        proxy = self._proxies.for_origin(origin)
+        data = self._request(target, proxy, headers, body)
         async with asyncio.timeout(timeout):
             while True:
-                connection, reused = await self._connection(origin)
+                connection, reused = await self._connection(origin, proxy)
                 try:
                     response = await connection.exchange(data)
                 except ServerDisconnected:
@@ -248,6 +222,19 @@ class Http1Client:
                 self._release(origin, connection)
                 return response
 
+    @staticmethod
+    def _request(target: Target, proxy: Proxy | None, headers: Mapping[str, str],
+                 body: bytes) -> bytes:
+        origin, path = target.origin, target.path
+        extra = {}
+        if target.authorization:
+            extra["Authorization"] = target.authorization
+        if proxy is not None and origin.scheme == "http":  # no tunnel: the proxy forwards
+            path = origin.absolute + path
+            if proxy.authorization:
+                extra["Proxy-Authorization"] = proxy.authorization
+        return request_head(origin, path, {**headers, **extra}, len(body)) + body
+
     async def close(self) -> None:
         for connections in self._idle.values():
             for connection in connections:
@@ -255,7 +242,8 @@ class Http1Client:
         self._idle.clear()
         self._idle_count = 0
 
-    async def _connection(self, origin: Origin) -> tuple[_Connection, bool]:
+    async def _connection(self, origin: Origin,
+                          proxy: Proxy | None) -> tuple[_Connection, bool]:
         idle = self._idle.get(origin)
         now = time.monotonic()
         while idle:
@@ -264,20 +252,66 @@ class Http1Client:
             if not connection.closed and now - connection.idle_since < self._keepalive:
                 return connection, True
             connection.close()
-        return await self._connect(origin), False
+        return await self._connect(origin, proxy), False
 
-    async def _connect(self, origin: Origin) -> _Connection:
-        loop = asyncio.get_running_loop()
-        context = None
-        if origin.scheme == "https":
-            context = self._ssl or ssl.create_default_context()
+    async def _connect(self, origin: Origin, proxy: Proxy | None) -> _Connection:
         try:
-            _, connection = await loop.create_connection(
-                lambda: _Connection(self._limit), origin.host, origin.port, ssl=context,
-                server_hostname=origin.host if context else None)
-        except OSError as exc:  # ssl.SSLError and socket.gaierror are OSErrors too
+            if proxy is not None:
+                await self._check_for_proxy(origin)
+                return await self._connect_through(proxy, origin)
+            # The addresses checked are the ones connected to: a name that resolves
+            # elsewhere on a second look (DNS rebinding) cannot slip past the check.
+            addresses = await self._destinations.resolve(origin.host, origin.port)
+        except OSError as exc:  # socket.gaierror, ssl.SSLError, refused, unreachable
             raise ConnectError(exc) from exc
+        return await self._connect_to(origin, addresses)
+
+    async def _check_for_proxy(self, origin: Origin) -> None:
+        """Through a proxy, the proxy resolves and connects; the name's addresses are
+        checked here all the same. Behind a proxy a public name often does not resolve
+        at all: then the checks that need no DNS (literal addresses, local names) are
+        what is left, and they ran first."""
+        with contextlib.suppress(socket.gaierror):
+            await self._destinations.resolve(origin.host, origin.port)
+
+    async def _connect_to(self, origin: Origin,
+                          addresses: list[tuple[str, int]]) -> _Connection:
+        loop = asyncio.get_running_loop()
+        context = self._tls_context(origin)
+        failure: OSError = ConnectionRefusedError("no address")
+        for host, port in addresses:
+            try:
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(self._limit), host, port, ssl=context,
+                    server_hostname=origin.host if context else None)
+            except OSError as exc:  # ssl.SSLError is an OSError too
+                failure = exc
+                continue
+            return connection
+        raise ConnectError(failure)
+
+    async def _connect_through(self, proxy: Proxy, origin: Origin) -> _Connection:
+        loop = asyncio.get_running_loop()
+        connection = _Connection(self._limit)
+        context = self._tls_context(origin)
+        if context is None:
+            await loop.create_connection(lambda: connection, proxy.host, proxy.port)
+            return connection
+        tunnel = await open_tunnel(proxy, origin, head_limit=MAX_HEAD_BYTES)
+        try:
+            tls = await loop.start_tls(tunnel, connection, context,
+                                       server_hostname=origin.host)
+        except BaseException:
+            tunnel.close()
+            raise
+        assert tls is not None  # None only for a transport that is closing
+        connection.connection_made(tls)  # start_tls hands the protocol a transport silently
         return connection
+
+    def _tls_context(self, origin: Origin) -> ssl.SSLContext | None:
+        if origin.scheme != "https":
+            return None
+        return self._ssl or default_tls_context()
 
     def _release(self, origin: Origin, connection: _Connection) -> None:
         if not connection.keep_alive or connection.closed or self._idle_count >= self._max_idle:

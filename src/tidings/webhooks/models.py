@@ -46,5 +46,7 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(300))
     duration_ms: Mapped[int] = mapped_column(Integer)
-    response_excerpt: Mapped[str] = mapped_column(String(200))
+    # What the client's endpoint answered is not kept: its length only (personal data
+    # may be in it, and a URL to an internal service would be read through it).
+    response_bytes: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -16,23 +16,28 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
+from tidings.webhooks.destinations import DestinationPolicy, RefusedDestination
 from tidings.webhooks.http1 import (
+    MAX_HEAD_BYTES,
     ConnectError,
     Http1Client,
     InvalidResponse,
     InvalidURL,
+    ProxyError,
+    ResponseHeadTooLarge,
     ServerDisconnected,
+    split_url,
 )
+from tidings.webhooks.scheduling import BatchTurns, Slots
 
 DEFAULT_USER_AGENT = "Tidings-Webhooks/0.1"
 MAX_RESPONSE_BYTES = 64 * 1024
 """At most this much of a response body is read; the rest is discarded with the connection."""
-MAX_EXCERPT_CHARS = 200
 MAX_ERROR_CHARS = 200
 KEEPALIVE_SECONDS = 30.0
 
-_NETWORK_ERRORS = (ConnectError, ServerDisconnected, InvalidResponse, TimeoutError, OSError,
-                   ValueError)
+_NETWORK_ERRORS = (RefusedDestination, ConnectError, ProxyError, ServerDisconnected,
+                   InvalidResponse, TimeoutError, OSError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class WebhookRequest:
     url: str
     body: bytes
     headers: Mapping[str, str]
+    tenant: str = ""  # a batch takes its tenants in turn
 
 
 @dataclass(frozen=True)
@@ -50,18 +56,22 @@ class WebhookResult:
 
     ``ok`` means a 2xx response. ``status_code`` is ``None`` when no response arrived.
     ``error`` is a short description of the failure (``None`` on success), and
-    ``response_excerpt`` holds at most ``MAX_EXCERPT_CHARS`` characters of the body.
+    ``response_bytes`` the length of the body read (``None`` when no response came):
+    what a client's endpoint answers is never kept, nor shown to the client.
     """
 
     ok: bool
     status_code: int | None
     error: str | None
     duration_ms: float
-    response_excerpt: str
+    response_bytes: int | None
+    deferred: bool = False  # not sent: its origin was held, stalled, by other requests
 
 
 class WebhookSender:
-    """Delivers webhooks with at most ``concurrency`` requests in flight.
+    """Delivers webhooks with at most ``concurrency`` requests in flight, and at most
+    ``origin_concurrency`` of them to one origin (scheme, host, port): an endpoint that
+    hangs holds its own slots only (:mod:`tidings.webhooks.scheduling`).
 
     Use ``await start()`` / ``await close()`` (or ``async with``) around its lifetime.
     Redirects are not followed (a 3xx is a failure), cookies are never kept, responses are
@@ -74,22 +84,24 @@ class WebhookSender:
         *,
         timeout_seconds: float,
         concurrency: int,
+        origin_concurrency: int = 8,
         user_agent: str = DEFAULT_USER_AGENT,
         ssl_context: ssl.SSLContext | None = None,
+        allow_private: bool = False,
     ) -> None:
         if timeout_seconds <= 0:
             raise ValueError("timeout_seconds must be positive")
-        if concurrency < 1:
+        if concurrency < 1 or origin_concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._timeout_seconds = timeout_seconds
         self._concurrency = concurrency
-        # Uncompressed responses only: the read cap then bounds memory exactly, and
-        # excerpts are readable text rather than gzip bytes.
+        # Uncompressed responses only: the length read is the length sent.
         self._base_headers = {"User-Agent": user_agent, "Accept-Encoding": "identity",
                               "Content-Type": "application/json"}
         self._ssl_context = ssl_context  # None: the system's trusted CAs
+        self._destinations = DestinationPolicy(allow_private=allow_private)
         self._client: Http1Client | None = None
-        self._semaphore = asyncio.Semaphore(concurrency)
+        self._slots = Slots(total=concurrency, per_origin=origin_concurrency)
 
     async def start(self) -> None:
         """Open the shared connection pool (idempotent)."""
@@ -97,7 +109,8 @@ class WebhookSender:
             self._client = Http1Client(max_idle=self._concurrency,
                                        keepalive_seconds=KEEPALIVE_SECONDS,
                                        response_limit=MAX_RESPONSE_BYTES,
-                                       ssl_context=self._ssl_context)
+                                       ssl_context=self._ssl_context,
+                                       destinations=self._destinations)
 
     async def close(self) -> None:
         """Close the pool and its connections (idempotent)."""
@@ -120,23 +133,33 @@ class WebhookSender:
     async def send(self, request: WebhookRequest) -> WebhookResult:
         """POST one webhook and report the outcome; network problems never raise."""
         client = self._require_client()
-        async with self._semaphore:
+        origin = origin_of(request.url)
+        await self._slots.acquire(origin)
+        try:
             return await self._deliver(client, request)
+        finally:
+            self._slots.give_back(origin)
 
     async def send_many(self, requests: Sequence[WebhookRequest]) -> list[WebhookResult]:
-        """Send concurrently (bounded by ``concurrency``); results are in input order.
+        """Send concurrently, within the slots; results are in input order.
 
-        A few lanes take the requests in turn rather than a task per request: a
-        batch of hundreds then costs a handful of tasks and no queue at the semaphore.
+        A request not started within ``timeout_seconds``, or waiting only on a stalled
+        origin that other batches hold, comes back ``deferred``: a batch lasts at most
+        about two timeouts whatever its endpoints do. A few lanes take the requests in turn
+        rather than a task per request: a batch of hundreds costs a handful of tasks.
         """
         client = self._require_client()
-        results: list[WebhookResult] = [_NOT_SENT] * len(requests)
-        turns = iter(range(len(requests)))
+        results: list[WebhookResult] = [DEFERRED] * len(requests)
+        turns = BatchTurns(self._slots, [origin_of(r.url) for r in requests],
+                           [r.tenant for r in requests],
+                           patience_seconds=self._timeout_seconds)
 
         async def lane() -> None:
-            for index in turns:
-                async with self._semaphore:  # shared with other batches and send()
+            while (index := await turns.next()) is not None:
+                try:
                     results[index] = await self._deliver(client, requests[index])
+                finally:
+                    turns.finished(index)
 
         await asyncio.gather(*(lane() for _ in range(min(self._concurrency, len(requests)))))
         return results
@@ -154,23 +177,26 @@ class WebhookSender:
                                          timeout=self._timeout_seconds)
         except _NETWORK_ERRORS as exc:
             return WebhookResult(ok=False, status_code=None, error=describe_error(exc),
-                                 duration_ms=_elapsed_ms(started), response_excerpt="")
+                                 duration_ms=_elapsed_ms(started), response_bytes=None)
         status = response.status
         ok = 200 <= status < 300
         return WebhookResult(ok=ok, status_code=status,
                              error=None if ok else _status_error(status),
                              duration_ms=_elapsed_ms(started),
-                             response_excerpt=_excerpt(response.body))
+                             response_bytes=response.length)
 
 
-_NOT_SENT = WebhookResult(ok=False, status_code=None, error="not sent", duration_ms=0.0,
-                          response_excerpt="")
+DEFERRED = WebhookResult(ok=False, status_code=None, error="deferred", duration_ms=0.0,
+                         response_bytes=None, deferred=True)
 
 
-def _excerpt(body: bytes) -> str:
-    # A character is at most 4 UTF-8 bytes, so this prefix covers MAX_EXCERPT_CHARS.
-    text = body[: MAX_EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
-    return text[:MAX_EXCERPT_CHARS]
+def origin_of(url: str) -> str:
+    """The slots' key of a URL: its scheme, host and port (an invalid URL is its own)."""
+    try:
+        origin = split_url(url).origin
+    except InvalidURL:
+        return url
+    return f"{origin.scheme}://{origin.host}:{origin.port}"
 
 
 def _status_error(status: int) -> str:
@@ -191,6 +217,8 @@ def describe_error(exc: BaseException) -> str:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timeout"
+    if isinstance(exc, RefusedDestination):
+        return f"refused destination: the host is {exc.reason}"
     if isinstance(exc, ConnectError):
         cause = exc.os_error
         if isinstance(cause, ssl.SSLError | ssl.CertificateError):
@@ -204,6 +232,10 @@ def _describe(exc: BaseException) -> str:
         return f"invalid URL {str(exc)!r}"
     if isinstance(exc, ServerDisconnected):
         return "server disconnected"
+    if isinstance(exc, ProxyError):
+        return f"proxy error: {exc}"
+    if isinstance(exc, ResponseHeadTooLarge):
+        return f"response headers too large (over {MAX_HEAD_BYTES // 1024} KiB)"
     if isinstance(exc, InvalidResponse):
         return f"invalid HTTP response: {exc}"
     if isinstance(exc, ValueError):

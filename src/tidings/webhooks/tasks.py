@@ -39,6 +39,8 @@ ATTEMPTS = cast(Table, WebhookAttempt.__table__)
 _MESSAGE_COLUMNS = ("id", "direction", "channel", "to_enc", "from_enc", "body_enc",
                     "num_segments", "encoding")
 _EVENT_COLUMNS = ("message_id", "seq", "status", "error_code", "created_at")
+# A delivery deferred (its endpoint stalled, its slots held elsewhere) waits this long.
+DEFERRED_RETRY = timedelta(seconds=1)
 _WRITTEN = ("status", "attempts", "next_attempt_at", "last_status_code", "last_error",
             "completed_at")
 
@@ -122,7 +124,8 @@ async def _render(rt: Runtime, jobs: Sequence[ClaimedJob]) -> tuple[list[_Pendin
         headers = {SIGNATURE_HEADER: sign(secret, body, timestamp=now_ts),
                    "Content-Type": "application/json", "Tidings-Event-Id": delivery.event_id,
                    "Tidings-Delivery-Id": delivery.id}
-        pending.append(_Pending(job, delivery, WebhookRequest(delivery.url, body, headers)))
+        pending.append(_Pending(job, delivery,
+                                WebhookRequest(delivery.url, body, headers, tenant=tenant)))
     return pending, finished
 
 
@@ -158,8 +161,12 @@ async def _record(rt: Runtime, pending: Sequence[_Pending], results: Sequence[We
     other worker away from them.
     """
     now = rt.clock.now()
-    attempts, retries = [], []
+    attempts, retries, attempted = [], [], []
     for item, result in zip(pending, results, strict=True):
+        if result.deferred:  # not sent: no attempt, claimed again soon
+            retries.append((item.job.id, now + DEFERRED_RETRY))
+            continue
+        attempted.append((item, result))
         delivery = item.delivery
         attempts.append(_attempt_row(delivery, result, now))
         retry_at = _settle(rt, delivery, result, now)
@@ -168,15 +175,16 @@ async def _record(rt: Runtime, pending: Sequence[_Pending], results: Sequence[We
         else:
             retries.append((item.job.id, retry_at))
     async with rt.db.core(tenant=SYSTEM) as session:
-        if pending:
+        if attempted:
             await execute_many(session, _STORE, [
                 {"delivery_id": p.delivery.id,
-                 **{f"new_{n}": getattr(p.delivery, n) for n in _WRITTEN}} for p in pending])
+                 **{f"new_{n}": getattr(p.delivery, n) for n in _WRITTEN}}
+                for p, _ in attempted])
             await insert_many(session, ATTEMPTS, attempts)
         await retry_many_later(session, retries)
         await complete(session, finished)
     # After the commit: count only what was stored.
-    for item, result in zip(pending, results, strict=True):
+    for item, result in attempted:
         rt.metrics.observe_webhook(item.delivery.created_at, result, now)
 
 
@@ -186,7 +194,7 @@ def _attempt_row(delivery: Delivery, result: WebhookResult,
     return {"tenant_id": delivery.tenant_id, "delivery_id": delivery.id,
             "number": delivery.attempts, "status_code": result.status_code,
             "error": (result.error or "")[:300] or None, "duration_ms": int(result.duration_ms),
-            "response_excerpt": result.response_excerpt[:200], "created_at": now}
+            "response_bytes": result.response_bytes, "created_at": now}
 
 
 def _settle(rt: Runtime, delivery: Delivery, result: WebhookResult,
