@@ -37,7 +37,10 @@ def command_paths() -> list[tuple[str, ...]]:
     def walk(command: click.Command, path: tuple[str, ...]) -> None:
         paths.append(path)
         if isinstance(command, click.Group):
-            for name, sub in sorted(command.commands.items()):
+            context = click.Context(command)
+            for name in command.list_commands(context):
+                sub = command.get_command(context, name)
+                assert sub is not None, name
                 walk(sub, (*path, name))
 
     walk(cli, ())
@@ -107,7 +110,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def env(home: Path) -> dict[str, str]:
-    return tidings_env(home / "data")
+    settings = tidings_env(home / "data")
+    ok(run_cli(settings, "migrate"))  # the other commands need the database to be there
+    return settings
 
 
 @pytest.fixture(scope="module")
