@@ -109,6 +109,7 @@ def add_smpp_route(server: Server, simulator: Simulator) -> None:
 async def _tidings_load(server: Server, simulator: Simulator, database_url: str,
                         args: argparse.Namespace) -> dict[str, Any]:
     async with Callbacks() as callbacks:
+        server.cli("migrate")  # the connector is added before the server makes the database
         add_smpp_route(server, simulator)
         await asyncio.to_thread(server.start)
         statuses = None if args.webhook_statuses == "all" else args.webhook_statuses

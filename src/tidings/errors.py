@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+if TYPE_CHECKING:  # FastAPI is imported by the app, not by every user of these errors
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_TYPE_BASE = "https://tidings.dev/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -140,6 +142,9 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> Proble
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
     @app.exception_handler(TidingsError)
     async def _tidings(request: Request, exc: TidingsError) -> ProblemResponse:
         headers = exc.extra.pop("headers", None)

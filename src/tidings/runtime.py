@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tidings.accounts.auth import Authenticator
 from tidings.audit.chain import AuditChain
@@ -27,7 +28,6 @@ from tidings.messaging.status_changes import DISPATCH_JOB, FALLBACK_JOB, SMPP_DE
 from tidings.metrics import Metrics
 from tidings.migrations.run import upgrade
 from tidings.routing.cache import RoutingCache
-from tidings.routing.supervisor import ConnectorSupervisor
 from tidings.settings import Settings
 from tidings.smpp_gateway import tasks as smpp_tasks
 from tidings.smpp_gateway.gateway import SmppGateway
@@ -41,6 +41,10 @@ from tidings.webhooks.sender import WebhookSender
 from tidings.webhooks.service import DELIVER_JOB
 from tidings.workers import Worker, WorkerPool
 from tidings.writer import GroupWriter
+
+if TYPE_CHECKING:  # the carriers' code (aiohttp, aiosmtpd, …) only where carriers run,
+    # not in every CLI command that opens a runtime
+    from tidings.routing.supervisor import ConnectorSupervisor
 
 log = get_logger("tidings.runtime")
 
@@ -152,6 +156,8 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
     if start_background and settings.run_workers and settings.worker_jobs:
         rt.worker_pool().start()
     elif start_background and settings.run_workers:
+        from tidings.routing.supervisor import ConnectorSupervisor
+
         await rt.connectors.start(rt.report_sink, rt.inbound_sink)
         rt.connector_supervisor = ConnectorSupervisor(
             db, vault, rt.connectors, reload_seconds=settings.connector_reload_seconds,

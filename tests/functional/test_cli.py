@@ -37,7 +37,10 @@ def command_paths() -> list[tuple[str, ...]]:
     def walk(command: click.Command, path: tuple[str, ...]) -> None:
         paths.append(path)
         if isinstance(command, click.Group):
-            for name, sub in sorted(command.commands.items()):
+            context = click.Context(command)
+            for name in command.list_commands(context):
+                sub = command.get_command(context, name)
+                assert sub is not None, name
                 walk(sub, (*path, name))
 
     walk(cli, ())
@@ -107,7 +110,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def env(home: Path) -> dict[str, str]:
-    return tidings_env(home / "data")
+    settings = tidings_env(home / "data")
+    ok(run_cli(settings, "migrate"))  # the other commands need the database to be there
+    return settings
 
 
 @pytest.fixture(scope="module")
@@ -333,30 +338,83 @@ def write_csv(path: Path, rows: list[tuple[str, str]], header: str = "to,name") 
     return path
 
 
-def test_send_csv_reports_accepted_and_rejected_rows_with_a_progress_bar(
+def messages_to(server: TidingsServer, key: str, number: str) -> list[dict[str, Any]]:
+    answer = httpx.get(f"{server.url}/v1/messages", params={"to": number}, headers=auth(key))
+    assert answer.status_code == 200, answer.text
+    data: list[dict[str, Any]] = answer.json()["data"]
+    return data
+
+
+def test_send_csv_reports_each_rejected_row_by_line_sends_the_rest_and_exits_1(
         env: dict[str, str], server: TidingsServer, account: dict[str, Any],
         tmp_path: Path) -> None:
     rows = [(f"+1202555{150 + i:04d}", f"Person {i}") for i in range(25)]
-    rows[3] = ("+1202555", "Too Short")  # CSV rows 5 and 18 (the header is row 1)
-    rows[16] = ("12025550199", "No Plus")
+    rows[3] = ("", "Nobody")  # line 5 (the header is line 1), in the first chunk
+    rows[16] = ("+1202555", "Too Short")  # line 18
     csv_path = write_csv(tmp_path / "people.csv", rows)
+    with csv_path.open("a", encoding="utf-8") as handle:
+        handle.write("+12025550199\n")  # line 27: no name for {name}
 
     code, output = run_in_pty(
-        {**env, "TIDINGS_URL": server.url, "TIDINGS_API_KEY": account["api_key"]},
+        {**env, "TIDINGS_PORT": str(server.port), "TIDINGS_API_KEY": account["api_key"]},
         "send", "--csv", str(csv_path), "--body", "Hi {name}", "--from", "Acme",
         "--chunk", "10")
     plain = ANSI.sub("", output)
-    assert code == 0, plain
-    assert "accepted 23, rejected 2" in plain
-    assert re.search(r"Sending\s+\[#+-*\]\s+\d+/25", plain), plain  # the bar was drawn
-    assert "25/25" in plain
-    assert "row 5: invalid_phone_number" in plain
-    assert "row 18: invalid_phone_number" in plain
+    assert code == 1, plain
+    assert "accepted 23 of 26 rows, rejected 3" in plain
+    assert re.search(r"Sending\s+\[#+-*\]\s+\d+/26", plain), plain  # the bar was drawn
+    assert "line 5: to: is empty (invalid_phone_number)" in plain
+    assert re.search(r"line 18: to: .+ \(invalid_phone_number\)", plain), plain
+    assert re.search(r"line 27: .*\{name\}.* \(template_variable_missing\)", plain), plain
+    assert "does not match the schema" not in plain
     assert "Traceback" not in plain
-
-    sent = httpx.get(f"{server.url}/v1/messages", params={"to": "+12025550150"},
-                     headers=auth(account["api_key"])).json()["data"]
+    # The empty row's chunk went without it.
+    sent = messages_to(server, account["api_key"], "+12025550150")
     assert [m["body"] for m in sent] == ["Hi Person 0"]
+
+
+def test_send_csv_reports_the_api_field_of_rows_the_server_refuses(
+        env: dict[str, str], server: TidingsServer, account: dict[str, Any],
+        tmp_path: Path) -> None:
+    header = "to," + ",".join(f"v{i}" for i in range(51))  # the API takes 50 variables
+    csv_path = tmp_path / "wide.csv"
+    csv_path.write_text(header + "\n" + "+12025550191" + ",x" * 51 + "\n", encoding="utf-8")
+    result = run_cli(env, "send", "--csv", str(csv_path), "--body", "Hi", "--from", "Acme",
+                     "--api-key", account["api_key"], "--url", server.url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "accepted 0 of 1 rows, rejected 1" in result.stdout
+    assert re.search(r"line 2: variables: .*50.* \(validation_failed\)", result.stdout), \
+        result.stdout
+    assert messages_to(server, account["api_key"], "+12025550191") == []
+
+
+def test_send_csv_run_again_sends_no_row_twice(
+        env: dict[str, str], server: TidingsServer, account: dict[str, Any],
+        tmp_path: Path) -> None:
+    """Needs ``POST /v1/messages/batch`` to honour ``Idempotency-Key``."""
+    csv_path = write_csv(tmp_path / "again.csv", [("+12025550181", "Ann"),
+                                                  ("+12025550182", "Bo"), ("", "Nobody")])
+    command = ("send", "--csv", str(csv_path), "--body", "Hi {name}", "--from", "Acme",
+               "--api-key", account["api_key"], "--url", server.url, "--chunk", "2")
+    first = run_cli(env, *command)
+    assert first.returncode == 1, first.stdout + first.stderr  # line 4 is rejected
+    assert "accepted 2 of 3 rows, rejected 1" in first.stdout
+    again = run_cli(env, *command)
+    for number in ("+12025550181", "+12025550182"):
+        assert len(messages_to(server, account["api_key"], number)) == 1
+    assert "accepted 2 of 3 rows, rejected 1 (2 accepted by an earlier run, not sent " \
+           "again)" in again.stdout, again.stdout + again.stderr
+    on_purpose = ok_or_rejected(run_cli(env, *command, "--run-id", "reminder"))
+    assert "accepted 2 of 3 rows, rejected 1" in on_purpose.stdout
+    assert "earlier run" not in on_purpose.stdout
+    assert len(messages_to(server, account["api_key"], "+12025550181")) == 2
+
+
+def ok_or_rejected(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    """Exit 1 with rows listed (rejected), never a crash."""
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    return result
 
 
 def test_send_csv_without_a_to_column_is_a_clear_error(env: dict[str, str],

@@ -20,7 +20,9 @@ SMPP = ("connectors", "add", "smpp", "--host", "127.0.0.1", "--port", "2775",
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return tidings_env(Path(tmp_path_factory.mktemp("carriers")) / "data")
+    settings = tidings_env(Path(tmp_path_factory.mktemp("carriers")) / "data")
+    ok(run_cli(settings, "migrate"))  # the other commands need the database to be there
+    return settings
 
 
 @pytest.fixture(scope="module")

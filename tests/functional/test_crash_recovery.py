@@ -260,6 +260,7 @@ async def test_no_message_lost_or_duplicated_across_sigkills(
     env = tidings_env(data_dir, job_lease_seconds=2, sandbox_receipt_delay_seconds=0.2,
                       database_url=backend.database_url, log_level="INFO")
 
+    assert (await run_cli_async(env, "migrate")).returncode == 0
     made = await run_cli_async(env, "accounts", "create", "--name", "Acme", "--json",
                                "--webhook-url", receiver.url)
     assert made.returncode == 0, made.stderr

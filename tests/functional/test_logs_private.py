@@ -123,6 +123,7 @@ async def test_no_personal_data_in_logs_or_files(tmp_path: Path, hooks: Hooks,
     data_dir, log_path = tmp_path / "data", tmp_path / "server.log"
     env = tidings_env(data_dir, log_level=log_level, sandbox_receipt_delay_seconds=0.1,
                       webhook_max_age_seconds=3600)
+    assert (await run_cli_async(env, "migrate")).returncode == 0
     made = await run_cli_async(env, "accounts", "create", "--name", "Acme", "--json",
                                "--webhook-url", f"{hooks.url}/hook")
     assert made.returncode == 0, made.stderr

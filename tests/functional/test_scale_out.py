@@ -164,6 +164,7 @@ async def test_on_sqlite_a_webhook_worker_beside_serve_takes_every_webhook_once(
     """
     data_dir = tmp_path / "data"
     env = tidings_env(data_dir, worker_poll_seconds=60, sandbox_receipt_delay_seconds=0.1)
+    assert (await run_cli_async(env, "migrate")).returncode == 0
     made = await run_cli_async(env, "accounts", "create", "--name", "Acme", "--json",
                                "--webhook-url", hooks.url)
     assert made.returncode == 0, made.stderr

@@ -52,6 +52,7 @@ async def test_a_kill_mid_window_loses_nothing_and_repeats_only_what_was_in_flig
     env = tidings_env(tmp_path / "data", connector_reload_seconds=0.5,
                       job_lease_seconds=2, worker_batch_size=50)
     try:
+        assert (await run_cli_async(env, "migrate")).returncode == 0
         account = await cli(env, "accounts", "create", "--name", "Acme")
         await cli(env, "connectors", "add", "smpp", "--name", "smsc", "--host", "127.0.0.1",
                   "--port", str(sim.port), "--system-id", "tidings", "--binds", str(BINDS),

@@ -9,7 +9,7 @@ import click
 
 from tidings.audit.chain import AuditChain
 from tidings.audit.verify import ChainReport, verify
-from tidings.cli.common import fail
+from tidings.cli.common import fail, require_database
 from tidings.db import Database
 from tidings.settings import Settings
 from tidings.vault import MASTER_KEY_FILE, Vault
@@ -28,6 +28,7 @@ def verify_command(account_id: str | None) -> None:
     Events not sealed yet are counted, not checked: the running server seals them.
     """
     settings = Settings()
+    require_database(settings)
     _require_keys(settings)
     report = asyncio.run(_verify(settings, account_id))
     click.echo(f"chains: {report.tenants}, events: {report.sealed_events}, "

@@ -1,4 +1,8 @@
-"""What every command shares: a runtime without background work, output, actor."""
+"""What every command shares: a runtime without background work, output, actor.
+
+Imports of the runtime happen inside the functions: ``tidings send`` uses ``fail``
+and must not pay for them (see ``lazy.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,26 +11,39 @@ import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from tidings.audit.service import Actor
-from tidings.errors import TidingsError
-from tidings.runtime import Runtime, close_runtime, open_runtime
-from tidings.settings import Settings
+if TYPE_CHECKING:
+    from tidings.audit.service import Actor
+    from tidings.runtime import Runtime
+    from tidings.settings import Settings
 
 T = TypeVar("T")
 
 
 def operator_actor() -> Actor:
+    from tidings.audit.service import Actor
+
     return Actor("operator", f"cli:{getpass.getuser()}")
 
 
 def with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Open a runtime (migrated, no workers), run ``work``, close; errors become exit 1."""
+    """Open a runtime (migrated, no workers), run ``work``, close; errors become exit 1.
+
+    The database must exist: only ``serve`` and ``migrate`` make one.
+    """
+    from tidings.errors import TidingsError
+    from tidings.runtime import close_runtime, open_runtime
+    from tidings.settings import Settings
+
+    settings = Settings()
+    require_database(settings)
+
     async def _main() -> T:
-        rt = await open_runtime(Settings(), start_background=False)
+        rt = await open_runtime(settings, start_background=False)
         try:
             return await work(rt)
         finally:
@@ -36,6 +53,22 @@ def with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
     except TidingsError as exc:
         fail(f"{exc.detail} ({exc.code})")
         raise  # unreachable: fail() exits
+
+
+def require_database(settings: Settings) -> None:
+    """Stop when the SQLite file is not there: opening it would make an empty one, and
+    the command would work on that instead of the server's (run from another folder,
+    the default ``./data`` is another folder's)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.resolved_database_url())
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    path = Path(url.database or "").resolve()
+    if not path.is_file():
+        fail(f"no database at {path}: run this where `tidings serve` runs, or set "
+             "TIDINGS_DATA_DIR (or TIDINGS_DATABASE_URL) to the server's; "
+             "`tidings migrate` makes a new one.")
 
 
 def fail(message: str) -> NoReturn:

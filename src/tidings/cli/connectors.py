@@ -8,6 +8,7 @@ import click
 from pydantic import BaseModel, ValidationError
 
 from tidings.cli.common import emit, fail, with_runtime
+from tidings.cli.secrets import secret_option
 from tidings.db import SYSTEM
 from tidings.operators.service import (
     do_create_operator_key,
@@ -62,7 +63,8 @@ def add() -> None:
 @click.option("--host", required=True)
 @click.option("--port", type=int, default=2775, show_default=True)
 @click.option("--system-id", required=True, help="The SMSC account (system_id).")
-@click.option("--password", default="", help="The bind password (stored encrypted).")
+@secret_option("password", what="the bind password", help=", stored encrypted",
+               required=False)
 @click.option("--system-type", default="")
 @click.option("--binds", type=int, default=1, show_default=True)
 @click.option("--window", type=int, default=10, show_default=True,
@@ -86,7 +88,8 @@ def add_smpp(name: str | None, as_json: bool, **options: Any) -> None:
 @click.option("--security", type=click.Choice(["none", "starttls", "tls"]),
               default="starttls", show_default=True)
 @click.option("--username", default=None, help="AUTH user (AUTH only when given).")
-@click.option("--password", default="", help="AUTH password (stored encrypted).")
+@secret_option("password", what="the AUTH password", help=", stored encrypted",
+               required=False, ask_if=lambda options: bool(options["username"]))
 @click.option("--mail-domain", required=True, help="Right side of our Message-IDs.")
 @click.option("--bounce-domain", default=None, help="Envelope sender domain for bounces.")
 @click.option("--concurrency", type=int, default=4, show_default=True)
@@ -105,9 +108,12 @@ def add_smtp(name: str | None, as_json: bool, **options: Any) -> None:
 @add.command("whatsapp")
 @click.option("--name", default="whatsapp", show_default=True)
 @click.option("--phone-number-id", required=True, help="The Cloud API phone number id.")
-@click.option("--access-token", required=True, help="Stored encrypted.")
-@click.option("--app-secret", required=True, help="Checks our webhooks' signatures.")
-@click.option("--verify-token", required=True, help="Answers the webhook handshake.")
+@secret_option("access-token", what="the access token", help=", stored encrypted",
+               required=True)
+@secret_option("app-secret", what="the app secret", required=True,
+               help=", which checks our webhooks' signatures")
+@secret_option("verify-token", what="the verify token", required=True,
+               help=", which answers the webhook handshake")
 @click.option("--base-url", default="https://graph.facebook.com", show_default=True)
 @click.option("--api-version", default="v21.0", show_default=True)
 @click.option("--display-phone-number", default=None,

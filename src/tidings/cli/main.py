@@ -1,101 +1,63 @@
-"""Entry point: ``tidings serve``, ``tidings accounts …``, ``tidings send …``."""
+"""Entry point: ``tidings serve``, ``tidings accounts …``, ``tidings send …``.
+
+Only ``click`` is imported up front: each command imports what it needs when it runs
+(see ``lazy.py``), so that ``tidings --help`` and light commands start quickly.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
-from pydantic import ValidationError
 
-from tidings.cli.accounts import accounts, keys
-from tidings.cli.audit import audit
-from tidings.cli.common import warn_of_private_webhooks
-from tidings.cli.connectors import connectors, operator_keys, routes
-from tidings.cli.numbers import numbers
-from tidings.cli.sandbox import sandbox
-from tidings.cli.send import send
-from tidings.cli.smpp_credentials import smpp_credentials
-from tidings.cli.smsc_sim import smsc_sim
-from tidings.cli.worker import worker
-from tidings.runtime import prepare_storage
-from tidings.settings import Settings
+from tidings.cli.lazy import LazyGroup
+
+if TYPE_CHECKING:
+    from pydantic_core import ValidationError
+
+COMMANDS = {  # name: (where it lives, its short help as the command says it)
+    "accounts": ("tidings.cli.accounts:accounts", "Create and list client accounts."),
+    "audit": ("tidings.cli.audit:audit", "Inspect the audit trail."),
+    "connectors": ("tidings.cli.connectors:connectors",
+                   "Carrier connections (SMPP binds to an SMSC, and more to come)."),
+    "keys": ("tidings.cli.accounts:keys", "Create and revoke API keys."),
+    "migrate": ("tidings.cli.serve:migrate",
+                "Bring the database schema up to date (serve does this too)."),
+    "numbers": ("tidings.cli.numbers:numbers",
+                "Assign numbers and email addresses to accounts."),
+    "operator-keys": ("tidings.cli.connectors:operator_keys",
+                      "Keys for the operator API (/v1/operator/...)."),
+    "routes": ("tidings.cli.connectors:routes",
+               "Routing rules: which connectors carry which messages."),
+    "sandbox": ("tidings.cli.sandbox:sandbox", "Simulate carrier traffic."),
+    "serve": ("tidings.cli.serve:serve",
+              "Run the API, the workers and the sandbox carrier in one process."),
+    "send": ("tidings.cli.send:send",
+             "Send BODY to every row of the CSV, with a progress bar."),
+    "smpp-credentials": ("tidings.cli.smpp_credentials:smpp_credentials",
+                         "Credentials clients bind with to Tidings' SMPP server "
+                         "(TIDINGS_SMPP_PORT)."),
+    "smsc-sim": ("tidings.cli.smsc_sim:smsc_sim",
+                 "Run an SMPP 3.4 SMSC simulator for development, tests and benchmarks."),
+    "webhooks": ("tidings.cli.webhooks:webhooks", "Receive webhooks while you develop."),
+    "worker": ("tidings.cli.worker:worker",
+               "Run the outbox workers and the carrier connectors, without the HTTP API."),
+}
 
 
-@click.group()
+@click.group(cls=LazyGroup, lazy=COMMANDS)
 @click.version_option(package_name="tidings")
 def cli() -> None:
     """Tidings: messaging for your clients, from one command."""
 
 
-@cli.command()
-@click.option("--host", default=None, help="Listen address (TIDINGS_HOST).")
-@click.option("--port", default=None, type=int, help="Listen port (TIDINGS_PORT).")
-@click.option("--processes", default=None, type=click.IntRange(1, 64),
-              help="API processes (TIDINGS_API_PROCESSES); more than one needs PostgreSQL "
-                   "and the workers in `tidings worker`.")
-def serve(host: str | None, port: int | None, processes: int | None) -> None:
-    """Run the API, the workers and the sandbox carrier in one process.
-
-    With TIDINGS_RUN_WORKERS=false only the API runs; start `tidings worker` beside it.
-    """
-    import uvicorn
-
-    from tidings.app import create_app
-    from tidings.gc_tuning import tune_for_server
-    from tidings.http_protocol import GuardedHttpProtocol, raise_open_files_limit
-    from tidings.logs import configure_logging
-
-    settings = Settings()
-    processes = processes or settings.api_processes
-    configure_logging(settings.log_level)
-    raise_open_files_limit(settings.http_max_connections)
-    warn_of_private_webhooks(settings)
-    options: dict[str, Any] = dict(
-        host=host or settings.host, port=port or settings.port, access_log=False,
-        log_level="warning", loop="uvloop", http=GuardedHttpProtocol,
-        timeout_graceful_shutdown=10)
-    if processes == 1:
-        app = create_app(settings)
-        tune_for_server()
-        uvicorn.run(app, **options)
-        return
-    _check_processes(settings)
-    prepare_storage(settings)  # once, before the processes race to migrate
-    uvicorn.run("tidings.app:app_from_environment", factory=True, workers=processes,
-                **options)
-
-
-def _check_processes(settings: Settings) -> None:
-    if settings.is_sqlite:
-        raise click.UsageError("Several API processes need PostgreSQL "
-                               "(TIDINGS_DATABASE_URL): SQLite has a single writer.")
-    if settings.run_workers:
-        raise click.UsageError("With several API processes, run the workers apart: set "
-                               "TIDINGS_RUN_WORKERS=false and start `tidings worker`.")
-
-
-@cli.command()
-def migrate() -> None:
-    """Bring the database schema up to date (serve does this too)."""
-    from tidings.runtime import migrate as migrate_database
-    from tidings.storage import make_storage_private
-
-    settings = Settings()
-    make_storage_private(settings)  # the default file's folder, private, as serve does
-    migrate_database(settings)
-    click.echo("database is up to date")
-
-
-for command in (accounts, keys, send, sandbox, audit, worker, connectors, routes,
-                operator_keys, smsc_sim, smpp_credentials, numbers):
-    cli.add_command(command)
-
-
 def main() -> None:
+    from pydantic_core import ValidationError
+
     try:
         cli()
     except ValidationError as exc:
-        if exc.title != Settings.__name__:
+        if exc.title != "Settings":
             raise
         _report_bad_settings(exc)
         raise SystemExit(2) from None
