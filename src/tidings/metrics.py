@@ -36,6 +36,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS, registry=self.registry)
         self.webhook_attempts = Counter("tidings_webhook_attempts", "Webhook attempts",
                                         ["result"], registry=self.registry)
+        self.connector_errors = Counter(
+            "tidings_connector_errors", "Errors a carrier reported about a connector",
+            ["connector", "code"], registry=self.registry)
 
     def count_moves(self, moved: Mapping[str, int]) -> None:
         for status, count in moved.items():

@@ -6,11 +6,20 @@ client's API key.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from tidings.db import SYSTEM
 from tidings.deps import CurrentOperator, RuntimeDep
-from tidings.routing.schemas import ConnectorIn, ConnectorOut, RouteIn, RouteOut, RouteSaved
+from tidings.routing.schemas import (
+    ConnectorErrorOut,
+    ConnectorIn,
+    ConnectorOut,
+    RouteIn,
+    RouteOut,
+    RouteSaved,
+)
 from tidings.routing.service import (
     OPERATOR_KEYRING,
     connector_out,
@@ -18,6 +27,7 @@ from tidings.routing.service import (
     do_remove_connector,
     do_remove_route,
     get_connector,
+    list_connector_errors,
     list_connectors,
     list_routes,
     route_out,
@@ -51,6 +61,15 @@ async def show_connector(name: str, rt: RuntimeDep, _operator: CurrentOperator) 
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         row = await get_connector(session, name=name)
         return connector_out(keys, row)
+
+
+@router.get("/connectors/{name}/errors", response_model=list[ConnectorErrorOut],
+            summary="Problems the carrier reported about a connector, newest first")
+async def show_connector_errors(
+        name: str, rt: RuntimeDep, _operator: CurrentOperator,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[ConnectorErrorOut]:
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        return await list_connector_errors(session, name=name, limit=limit)
 
 
 @router.delete("/connectors/{name}", status_code=204, summary="Remove a connector")
