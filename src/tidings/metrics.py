@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from tidings.webhooks.sender import WebhookResult
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
+# Methods as labels; anything else is "other", so a client cannot grow the label set.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -39,6 +42,19 @@ class Metrics:
         self.connector_errors = Counter(
             "tidings_connector_errors", "Errors a carrier reported about a connector",
             ["connector", "code"], registry=self.registry)
+
+        self.http_requests = Counter(
+            "tidings_http_requests", "HTTP requests answered, by route template and status",
+            ["method", "route", "status"], registry=self.registry)
+        self.http_duration = Histogram(
+            "tidings_http_request_duration_seconds", "Time to answer, by route template",
+            ["method", "route"], buckets=REQUEST_BUCKETS, registry=self.registry)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One answered request; ``route`` is the route's template, never the raw path."""
+        method = method if method in HTTP_METHODS else "other"
+        self.http_requests.labels(method, route, str(status)).inc()
+        self.http_duration.labels(method, route).observe(seconds)
 
     def count_moves(self, moved: Mapping[str, int]) -> None:
         for status, count in moved.items():

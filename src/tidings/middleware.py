@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: a request body limit and an access log without personal data."""
+"""Pure ASGI middleware: a request body limit, and an access log and request metrics
+without personal data."""
 
 from __future__ import annotations
 
@@ -81,7 +82,9 @@ async def _problem(send: Send, max_bytes: int) -> None:
 
 
 class AccessLog:
-    """One line per request: method, path (never the query string), status, duration."""
+    """One line per request: method, route (never the raw path or the query string),
+    status, duration; and the same in the runtime's metrics (the route's template keeps
+    the label set bounded)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -100,8 +103,12 @@ class AccessLog:
         try:
             await self.app(scope, receive, capture)
         finally:
-            log.info("request", method=scope["method"], path=_route(scope), status=status[0],
-                     duration_ms=round((time.perf_counter() - start) * 1000, 2))
+            seconds, route = time.perf_counter() - start, _route(scope)
+            log.info("request", method=scope["method"], path=route, status=status[0],
+                     duration_ms=round(seconds * 1000, 2))
+            runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
+            if runtime is not None:
+                runtime.metrics.observe_request(scope["method"], route, status[0], seconds)
 
 
 def _route(scope: Scope) -> str:
