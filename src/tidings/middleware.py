@@ -1,5 +1,5 @@
-"""Pure ASGI middleware: a request body limit, and an access log and request metrics
-without personal data."""
+"""Pure ASGI middleware: request ids, a request body limit, and an access log and
+request metrics without personal data."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tidings import request_ids
 from tidings.errors import PayloadTooLarge
 from tidings.logs import get_logger
 
@@ -79,6 +80,32 @@ async def _problem(send: Send, max_bytes: int) -> None:
                 "headers": [(b"content-type", b"application/problem+json"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+class RequestIds:
+    """Each request gets an id (the client's ``X-Request-Id`` if well formed): in the
+    response's ``X-Request-Id``, on the request's log lines, and in the jobs it queues."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = [v for k, v in scope["headers"] if k == request_ids.HEADER]
+        request_id = request_ids.accept_or_make(given[0] if len(given) == 1 else None)
+
+        async def tag(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", [])
+                           if h[0].lower() != request_ids.HEADER]
+                message = {**message,
+                           "headers": [*headers, (request_ids.HEADER, request_id.encode())]}
+            await send(message)
+
+        with request_ids.bound(request_id):
+            await self.app(scope, receive, tag)
 
 
 class AccessLog:
