@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from tidings.connectors.smpp.stats import SmppSnapshot
     from tidings.messaging.status_changes import MessageState
     from tidings.webhooks.sender import WebhookResult
 
@@ -71,5 +74,48 @@ class Metrics:
         if result.ok:
             self.webhook_latency.observe((now - event_created_at).total_seconds())
 
+    def watch_smpp(self, connectors: Callable[[], Iterable[tuple[str, SmppSnapshot]]],
+                   gateway: Callable[[], SmppSnapshot | None]) -> None:
+        """Report the SMPP connectors' and the gateway's snapshots on each scrape."""
+        self.registry.register(SmppCollector(connectors, gateway))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class SmppCollector(Collector):
+    """SMPP binds, windows and counts, read from the connectors when scraped: the send
+    path pays one dict update per PDU, not a Prometheus label lookup."""
+
+    def __init__(self, connectors: Callable[[], Iterable[tuple[str, SmppSnapshot]]],
+                 gateway: Callable[[], SmppSnapshot | None]) -> None:
+        self._connectors, self._gateway = connectors, gateway
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families("tidings_smpp", "the SMSC", list(self._connectors()))
+        snapshot = self._gateway()
+        yield from self._families("tidings_smpp_gateway", "clients",
+                                  [("gateway", snapshot)] if snapshot else [])
+
+    @staticmethod
+    def _families(prefix: str, peer: str,
+                  snapshots: list[tuple[str, SmppSnapshot]]) -> Iterator[Metric]:
+        labels = ["connector"] if prefix == "tidings_smpp" else []
+        binds = GaugeMetricFamily(f"{prefix}_binds", f"Binds up with {peer}", labels=labels)
+        window = GaugeMetricFamily(f"{prefix}_window_in_use",
+                                   f"Our requests awaiting {peer}'s answer", labels=labels)
+        by_status = CounterMetricFamily(
+            f"{prefix}_submits", "submit_sm answered, by command status (no_answer: none)",
+            labels=[*labels, "status"])
+        deliveries = CounterMetricFamily(f"{prefix}_deliveries",
+                                         "deliver_sm (receipts, messages), by result",
+                                         labels=[*labels, "result"])
+        for name, snapshot in snapshots:
+            own = [name] if labels else []
+            binds.add_metric(own, snapshot.binds)
+            window.add_metric(own, snapshot.window_in_use)
+            for status, count in snapshot.by_status.items():
+                by_status.add_metric([*own, status], count)
+            for result, count in snapshot.deliveries.items():
+                deliveries.add_metric([*own, result], count)
+        yield from (binds, window, by_status, deliveries)
