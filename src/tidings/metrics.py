@@ -1,13 +1,23 @@
-"""Prometheus metrics on a registry of our own (one per runtime, so tests stay apart)."""
+"""Prometheus metrics on a registry of our own (one per runtime, so tests stay apart).
+
+Under ``tidings serve --processes N`` (``PROMETHEUS_MULTIPROC_DIR`` set before the
+processes start), every process writes its values to files in that directory and
+``/metrics``, whichever process answers, reads them all: counters and histograms are
+summed over the processes, and the database gauges show the latest value set.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -24,16 +34,18 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._smpp: SmppCollector | None = None
         self.messages_created = Counter("tidings_messages_created", "Messages accepted",
                                         ["channel", "direction"], registry=self.registry)
         self.messages_by_status = Gauge("tidings_messages_by_status",
                                         "Messages in each status", ["status"],
-                                        registry=self.registry)
+                                        registry=self.registry,
+                                        multiprocess_mode="mostrecent")
         self.status_changes = Counter(
             "tidings_message_status_changes", "Applied status changes (this process)",
             ["status"], registry=self.registry)
         self.queue_depth = Gauge("tidings_queue_depth", "Outbox jobs waiting", ["kind"],
-                                 registry=self.registry)
+                                 registry=self.registry, multiprocess_mode="mostrecent")
         self.dispatch_latency = Histogram(
             "tidings_dispatch_latency_seconds", "From accepted to submitted to the carrier",
             buckets=LATENCY_BUCKETS, registry=self.registry)
@@ -77,10 +89,32 @@ class Metrics:
     def watch_smpp(self, connectors: Callable[[], Iterable[tuple[str, SmppSnapshot]]],
                    gateway: Callable[[], SmppSnapshot | None]) -> None:
         """Report the SMPP connectors' and the gateway's snapshots on each scrape."""
-        self.registry.register(SmppCollector(connectors, gateway))
+        self._smpp = SmppCollector(connectors, gateway)
+        self.registry.register(self._smpp)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        shared = os.environ.get(MULTIPROCESS_ENV)
+        if not shared:
+            return generate_latest(self.registry)
+        every_process = CollectorRegistry()
+        MultiProcessCollector(every_process, path=shared)  # type: ignore[no-untyped-call]
+        if self._smpp is not None:  # read live from this process's connectors
+            every_process.register(self._smpp)
+        return generate_latest(every_process)
+
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def share_between_processes(data_dir: Path) -> Path:
+    """Make the processes about to start write their metrics to one fresh directory
+    under ``data_dir``, so that any of them can report all (call before they start:
+    ``prometheus_client`` reads the variable when it is imported)."""
+    shared = data_dir / "metrics-multiprocess"
+    shutil.rmtree(shared, ignore_errors=True)  # counts of an earlier start would add up
+    shared.mkdir(parents=True)
+    os.environ[MULTIPROCESS_ENV] = str(shared)
+    return shared
 
 
 class SmppCollector(Collector):

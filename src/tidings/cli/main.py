@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import click
@@ -15,6 +16,7 @@ from tidings.cli.send import send
 from tidings.cli.smpp_credentials import smpp_credentials
 from tidings.cli.smsc_sim import smsc_sim
 from tidings.cli.worker import worker
+from tidings.metrics import share_between_processes
 from tidings.runtime import prepare_storage
 from tidings.settings import Settings
 
@@ -58,8 +60,12 @@ def serve(host: str | None, port: int | None, processes: int | None) -> None:
         return
     _check_processes(settings)
     prepare_storage(settings)  # once, before the processes race to migrate
-    uvicorn.run("tidings.app:app_from_environment", factory=True, workers=processes,
-                **options)
+    shared = share_between_processes(settings.data_dir)
+    try:
+        uvicorn.run("tidings.app:app_from_environment", factory=True, workers=processes,
+                    **options)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def _check_processes(settings: Settings) -> None:
