@@ -15,6 +15,22 @@ from tidings.logs import get_logger
 log = get_logger("tidings.access")
 
 
+class _HttpMiddleware:
+    """Pure ASGI middleware for HTTP requests; anything else (lifespan) passes through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
 class BodyLimit:
     """Refuse bodies over ``max_bytes`` with 413, whether announced or streamed.
 
@@ -82,17 +98,11 @@ async def _problem(send: Send, max_bytes: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class RequestIds:
+class RequestIds(_HttpMiddleware):
     """Each request gets an id (the client's ``X-Request-Id`` if well formed): in the
     response's ``X-Request-Id``, on the request's log lines, and in the jobs it queues."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         given = [v for k, v in scope["headers"] if k == request_ids.HEADER]
         request_id = request_ids.accept_or_make(given[0] if len(given) == 1 else None)
 
@@ -108,18 +118,12 @@ class RequestIds:
             await self.app(scope, receive, tag)
 
 
-class AccessLog:
+class AccessLog(_HttpMiddleware):
     """One line per request: method, route (never the raw path or the query string),
     status, duration; and the same in the runtime's metrics (the route's template keeps
     the label set bounded)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         start, status = time.perf_counter(), [0]
 
         async def capture(message: Message) -> None:
