@@ -109,8 +109,10 @@ def build_messages(ctx: SendContext, drafts: Sequence[Draft],
                      urls=ctx.webhooks.urls_for(status, draft.status_callback), now=now)
     rows.add("messages", [c.row for c in created])
     rows.add("webhook_deliveries", webhooks.deliveries)
-    rows.add("jobs", [{**job, "payload": request} for job in webhooks.jobs]
-             if request else webhooks.jobs)
+    if request is not None:
+        for job in webhooks.jobs:  # their worker's log lines name the request too
+            job["payload"] = request
+    rows.add("jobs", webhooks.jobs)
     return rows, created
 
 
