@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: a request body limit and an access log without personal data."""
+"""Pure ASGI middleware: request ids, a request body limit, and an access log and
+request metrics without personal data."""
 
 from __future__ import annotations
 
@@ -7,10 +8,27 @@ import time
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tidings import request_ids
 from tidings.errors import PayloadTooLarge
 from tidings.logs import get_logger
 
 log = get_logger("tidings.access")
+
+
+class _HttpMiddleware:
+    """Pure ASGI middleware for HTTP requests; anything else (lifespan) passes through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
 
 
 class BodyLimit:
@@ -80,16 +98,32 @@ async def _problem(send: Send, max_bytes: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class AccessLog:
-    """One line per request: method, path (never the query string), status, duration."""
+class RequestIds(_HttpMiddleware):
+    """Each request gets an id (the client's ``X-Request-Id`` if well formed): in the
+    response's ``X-Request-Id``, on the request's log lines, and in the jobs it queues."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        given = [v for k, v in scope["headers"] if k == request_ids.HEADER]
+        request_id = request_ids.accept_or_make(given[0] if len(given) == 1 else None)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+        async def tag(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", [])
+                           if h[0].lower() != request_ids.HEADER]
+                message = {**message,
+                           "headers": [*headers, (request_ids.HEADER, request_id.encode())]}
+            await send(message)
+
+        with request_ids.bound(request_id):
+            await self.app(scope, receive, tag)
+
+
+class AccessLog(_HttpMiddleware):
+    """One line per request: method, route (never the raw path or the query string),
+    status, duration; and the same in the runtime's metrics (the route's template keeps
+    the label set bounded)."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         start, status = time.perf_counter(), [0]
 
         async def capture(message: Message) -> None:
@@ -100,8 +134,12 @@ class AccessLog:
         try:
             await self.app(scope, receive, capture)
         finally:
-            log.info("request", method=scope["method"], path=_route(scope), status=status[0],
-                     duration_ms=round((time.perf_counter() - start) * 1000, 2))
+            seconds, route = time.perf_counter() - start, _route(scope)
+            log.info("request", method=scope["method"], path=route, status=status[0],
+                     duration_ms=round(seconds * 1000, 2))
+            runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
+            if runtime is not None:
+                runtime.metrics.observe_request(scope["method"], route, status[0], seconds)
 
 
 def _route(scope: Scope) -> str:

@@ -19,6 +19,8 @@ from tidings.connectors.base import DeliveryReport, InboundMessage
 from tidings.connectors.registry import ConnectorRegistry
 from tidings.connectors.sandbox.carrier import SandboxCarrier
 from tidings.connectors.sandbox.ledger import SandboxLedger
+from tidings.connectors.smpp.connector import SmppConnector
+from tidings.connectors.smpp.stats import SmppSnapshot
 from tidings.db import Database
 from tidings.logs import get_logger
 from tidings.messaging import tasks as messaging_tasks
@@ -85,6 +87,14 @@ class Runtime:
             ] if worker.loops and (not only or worker.kind in only)])
         return self.workers
 
+    def smpp_snapshots(self) -> list[tuple[str, SmppSnapshot]]:
+        """Each SMPP connector's binds and counts, for ``/metrics``."""
+        return [(c.name, c.smpp_snapshot()) for c in self.connectors.all()
+                if isinstance(c, SmppConnector)]
+
+    def gateway_snapshot(self) -> SmppSnapshot | None:
+        return self.smpp_gateway.smpp_snapshot() if self.smpp_gateway else None
+
     async def report_sink(self, connector: str,
                           reports: Sequence[DeliveryReport]) -> list[bool]:
         return await messaging_tasks.apply_reports(self, connector, reports)
@@ -145,6 +155,7 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
                  Authenticator(db, clock, cache_seconds=settings.api_key_cache_seconds),
                  GroupWriter(db))
     rt.routes = RoutingCache(ttl_seconds=settings.routing_cache_seconds)
+    rt.metrics.watch_smpp(rt.smpp_snapshots, rt.gateway_snapshot)
     await sender.start()
     rt.writer.start()
     rt.wakeup_bridge = (

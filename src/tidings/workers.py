@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from tidings import outbox
+from tidings import outbox, request_ids
 from tidings.audit.service import seal_pending
 from tidings.db import SYSTEM
 from tidings.logs import get_logger
@@ -141,14 +141,16 @@ class WorkerPool:
     async def _loop(self, kind: str) -> None:
         poll = self._rt.settings.worker_poll_seconds
         while not self._stopping.is_set():
+            jobs: Sequence[outbox.ClaimedJob] = ()
             try:
                 jobs, leased_until = await self._claim_in_turn(kind)
                 if jobs:
-                    await self._handle(kind, jobs, leased_until)
+                    with request_ids.bound_to_jobs(jobs):  # on the handler's log lines
+                        await self._handle(kind, jobs, leased_until)
                 else:
                     await self._rt.wakeups.wait(kind, poll)
             except Exception:
-                log.exception("worker_batch_failed", kind=kind)
+                log.exception("worker_batch_failed", kind=kind, **request_ids.of_jobs(jobs))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), 1.0)
 

@@ -13,6 +13,7 @@ import httpx
 import orjson
 import pytest
 from aiohttp import web
+from structlog.testing import capture_logs
 
 from tests.conftest import Tenant, assert_problem, assign, own_number, settle, stored_counts
 from tidings.clock import FakeClock
@@ -275,3 +276,66 @@ async def test_a_bad_display_number_is_refused(
         "kind": "whatsapp", "name": "wa", "phone_number_id": NUMBER_ID, "access_token": TOKEN,
         "app_secret": SECRET, "verify_token": VERIFY, "display_phone_number": display})
     assert_problem(response, 400, "validation_failed")
+
+# Meta's "errors messages webhook": value.errors[] is about the number, not one message.
+RATE_LIMIT = {"code": 130429, "title": "Rate limit hit", "message": "(#130429) Rate limit hit",
+              "error_data": {"details": f"Throughput reached sending to {CUSTOMER}"},
+              "href": "/docs/whatsapp/cloud-api/support/error-codes/"}
+
+
+def value_errors(*errors: dict[str, Any]) -> dict[str, Any]:
+    payload = webhook()
+    payload["entry"][0]["changes"][0]["value"]["errors"] = list(errors)
+    return payload
+
+
+async def operator_headers(rt: Runtime, clock: FakeClock) -> dict[str, str]:
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        made = await do_create_operator_key(session, name="ops", now=clock.now())
+    return {"Authorization": f"Bearer {made.secret}"}
+
+
+async def test_value_level_errors_are_logged_counted_and_shown_to_the_operator(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock,
+        whatsapp: WhatsAppConnector) -> None:
+    ops = await operator_headers(rt, clock)
+    with capture_logs() as logged:
+        answer = await client.post(HOOK, **signed(value_errors(RATE_LIMIT, RATE_LIMIT)))
+    assert answer.status_code == 200, answer.text
+
+    shown = await client.get("/v1/operator/connectors/wa/errors", headers=ops)
+    assert shown.status_code == 200, shown.text
+    assert [(e["code"], e["title"]) for e in shown.json()] == [
+        (130429, "Rate limit hit"), (130429, "Rate limit hit")]
+    assert shown.json()[0]["occurred_at"].startswith(clock.now().date().isoformat())
+    lines = [e for e in logged if e["event"] == "whatsapp_connector_error"]
+    assert [(e["connector"], e["code"], e["title"]) for e in lines] == [
+        ("wa", 130429, "Rate limit hit")] * 2
+    assert CUSTOMER[1:] not in repr(logged) + shown.text
+    metrics = (await client.get("/metrics")).text
+    assert 'tidings_connector_errors_total{code="130429",connector="wa"} 2.0' in metrics
+    assert (await stored_counts(rt))["messages"] == 0
+
+
+async def test_connector_errors_need_an_operator_key_and_a_known_connector(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, acme: Tenant,
+        whatsapp: WhatsAppConnector) -> None:
+    ops = await operator_headers(rt, clock)
+    assert_problem(await client.get("/v1/operator/connectors/wa/errors",
+                                    headers=acme.headers), 401, "invalid_operator_key")
+    assert_problem(await client.get("/v1/operator/connectors/nope/errors", headers=ops),
+                   404, "connector_not_found")
+    assert_problem(await client.get("/v1/operator/connectors/wa/errors?limit=0",
+                                    headers=ops), 400, "validation_failed")
+
+
+async def test_badly_signed_or_malformed_errors_are_not_recorded(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock,
+        whatsapp: WhatsAppConnector) -> None:
+    ops = await operator_headers(rt, clock)
+    assert_problem(await client.post(HOOK, **signed(value_errors(RATE_LIMIT), secret="x")),
+                   403, "invalid_signature")
+    assert_problem(await client.post(HOOK, **signed(value_errors({"code": "130429"}))),
+                   400, "invalid_payload")
+    shown = await client.get("/v1/operator/connectors/wa/errors", headers=ops)
+    assert shown.json() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,10 @@ import pytest
 
 from tests.functional.server import run_cli, tidings_env
 from tests.functional.test_cli import assert_clean_failure, ok
+from tidings.db import SYSTEM
+from tidings.routing.service import do_record_connector_errors
+from tidings.runtime import close_runtime, open_runtime
+from tidings.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -101,6 +106,33 @@ def test_routes_add_with_bad_input_is_a_clear_error(
     before = ok(run_cli(env, "routes", "list", "--json")).stdout
     assert_clean_failure(run_cli(env, "routes", "add", *args), needle)
     assert ok(run_cli(env, "routes", "list", "--json")).stdout == before
+
+
+def test_connectors_errors_lists_what_the_carrier_reported(
+        env: dict[str, str], connector: dict[str, Any]) -> None:
+    assert ok(run_cli(env, "connectors", "errors", "smsc-a")).stdout.strip() == "none"
+    asyncio.run(_record_errors(Path(env["TIDINGS_DATA_DIR"]), "smsc-a",
+                               [(130429, "Rate limit hit"), (131000, "Something went wrong")]))
+    shown = json.loads(ok(run_cli(env, "connectors", "errors", "smsc-a", "--json")).stdout)
+    assert [(e["code"], e["title"]) for e in shown] == [
+        (131000, "Something went wrong"), (130429, "Rate limit hit")]
+    text = ok(run_cli(env, "connectors", "errors", "smsc-a", "--limit", "1")).stdout
+    assert text.strip().endswith("\t131000\tSomething went wrong")
+    assert_clean_failure(run_cli(env, "connectors", "errors", "ghost"), "connector_not_found")
+    assert_clean_failure(run_cli(env, "connectors", "errors", "smsc-a", "--limit", "0"),
+                         "limit")
+
+
+async def _record_errors(data_dir: Path, connector: str,
+                         errors: list[tuple[int, str]]) -> None:
+    rt = await open_runtime(Settings(data_dir=data_dir), start_background=False)
+    try:
+        for error in errors:  # one at a time: the newest comes first
+            async with rt.db.transaction(tenant=SYSTEM) as session:
+                await do_record_connector_errors(session, connector=connector,
+                                                 errors=[error], now=rt.clock.now())
+    finally:
+        await close_runtime(rt)
 
 
 def test_removing_unknown_things_is_a_clear_error(env: dict[str, str]) -> None:

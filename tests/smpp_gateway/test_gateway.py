@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -295,3 +296,21 @@ async def test_a_submit_before_any_bind_is_refused_with_invalid_bind_status(
     assert int.from_bytes(header[12:16], "big") == 7
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         assert (await session.scalars(select(Message.id))).all() == []
+
+
+async def test_binds_submits_by_status_and_receipts_show_in_the_metrics(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock,
+        acme_bound: Client) -> None:
+    assert (await acme_bound.submit()).command_status == CommandStatus.ESME_ROK
+    refused = await acme_bound.submit(destination_addr="not-a-number")
+    assert refused.command_status == CommandStatus.ESME_RINVDSTADR
+    await settle(rt, clock, seconds=6)  # dispatch, sandbox receipt, SMPP delivery
+    await until(lambda: len(acme_bound.delivered) == 1, "receipt delivered")
+
+    metrics = (await client.get("/metrics")).text
+    for line in ("tidings_smpp_gateway_binds 1.0",
+                 'tidings_smpp_gateway_submits_total{status="ESME_ROK"} 1.0',
+                 'tidings_smpp_gateway_submits_total{status="ESME_RINVDSTADR"} 1.0',
+                 'tidings_smpp_gateway_deliveries_total{result="ok"} 1.0',
+                 "tidings_smpp_gateway_window_in_use 0.0"):
+        assert line in metrics.splitlines(), line

@@ -29,6 +29,7 @@ from tidings.routing.service import (
     do_create_connector,
     do_remove_connector,
     do_remove_route,
+    list_connector_errors,
     list_connectors,
     list_routes,
     route_out,
@@ -152,6 +153,21 @@ def list_(as_json: bool) -> None:
                     for r in await list_connectors(session)]
         emit(rows, as_json=as_json, text="\n".join(
             f"{r['name']}\t{r['kind']}\t{','.join(r['channels'])}" for r in rows) or "none")
+    with_runtime(work)
+
+
+@connectors.command("errors")
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def errors(name: str, limit: int, as_json: bool) -> None:
+    """Problems the carrier reported about connector NAME (rate limits...), newest first."""
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+            rows = [e.model_dump(mode="json")
+                    for e in await list_connector_errors(session, name=name, limit=limit)]
+        emit(rows, as_json=as_json, text="\n".join(
+            f"{r['occurred_at']}\t{r['code']}\t{r['title']}" for r in rows) or "none")
     with_runtime(work)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -32,6 +33,7 @@ def serve(host: str | None, port: int | None, processes: int | None) -> None:
     from tidings.gc_tuning import tune_for_server
     from tidings.http_protocol import GuardedHttpProtocol, raise_open_files_limit
     from tidings.logs import configure_logging
+    from tidings.metrics import share_between_processes
     from tidings.runtime import prepare_storage
     from tidings.settings import Settings
 
@@ -55,8 +57,12 @@ def serve(host: str | None, port: int | None, processes: int | None) -> None:
     prepare_storage(settings)  # once, before the processes race to migrate
     click.echo(f"Tidings: {processes} API processes start on "
                f"{_url(options['host'], options['port'])}, {_storage(settings)}")
-    uvicorn.run("tidings.app:app_from_environment", factory=True, workers=processes,
-                **options)
+    shared = share_between_processes(settings.data_dir)
+    try:
+        uvicorn.run("tidings.app:app_from_environment", factory=True, workers=processes,
+                    **options)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 class _AnnouncingServer(uvicorn.Server):

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings import request_ids
 from tidings.audit.service import Actor, audit_row, record
 from tidings.errors import Conflict, InvalidRequest, NotFound
 from tidings.ids import new_id
@@ -84,6 +85,7 @@ def build_messages(ctx: SendContext, drafts: Sequence[Draft],
                    now: datetime) -> tuple[Rows, list[Created]]:
     """Rows for new messages, their first event, dispatch jobs, webhooks and audit."""
     created, rows, webhooks = [], Rows(), WebhookBatch.empty()
+    request = request_ids.job_payload()  # worker log lines about these messages name it
     for draft in drafts:
         message_id = new_id("msg")
         status = Status.SCHEDULED if draft.send_at else Status.QUEUED
@@ -94,7 +96,7 @@ def build_messages(ctx: SendContext, drafts: Sequence[Draft],
             tenant=ctx.tenant, message_id=message_id, seq=1, status=status, applied=True,
             source="api", error_code=None, now=now)])
         rows.add("jobs", [job_row(tenant=ctx.tenant, kind=DISPATCH_JOB, ref_id=message_id,
-                                  now=now, run_at=draft.send_at)])
+                                  now=now, run_at=draft.send_at, payload=request)])
         if draft.expires_at:
             rows.add("jobs", [job_row(tenant=ctx.tenant, kind=EXPIRE_JOB, ref_id=message_id,
                                       now=now, run_at=draft.expires_at)])
@@ -107,6 +109,9 @@ def build_messages(ctx: SendContext, drafts: Sequence[Draft],
                      urls=ctx.webhooks.urls_for(status, draft.status_callback), now=now)
     rows.add("messages", [c.row for c in created])
     rows.add("webhook_deliveries", webhooks.deliveries)
+    if request is not None:
+        for job in webhooks.jobs:  # their worker's log lines name the request too
+            job["payload"] = request
     rows.add("jobs", webhooks.jobs)
     return rows, created
 

@@ -6,12 +6,21 @@ client's API key.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from tidings.db import SYSTEM
 from tidings.deps import PROBLEMS_OF_OPERATOR_ROUTES, CurrentOperator, KnownQueryOnly, RuntimeDep
 from tidings.errors import problem_responses
-from tidings.routing.schemas import ConnectorIn, ConnectorOut, RouteIn, RouteOut, RouteSaved
+from tidings.routing.schemas import (
+    ConnectorErrorOut,
+    ConnectorIn,
+    ConnectorOut,
+    RouteIn,
+    RouteOut,
+    RouteSaved,
+)
 from tidings.routing.service import (
     OPERATOR_KEYRING,
     connector_out,
@@ -19,6 +28,7 @@ from tidings.routing.service import (
     do_remove_connector,
     do_remove_route,
     get_connector,
+    list_connector_errors,
     list_connectors,
     list_routes,
     route_out,
@@ -56,6 +66,17 @@ async def show_connector(name: str, rt: RuntimeDep, _operator: CurrentOperator) 
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         row = await get_connector(session, name=name)
         return connector_out(keys, row)
+
+
+@router.get("/connectors/{name}/errors", response_model=list[ConnectorErrorOut],
+            summary="Problems the carrier reported about a connector, newest first",
+            operation_id="list_connector_errors", dependencies=[KnownQueryOnly],
+            responses=problem_responses(404))
+async def show_connector_errors(
+        name: str, rt: RuntimeDep, _operator: CurrentOperator,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[ConnectorErrorOut]:
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        return await list_connector_errors(session, name=name, limit=limit)
 
 
 @router.delete("/connectors/{name}", status_code=204, summary="Remove a connector",

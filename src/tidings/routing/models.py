@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db import Base
@@ -43,3 +43,17 @@ class RouteRule(Base):
     # [{"connector": name, "weight": n}, ...] in failover order
     targets: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConnectorError(Base):
+    """A problem a carrier reported about a connector rather than about one message (a
+    WhatsApp rate-limit notice...): its code and title only, never personal data."""
+
+    __tablename__ = "connector_errors"
+    __table_args__ = (Index("ix_connector_errors_connector_id", "connector", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    connector: Mapped[str] = mapped_column(String(60))
+    code: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)

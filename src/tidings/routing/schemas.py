@@ -124,6 +124,14 @@ class ConnectorOut(BaseModel):
     updated_at: datetime
 
 
+class ConnectorErrorOut(BaseModel):
+    """A problem the carrier reported about the connector (not about one message)."""
+
+    code: int
+    title: str
+    occurred_at: datetime
+
+
 class TargetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     connector: str = Field(pattern=CONNECTOR_NAME)

@@ -7,17 +7,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Account
 from tidings.connectors.sandbox.carrier import SANDBOX_CHANNELS, SANDBOX_NAME
 from tidings.errors import Conflict, InvalidRequest, NotFound
 from tidings.ids import new_id
-from tidings.routing.models import ConnectorConfig, RouteRule
+from tidings.routing.models import ConnectorConfig, ConnectorError, RouteRule
 from tidings.routing.rules import Route, RouteTarget, RoutingTable
 from tidings.routing.schemas import (
     AnyConnectorIn,
+    ConnectorErrorOut,
     ConnectorOut,
     RouteIn,
     RouteOut,
@@ -31,6 +32,9 @@ from tidings.vault import TenantKeys
 # they live apart from the database like every other key.
 OPERATOR_KEYRING = "operator"
 SECRETS_FIELD = "connectors.secrets"
+# The newest errors kept per connector: enough to see what is going on, bounded when a
+# carrier repeats a notice for every message.
+KEPT_CONNECTOR_ERRORS = 1000
 # Connectors every process runs without a row in ``connectors``: routes may name them.
 BUILT_IN_CHANNELS: dict[str, frozenset[str]] = {SANDBOX_NAME: SANDBOX_CHANNELS}
 
@@ -77,7 +81,33 @@ async def do_remove_connector(session: AsyncSession, *, name: str) -> None:
     if users:
         raise Conflict(f"Routes {', '.join(users)} use connector {name!r}; remove them first.",
                        code="connector_in_use")
+    await session.execute(delete(ConnectorError).where(ConnectorError.connector == name))
     await session.delete(row)
+
+
+async def do_record_connector_errors(session: AsyncSession, *, connector: str,
+                                     errors: Sequence[tuple[int, str]],
+                                     now: datetime) -> None:
+    """Store (code, title) pairs the carrier reported about ``connector``; only the
+    newest ``KEPT_CONNECTOR_ERRORS`` stay."""
+    session.add_all(ConnectorError(id=new_id("cer"), connector=connector, code=code,
+                                   title=title, occurred_at=now) for code, title in errors)
+    await session.flush()
+    newest = (select(ConnectorError.id).where(ConnectorError.connector == connector)
+              .order_by(ConnectorError.id.desc()).limit(KEPT_CONNECTOR_ERRORS))
+    await session.execute(delete(ConnectorError).where(
+        ConnectorError.connector == connector, ConnectorError.id.not_in(newest)))
+
+
+async def list_connector_errors(session: AsyncSession, *, name: str,
+                                limit: int) -> list[ConnectorErrorOut]:
+    """The connector's newest errors first; 404 for a connector that does not exist."""
+    await get_connector(session, name=name)
+    rows = await session.scalars(select(ConnectorError)
+                                 .where(ConnectorError.connector == name)
+                                 .order_by(ConnectorError.id.desc()).limit(limit))
+    return [ConnectorErrorOut(code=r.code, title=r.title, occurred_at=r.occurred_at)
+            for r in rows]
 
 
 def connector_secrets(keys: TenantKeys, row: ConnectorConfig) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from tidings.connectors.smpp.concat import PartAssembler
 from tidings.connectors.smpp.link import Link
 from tidings.connectors.smpp.pdu import CommandStatus, Pdu, QuerySm, SubmitSm
 from tidings.connectors.smpp.server import BoundClient, SmppServer
+from tidings.connectors.smpp.stats import SmppSnapshot, StatusCounts, window_in_use
 from tidings.connectors.smpp.times import SmppTimeError, parse_smpp_time
 from tidings.db import SYSTEM
 from tidings.errors import TidingsError
@@ -112,6 +113,16 @@ class SmppGateway:
         self._status_cache: dict[str, tuple[float, str, Subscription]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._watcher: asyncio.Task[None] | None = None
+        self._submits = StatusCounts()  # submit_sm parts answered, by our status
+        self.deliveries: dict[str, int] = {"ok": 0, "not_ok": 0}
+        """deliver_sm (receipts, messages) a client answered ESME_ROK, or did not."""
+
+    def smpp_snapshot(self) -> SmppSnapshot:
+        """Clients' binds, our deliver_sm awaiting their answer, counts: for ``/metrics``."""
+        links = [link for link, _ in self.server.clients()]
+        return SmppSnapshot(binds=len(links), window_in_use=window_in_use(links),
+                            by_status=self._submits.by_name(),
+                            deliveries=dict(self.deliveries))
 
     async def start(self, host: str, port: int) -> int:
         await asyncio.to_thread(stand_in_hash)  # made now, so that no bind waits for it
@@ -255,6 +266,7 @@ class SmppGateway:
         if taken is None:
             return
         log.warning("smpp_parts_timed_out", credential_id=key[0], parts=len(taken[1]))
+        self._submits.count(CommandStatus.ESME_RSUBMITFAIL, len(taken[1]))
         for part_link, part in taken[1]:
             part_link.respond(part, CommandStatus.ESME_RSUBMITFAIL)
 
@@ -263,9 +275,11 @@ class SmppGateway:
         try:
             created_id = await self._store(grant, [part for _, part in answers], body)
         except _Refused as refused:
+            self._submits.count(refused.status, len(answers))
             for link, part in answers:
                 link.respond(part, refused.status)
             return
+        self._submits.count(CommandStatus.ESME_ROK, len(answers))
         for link, part in answers:
             link.respond(part, message_id=created_id)
 

@@ -64,6 +64,9 @@ async def deliver_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
         else:
             sends.append((job, _send(rt, job, message, links[0])))
     results = await asyncio.gather(*(send for _, send in sends))
+    if gateway is not None:  # once per batch
+        gateway.deliveries["ok"] += sum(results)
+        gateway.deliveries["not_ok"] += len(results) - sum(results)
     done += [job.id for (job, _), ok in zip(sends, results, strict=True) if ok]
     waiting += [job.id for (job, _), ok in zip(sends, results, strict=True) if not ok]
     retry_at = rt.clock.now() + timedelta(seconds=WAIT_SECONDS)

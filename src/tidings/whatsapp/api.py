@@ -5,7 +5,9 @@
 ``X-Hub-Signature-256`` matches the body under the connector's app secret. It
 answers 200 once everything is stored (503 if the pipeline could not take an
 inbound message, so Meta posts it again). A status for a message id we do not
-know (sent outside Tidings) is logged and dropped.
+know (sent outside Tidings) is logged and dropped. Errors Meta reports about the
+number itself (``value.errors``, such as a rate-limit notice) are logged, counted
+and stored for ``GET /v1/operator/connectors/{name}/errors``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastapi.responses import PlainTextResponse
 
 from tidings.connectors.whatsapp.webhooks import (
     SIGNATURE_HEADER,
+    CloudApiError,
     WebhookPayloadError,
     parse_events,
     signature_valid,
@@ -27,7 +30,12 @@ from tidings.deps import RuntimeDep
 from tidings.errors import Forbidden, InvalidRequest, NotFound, TidingsError, problem_responses
 from tidings.logs import get_logger
 from tidings.messaging.tasks import note_reads
-from tidings.routing.service import OPERATOR_KEYRING, connector_secrets, get_connector
+from tidings.routing.service import (
+    OPERATOR_KEYRING,
+    connector_secrets,
+    do_record_connector_errors,
+    get_connector,
+)
 from tidings.runtime import Runtime
 
 router = APIRouter(prefix="/v1/whatsapp", tags=["whatsapp"])
@@ -65,7 +73,20 @@ async def receive(connector: str, request: Request, rt: RuntimeDep) -> dict[str,
     await note_reads(rt, connector, events.reads)
     if events.inbound and not all(await rt.inbound_sink(connector, events.inbound)):
         raise TidingsError("Try again later.", code="retry_later", status=503)
+    if events.errors:  # last: a 503 above makes Meta post them again
+        await _record_errors(rt, connector, events.errors)
     return {"status": "ok"}
+
+
+async def _record_errors(rt: Runtime, connector: str, errors: list[CloudApiError]) -> None:
+    for error in errors:
+        log.warning("whatsapp_connector_error", connector=connector, code=error.code,
+                    title=error.title)
+        rt.metrics.connector_errors.labels(connector, str(error.code)).inc()
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        await do_record_connector_errors(session, connector=connector,
+                                         errors=[(e.code, e.title) for e in errors],
+                                         now=rt.clock.now())
 
 
 async def _connector_settings(rt: Runtime, name: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from tidings.connectors.base import DeliveryReport, InboundMessage
 from tidings.connectors.whatsapp.webhooks import (
     SIGNATURE_HEADER,
+    CloudApiError,
     WebhookEvents,
     WebhookPayloadError,
     parse_events,
@@ -43,6 +44,7 @@ def _payload(*values: dict[str, Any], field: str = "messages") -> dict[str, Any]
 
 def _value(*, statuses: list[dict[str, Any]] | None = None,
            messages: list[dict[str, Any]] | None = None,
+           errors: list[dict[str, Any]] | None = None,
            number_id: str = NUMBER_ID, display: str = OUR_DISPLAY) -> dict[str, Any]:
     value: dict[str, Any] = {
         "messaging_product": "whatsapp",
@@ -52,6 +54,8 @@ def _value(*, statuses: list[dict[str, Any]] | None = None,
     if messages is not None:
         value["contacts"] = [{"profile": {"name": "Kerry Fisher"}, "wa_id": CUSTOMER}]
         value["messages"] = messages
+    if errors is not None:
+        value["errors"] = errors
     return value
 
 
@@ -166,6 +170,28 @@ def test_statuses_become_reports_reads_and_sent() -> None:
     assert events.inbound == []
     assert events.customer_messages == []
     assert events.phone_number_ids == [NUMBER_ID]
+
+
+# Meta's "errors messages webhook" (value.errors[]): about the app or account, not a message.
+RATE_LIMIT = {"code": 130429, "title": "Rate limit hit",
+              "message": "(#130429) Rate limit hit",
+              "error_data": {"details": "Cloud API message throughput has been reached."},
+              "href": "/docs/whatsapp/cloud-api/support/error-codes/"}
+
+
+def test_value_level_errors_are_read_apart_from_message_failures() -> None:
+    value = _value(statuses=[_status("wamid.F", "failed", errors=[{"code": 131026}])])
+    events = _parse(_payload(value | {"errors": [RATE_LIMIT, {"code": 131000}]}))
+
+    assert events.errors == [CloudApiError(130429, "Rate limit hit"), CloudApiError(131000, "")]
+    assert events.reports == [DeliveryReport("wamid.F", "failed", "whatsapp:131026")]
+
+
+def test_a_value_error_alone_is_no_message_event() -> None:
+    events = _parse(_payload(_value(errors=[RATE_LIMIT])))
+
+    assert events.errors == [CloudApiError(130429, "Rate limit hit")]
+    assert (events.reports, events.inbound, events.sent) == ([], [], [])
 
 
 def test_a_failure_without_errors_has_a_generic_code() -> None:
@@ -309,6 +335,10 @@ _GOOD_MESSAGE = _inbound("text", text={"body": "hi"})
     _value(statuses=[_GOOD_STATUS | {"errors": [{"code": "131026"}]}]),
     _value(statuses=[_GOOD_STATUS | {"errors": [{"code": True}]}]),
     _value(statuses=[_GOOD_STATUS | {"errors": "oops"}]),
+    _value() | {"errors": {"code": 130429}},
+    _value() | {"errors": [{"code": "130429"}]},
+    _value() | {"errors": [{"title": "Rate limit hit"}]},
+    _value() | {"errors": [{"code": 130429, "title": 5}]},
     _value(messages=[_GOOD_MESSAGE | {"from": "+16505551234"}]),
     _value(messages=[_GOOD_MESSAGE | {"from": "٣٣٣٣٣"}]),
     _value(messages=[_GOOD_MESSAGE | {"timestamp": "yesterday"}]),
@@ -346,6 +376,7 @@ _EVERY_SHAPE = _payload(_value(
     statuses=[_status("wamid.S", "sent"), _status("wamid.D", "delivered"),
               _status("wamid.R", "read"),
               _status("wamid.F", "failed", errors=[{"code": 131026, "title": "Undeliverable"}])],
+    errors=[RATE_LIMIT],
     messages=[_inbound("text", text={"body": "hi"}),
               _inbound("image", image={"id": "1", "caption": "look"}),
               _inbound("button", button={"payload": "P", "text": "Yes"}),

@@ -51,6 +51,13 @@ from tidings.connectors.smpp.ledger import SubmitLedger
 from tidings.connectors.smpp.link import Link, LinkClosed, ResponseTimeout
 from tidings.connectors.smpp.pdu import CommandStatus, Pdu, SubmitSm
 from tidings.connectors.smpp.session import SessionConfig
+from tidings.connectors.smpp.stats import (
+    NO_ANSWER,
+    SmppSnapshot,
+    StatusCounts,
+    status_name,
+    window_in_use,
+)
 from tidings.logs import get_logger
 
 log = get_logger("tidings.smpp")
@@ -113,6 +120,7 @@ class SmppConnector:
                          for i in range(settings.binds)]
         self._late_writes: set[asyncio.Task[None]] = set()
         self._once = SubmitOnce()
+        self._submits = StatusCounts()
         self._next_reference = secrets.randbelow(0x10000)
 
     async def start(self, sink: ReportSink, inbound: InboundSink = refuse_inbound) -> None:
@@ -134,6 +142,13 @@ class SmppConnector:
     @property
     def bound_links(self) -> list[Link]:
         return [link for c in self._clients if (link := c.link) is not None]
+
+    def smpp_snapshot(self) -> SmppSnapshot:
+        """Binds, window and counts for ``/metrics``."""
+        links = self.bound_links
+        return SmppSnapshot(binds=len(links), window_in_use=window_in_use(links),
+                            by_status=self._submits.by_name(),
+                            deliveries=self._deliveries.counts())
 
     async def submit(self, messages: Sequence[OutboundMessage]) -> list[SubmitResult]:
         unknown = [m.message_id for m in messages if self._once.known(m.message_id) is None]
@@ -222,14 +237,16 @@ class SmppConnector:
             try:
                 response = await link.request(pdu, tag=tag)
             except (LinkClosed, ResponseTimeout) as exc:
+                self._submits.count(NO_ANSWER)
                 raise _Retry(f"smpp_{type(exc).__name__.lower()}") from None
             status = response.command_status
+            self._submits.count(status)
             if status == CommandStatus.ESME_ROK:
                 return str(getattr(response, "message_id", ""))
             if status in _THROTTLING:
                 link.pause(self.settings.throttle_pause_seconds)
                 continue
-            raise _Rejected(f"smpp:{_status_name(status)}")
+            raise _Rejected(f"smpp:{status_name(status)}")
         raise _Retry("smpp:ESME_RTHROTTLED", after=self.settings.throttle_pause_seconds)
 
     async def _roomiest_link(self) -> Link:
@@ -265,10 +282,3 @@ class SmppConnector:
         task = asyncio.create_task(self._record(result))
         self._late_writes.add(task)
         task.add_done_callback(self._late_writes.discard)
-
-
-def _status_name(status: int) -> str:
-    try:
-        return CommandStatus(status).name
-    except ValueError:
-        return f"0x{status:08x}"

@@ -78,6 +78,11 @@ class Deliveries:
         self._work = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.unmatched = 0  # receipts acknowledged without a message to apply them to
+        self.applied = 0  # receipts the report sink took
+
+    def counts(self) -> dict[str, int]:
+        """Receipts by what became of them, for ``/metrics``."""
+        return {"applied": self.applied, "unmatched": self.unmatched}
 
     def start(self, sink: ReportSink, inbound: InboundSink) -> None:
         self._sink, self._inbound = sink, inbound
@@ -174,6 +179,7 @@ class Deliveries:
                 raise
             finally:
                 self._recorded_during_offer = None
+            self.applied += sum(taken)
             for receipt, ok in zip(batch, taken, strict=True):
                 carrier_id = receipt.report.carrier_message_id
                 if ok:

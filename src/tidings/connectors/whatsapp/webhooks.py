@@ -28,6 +28,11 @@ How statuses and customer messages become events:
   Every one is also a ``customer_messages`` entry for the 24-hour window.
   ``system`` messages (WhatsApp's own notices, such as a number change) are
   neither: the customer did not write them.
+* ``value.errors`` (a problem with the app, the account or the whole service, such
+  as a rate-limit notice) become ``WebhookEvents.errors``: the code and the title,
+  never the message or details, which may quote a number. They are about the
+  connector, not about one message: a message's own failure arrives as a
+  ``failed`` status with ``statuses[].errors``, read as above.
 * Changes of another webhook field (``message_template_status_update``...) are
   skipped; they carry no message events.
 """
@@ -56,8 +61,17 @@ _CHALLENGE = re.compile(r"[A-Za-z0-9._-]{1,256}")
 _WA_ID = re.compile(r"[1-9][0-9]{1,14}")
 _DIGITS = re.compile(r"[0-9]+")
 _NOT_DIGITS = re.compile(r"[^0-9]")
+_TITLE_CHARS = 200
 _MEDIA_TYPES = frozenset({"image", "video", "document", "audio", "sticker"})
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class CloudApiError:
+    """A value-level error Meta reported about the connector (not about one message)."""
+
+    code: int
+    title: str
 
 
 class WebhookPayloadError(ValueError):
@@ -83,6 +97,8 @@ class WebhookEvents:
     """(customer number, our number, unix seconds) of each customer message, E.164."""
     phone_number_ids: list[str] = field(default_factory=list)
     """Our phone number ids the payload is about (to find their connectors)."""
+    errors: list[CloudApiError] = field(default_factory=list)
+    """Value-level errors (``value.errors[]``): about the connector, not a message."""
 
 
 def verify_handshake(params: Mapping[str, str], verify_token: str) -> str | None:
@@ -150,6 +166,8 @@ def _read_change(change: dict[str, object], events: WebhookEvents,
         _read_status(status, events)
     for message in _list_of(value.get("messages", []), dict, "value.messages"):
         _read_message(message, our_number, events)
+    for error in _list_of(value.get("errors", []), dict, "value.errors"):
+        events.errors.append(_cloud_api_error(error))
 
 
 def _read_status(status: dict[str, object], events: WebhookEvents) -> None:
@@ -170,10 +188,20 @@ def _failure_code(status: dict[str, object]) -> str:
     errors = _list_of(status.get("errors", []), dict, "status.errors")
     if not errors:
         return "whatsapp_failed"
-    code = errors[0].get("code")
-    if not isinstance(code, int) or isinstance(code, bool):
-        raise WebhookPayloadError("status.errors[].code must be an integer")
-    return f"whatsapp:{code}"
+    return f"whatsapp:{_error_code(errors[0], 'status.errors[].code')}"
+
+
+def _cloud_api_error(error: dict[str, object]) -> CloudApiError:
+    code = _error_code(error, "value.errors[].code")
+    title = _optional(error.get("title"), str, "value.errors[].title") or ""
+    return CloudApiError(code, title[:_TITLE_CHARS])
+
+
+def _error_code(error: dict[str, object], where: str) -> int:
+    code = error.get("code")
+    if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code < 2**31:
+        raise WebhookPayloadError(f"{where} must be an integer")
+    return code
 
 
 def _read_message(message: dict[str, object], our_number: str, events: WebhookEvents) -> None:
