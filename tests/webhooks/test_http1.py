@@ -41,13 +41,16 @@ class Peer:
         self.connections = 0
         self.port = 0
         self._server: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
 
     async def start(self, ssl_context: ssl.SSLContext | None = None) -> Peer:
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             self.connections += 1
+            self._open.add(writer)
             try:
                 await self._handler(reader, writer)
             finally:
+                self._open.discard(writer)
                 writer.close()
 
         self._server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ssl_context)
@@ -60,6 +63,10 @@ class Peer:
     async def stop(self) -> None:
         assert self._server is not None
         self._server.close()
+        # Since Python 3.12.1 wait_closed also waits for open connections, and a client
+        # keeps its idle keep-alive connection open: a server that stops closes them.
+        for writer in list(self._open):
+            writer.close()
         await self._server.wait_closed()
 
 

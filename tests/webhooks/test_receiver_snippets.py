@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import HookServer, make_tenant, settle
+from tests.conftest import HookServer, assign, make_tenant, settle
 from tidings.clock import FakeClock
 from tidings.runtime import Runtime
 from tidings.webhooks.signing import SIGNATURE_HEADER
@@ -48,9 +48,7 @@ class Case:
 async def signed_webhook(client: httpx.AsyncClient, rt: Runtime, clock: FakeClock,
                          hooks: HookServer) -> Case:
     acme = await make_tenant(rt, "Acme", webhook_url=hooks.url)
-    claimed = await client.post("/v1/numbers", headers=acme.headers,
-                                json={"number": "+12025550173"})
-    assert claimed.status_code == 201, claimed.text
+    await assign(rt, acme.id, "+12025550173")
     inbound = await client.post("/v1/sandbox/inbound", headers=acme.headers, json={
         "from": "+14155550100", "to": "+12025550173", "body": "ping"})
     assert inbound.status_code == 201, inbound.text
