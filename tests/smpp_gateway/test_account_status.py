@@ -44,6 +44,7 @@ async def test_a_sub_account_below_a_held_parent_cannot_bind(
     system_id, password = await credential(rt, grandchild, clock)
     client, runner = await bind(quick_gateway[1], system_id, password)
     assert client.link.bound_as is None
+    await client.link.unbind()  # close our side: refused, the socket is of no use
     await runner
 
 
