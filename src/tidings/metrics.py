@@ -64,12 +64,18 @@ class Metrics:
         self.http_duration = Histogram(
             "tidings_http_request_duration_seconds", "Time to answer, by route template",
             ["method", "route"], buckets=REQUEST_BUCKETS, registry=self.registry)
+        self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """One answered request; ``route`` is the route's template, never the raw path."""
-        method = method if method in HTTP_METHODS else "other"
-        self.http_requests.labels(method, route, str(status)).inc()
-        self.http_duration.labels(method, route).observe(seconds)
+        children = self._http_children.get((method, route, status))
+        if children is None:  # labels() takes a lock and builds a key: once per label set
+            label = method if method in HTTP_METHODS else "other"
+            children = (self.http_requests.labels(label, route, str(status)),
+                        self.http_duration.labels(label, route))
+            self._http_children[(method, route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def count_moves(self, moved: Mapping[str, int]) -> None:
         for status, count in moved.items():

@@ -105,17 +105,18 @@ class RequestIds(_HttpMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         given = [v for k, v in scope["headers"] if k == request_ids.HEADER]
         request_id = request_ids.accept_or_make(given[0] if len(given) == 1 else None)
+        header = (request_ids.HEADER, request_id.encode())
 
         async def tag(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", [])
-                           if h[0].lower() != request_ids.HEADER]
-                message = {**message,
-                           "headers": [*headers, (request_ids.HEADER, request_id.encode())]}
+            if message["type"] == "http.response.start":  # no route sets this header
+                message = {**message, "headers": [*message.get("headers", ()), header]}
             await send(message)
 
-        with request_ids.bound(request_id):
+        tokens = request_ids.bind(request_id)
+        try:
             await self.app(scope, receive, tag)
+        finally:
+            request_ids.unbind(tokens)
 
 
 class AccessLog(_HttpMiddleware):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Sequence
-from contextvars import ContextVar
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -46,15 +46,20 @@ def job_payload() -> dict[str, Any] | None:
     return None if request_id is None else {"request_id": request_id}
 
 
-@contextlib.contextmanager
-def bound(request_id: str) -> Iterator[None]:
-    """Run as request ``request_id``: log lines in here carry it."""
-    token = _current.set(request_id)
-    try:
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            yield
-    finally:
-        _current.reset(token)
+# A pair of calls rather than a context manager: every request goes through them, and
+# ``structlog.contextvars.bound_contextvars`` costs about 10 us more a request.
+_Tokens = tuple[Token[str | None], Mapping[str, Token[Any]]]
+
+
+def bind(request_id: str) -> _Tokens:
+    """Run as request ``request_id``: log lines until ``unbind`` carry it."""
+    return (_current.set(request_id),
+            structlog.contextvars.bind_contextvars(request_id=request_id))
+
+
+def unbind(tokens: _Tokens) -> None:
+    structlog.contextvars.reset_contextvars(**tokens[1])
+    _current.reset(tokens[0])
 
 
 def of_jobs(jobs: Sequence[ClaimedJob]) -> dict[str, list[str]]:
