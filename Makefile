@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Every version make installs, pinned: a run of `make test` changes only when we do.
 LOCK   := requirements/constraints.txt
+# One test process per core; a file's tests stay in one process, so a module's server
+# fixture starts once and no test leans on another file's leftovers.
+PARALLEL := -n auto --dist loadfile
 
 .PHONY: serve test test-fast lint bench lock clean
 
@@ -29,11 +32,11 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest --cov --cov-report=term:skip-covered
+	$(BIN)/pytest $(PARALLEL) --cov --cov-report=term:skip-covered
 
 ## test-fast: the suite without the process-killing functional tests
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not slow" -q
+	$(BIN)/pytest $(PARALLEL) -m "not slow" -q
 
 ## bench: throughput and latency on SQLite and PostgreSQL, then the SMPP path against
 ## Kannel (bench/smpp.py), into docs/benchmarks.md

@@ -454,7 +454,8 @@ def test_every_command_has_help(env: dict[str, str], path: tuple[str, ...]) -> N
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_migrate_and_audit_verify(env: dict[str, str]) -> None:
+def test_migrate_and_audit_verify(env: dict[str, str], account: dict[str, Any]) -> None:
+    """An account's creation sealed audit events (and made the key): verify checks them."""
     assert "up to date" in ok(run_cli(env, "migrate")).stdout
     result = ok(run_cli(env, "audit", "verify"))
     assert result.stdout.strip().endswith("ok")
