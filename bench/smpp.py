@@ -1,28 +1,40 @@
 """The SMPP path, Tidings against Kannel 1.4.5 on the same simulator.
 
-    python -m bench.smpp --runs 3
+    python -m bench.smpp --runs 3           # rounds of every default system
+    python -m bench.smpp --long --runs 1    # 200,000 messages on 1,000,000 old ones
 
 HTTP in, SMPP out, receipts back, callbacks out. Each run of each system gets a
 fresh ``tidings smsc-sim`` (receipts ``RECEIPT_DELAY_SECONDS`` after each submit)
 and the same messages, each to its own destination: first ``--paced-rate`` a
 second for ``--paced-seconds`` (latency while the system keeps up), then
-``--total`` flat out (throughput, and how far the callbacks fall behind).
+``--total`` flat out (throughput, and how far the callbacks fall behind). The
+load comes from ``bench/loadgen.py``, a process of its own per phase, with its
+requests encoded before it starts and ``--concurrency`` in flight on keep-alive
+sockets where each request carries one message.
 
-* **Tidings** (sqlite, postgres, postgres-split): batches to
-  ``POST /v1/messages/batch``, an SMPP connector of ``BINDS`` binds with a
-  window of ``WINDOW``, signed webhooks to a local receiver.
+* **Tidings** (``tidings-<layout>``): batches to ``POST /v1/messages/batch``;
+  ``tidings-<layout>-single``: one ``POST /v1/messages`` per message, as Kannel
+  gets them. An SMPP connector of ``BINDS`` binds with a window of ``WINDOW``,
+  signed webhooks to a local receiver. ``--prefill N`` (and ``--long``) first
+  writes N old messages into the database (``bench/prefill.py``).
 * **Kannel** (``bearerbox`` + ``smsbox``): one ``GET /cgi-bin/sendsms`` per
-  message (dlr-mask 3), two SMPP transceiver binds with ``max-pending-submits``
-  ``WINDOW``, the delivery-report URL on the same receiver. Installed with
-  ``apt-get install kannel`` when missing and running as root; skipped otherwise.
+  message (dlr-mask 3), the delivery-report URL on the same receiver; ``kannel``
+  in memory, ``BINDS`` transceivers with ``max-pending-submits`` ``WINDOW``;
+  ``kannel-durable`` with its spool and its delivery reports in Redis;
+  ``kannel-aiohttp``, in memory, driven by the bench's earlier aiohttp generator
+  for what that costs. Installed with ``apt-get install kannel`` when missing and
+  running as root; skipped otherwise.
 
-Measured: *submitted/s* at the simulator (accepted submits over the time from
-its first to its last), *delivered/s* (messages over the time from the first
-HTTP request to the last ``delivered`` callback), *receipt → callback* latency
-(the callback's arrival minus the moment the simulator released the receipt:
-its ``submitted_at`` plus the receipt delay, matched by destination), the
-simulator's duplicates, and CPU seconds per process. Results go to
-``bench/results/<timestamp>-smpp.json`` and the table in ``docs/benchmarks.md``.
+Measured: *HTTP accepted/s* (answers that took messages over the generator's time),
+*submitted/s* at the simulator (accepted submits over the time from its first to
+its last), *delivered/s* (messages over the time from the first HTTP request to
+the last ``delivered`` callback), *receipt → callback* latency (the callback's
+arrival minus the moment the simulator released the receipt: its ``submitted_at``
+plus the receipt delay, matched by destination), the simulator's duplicates, the
+callbacks missing, and CPU seconds per process, the generator's included. Then
+Tidings / Kannel per round (``bench/rounds.py``), each round flagged when other
+work used the cores. Results go to ``bench/results/<timestamp>-smpp.json``
+(``-smpp-long.json``) and a table in ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
