@@ -249,7 +249,8 @@ def table(report: dict[str, Any], results_file: str) -> list[str]:
              + (f" on a database pre-filled with {args['prefill']:,} messages"
                 if args.get("prefill") else "")
              + f"; {args['concurrency']} requests in flight for one message a request; "
-             f"median of {args['runs']} rounds, the range in brackets; raw runs in "
+             f"median of {args['runs']} round{'s' if args['runs'] != 1 else ''}, the range "
+             f"in brackets; raw runs in "
              f"`bench/results/{results_file}`.", "",
              "| measure | " + " | ".join(report["labels"][name] for name in systems) + " |",
              "|---|" + "---|" * len(systems)]
