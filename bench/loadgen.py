@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -35,6 +36,7 @@ import orjson
 from bench.smpp_harness import Phase, destination, send_at_rate, send_flat_out
 
 API_KEY_ENV = "BENCH_API_KEY"
+ROOT = Path(__file__).resolve().parent.parent
 MODES = ("kannel", "kannel-aiohttp", "tidings-single", "tidings-batch")
 
 
@@ -123,6 +125,9 @@ class Tally:
     statuses: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    started_at: float = 0.0  # Unix time of the first request
+    # The generator process's CPU outside the driving: Python's start, the encoding.
+    setup_cpu_seconds: float = 0.0
 
 
 async def drive(host: str, port: int, requests: Sequence[bytes], taken: Taken, *,
@@ -133,7 +138,7 @@ async def drive(host: str, port: int, requests: Sequence[bytes], taken: Taken, *
     statuses: Counter[int] = Counter()
     accepted = 0
     next_request = iter(range(len(requests)))
-    cpu_before, start = time.process_time(), time.perf_counter()
+    cpu_before, start, started_at = time.process_time(), time.perf_counter(), time.time()
 
     async def connection() -> None:
         nonlocal accepted
@@ -163,7 +168,7 @@ async def drive(host: str, port: int, requests: Sequence[bytes], taken: Taken, *
 
     await asyncio.gather(*(connection() for _ in range(concurrency)))
     return Tally(accepted, dict(statuses), time.perf_counter() - start,
-                 time.process_time() - cpu_before)
+                 time.process_time() - cpu_before, started_at)
 
 
 # --- the old generator, for its cost ---------------------------------------------------
@@ -172,7 +177,7 @@ async def drive_kannel_aiohttp(url: str, dlr_url: str, phase: Phase, *,
                                concurrency: int) -> Tally:
     """The bench's generator before the lean one: aiohttp, its query encoded per request."""
     statuses: Counter[int] = Counter()
-    cpu_before, start = time.process_time(), time.perf_counter()
+    cpu_before, start, started_at = time.process_time(), time.perf_counter(), time.time()
 
     async def get(session: aiohttp.ClientSession, k: int) -> int:
         i = phase.first + k
@@ -192,7 +197,7 @@ async def drive_kannel_aiohttp(url: str, dlr_url: str, phase: Phase, *,
         else:
             accepted = await send_at_rate(phase.count, phase.rate, lambda k: get(session, k))
     return Tally(accepted, dict(statuses), time.perf_counter() - start,
-                 time.process_time() - cpu_before)
+                 time.process_time() - cpu_before, started_at)
 
 
 # --- one run of a generator ------------------------------------------------------------
@@ -250,19 +255,19 @@ async def generate(spec: Spec, api_key: str = "") -> Tally:
     """``spec`` sent by a generator process of its own; its tally."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.loadgen", json.dumps(asdict(spec)),
-        env={**os.environ, API_KEY_ENV: api_key}, stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, API_KEY_ENV: api_key}, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
     out, err = await process.communicate()
     if process.returncode != 0:
         raise RuntimeError(f"load generator ({spec.mode}) failed: {err.decode()[-2000:]}")
     tally = json.loads(out)
-    return Tally(tally["accepted"], {int(k): v for k, v in tally["statuses"].items()},
-                 tally["seconds"], tally["cpu_seconds"])
+    return Tally(**{**tally, "statuses": {int(k): v for k, v in tally["statuses"].items()}})
 
 
 def main() -> None:
     spec = Spec(**json.loads(sys.argv[1]))
     tally = asyncio.run(run(spec, os.environ.get(API_KEY_ENV, "")))
+    tally.setup_cpu_seconds = time.process_time() - tally.cpu_seconds
     print(json.dumps(asdict(tally)))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,6 +17,7 @@ from bench.loadgen import (
     batch_request,
     drive,
     encode,
+    generate,
     message_request,
     parse_head,
     sendsms_request,
@@ -137,7 +139,9 @@ async def test_drive_sends_every_request_once_on_few_connections(
         target: tuple[Target, int]) -> None:
     found, port = target
     requests = [sendsms_request(f"127.0.0.1:{port}", i, "http://r/dlr") for i in range(50)]
+    before = time.time()
     tally = await drive("127.0.0.1", port, requests, taken_if(202), concurrency=4)
+    assert before <= tally.started_at <= time.time()
     assert (tally.accepted, tally.statuses) == (50, {202: 50})
     assert sorted(q["to"] for q in found.queries) == [f"+1202200{i:04d}" for i in range(50)]
     # keep-alive: 4 connections, and one more after each "Connection: close" (every 7th)
@@ -174,3 +178,20 @@ async def test_a_request_without_an_answer_counts_as_status_0_and_is_not_sent_ag
         tally = await drive("127.0.0.1", port, requests, taken_if(202), concurrency=1)
     assert (tally.accepted, tally.statuses) == (3, {202: 3, 0: 1})
     assert [r.split(b" ")[1] for r in received] == [b"/0", b"/1", b"/2", b"/3"]
+
+
+async def test_generate_drives_from_a_process_of_its_own(target: tuple[Target, int]) -> None:
+    found, port = target
+    spec = Spec("kannel", f"http://127.0.0.1:{port}", 100, 30, concurrency=3,
+                dlr_url="http://r/dlr")
+    tally = await generate(spec)
+    assert (tally.accepted, tally.statuses) == (30, {202: 30})
+    assert sorted(q["text"] for q in found.queries) == sorted(f"Hello {i}"
+                                                              for i in range(100, 130))
+    assert tally.cpu_seconds > 0
+    assert tally.setup_cpu_seconds > 0  # Python's start: kept apart from the driving
+
+
+async def test_generate_reports_a_generator_that_failed() -> None:
+    with pytest.raises(RuntimeError, match="load generator \\(tidings-batch\\) failed"):
+        await generate(Spec("tidings-batch", f"http://127.0.0.1:{free_port()}", 0, 10))
