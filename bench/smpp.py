@@ -1,28 +1,40 @@
 """The SMPP path, Tidings against Kannel 1.4.5 on the same simulator.
 
-    python -m bench.smpp --runs 3
+    python -m bench.smpp --runs 3           # rounds of every default system
+    python -m bench.smpp --long --runs 1    # 200,000 messages on 1,000,000 old ones
 
 HTTP in, SMPP out, receipts back, callbacks out. Each run of each system gets a
 fresh ``tidings smsc-sim`` (receipts ``RECEIPT_DELAY_SECONDS`` after each submit)
 and the same messages, each to its own destination: first ``--paced-rate`` a
 second for ``--paced-seconds`` (latency while the system keeps up), then
-``--total`` flat out (throughput, and how far the callbacks fall behind).
+``--total`` flat out (throughput, and how far the callbacks fall behind). The
+load comes from ``bench/loadgen.py``, a process of its own per phase, with its
+requests encoded before it starts and ``--concurrency`` in flight on keep-alive
+sockets where each request carries one message.
 
-* **Tidings** (sqlite, postgres, postgres-split): batches to
-  ``POST /v1/messages/batch``, an SMPP connector of ``BINDS`` binds with a
-  window of ``WINDOW``, signed webhooks to a local receiver.
+* **Tidings** (``tidings-<layout>``): batches to ``POST /v1/messages/batch``;
+  ``tidings-<layout>-single``: one ``POST /v1/messages`` per message, as Kannel
+  gets them. An SMPP connector of ``BINDS`` binds with a window of ``WINDOW``,
+  signed webhooks to a local receiver. ``--prefill N`` (and ``--long``) first
+  writes N old messages into the database (``bench/prefill.py``).
 * **Kannel** (``bearerbox`` + ``smsbox``): one ``GET /cgi-bin/sendsms`` per
-  message (dlr-mask 3), two SMPP transceiver binds with ``max-pending-submits``
-  ``WINDOW``, the delivery-report URL on the same receiver. Installed with
-  ``apt-get install kannel`` when missing and running as root; skipped otherwise.
+  message (dlr-mask 3), the delivery-report URL on the same receiver; ``kannel``
+  in memory, ``BINDS`` transceivers with ``max-pending-submits`` ``WINDOW``;
+  ``kannel-durable`` with its spool and its delivery reports in Redis;
+  ``kannel-aiohttp``, in memory, driven by the bench's earlier aiohttp generator
+  for what that costs. Installed with ``apt-get install kannel`` when missing and
+  running as root; skipped otherwise.
 
-Measured: *submitted/s* at the simulator (accepted submits over the time from
-its first to its last), *delivered/s* (messages over the time from the first
-HTTP request to the last ``delivered`` callback), *receipt → callback* latency
-(the callback's arrival minus the moment the simulator released the receipt:
-its ``submitted_at`` plus the receipt delay, matched by destination), the
-simulator's duplicates, and CPU seconds per process. Results go to
-``bench/results/<timestamp>-smpp.json`` and the table in ``docs/benchmarks.md``.
+Measured: *HTTP accepted/s* (answers that took messages over the generator's time),
+*submitted/s* at the simulator (accepted submits over the time from its first to
+its last), *delivered/s* (messages over the time from the first HTTP request to
+the last ``delivered`` callback), *receipt → callback* latency (the callback's
+arrival minus the moment the simulator released the receipt: its ``submitted_at``
+plus the receipt delay, matched by destination), the simulator's duplicates, the
+callbacks missing, and CPU seconds per process, the generator's included. Then
+Tidings / Kannel per round (``bench/rounds.py``), each round flagged when other
+work used the cores. Results go to ``bench/results/<timestamp>-smpp.json``
+(``-smpp-long.json``) and a table in ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -34,14 +46,17 @@ import math
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from bench.kannel import kannel_installed, kannel_run, kannel_version
+from bench.kannel import kannel_installed, kannel_run, kannel_version, redis_installed
+from bench.loadgen import Spec, Tally, generate
+from bench.prefill import prefill
+from bench.rounds import BUSY_CORES, Ratios, busy, describe, other_cores, round_ratios
 from bench.run import DOC, ROOT, database, machine
 from bench.server import LAYOUTS, Server, make_server, provision
 from bench.smpp_harness import (
@@ -52,37 +67,36 @@ from bench.smpp_harness import (
     Callbacks,
     Phase,
     Simulator,
-    destination,
     measure,
-    send_at_rate,
-    send_flat_out,
 )
+from tidings.settings import Settings
 
 # --- Tidings ---------------------------------------------------------------------------
 
-async def send_to_tidings(url: str, api_key: str, phase: Phase, *, batch_size: int) -> int:
-    """``phase`` in ``POST /v1/messages/batch`` requests (two at a time when flat out, of
-    a tenth of the rate when paced); returns how many messages were accepted."""
-    size = batch_size if phase.rate is None else max(1, round(phase.rate / 10))
-    last = phase.first + phase.count
-
-    async def post(session: aiohttp.ClientSession, k: int) -> int:
-        first = phase.first + k * size
-        recipients = [{"to": destination(i), "variables": {"n": str(i)}}
-                      for i in range(first, min(first + size, last))]
-        payload = {"from": "Bench", "body": "Hello {n}", "recipients": recipients}
-        async with session.post(f"{url}/v1/messages/batch", json=payload) as response:
-            return int((await response.json())["accepted"]) if response.ok else 0
-
-    headers = {"Authorization": f"Bearer {api_key}"}
-    async with aiohttp.ClientSession(headers=headers) as session:
-        batches = -(-phase.count // size)
-        if phase.rate is None:
-            return await send_flat_out(batches, 2, lambda k: post(session, k))
-        return await send_at_rate(batches, phase.rate / size, lambda k: post(session, k))
+def send_to_tidings(url: str, api_key: str, phase: Phase, *, single: bool, batch_size: int,
+                    concurrency: int) -> Awaitable[Tally]:
+    """``phase`` from a generator process: one ``POST /v1/messages`` a message,
+    ``concurrency`` in flight, as Kannel gets them (``single``); or ``POST
+    /v1/messages/batch`` requests, two in flight (flat out ``batch_size`` messages each,
+    paced a tenth of a second's)."""
+    mode = "tidings-single" if single else "tidings-batch"
+    return generate(Spec(mode, url, phase.first, phase.count, phase.rate,
+                         concurrency=concurrency if single else 2, batch_size=batch_size),
+                    api_key)
 
 
-def tidings_run(layout_name: str, args: argparse.Namespace) -> dict[str, Any]:
+def tidings_system(name: str) -> tuple[str, bool]:
+    """``tidings-<layout>[-single]`` -> (layout, one POST per message)."""
+    layout = name.removeprefix("tidings-")
+    single = layout.endswith("-single")
+    layout = layout.removesuffix("-single")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown system {name!r}: one of {', '.join(SYSTEMS)}")
+    return layout, single
+
+
+def tidings_run(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    layout_name, single = tidings_system(name)
     layout = LAYOUTS[layout_name]
     with tempfile.TemporaryDirectory(prefix="tidings-smpp-") as tmp, \
             database(layout.store, Path(tmp)) as url:
@@ -90,7 +104,7 @@ def tidings_run(layout_name: str, args: argparse.Namespace) -> dict[str, Any]:
         simulator.start()
         server = make_server(Path(tmp), url, layout)
         try:
-            return asyncio.run(_tidings_load(server, simulator, url, args))
+            return asyncio.run(_tidings_load(server, simulator, url, single, args))
         finally:
             server.stop()
             simulator.stop()
@@ -107,19 +121,30 @@ def add_smpp_route(server: Server, simulator: Simulator) -> None:
 
 
 async def _tidings_load(server: Server, simulator: Simulator, database_url: str,
-                        args: argparse.Namespace) -> dict[str, Any]:
+                        single: bool, args: argparse.Namespace) -> dict[str, Any]:
     async with Callbacks() as callbacks:
         server.cli("migrate")  # the connector is added before the server makes the database
         add_smpp_route(server, simulator)
-        await asyncio.to_thread(server.start)
         statuses = None if args.webhook_statuses == "all" else args.webhook_statuses
-        api_key = provision(server, f"{callbacks.url}/hook", statuses)["api_key"]
+        account = provision(server, f"{callbacks.url}/hook", statuses)
+        prefill_seconds = await prefill(_settings(server), account["id"], args.prefill)
+        await asyncio.to_thread(server.start)
         await asyncio.to_thread(simulator.wait_bound, BINDS)
         postgres = database_url.rsplit("/", 1)[1] if "postgresql" in database_url else None
-        return await measure(
-            lambda phase: send_to_tidings(server.url, api_key, phase,
-                                          batch_size=args.batch_size),
+        result = await measure(
+            lambda phase: send_to_tidings(server.url, account["api_key"], phase, single=single,
+                                          batch_size=args.batch_size,
+                                          concurrency=args.concurrency),
             simulator, callbacks, _server_roles(server), args, postgres)
+        return {**result, "prefilled": args.prefill, "prefill_seconds": round(prefill_seconds)}
+
+
+def _settings(server: Server) -> Settings:
+    """The server's storage settings, for writing into its database and key store."""
+    env = server.env
+    return Settings(data_dir=Path(env["TIDINGS_DATA_DIR"]),
+                    database_url=env["TIDINGS_DATABASE_URL"],
+                    key_dir=Path(env["TIDINGS_KEY_DIR"]))
 
 
 def _server_roles(server: Server) -> dict[int, str]:
@@ -135,11 +160,22 @@ def _server_roles(server: Server) -> dict[int, str]:
 
 # --- the report ------------------------------------------------------------------------
 
-SYSTEMS = [*(f"tidings-{layout}" for layout in LAYOUTS), "kannel", "kannel-spool"]
-DEFAULT_SYSTEMS = ["tidings-sqlite", "tidings-sqlite-webhooks", "tidings-postgres-split",
-                   "kannel", "kannel-spool"]
-START, END = "<!-- smpp:start -->", "<!-- smpp:end -->"
+KANNEL_SYSTEMS = {"kannel": (False, "kannel"), "kannel-durable": (True, "kannel"),
+                  "kannel-aiohttp": (False, "kannel-aiohttp")}  # name -> (durable, generator)
+SYSTEMS = [*(f"tidings-{layout}{shape}" for layout in LAYOUTS for shape in ("", "-single")),
+           *KANNEL_SYSTEMS]
+DEFAULT_SYSTEMS = ["tidings-sqlite", "tidings-sqlite-webhooks", "tidings-sqlite-webhooks-single",
+                   "tidings-postgres-split", "kannel", "kannel-durable", "kannel-aiohttp"]
+# Ratios are taken against these; kannel-aiohttp is there for its generator's cost.
+REFERENCES = ("kannel", "kannel-durable")
+RATIO_KEYS = [("submitted_per_s", "submitted/s"), ("delivered_per_s", "delivered/s"),
+              ("http_accepted_per_s", "HTTP accepted/s")]
+LONG_TOTAL, LONG_PREFILL = 200_000, 1_000_000
+MARKERS = {False: ("<!-- smpp:start -->", "<!-- smpp:end -->"),
+           True: ("<!-- smpp-long:start -->", "<!-- smpp-long:end -->")}
 ROWS = [
+    ("http_accepted_per_s", "HTTP accepted/s, flat out (Kannel: sendsms 202; Tidings: "
+                            "201, or the batches' accepted)"),
     ("submitted_per_s", "submitted/s at the simulator, flat out"),
     ("delivered_per_s", "delivered/s end to end (to the last callback), flat out"),
     ("paced_p50_ms", "receipt → callback p50 at the paced rate, ms"),
@@ -150,10 +186,18 @@ ROWS = [
     ("flat_out_posted_p50_ms", "… and stored → callback, p50 flat out, ms"),
     ("duplicates", "duplicate submits (simulator)"),
     ("missing_callbacks", "delivered callbacks missing"),
+    ("generator_us_per_message", "load generator's CPU per message, flat out, µs"),
     ("cpu_seconds_elsewhere", "CPU s used by other work during the flat-out phase"),
 ]
 FIGURES = [key for key, _ in ROWS]
 NAN = float("nan")
+
+
+def one_run(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    if name in KANNEL_SYSTEMS:
+        durable, generator = KANNEL_SYSTEMS[name]
+        return kannel_run(args, durable=durable, generator=generator)
+    return tidings_run(name, args)
 
 
 def run_systems(systems: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -166,11 +210,13 @@ def run_systems(systems: list[str], args: argparse.Namespace) -> dict[str, Any]:
             load_average = os.getloadavg()
             print(f"{name}: run {number + 1}/{args.runs}, load average {load_average}",
                   flush=True)
-            result = (kannel_run(args, spooled=name == "kannel-spool")
-                      if name.startswith("kannel") else
-                      tidings_run(name.removeprefix("tidings-"), args))
-            runs[name].append({**result, "load_average_before": load_average})
-            print(json.dumps(runs[name][-1]), flush=True)
+            result = {**one_run(name, args), "load_average_before": load_average}
+            result["busy"] = busy(result, args.busy_cores)
+            runs[name].append(result)
+            print(json.dumps(result), flush=True)
+            if result["missing_callbacks"]:
+                print(f"{name}: {result['missing_callbacks']} delivered callbacks MISSING",
+                      flush=True)
     return {name: summary(system_runs) for name, system_runs in runs.items()}
 
 
@@ -181,12 +227,30 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "runs": runs}
 
 
+def ratios(report: dict[str, Any]) -> dict[str, dict[str, Ratios]]:
+    """For each pair ``<tidings system>/<kannel reference>`` of the report, the per-round
+    ratios of ``RATIO_KEYS``."""
+    systems, threshold = report["systems"], report["args"]["busy_cores"]
+    pairs: dict[str, dict[str, Ratios]] = {}
+    for tidings in (name for name in systems if name.startswith("tidings-")):
+        for kannel in (name for name in REFERENCES if name in systems):
+            pairs[f"{tidings}/{kannel}"] = {
+                key: round_ratios(systems[tidings]["runs"], systems[kannel]["runs"], key,
+                                  threshold) for key, _ in RATIO_KEYS}
+    return pairs
+
+
 def table(report: dict[str, Any], results_file: str) -> list[str]:
     args, systems = report["args"], report["systems"]
-    lines = [f"Measured {report['when']} on {report['machine']['cpu']} "
+    lines = [*([f"**{args['label']}**", ""] if args.get("label") else []),
+             f"Measured {report['when']} on {report['machine']['cpu']} "
              f"({report['machine']['cores']} cores); per run {args['paced_rate']:,.0f} msg/s "
-             f"for {args['paced_seconds']:,.0f} s, then {args['total']:,} messages flat out; "
-             f"median of {args['runs']} runs, the range in brackets; raw runs in "
+             f"for {args['paced_seconds']:,.0f} s, then {args['total']:,} messages flat out"
+             + (f" on a database pre-filled with {args['prefill']:,} messages"
+                if args.get("prefill") else "")
+             + f"; {args['concurrency']} requests in flight for one message a request; "
+             f"median of {args['runs']} round{'s' if args['runs'] != 1 else ''}, the range "
+             f"in brackets; raw runs in "
              f"`bench/results/{results_file}`.", "",
              "| measure | " + " | ".join(report["labels"][name] for name in systems) + " |",
              "|---|" + "---|" * len(systems)]
@@ -194,10 +258,43 @@ def table(report: dict[str, Any], results_file: str) -> list[str]:
         cells = [_cell(r["median"].get(key, NAN), r["range"].get(key, [NAN, NAN]))
                  for r in systems.values()]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return [*lines, "", "CPU per message in the flat-out phase, by process (µs, median of "
-            "the runs):", "", "| system | per process |", "|---|---|",
+    return [*lines, "", *ratio_table(report), "", *busy_lines(report), "",
+            "CPU per message in the flat-out phase, by process (µs, median of the runs):", "",
+            "| system | per process |", "|---|---|",
             *(f"| {report['labels'][name]} | {cpu_per_message(result['runs'])} |"
               for name, result in systems.items())]
+
+
+def ratio_table(report: dict[str, Any]) -> list[str]:
+    pairs = ratios(report)
+    if not pairs:
+        return []
+    labels = report["labels"]
+    lines = ["Tidings / Kannel in each round (round 1 · 2 · …, a star where the round was "
+             "busy), then the median and the range of those ratios:", "",
+             "| Tidings / Kannel | " + " | ".join(label for _, label in RATIO_KEYS) + " |",
+             "|---|" + "---|" * len(RATIO_KEYS)]
+    for pair, by_key in pairs.items():
+        tidings, kannel = pair.split("/")
+        cells = [describe(by_key[key]) for key, _ in RATIO_KEYS]
+        lines.append(f"| {labels[tidings]} / {labels[kannel]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def busy_lines(report: dict[str, Any]) -> list[str]:
+    """Which rounds other work disturbed: cores' worth of CPU outside the measured
+    processes, on average over each run's flat-out phase."""
+    threshold = report["args"]["busy_cores"]
+    lines = []
+    for number in range(report["args"]["runs"]):
+        found = {name: other_cores(r["runs"][number]["cpu_seconds_elsewhere"],
+                                   r["runs"][number]["flat_out_seconds"])
+                 for name, r in report["systems"].items()}
+        worst = max(found, key=lambda name: found[name])
+        state = "busy" if found[worst] > threshold else "quiet"
+        lines.append(f"- round {number + 1}: {state} (other work up to {found[worst]:.2f} "
+                     f"cores, in the {report['labels'][worst]} run)")
+    return [f"Other work during each round (busy above {threshold} cores):", "", *lines]
 
 
 def _cell(median: float, low_high: list[float]) -> str:
@@ -216,53 +313,86 @@ def cpu_per_message(runs: list[dict[str, Any]]) -> str:
 
 
 def write_table(report: dict[str, Any], results_file: str) -> None:
-    """Replace the SMPP table in docs/benchmarks.md with this report's medians."""
+    """Replace the SMPP table (the long run's, for a long run) in docs/benchmarks.md."""
+    start, end = MARKERS[report["args"]["long"]]
     text = DOC.read_text()
-    if START not in text:
-        text += f"\n## SMPP path and Kannel\n\n{START}\n{END}\n"
-    head, rest = text.split(START, 1)
+    if start not in text:
+        text += f"\n## SMPP path and Kannel\n\n{start}\n{end}\n"
+    head, rest = text.split(start, 1)
     body = "\n".join(table(report, results_file))
-    DOC.write_text(head + START + "\n" + body + "\n" + END + rest.split(END, 1)[1])
+    DOC.write_text(head + start + "\n" + body + "\n" + end + rest.split(end, 1)[1])
 
 
 def labels(kannel: str) -> dict[str, str]:
     names = {f"tidings-{layout}": f"Tidings, {layout}" for layout in LAYOUTS}
-    return {**names, "kannel": f"Kannel {kannel}",
-            "kannel-spool": f"Kannel {kannel}, spooled"}
+    singles = {f"tidings-{layout}-single": f"Tidings, {layout}, one POST a message"
+               for layout in LAYOUTS}
+    return {**names, **singles, "kannel": f"Kannel {kannel}",
+            "kannel-durable": f"Kannel {kannel}, durable (spool, DLRs in Redis)",
+            "kannel-aiohttp": f"Kannel {kannel}, aiohttp generator"}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
                         help=f"comma-separated, of {', '.join(SYSTEMS)}")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--total", type=int, default=20_000, help="messages a run")
+    parser.add_argument("--runs", type=int, default=3, help="rounds")
+    parser.add_argument("--total", type=int, default=20_000, help="messages a run, flat out")
     parser.add_argument("--batch-size", type=int, default=1_000)
     parser.add_argument("--paced-rate", type=float, default=200.0,
                         help="messages per second of the latency phase")
     parser.add_argument("--paced-seconds", type=float, default=10.0)
-    parser.add_argument("--kannel-concurrency", type=int, default=64,
-                        help="sendsms requests in flight")
+    parser.add_argument("--concurrency", "--kannel-concurrency", type=int, default=64,
+                        help="requests in flight where each carries one message (Kannel, "
+                             "Tidings' -single systems)")
+    parser.add_argument("--prefill", type=int, default=0,
+                        help="old messages written into Tidings' database before each run")
+    parser.add_argument("--long", action="store_true",
+                        help=f"the long run: --total {LONG_TOTAL:,} and --prefill "
+                             f"{LONG_PREFILL:,} unless given; its own table in the docs")
+    parser.add_argument("--busy-cores", type=float, default=BUSY_CORES,
+                        help="a run is busy when other work used more cores than this")
+    parser.add_argument("--label", default="", help="a line above the table in the docs")
     parser.add_argument("--webhook-statuses", default="final",
                         help="the Tidings account's webhook_statuses: 'final' (one webhook "
                              "per message, as Kannel's dlr-mask 3), 'all' (queued, sent and "
                              "delivered), or a comma-separated list")
     args = parser.parse_args()
+    if args.long:
+        given = {arg.split("=")[0] for arg in sys.argv[1:]}
+        args.total = args.total if "--total" in given else LONG_TOTAL
+        args.prefill = args.prefill if "--prefill" in given else LONG_PREFILL
     systems = args.systems.split(",")
-    if any(s.startswith("kannel") for s in systems) and not kannel_installed():
+    unknown = [name for name in systems if name not in SYSTEMS]
+    if unknown or args.runs < 1 or args.total < 2 or args.prefill < 0:
+        parser.error(f"unknown systems {unknown}" if unknown else
+                     "--runs must be at least 1, --total 2, --prefill 0")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    systems = args.systems.split(",")
+    if any(s in KANNEL_SYSTEMS for s in systems) and not kannel_installed():
         print("Kannel skipped: no bearerbox (apt-get install kannel, as root)", flush=True)
-        systems = [s for s in systems if not s.startswith("kannel")]
+        systems = [s for s in systems if s not in KANNEL_SYSTEMS]
+    if "kannel-durable" in systems and not redis_installed():
+        print("durable Kannel skipped: no redis-server (apt-get install redis-server, as "
+              "root)", flush=True)
+        systems.remove("kannel-durable")
     report: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
         "args": vars(args), "receipt_delay_seconds": RECEIPT_DELAY_SECONDS,
         "binds": BINDS, "window": WINDOW, "labels": labels(kannel_version()),
         "systems": run_systems(systems, args)}
-    out = ROOT / "bench" / "results" / f"{report['when'].replace(':', '')}-smpp.json"
+    kind = "smpp-long" if args.long else "smpp"
+    out = ROOT / "bench" / "results" / f"{report['when'].replace(':', '')}-{kind}.json"
     out.write_text(json.dumps(report, indent=2))
     write_table(report, out.name)
     print(f"wrote {out} and {DOC.relative_to(ROOT)}")
     print(json.dumps({name: r["median"] for name, r in report["systems"].items()}, indent=2))
+    print("\n".join(ratio_table(report)))
 
 
 if __name__ == "__main__":

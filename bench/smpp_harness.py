@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -260,23 +260,42 @@ def summarize(flat: Phase, paced: Phase, started: float, submitted_at: dict[str,
     }
 
 
-async def measure(send: Callable[[Phase], Awaitable[int]], simulator: Simulator,
+class Load(Protocol):
+    """What a load generator reports (``bench.loadgen.Tally``)."""
+
+    accepted: int
+    seconds: float
+    cpu_seconds: float
+    statuses: dict[int, int]
+    started_at: float
+    setup_cpu_seconds: float
+
+
+async def measure(send: Callable[[Phase], Awaitable[Load]], simulator: Simulator,
                   callbacks: Callbacks, roles: dict[int, str], args: argparse.Namespace,
                   postgres_database: str | None = None) -> dict[str, Any]:
     """Sends the paced messages, then ``args.total`` flat out, each time waiting for the
     callbacks; the run's figures, and the CPU seconds of the flat-out phase for each
-    process in ``roles`` and for everything else on the machine."""
+    process in ``roles``, the load generator and everything else on the machine."""
     paced = Phase(args.total, round(args.paced_rate * args.paced_seconds), args.paced_rate)
     flat = Phase(0, args.total)
-    await callbacks.wait(await send(paced))
-    roles = {os.getpid(): "bench (load, receiver)", simulator.pid: "smsc-sim", **roles}
+    await callbacks.wait((await send(paced)).accepted)
+    roles = {os.getpid(): "bench (receiver)", simulator.pid: "smsc-sim", **roles}
     before, busy_before, started = cpu_seconds(), busy_seconds(), time.time()
-    await callbacks.wait(paced.count + await send(flat))
+    load = await send(flat)
+    await callbacks.wait(paced.count + load.accepted)
     cpu = cpu_by_role(before, roles, postgres_database)
+    # Its process has ended: its own count, the driving apart from its start-up.
+    cpu["load generator"] = round(load.cpu_seconds, 2)
+    cpu["load generator, start and encoding"] = round(load.setup_cpu_seconds, 2)
     elsewhere = max(0.0, busy_seconds() - busy_before - sum(cpu.values()))
     submitted_at = await asyncio.to_thread(simulator.submit_times)
     stats = simulator.stats()
-    return {**summarize(flat, paced, started, submitted_at, callbacks),
+    # delivered/s from the first request: the generator's start is not the system's time
+    return {**summarize(flat, paced, load.started_at, submitted_at, callbacks),
+            "http_accepted_per_s": load.accepted / load.seconds if load.seconds else 0.0,
+            "http_accepted": load.accepted, "http_statuses": load.statuses,
+            "generator_us_per_message": load.cpu_seconds / flat.count * 1e6,
             "duplicates": stats["duplicates"], "submits_accepted": stats["submits_accepted"],
             "callbacks": callbacks.received, "flat_out_messages": flat.count,
             "flat_out_seconds": round(time.time() - started, 1),
