@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     dispatch_retry_max_attempts: int = 10
 
     webhook_timeout_seconds: float = 10.0
+    # A webhook batch's lease (renewed every third of it while the batch runs): after a
+    # crash, the requests that were in flight go again this long after it at most.
+    webhook_lease_seconds: float = Field(default=5.0, ge=1, le=300)
     webhook_max_age_seconds: float = 24 * 3600.0
     webhook_concurrency: int = 64
     # Of those, at most this many to one origin (scheme, host, port): a slow or hanging

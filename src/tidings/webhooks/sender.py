@@ -12,7 +12,7 @@ import asyncio
 import socket
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -140,8 +140,14 @@ class WebhookSender:
         finally:
             self._slots.give_back(origin)
 
-    async def send_many(self, requests: Sequence[WebhookRequest]) -> list[WebhookResult]:
+    async def send_many(self, requests: Sequence[WebhookRequest], *,
+                        on_result: Callable[[int, WebhookResult], None] | None = None,
+                        ) -> list[WebhookResult]:
         """Send concurrently, within the slots; results are in input order.
+
+        ``on_result(index, result)`` is called as each request gets its outcome (not for
+        those deferred), so the caller can record it at once rather than when the whole
+        batch ends.
 
         A request not started within ``timeout_seconds``, or waiting only on a stalled
         origin that other batches hold, comes back ``deferred``: a batch lasts at most
@@ -160,6 +166,8 @@ class WebhookSender:
                     results[index] = await self._deliver(client, requests[index])
                 finally:
                     turns.finished(index)
+                if on_result is not None:
+                    on_result(index, results[index])
 
         await asyncio.gather(*(lane() for _ in range(min(self._concurrency, len(requests)))))
         return results
