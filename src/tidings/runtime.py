@@ -153,6 +153,7 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
     sender = WebhookSender(timeout_seconds=settings.webhook_timeout_seconds,
                            concurrency=settings.webhook_concurrency,
                            origin_concurrency=settings.webhook_origin_concurrency,
+                           origin_concurrency_max=settings.webhook_origin_concurrency_max,
                            allow_private=settings.webhook_allow_private)
     rt = Runtime(settings, db, vault, clock, ConnectorRegistry([carrier]), sender,
                  Authenticator(db, clock, cache_seconds=settings.api_key_cache_seconds),

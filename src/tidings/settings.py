@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # Of those, at most this many to one origin (scheme, host, port): a slow or hanging
     # endpoint holds these, and everyone else's webhooks go past it.
     webhook_origin_concurrency: int = Field(default=8, ge=1)
+    # What an origin that keeps answering promptly may grow to (never more than three
+    # quarters of webhook_concurrency); timeouts, refusals, 5xx and 429 halve it again.
+    webhook_origin_concurrency_max: int = Field(default=64, ge=1)
     # Webhooks to loopback and private addresses (10/8, fd00::/8, …): for a development
     # server whose webhooks go to the same machine. Link-local and metadata: never.
     webhook_allow_private: bool = False
