@@ -158,6 +158,24 @@ async def test_answers_arriving_together_are_stored_in_one_transaction(
     assert left[d2.id].locked_until is None
 
 
+async def test_answers_arriving_within_the_gathering_window_share_a_transaction(
+        rt: Runtime, three: list[tuple[WebhookDelivery, Job]], stores: list[int]) -> None:
+    """Answers a few event-loop turns apart (as a batch's lanes bring them): one commit.
+    The window is long here so that a slow machine cannot split the group."""
+    recorder = AttemptRecorder(rt.db, gather_seconds=0.5)
+    recorder.start()
+    try:
+        waits = []
+        for delivery, job in three:
+            waits.append(recorder.record(answered(delivery, job)))
+            for _ in range(5):
+                await asyncio.sleep(0)
+        await asyncio.gather(*waits)
+    finally:
+        await recorder.stop()
+    assert stores == [3]
+
+
 async def test_a_bad_answer_fails_alone_and_changes_nothing(
         rt: Runtime, three: list[tuple[WebhookDelivery, Job]], stores: list[int]) -> None:
     recorder = AttemptRecorder(rt.db)
