@@ -39,6 +39,7 @@ from tidings.wakeup_bridge import PostgresWakeupBridge, asyncpg_dsn
 from tidings.wakeup_sockets import SocketWakeupBridge, socket_directory
 from tidings.wakeups import Wakeups
 from tidings.webhooks import tasks as webhook_tasks
+from tidings.webhooks.recording import AttemptRecorder
 from tidings.webhooks.sender import WebhookSender
 from tidings.webhooks.service import DELIVER_JOB
 from tidings.workers import Worker, WorkerPool
@@ -61,6 +62,7 @@ class Runtime:
     webhook_sender: WebhookSender
     auth: Authenticator
     writer: GroupWriter
+    webhook_recorder: AttemptRecorder
     wakeups: Wakeups = field(default_factory=Wakeups)
     metrics: Metrics = field(default_factory=Metrics)
     workers: WorkerPool | None = None
@@ -82,7 +84,8 @@ class Runtime:
                 Worker(EXPIRE_JOB, messaging_tasks.expire_batch, batch),
                 Worker(FALLBACK_JOB, messaging_tasks.fallback_batch, batch),
                 Worker(DELIVER_JOB, webhook_tasks.deliver_batch, batch,
-                       loops=self.settings.webhook_loops, yields_to=DISPATCH_JOB),
+                       loops=self.settings.webhook_loops, yields_to=DISPATCH_JOB,
+                       lease_seconds=self.settings.webhook_lease_seconds),
                 Worker(SMPP_DELIVER_JOB, smpp_tasks.deliver_batch, batch),
             ] if worker.loops and (not only or worker.kind in only)])
         return self.workers
@@ -150,14 +153,16 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
     sender = WebhookSender(timeout_seconds=settings.webhook_timeout_seconds,
                            concurrency=settings.webhook_concurrency,
                            origin_concurrency=settings.webhook_origin_concurrency,
+                           origin_concurrency_max=settings.webhook_origin_concurrency_max,
                            allow_private=settings.webhook_allow_private)
     rt = Runtime(settings, db, vault, clock, ConnectorRegistry([carrier]), sender,
                  Authenticator(db, clock, cache_seconds=settings.api_key_cache_seconds),
-                 GroupWriter(db))
+                 GroupWriter(db), AttemptRecorder(db))
     rt.routes = RoutingCache(ttl_seconds=settings.routing_cache_seconds)
     rt.metrics.watch_smpp(rt.smpp_snapshots, rt.gateway_snapshot)
     await sender.start()
     rt.writer.start()
+    rt.webhook_recorder.start()
     rt.wakeup_bridge = (
         SocketWakeupBridge(socket_directory(db.url), rt.wakeups, JOB_KINDS) if db.is_sqlite
         else PostgresWakeupBridge(asyncpg_dsn(db.url), rt.wakeups, JOB_KINDS))
@@ -194,6 +199,7 @@ async def close_runtime(rt: Runtime) -> None:
     await rt.writer.stop()
     if rt.workers is not None:
         await rt.workers.stop()
+    await rt.webhook_recorder.stop()  # after the workers: their batches' answers too
     if rt.connector_supervisor is not None:
         await rt.connector_supervisor.stop()
     await rt.connectors.stop()

@@ -49,11 +49,17 @@ class Settings(BaseSettings):
     dispatch_retry_max_attempts: int = 10
 
     webhook_timeout_seconds: float = 10.0
+    # A webhook batch's lease (renewed every third of it while the batch runs): after a
+    # crash, the requests that were in flight go again this long after it at most.
+    webhook_lease_seconds: float = Field(default=5.0, ge=1, le=300)
     webhook_max_age_seconds: float = 24 * 3600.0
     webhook_concurrency: int = 64
     # Of those, at most this many to one origin (scheme, host, port): a slow or hanging
     # endpoint holds these, and everyone else's webhooks go past it.
     webhook_origin_concurrency: int = Field(default=8, ge=1)
+    # What an origin that keeps answering promptly may grow to (never more than three
+    # quarters of webhook_concurrency); timeouts, refusals, 5xx and 429 halve it again.
+    webhook_origin_concurrency_max: int = Field(default=64, ge=1)
     # Webhooks to loopback and private addresses (10/8, fd00::/8, …): for a development
     # server whose webhooks go to the same machine. Link-local and metadata: never.
     webhook_allow_private: bool = False

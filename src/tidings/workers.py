@@ -42,6 +42,7 @@ class Worker:
     batch_size: int
     loops: int = 1
     yields_to: str | None = None  # a kind whose backlog this one lets go first
+    lease_seconds: float | None = None  # None: the settings' job_lease_seconds
 
 
 class WorkerPool:
@@ -60,9 +61,13 @@ class WorkerPool:
         await self._handle(kind, jobs, leased_until)
         return len(jobs)
 
+    def _lease(self, kind: str) -> timedelta:
+        seconds = self._workers[kind].lease_seconds
+        return timedelta(seconds=seconds or self._rt.settings.job_lease_seconds)
+
     async def _claim(self, kind: str) -> tuple[list[outbox.ClaimedJob], datetime]:
         rt = self._rt
-        now, lease = rt.clock.now(), timedelta(seconds=rt.settings.job_lease_seconds)
+        now, lease = rt.clock.now(), self._lease(kind)
         jobs = await outbox.claim(rt.db, kind=kind, limit=self._workers[kind].batch_size,
                                   now=now, lease=lease)
         return jobs, now + lease
@@ -84,7 +89,7 @@ class WorkerPool:
                            leased_until: datetime, done: asyncio.Event) -> None:
         """Every third of the lease, push the lease of ``jobs`` on until ``done`` is set."""
         rt = self._rt
-        lease = timedelta(seconds=rt.settings.job_lease_seconds)
+        lease = self._lease(kind)
         third = lease.total_seconds() / 3
         while True:
             # Renew once a third of the lease has passed (at once if the claim itself was slow).

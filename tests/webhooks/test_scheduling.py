@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tidings.webhooks.scheduling import STALL_SECONDS, BatchTurns, Slots, fair_order
-from tidings.webhooks.sender import WebhookRequest, WebhookSender
+from tidings.webhooks.sender import WebhookRequest, WebhookSender, origin_of
 
 PER_ORIGIN = 2
 
@@ -185,3 +185,28 @@ async def test_a_batch_waits_for_a_full_endpoint_that_answers_and_defers_a_stall
     for _ in range(2):  # full, and never answered since it was idle
         slots.take("https://b")
     assert await BatchTurns(slots, ["https://b"], [""], patience_seconds=60).next() is None
+
+
+async def test_an_endpoint_that_earned_slots_and_then_hangs_still_leaves_room_for_others(
+        endpoints: tuple[Endpoint, Endpoint]) -> None:
+    """The endpoint answers promptly, earns slots up to its ceiling (three quarters of
+    the sender's), then hangs: the requests it holds never exceed that ceiling, and
+    another endpoint's webhooks still all go through meanwhile."""
+    becomes_slow, answering = endpoints
+    becomes_slow.hangs = False
+    async with WebhookSender(timeout_seconds=60, concurrency=8, origin_concurrency=2,
+                             origin_concurrency_max=64, allow_private=True) as sender:
+        origin = origin_of(becomes_slow.url("/"))
+        warm_up = [WebhookRequest(becomes_slow.url(f"/warm/{n}"), b"{}", {})
+                   for n in range(40)]
+        assert all(r.ok for r in await sender.send_many(warm_up))
+        assert sender._slots.limit(origin) == 6  # earned: 2 -> 6 = 8 - 8 // 4
+
+        becomes_slow.hangs = True
+        batch = asyncio.create_task(sender.send_many(requests(becomes_slow, answering, 10)))
+        await answering.until(lambda: len(answering.received) == 10)
+        await becomes_slow.until(lambda: becomes_slow.open == 6)
+        assert len([t for t in becomes_slow.received if t.startswith("/slow/")]) == 6
+        assert not batch.done()
+        becomes_slow.release.set()
+        assert all(r.ok for r in await batch)

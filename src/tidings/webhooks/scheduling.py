@@ -1,10 +1,12 @@
 """Which webhook goes next, so that a slow endpoint delays only itself.
 
 Every request in flight holds one of the sender's ``total`` slots and one of its
-origin's ``per_origin`` slots (origin: scheme, host and port). A batch starts its
-requests in an order that takes its tenants in turn, skipping those whose origin
-is full; so an endpoint that hangs holds ``per_origin`` slots and the rest of the
-batch goes past it.
+origin's slots (origin: scheme, host and port). How many slots an origin gets adapts
+(``adaptive.py``): it starts at ``per_origin``, grows while the origin answers promptly,
+up to ``per_origin_max``, and halves when it times out, refuses or answers 5xx/429. A
+batch starts its requests in an order that takes its tenants in turn, skipping those
+whose origin is full; so an endpoint that hangs holds its origin's slots and the rest
+of the batch goes past it.
 
 A batch waits for a full origin while it has requests of its own in flight (they
 free slots as they finish), or while the origin is answering (one of its requests
@@ -23,6 +25,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from tidings.webhooks.adaptive import OriginLimits, Signal
+
 STALL_SECONDS = 1.0
 """A full origin none of whose requests finished for this long is stalled."""
 
@@ -30,30 +34,45 @@ STALL_SECONDS = 1.0
 class Slots:
     """Requests in flight, in all and per origin."""
 
-    def __init__(self, *, total: int, per_origin: int,
+    def __init__(self, *, total: int, per_origin: int, per_origin_max: int | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._total, self._per_origin = total, per_origin
+        """``per_origin_max``: the ceiling an origin's slots may grow to (None: no growth
+        past ``per_origin``)."""
+        self._total = total
+        self._limits = OriginLimits(initial=per_origin, ceiling=per_origin_max or per_origin,
+                                    clock=clock)
         self._clock = clock
         self._in_flight = 0
         self._by_origin: Counter[str] = Counter()
         self._last_finished: dict[str, float] = {}  # of origins with requests in flight
         self._freed = asyncio.Event()
 
+    def limit(self, origin: str) -> int:
+        """How many requests ``origin`` may have in flight now."""
+        return self._limits.limit(origin)
+
     def has_room(self, origin: str) -> bool:
-        return self._in_flight < self._total and self._by_origin[origin] < self._per_origin
+        return self._in_flight < self._total and \
+            self._by_origin[origin] < self._limits.limit(origin)
 
     def stalled(self, origin: str) -> bool:
         """Full, and none of its requests finished lately (or ever, since it was idle)."""
-        if self._by_origin[origin] < self._per_origin:
+        if self._by_origin[origin] < self._limits.limit(origin):
             return False
         last = self._last_finished.get(origin)
         return last is None or self._clock() - last > STALL_SECONDS
 
-    def take(self, origin: str) -> None:
+    def take(self, origin: str) -> float:
+        """Take a slot of ``origin``; the time it was taken (to give back with it)."""
         self._in_flight += 1
         self._by_origin[origin] += 1
+        return self._clock()
 
-    def give_back(self, origin: str) -> None:
+    def give_back(self, origin: str, signal: Signal = Signal.NEUTRAL, *,
+                  taken_at: float = 0.0) -> None:
+        """Free a slot of ``origin``; ``signal`` tells what its answer says of the origin."""
+        self._limits.answered(origin, signal, started_at=taken_at,
+                              in_flight=self._by_origin[origin])
         self._in_flight -= 1
         self._by_origin[origin] -= 1
         self._last_finished[origin] = self._clock()
@@ -68,10 +87,10 @@ class Slots:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._freed.wait(), timeout)
 
-    async def acquire(self, origin: str) -> None:
+    async def acquire(self, origin: str) -> float:
         while not self.has_room(origin):
             await self.freed()
-        self.take(origin)
+        return self.take(origin)
 
 
 def fair_order(tenants: Sequence[str]) -> list[int]:
@@ -92,6 +111,7 @@ class BatchTurns:
         self._slots, self._origins = slots, origins
         self._waiting = fair_order(tenants)
         self._in_flight = 0
+        self._taken_at: dict[int, float] = {}
         self._deadline = time.monotonic() + patience_seconds
 
     async def next(self) -> int | None:
@@ -102,7 +122,7 @@ class BatchTurns:
                 return None
             index, all_stalled = self._startable()
             if index is not None:
-                self._slots.take(self._origins[index])
+                self._taken_at[index] = self._slots.take(self._origins[index])
                 self._in_flight += 1
                 return index
             if all_stalled and not self._in_flight:
@@ -110,9 +130,10 @@ class BatchTurns:
             await self._slots.freed(remaining)
         return None
 
-    def finished(self, index: int) -> None:
+    def finished(self, index: int, signal: Signal = Signal.NEUTRAL) -> None:
         self._in_flight -= 1
-        self._slots.give_back(self._origins[index])
+        self._slots.give_back(self._origins[index], signal,
+                              taken_at=self._taken_at.pop(index))
 
     def _startable(self) -> tuple[int | None, bool]:
         """The first waiting request with room; else whether every one waits on a

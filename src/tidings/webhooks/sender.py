@@ -12,10 +12,11 @@ import asyncio
 import socket
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
+from tidings.webhooks.adaptive import PROMPT_SECONDS, Signal
 from tidings.webhooks.destinations import DestinationPolicy, RefusedDestination
 from tidings.webhooks.http1 import (
     MAX_HEAD_BYTES,
@@ -71,7 +72,9 @@ class WebhookResult:
 class WebhookSender:
     """Delivers webhooks with at most ``concurrency`` requests in flight, and at most
     ``origin_concurrency`` of them to one origin (scheme, host, port): an endpoint that
-    hangs holds its own slots only (:mod:`tidings.webhooks.scheduling`).
+    hangs holds its own slots only (:mod:`tidings.webhooks.scheduling`). With
+    ``origin_concurrency_max``, an origin that answers promptly earns more, up to that
+    (:func:`origin_ceiling`), and one that fails drops back (:mod:`tidings.webhooks.adaptive`).
 
     Use ``await start()`` / ``await close()`` (or ``async with``) around its lifetime.
     Redirects are not followed (a 3xx is a failure), cookies are never kept, responses are
@@ -85,6 +88,7 @@ class WebhookSender:
         timeout_seconds: float,
         concurrency: int,
         origin_concurrency: int = 8,
+        origin_concurrency_max: int | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
         ssl_context: ssl.SSLContext | None = None,
         allow_private: bool = False,
@@ -101,7 +105,8 @@ class WebhookSender:
         self._ssl_context = ssl_context  # None: the system's trusted CAs
         self._destinations = DestinationPolicy(allow_private=allow_private)
         self._client: Http1Client | None = None
-        self._slots = Slots(total=concurrency, per_origin=origin_concurrency)
+        self._slots = Slots(total=concurrency, per_origin=origin_concurrency,
+                            per_origin_max=origin_ceiling(concurrency, origin_concurrency_max))
 
     async def start(self) -> None:
         """Open the shared connection pool (idempotent)."""
@@ -134,14 +139,22 @@ class WebhookSender:
         """POST one webhook and report the outcome; network problems never raise."""
         client = self._require_client()
         origin = origin_of(request.url)
-        await self._slots.acquire(origin)
+        taken_at = await self._slots.acquire(origin)
+        result: WebhookResult | None = None
         try:
-            return await self._deliver(client, request)
+            result = await self._deliver(client, request)
+            return result
         finally:
-            self._slots.give_back(origin)
+            self._slots.give_back(origin, signal_of(result), taken_at=taken_at)
 
-    async def send_many(self, requests: Sequence[WebhookRequest]) -> list[WebhookResult]:
+    async def send_many(self, requests: Sequence[WebhookRequest], *,
+                        on_result: Callable[[int, WebhookResult], None] | None = None,
+                        ) -> list[WebhookResult]:
         """Send concurrently, within the slots; results are in input order.
+
+        ``on_result(index, result)`` is called as each request gets its outcome (not for
+        those deferred), so the caller can record it at once rather than when the whole
+        batch ends.
 
         A request not started within ``timeout_seconds``, or waiting only on a stalled
         origin that other batches hold, comes back ``deferred``: a batch lasts at most
@@ -156,10 +169,13 @@ class WebhookSender:
 
         async def lane() -> None:
             while (index := await turns.next()) is not None:
+                result: WebhookResult | None = None
                 try:
-                    results[index] = await self._deliver(client, requests[index])
+                    result = results[index] = await self._deliver(client, requests[index])
                 finally:
-                    turns.finished(index)
+                    turns.finished(index, signal_of(result))
+                if on_result is not None:
+                    on_result(index, results[index])
 
         await asyncio.gather(*(lane() for _ in range(min(self._concurrency, len(requests)))))
         return results
@@ -186,8 +202,33 @@ class WebhookSender:
                              response_bytes=response.length)
 
 
+def signal_of(result: WebhookResult | None) -> Signal:
+    """What an attempt's outcome says of its origin's capacity (``adaptive.py``)."""
+    if result is None:  # the request was cancelled: nothing learnt
+        return Signal.NEUTRAL
+    if result.ok:
+        prompt = result.duration_ms <= PROMPT_SECONDS * 1000
+        return Signal.PROMPT if prompt else Signal.NEUTRAL
+    if result.status_code is not None:
+        overloaded = result.status_code == 429 or result.status_code >= 500
+        return Signal.OVERLOAD if overloaded else Signal.NEUTRAL
+    return Signal.OVERLOAD if result.error in _OVERLOAD_ERRORS else Signal.NEUTRAL
+
+
+_OVERLOAD_ERRORS = frozenset({"timeout", "connection refused"})  # describe_error's words
+
+
 DEFERRED = WebhookResult(ok=False, status_code=None, error="deferred", duration_ms=0.0,
                          response_bytes=None, deferred=True)
+
+
+def origin_ceiling(concurrency: int, wanted: int | None) -> int | None:
+    """The most slots one origin may grow to: ``wanted``, but never more than three
+    quarters of all the slots, so that an origin that earned many and then hangs still
+    leaves a quarter of them to everyone else."""
+    if wanted is None:
+        return None
+    return max(1, min(wanted, concurrency - max(1, concurrency // 4)))
 
 
 def origin_of(url: str) -> str:

@@ -3,27 +3,30 @@
 Payloads are rendered from the message at send time (the tables hold no
 personal data). A delivery is marked done only after a 2xx, so a crash
 between the POST and the commit sends it again: at least once, with a stable
-event id the client can deduplicate on.
+event id the client can deduplicate on. Each attempt is recorded as its answer
+arrives, grouped with the others of that moment (``recording.py``): a crash repeats
+only the requests in flight, not the whole batch around them.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
-from sqlalchemy import Column, Row, Table, bindparam, select, update
+from sqlalchemy import Column, Row, Table, select
 
 from tidings.accounts.models import Account
-from tidings.bulk import execute_many, insert_many
 from tidings.db import SYSTEM
 from tidings.messaging.models import Message, MessageEvent
 from tidings.outbox import ClaimedJob, complete, retry_many_later
 from tidings.vault import TenantKeys
 from tidings.webhooks.backoff import next_attempt_delay, should_give_up
-from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
+from tidings.webhooks.models import WebhookDelivery
+from tidings.webhooks.recording import WRITTEN, Answered
 from tidings.webhooks.sender import WebhookRequest, WebhookResult
 from tidings.webhooks.service import INBOUND_EVENT
 from tidings.webhooks.signing import SIGNATURE_HEADER, sign
@@ -35,14 +38,11 @@ if TYPE_CHECKING:
 DELIVERIES = cast(Table, WebhookDelivery.__table__)
 MESSAGES = cast(Table, Message.__table__)
 EVENTS = cast(Table, MessageEvent.__table__)
-ATTEMPTS = cast(Table, WebhookAttempt.__table__)
 _MESSAGE_COLUMNS = ("id", "direction", "channel", "to_enc", "from_enc", "body_enc",
                     "num_segments", "encoding")
 _EVENT_COLUMNS = ("message_id", "seq", "status", "error_code", "created_at")
 # A delivery deferred (its endpoint stalled, its slots held elsewhere) waits this long.
 DEFERRED_RETRY = timedelta(seconds=1)
-_WRITTEN = ("status", "attempts", "next_attempt_at", "last_status_code", "last_error",
-            "completed_at")
 
 
 @dataclass(slots=True)
@@ -76,9 +76,22 @@ class _Pending:
 
 
 async def deliver_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
+    """Send the batch; each answer is recorded as it arrives (``recording.py``), so a
+    crash mid-batch sends again only what was in flight."""
     pending, finished = await _render(rt, jobs)
-    results = await rt.webhook_sender.send_many([p.request for p in pending])
-    await _record(rt, pending, results, finished)
+    recorded: list[tuple[_Pending, WebhookResult, asyncio.Future[None]]] = []
+
+    def answered(index: int, result: WebhookResult) -> None:
+        item = pending[index]
+        recorded.append((item, result, rt.webhook_recorder.record(_answered(rt, item, result))))
+
+    results = await rt.webhook_sender.send_many([p.request for p in pending],
+                                                on_result=answered)
+    try:
+        await _release(rt, [p.job.id for p, r in zip(pending, results, strict=True)
+                            if r.deferred], finished)
+    finally:
+        await _await_records(rt, recorded)
 
 
 def _columns(table: Table, names: Sequence[str]) -> list[Column[Any]]:
@@ -148,44 +161,48 @@ def render_payload(delivery: Delivery, message: Row[Any], event: Row[Any],
     })
 
 
-_STORE = (update(DELIVERIES).where(DELIVERIES.c.id == bindparam("delivery_id"))
-          .values({name: bindparam(f"new_{name}", type_=DELIVERIES.c[name].type)
-                   for name in _WRITTEN}))
+async def _release(rt: Runtime, deferred: Sequence[int], finished: Sequence[int]) -> None:
+    """Hand back the jobs not sent (deferred) and finish those with nothing to send."""
+    if not deferred and not finished:
+        return
+    retry_at = rt.clock.now() + DEFERRED_RETRY
+    async with rt.db.core(tenant=SYSTEM) as session:
+        await retry_many_later(session, [(job_id, retry_at) for job_id in deferred])
+        await complete(session, finished)
 
 
-async def _record(rt: Runtime, pending: Sequence[_Pending], results: Sequence[WebhookResult],
-                  finished: list[int]) -> None:
-    """Store every attempt and each delivery's new state; release or finish the jobs.
+def _answered(rt: Runtime, item: _Pending, result: WebhookResult) -> Answered:
+    """What to store of an attempt that got its answer, now: the attempt, the
+    delivery's new state and the job's fate.
 
-    The deliveries read at render time are current: the job's lease keeps every
-    other worker away from them.
+    The delivery read at render time is current: the job's lease keeps every other
+    worker away from it.
     """
     now = rt.clock.now()
-    attempts, retries, attempted = [], [], []
-    for item, result in zip(pending, results, strict=True):
-        if result.deferred:  # not sent: no attempt, claimed again soon
-            retries.append((item.job.id, now + DEFERRED_RETRY))
-            continue
-        attempted.append((item, result))
-        delivery = item.delivery
-        attempts.append(_attempt_row(delivery, result, now))
-        retry_at = _settle(rt, delivery, result, now)
-        if retry_at is None:
-            finished.append(item.job.id)
+    delivery = item.delivery
+    attempt = _attempt_row(delivery, result, now)
+    retry_at = _settle(rt, delivery, result, now)
+    return Answered(item.job.id, delivery.id, {n: getattr(delivery, n) for n in WRITTEN},
+                    attempt, retry_at)
+
+
+async def _await_records(rt: Runtime, recorded: Sequence[tuple[_Pending, WebhookResult,
+                                                             asyncio.Future[None]]]) -> None:
+    """Wait for every attempt of the batch to be stored; count those that were.
+
+    An attempt not stored (the database failed) leaves its job leased: it runs again
+    when the lease ends, as after a crash.
+    """
+    outcomes = await asyncio.gather(*(f for _, _, f in recorded), return_exceptions=True)
+    now = rt.clock.now()
+    failure: BaseException | None = None
+    for (item, result, _), outcome in zip(recorded, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            failure = failure or outcome
         else:
-            retries.append((item.job.id, retry_at))
-    async with rt.db.core(tenant=SYSTEM) as session:
-        if attempted:
-            await execute_many(session, _STORE, [
-                {"delivery_id": p.delivery.id,
-                 **{f"new_{n}": getattr(p.delivery, n) for n in _WRITTEN}}
-                for p, _ in attempted])
-            await insert_many(session, ATTEMPTS, attempts)
-        await retry_many_later(session, retries)
-        await complete(session, finished)
-    # After the commit: count only what was stored.
-    for item, result in attempted:
-        rt.metrics.observe_webhook(item.delivery.created_at, result, now)
+            rt.metrics.observe_webhook(item.delivery.created_at, result, now)
+    if failure is not None:
+        raise failure
 
 
 def _attempt_row(delivery: Delivery, result: WebhookResult,
