@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import tidings.app  # noqa: F401 - every model registered on Base.metadata
 from tests.conftest import TEST_ACTOR
-from tests.pg import PG_ADMIN_URL, fresh_database
+from tests.pg import PG_ADMIN_URL, as_owner, fresh_database
 from tidings.db import SYSTEM, Base, set_tenant_setting
 from tidings.errors import Conflict
 from tidings.messaging.inbound import receive_inbound
@@ -41,8 +41,9 @@ async def _index_differences(url: str) -> list[Any]:
 
 
 async def test_the_migrated_indexes_are_the_models_indexes(database_url: str) -> None:
-    await asyncio.to_thread(upgrade, database_url)
-    assert await _index_differences(database_url) == []
+    url = as_owner(database_url)  # migrations run as the schema's owner
+    await asyncio.to_thread(upgrade, url)
+    assert await _index_differences(url) == []
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -53,8 +54,8 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         return
     if not PG_ADMIN_URL:
         pytest.skip("TIDINGS_TEST_POSTGRES_URL is not set")
-    with fresh_database("tidings_migrations") as (app_url, _):
-        yield app_url
+    with fresh_database("tidings_migrations") as database:
+        yield database.owner_url  # one role for all: the owner migrates and reads
 
 
 async def test_the_latest_migration_steps_down_and_up(empty_database_url: str) -> None:
