@@ -33,7 +33,8 @@ class PgDatabase:
     admin_dsn: str
 
 
-async def _admin(dsn: str, *statements: str) -> None:
+async def run_as_admin(dsn: str, *statements: str) -> None:
+    """Run ``statements`` as the superuser of ``dsn`` (an asyncpg DSN)."""
     import asyncpg
 
     conn = await asyncpg.connect(dsn)
@@ -81,7 +82,7 @@ def fresh_database(prefix: str) -> Iterator[PgDatabase]:
     """
     admin = PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(admin, *ROLES, f"CREATE DATABASE {name} OWNER {OWNER_ROLE}"))
+    asyncio.run(run_as_admin(admin, *ROLES, f"CREATE DATABASE {name} OWNER {OWNER_ROLE}"))
     userinfo, rest = admin.split("://", 1)[1].split("@", 1)
     host = rest.rsplit("/", 1)[0]
     try:
@@ -90,7 +91,7 @@ def fresh_database(prefix: str) -> Iterator[PgDatabase]:
                          owner_url=f"postgresql+asyncpg://{OWNER_ROLE}@{host}/{name}",
                          admin_dsn=f"postgresql://{userinfo}@{host}/{name}")
     finally:
-        asyncio.run(_admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        asyncio.run(run_as_admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def role_settings(database_url: str) -> dict[str, str]:

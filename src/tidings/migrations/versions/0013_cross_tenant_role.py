@@ -86,13 +86,12 @@ def _set_policy(table: str, condition: str) -> None:
 def _ensure_roles() -> None:
     """The group roles exist and the migrating role is a member of the cross-tenant one."""
     bind = op.get_bind()
-    try:
-        with bind.begin_nested():
-            for role, extra in ((RUNTIME_ROLE, ""), (CROSS_TENANT_ROLE, f" IN ROLE {RUNTIME_ROLE}")):
-                if not _role_exists(role):
-                    op.execute(f"CREATE ROLE {role} NOLOGIN{extra}")
-            if not bind.scalar(sa.text(f"SELECT pg_has_role('{CROSS_TENANT_ROLE}', 'MEMBER')")):
-                op.execute(f"GRANT {CROSS_TENANT_ROLE} TO CURRENT_USER")
+    try:  # a refusal aborts the migration's transaction: nothing of it stays
+        for role, extra in ((RUNTIME_ROLE, ""), (CROSS_TENANT_ROLE, f" IN ROLE {RUNTIME_ROLE}")):
+            if not _role_exists(role):
+                op.execute(f"CREATE ROLE {role} NOLOGIN{extra}")
+        if not bind.scalar(sa.text(f"SELECT pg_has_role('{CROSS_TENANT_ROLE}', 'MEMBER')")):
+            op.execute(f"GRANT {CROSS_TENANT_ROLE} TO CURRENT_USER")
     except DBAPIError as exc:
         raise RuntimeError(f"migration 0013 needs the roles {RUNTIME_ROLE} and "
                            f"{CROSS_TENANT_ROLE}: {SETUP_HINT}") from exc
