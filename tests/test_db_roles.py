@@ -12,7 +12,7 @@ from sqlalchemy import select
 from structlog.testing import capture_logs
 
 from tests.conftest import make_tenant
-from tests.pg import OWNER_ROLE, SYSTEM_ROLE, as_owner, as_role
+from tests.pg import OWNER_ROLE, SYSTEM_ROLE, as_owner, as_role, role_settings
 from tidings.accounts.models import Account
 from tidings.db import SYSTEM
 from tidings.runtime import close_runtime, open_runtime
@@ -46,9 +46,7 @@ async def test_a_single_role_setup_still_works_and_says_isolation_rests_on_the_a
 async def test_the_three_roles_start_without_the_warning(
         database_url: str, tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", database_url=database_url, smpp_port=0,
-                        **({} if database_url.startswith("sqlite") else {
-                            "system_database_url": as_role(database_url, SYSTEM_ROLE),
-                            "migrate_database_url": as_owner(database_url)}))
+                        **role_settings(database_url))
     with capture_logs() as logged:
         rt = await open_runtime(settings, start_background=False)
     await close_runtime(rt)

@@ -117,8 +117,14 @@ def test_0013_puts_the_migrating_role_in_the_cross_tenant_group_or_stops(
             with pytest.raises(RuntimeError, match="CREATE ROLE tidings_runtime NOLOGIN"):
                 upgrade(url)
         version, member, policy = asyncio.run(_role_state(url))
+        if may_create_roles:  # and back: anyone setting '*system*' crosses tenants again
+            command.downgrade(alembic_config(url), "0012")
+            back = asyncio.run(_role_state(url))[2]
     assert (version, member) == (("0013", True) if may_create_roles else ("0012", False))
     assert ("pg_has_role" in policy) is may_create_roles
+    if may_create_roles:
+        assert "pg_has_role" not in back
+        assert "'*system*'" in back
 
 
 # --------------------------------------------------------------------------- 0009: numbers

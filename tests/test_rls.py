@@ -26,6 +26,7 @@ pytestmark = pytest.mark.postgres
 SEND = {"to": "+12025550173", "from": "Acme", "body": "Hello", "channel": "sms"}
 RLS_REFUSAL = "row-level security"
 REFUSED = "permission denied|must be owner|must have admin option"
+CROSS_TENANT_TEST = "pg_has_role('tidings_cross_tenant'::name, 'MEMBER'::text)"
 
 
 @pytest.fixture
@@ -92,6 +93,9 @@ async def test_every_tenant_table_forces_a_tenant_policy(rt: Runtime) -> None:
                     problems.append(f"{table}.{name}: writes are not checked per tenant")
                 if "tidings.tenant_id" not in (qual or "") and permissive == "PERMISSIVE":
                     problems.append(f"{table}.{name}: reads are not filtered per tenant")
+                for clause in (qual, with_check):
+                    if "*system*" in (clause or "") and CROSS_TENANT_TEST not in clause:
+                        problems.append(f"{table}.{name}: any role may act as the system")
     assert problems == []
 
 
