@@ -139,9 +139,10 @@ def open_database(settings: Settings) -> Database:
     if db.single_role and not db.is_sqlite:
         # Whoever connects can then see every tenant by asking for the system's view.
         log.warning("database_single_role",
-                    detail="TIDINGS_SYSTEM_DATABASE_URL is not set: one role does tenant "
-                           "and cross-tenant work, and tenant isolation rests on the "
-                           "application alone (docs/operations.md#postgresql-roles)")
+                    detail="TIDINGS_SYSTEM_DATABASE_URL is not set (or names the same "
+                           "role): one role does tenant and cross-tenant work, and tenant "
+                           "isolation rests on the application alone "
+                           "(docs/operations.md#postgresql-roles)")
     return db
 
 
