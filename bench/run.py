@@ -60,15 +60,26 @@ def database(backend: str, data_dir: Path) -> Iterator[str]:
         yield f"sqlite+aiosqlite:///{data_dir / 'tidings.db'}"
         return
     name = f"bench_{uuid.uuid4().hex[:10]}"
+    # One role owns the schema and does all the work, as the benchmarks always ran
+    # (docs/operations.md, PostgreSQL roles: a single role in tidings_cross_tenant).
     asyncio.run(_pg_admin(
-        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') "
-        f"THEN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; END IF; END $$",
+        *(_create_role(role, options) for role, options in (
+            ("tidings_runtime", "NOLOGIN"),
+            ("tidings_cross_tenant", "NOLOGIN IN ROLE tidings_runtime"),
+            (APP_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS"))),
+        f"GRANT tidings_cross_tenant TO {APP_ROLE}",
         f"CREATE DATABASE {name} OWNER {APP_ROLE}"))
     host = PG_ADMIN.split("@", 1)[1].rsplit("/", 1)[0]
     try:
         yield f"postgresql+asyncpg://{APP_ROLE}@{host}/{name}"
     finally:
         asyncio.run(_pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def _create_role(role: str, options: str) -> str:
+    return (f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
+            f"THEN CREATE ROLE {role} {options}; END IF; "
+            "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$")
 
 
 async def _pg_admin(*statements: str) -> None:

@@ -17,8 +17,9 @@ import pytest
 from aiohttp import web
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import delete, func, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.pg import PG_ADMIN_URL, fresh_database
+from tests.pg import PG_ADMIN_URL, as_owner, fresh_database, role_settings
 from tidings.accounts.models import AccountStatus
 from tidings.accounts.provision import Provisioned, provision_account
 from tidings.app import create_app
@@ -44,11 +45,11 @@ hypothesis_settings.load_profile("tidings")
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A fresh database owned by a non-superuser role, dropped at the end."""
+    """A fresh database, dropped at the end: the app role's URL (see tests/pg.py)."""
     if not PG_ADMIN_URL:
         pytest.skip("TIDINGS_TEST_POSTGRES_URL is not set")
-    with fresh_database("tidings_test") as (app_url, _):
-        yield app_url
+    with fresh_database("tidings_test") as database:
+        yield database.app_url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -62,11 +63,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def _truncate_all(rt: Runtime) -> None:
     if rt.db.is_sqlite:
         return
-    async with rt.db.engine.begin() as conn:
-        tables = (await conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename <> 'alembic_version'"))).scalars().all()
-        await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    owner = create_async_engine(as_owner(rt.settings.resolved_database_url()))
+    try:
+        async with owner.begin() as conn:
+            tables = (await conn.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"))).scalars().all()
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    finally:
+        await owner.dispose()
     # Opening the runtime checkpointed the chains an earlier test left behind.
     async with rt.vault.keystore.begin() as conn:
         await conn.execute(delete(audit_checkpoints_table))
@@ -82,7 +87,9 @@ def _no_outgoing_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
+    # On PostgreSQL the three roles: tenant work, work across tenants, migrations.
     return Settings(data_dir=tmp_path / "data", database_url=database_url,
+                    **role_settings(database_url),
                     sandbox_receipt_delay_seconds=5.0, sandbox_poll_seconds=3600.0,
                     api_key_cache_seconds=0.0, smpp_port=0,
                     # The suite's webhook receivers listen on loopback.

@@ -1,4 +1,10 @@
-"""Fresh PostgreSQL databases for tests, owned by a role that row-level security applies to."""
+"""Fresh PostgreSQL databases for tests, with the roles docs/operations.md describes.
+
+An owner role owns the database and runs the migrations; the app role (API requests)
+and the system role (work across tenants) own nothing, get their rows through the
+``tidings_runtime`` group, and only the system role is in ``tidings_cross_tenant``.
+None of them is a superuser or has BYPASSRLS.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,28 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 PG_ADMIN_URL = os.environ.get("TIDINGS_TEST_POSTGRES_URL", "")
-APP_ROLE = "tidings_app"  # not a superuser, no BYPASSRLS
+OWNER_ROLE = "tidings_test_owner"  # owns the schema, runs `tidings migrate`
+APP_ROLE = "tidings_test_app"  # TIDINGS_DATABASE_URL: tenant work only
+SYSTEM_ROLE = "tidings_test_system"  # TIDINGS_SYSTEM_DATABASE_URL: across tenants
+RUNTIME_GROUP = "tidings_runtime"
+CROSS_TENANT_GROUP = "tidings_cross_tenant"
 
 
-async def _admin(dsn: str, *statements: str) -> None:
+@dataclass(frozen=True)
+class PgDatabase:
+    """One test database: a SQLAlchemy URL per role, and a superuser asyncpg DSN."""
+
+    app_url: str
+    system_url: str
+    owner_url: str
+    admin_dsn: str
+
+
+async def run_as_admin(dsn: str, *statements: str) -> None:
+    """Run ``statements`` as the superuser of ``dsn`` (an asyncpg DSN)."""
     import asyncpg
 
     conn = await asyncpg.connect(dsn)
@@ -23,23 +45,58 @@ async def _admin(dsn: str, *statements: str) -> None:
         await conn.close()
 
 
-@contextmanager
-def fresh_database(prefix: str) -> Iterator[tuple[str, str]]:
-    """A new database ``<prefix>_<random>``: (app URL for SQLAlchemy, superuser asyncpg DSN).
+def _create_role(role: str, options: str) -> str:
+    """Made once per server; another test run may make it at the same moment."""
+    return (f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
+            f"THEN CREATE ROLE {role} {options}; END IF; "
+            "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$")
 
-    Dropped on exit. Callers skip when ``PG_ADMIN_URL`` is empty.
+
+ROLES = (
+    _create_role(RUNTIME_GROUP, "NOLOGIN"),
+    _create_role(CROSS_TENANT_GROUP, f"NOLOGIN IN ROLE {RUNTIME_GROUP}"),
+    _create_role(OWNER_ROLE, f"LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE {CROSS_TENANT_GROUP}"),
+    _create_role(APP_ROLE, f"LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE {RUNTIME_GROUP}"),
+    _create_role(SYSTEM_ROLE, f"LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE {CROSS_TENANT_GROUP}"),
+)
+
+
+def as_role(url: str, role: str) -> str:
+    """The same PostgreSQL URL for another test role; any other URL unchanged."""
+    for known in (OWNER_ROLE, APP_ROLE, SYSTEM_ROLE):
+        if f"://{known}@" in url:
+            return url.replace(f"://{known}@", f"://{role}@", 1)
+    return url
+
+
+def as_owner(url: str) -> str:
+    """For DDL (tests that make their own tables, migrations): the owner's URL."""
+    return as_role(url, OWNER_ROLE)
+
+
+@contextmanager
+def fresh_database(prefix: str) -> Iterator[PgDatabase]:
+    """A new database ``<prefix>_<random>`` owned by the owner role; dropped on exit.
+
+    Callers skip when ``PG_ADMIN_URL`` is empty.
     """
     admin = PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(
-        admin,
-        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') "
-        f"THEN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; END IF; END $$",
-        f"CREATE DATABASE {name} OWNER {APP_ROLE}"))
+    asyncio.run(run_as_admin(admin, *ROLES, f"CREATE DATABASE {name} OWNER {OWNER_ROLE}"))
     userinfo, rest = admin.split("://", 1)[1].split("@", 1)
     host = rest.rsplit("/", 1)[0]
     try:
-        yield (f"postgresql+asyncpg://{APP_ROLE}@{host}/{name}",
-               f"postgresql://{userinfo}@{host}/{name}")
+        yield PgDatabase(app_url=f"postgresql+asyncpg://{APP_ROLE}@{host}/{name}",
+                         system_url=f"postgresql+asyncpg://{SYSTEM_ROLE}@{host}/{name}",
+                         owner_url=f"postgresql+asyncpg://{OWNER_ROLE}@{host}/{name}",
+                         admin_dsn=f"postgresql://{userinfo}@{host}/{name}")
     finally:
-        asyncio.run(_admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        asyncio.run(run_as_admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def role_settings(database_url: str) -> dict[str, str]:
+    """The settings naming the system and owner roles beside an app URL (none on SQLite)."""
+    if not database_url.startswith("postgresql"):
+        return {}
+    return {"system_database_url": as_role(database_url, SYSTEM_ROLE),
+            "migrate_database_url": as_owner(database_url)}

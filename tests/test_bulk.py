@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from tests.pg import as_owner
 from tidings import bulk
 from tidings.bulk import execute_many, insert_many
 from tidings.sqltypes import Ciphertext, UTCDateTime
@@ -81,7 +82,7 @@ async def _tables(url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    async with _tables(database_url) as made:
+    async with _tables(as_owner(database_url)) as made:  # it makes its own tables
         yield made
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import tidings.app  # noqa: F401 - every model registered on Base.metadata
 from tests.conftest import TEST_ACTOR
-from tests.pg import PG_ADMIN_URL, fresh_database
+from tests.pg import OWNER_ROLE, PG_ADMIN_URL, as_owner, fresh_database, run_as_admin
 from tidings.db import SYSTEM, Base, set_tenant_setting
 from tidings.errors import Conflict
 from tidings.messaging.inbound import receive_inbound
@@ -41,8 +41,9 @@ async def _index_differences(url: str) -> list[Any]:
 
 
 async def test_the_migrated_indexes_are_the_models_indexes(database_url: str) -> None:
-    await asyncio.to_thread(upgrade, database_url)
-    assert await _index_differences(database_url) == []
+    url = as_owner(database_url)  # migrations run as the schema's owner
+    await asyncio.to_thread(upgrade, url)
+    assert await _index_differences(url) == []
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -53,8 +54,8 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         return
     if not PG_ADMIN_URL:
         pytest.skip("TIDINGS_TEST_POSTGRES_URL is not set")
-    with fresh_database("tidings_migrations") as (app_url, _):
-        yield app_url
+    with fresh_database("tidings_migrations") as database:
+        yield database.owner_url  # one role for all: the owner migrates and reads
 
 
 async def test_the_latest_migration_steps_down_and_up(empty_database_url: str) -> None:
@@ -64,6 +65,66 @@ async def test_the_latest_migration_steps_down_and_up(empty_database_url: str) -
     await asyncio.to_thread(command.downgrade, config, "-1")
     await asyncio.to_thread(command.upgrade, config, "head")
     assert await _index_differences(url) == []
+
+
+# --------------------------------------------------------------------------- 0013: roles
+
+@pytest.mark.postgres
+async def test_the_app_role_finds_the_schema_up_to_date_and_changes_nothing(
+        postgres_url: str) -> None:
+    """``serve`` and ``worker`` migrate at start: as the app role, once the owner did."""
+    await asyncio.to_thread(upgrade, as_owner(postgres_url))
+    await asyncio.to_thread(upgrade, postgres_url)  # the app role: nothing to do, no error
+    assert await _index_differences(postgres_url) == []
+
+
+async def _role_state(url: str) -> tuple[str, bool, str]:
+    """(schema version, member of tidings_cross_tenant, the messages policy's reads)."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return (await conn.scalar(text("SELECT version_num FROM alembic_version")),
+                    await conn.scalar(text("SELECT pg_has_role('tidings_cross_tenant', "
+                                           "'MEMBER')")),
+                    await conn.scalar(text(
+                        "SELECT qual FROM pg_policies WHERE tablename = 'messages'")))
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("may_create_roles", [False, True])
+def test_0013_puts_the_migrating_role_in_the_cross_tenant_group_or_stops(
+        may_create_roles: bool) -> None:
+    """A single-role install upgrades: its role joins ``tidings_cross_tenant`` if it may,
+    else the migration stops, names what a superuser must run, and changes nothing."""
+    if not PG_ADMIN_URL:
+        pytest.skip("TIDINGS_TEST_POSTGRES_URL is not set")
+    role = "tidings_test_creator" if may_create_roles else "tidings_test_lone"
+    with fresh_database("tidings_roles") as database:
+        asyncio.run(run_as_admin(
+            database.admin_dsn,
+            f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+            f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS"
+            f"{' CREATEROLE' if may_create_roles else ''}; END IF; END $$",
+            f"REVOKE tidings_cross_tenant FROM {role}",  # as a fresh install has it
+            f"ALTER DATABASE {database.owner_url.rsplit('/', 1)[1]} OWNER TO {role}"))
+        url = database.owner_url.replace(f"://{OWNER_ROLE}@", f"://{role}@")
+        upgrade(url, "0012")
+        if may_create_roles:
+            upgrade(url)
+        else:
+            with pytest.raises(RuntimeError, match="CREATE ROLE tidings_runtime NOLOGIN"):
+                upgrade(url)
+        version, member, policy = asyncio.run(_role_state(url))
+        if may_create_roles:  # and back: anyone setting '*system*' crosses tenants again
+            command.downgrade(alembic_config(url), "0012")
+            back = asyncio.run(_role_state(url))[2]
+    assert (version, member) == (("0013", True) if may_create_roles else ("0012", False))
+    assert ("pg_has_role" in policy) is may_create_roles
+    if may_create_roles:
+        assert "pg_has_role" not in back
+        assert "'*system*'" in back
 
 
 # --------------------------------------------------------------------------- 0009: numbers

@@ -1,7 +1,9 @@
 """PostgreSQL row-level security: the second wall behind the tenant-scoped queries.
 
-The app connects as a role that is neither superuser nor BYPASSRLS (see conftest), and
-every table with a ``tenant_id`` must force a policy keyed on ``tidings.tenant_id``.
+The app connects as a role that is neither superuser nor BYPASSRLS (see tests/pg.py), and
+every table with a ``tenant_id`` must force a policy keyed on ``tidings.tenant_id``. Only
+the system role (a member of ``tidings_cross_tenant``) may cross tenants; the app role
+cannot, whatever it sets, and neither runtime role owns or alters anything.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from tests.conftest import Tenant, make_tenant
-from tidings.db import SYSTEM
+from tests.pg import APP_ROLE, OWNER_ROLE, SYSTEM_ROLE
+from tidings.db import SYSTEM, set_tenant_setting
 from tidings.runtime import Runtime
 
 pytestmark = pytest.mark.postgres
 
 SEND = {"to": "+12025550173", "from": "Acme", "body": "Hello", "channel": "sms"}
 RLS_REFUSAL = "row-level security"
+REFUSED = "permission denied|must be owner|must have admin option"
+CROSS_TENANT_TEST = "pg_has_role('tidings_cross_tenant'::name, 'MEMBER'::text)"
 
 
 @pytest.fixture
@@ -88,6 +93,9 @@ async def test_every_tenant_table_forces_a_tenant_policy(rt: Runtime) -> None:
                     problems.append(f"{table}.{name}: writes are not checked per tenant")
                 if "tidings.tenant_id" not in (qual or "") and permissive == "PERMISSIVE":
                     problems.append(f"{table}.{name}: reads are not filtered per tenant")
+                for clause in (qual, with_check):
+                    if "*system*" in (clause or "") and CROSS_TENANT_TEST not in clause:
+                        problems.append(f"{table}.{name}: any role may act as the system")
     assert problems == []
 
 
@@ -169,3 +177,86 @@ async def test_updates_cannot_reach_or_move_rows_across_tenants(
         rows = dict((await session.execute(text(
             "SELECT id, status || ':' || tenant_id FROM messages"))).all())
     assert rows == {"msg_rlsacme": f"failed:{acme.id}", "msg_rlsglobex": f"queued:{globex.id}"}
+
+
+# ----------------------------------------------------------------- the roles (migration 0013)
+
+async def app_role_sees(rt: Runtime, setting: str, sql: str) -> Any:
+    """What the app role (TIDINGS_DATABASE_URL) reads with ``tidings.tenant_id`` set."""
+    async with rt.db.engine.begin() as conn:
+        await set_tenant_setting(conn, setting)
+        return await conn.scalar(text(sql))
+
+
+async def app_role_inserts_as_system(rt: Runtime, row: dict[str, Any]) -> None:
+    async with rt.db.engine.begin() as conn:
+        await set_tenant_setting(conn, SYSTEM)
+        await conn.execute(INSERT_MESSAGE, row)
+
+
+async def test_the_app_role_asking_for_the_system_view_sees_no_other_tenant(
+        client: httpx.AsyncClient, rt: Runtime, acme: Tenant, globex: Tenant) -> None:
+    for tenant, n in ((acme, 2), (globex, 3)):
+        for _ in range(n):
+            response = await client.post("/v1/messages", headers=tenant.headers, json=SEND)
+            assert response.status_code == 201, response.text
+
+    for table in ("messages", "accounts", "api_keys", "jobs", "audit_events"):
+        assert await app_role_sees(rt, SYSTEM, f"SELECT count(*) FROM {table}") == 0, table
+    assert await app_role_sees(rt, acme.id, "SELECT count(*) FROM messages") == 2
+    # Writing as the system is refused too.
+    with pytest.raises(DBAPIError, match=RLS_REFUSAL):
+        await app_role_inserts_as_system(rt, message_row("msg_rlssystem", globex.id))
+    # The cross-tenant role sees every tenant, and only the tenant it acts for otherwise.
+    assert await scalar(rt, SYSTEM, "SELECT count(*) FROM messages") == 5
+    async with rt.db.system_engine.begin() as conn:
+        await set_tenant_setting(conn, acme.id)
+        assert await conn.scalar(text("SELECT count(*) FROM messages")) == 2
+
+
+@pytest.mark.parametrize("statement", [
+    "ALTER TABLE messages DISABLE ROW LEVEL SECURITY",
+    "ALTER TABLE messages NO FORCE ROW LEVEL SECURITY",
+    "DROP POLICY tenant_isolation ON messages",
+    "ALTER POLICY tenant_isolation ON messages USING (true)",
+    "CREATE POLICY everything ON messages USING (true)",
+    "ALTER TABLE messages ADD COLUMN leak text",
+    f"SET ROLE {OWNER_ROLE}",
+    f"GRANT tidings_cross_tenant TO {APP_ROLE}",
+    "CREATE TABLE loot (id text)",
+    "UPDATE alembic_version SET version_num = '0001'",
+])
+@pytest.mark.parametrize("engine", ["app", "system"])
+async def test_the_runtime_roles_cannot_change_the_schema_or_their_rights(
+        rt: Runtime, acme: Tenant, engine: str, statement: str) -> None:
+    connect = rt.db.engine if engine == "app" else rt.db.system_engine
+    with pytest.raises(DBAPIError, match=REFUSED):
+        async with connect.begin() as conn:
+            await conn.execute(text(statement))
+    async with connect.begin() as conn:
+        owned = await conn.scalar(text(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND pg_has_role(c.relowner, 'MEMBER')"))
+    assert owned == 0
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        flags = (await session.execute(text(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class "
+            "WHERE oid = 'messages'::regclass"))).one()
+        policies = await session.scalar(text(
+            "SELECT count(*) FROM pg_policies WHERE tablename = 'messages'"))
+    assert (tuple(flags), policies) == ((True, True), 1)
+
+
+@pytest.mark.parametrize("statement", [
+    "SET ROLE tidings_cross_tenant",
+    f"SET ROLE {SYSTEM_ROLE}",
+    "GRANT tidings_cross_tenant TO CURRENT_USER",
+])
+async def test_the_app_role_cannot_become_the_cross_tenant_role(
+        rt: Runtime, statement: str) -> None:
+    with pytest.raises(DBAPIError, match=REFUSED):
+        async with rt.db.engine.begin() as conn:
+            await conn.execute(text(statement))
+    async with rt.db.engine.begin() as conn:
+        assert await conn.scalar(text(
+            "SELECT pg_has_role('tidings_cross_tenant', 'MEMBER')")) is False

@@ -10,6 +10,7 @@ from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests.pg import as_owner
 from tidings.db import SYSTEM, Database
 from tidings.sqltypes import Ciphertext, UTCDateTime
 
@@ -28,7 +29,7 @@ VALUES = [
 
 
 async def test_values_come_back_as_the_same_instants_in_utc(database_url: str) -> None:
-    engine = create_async_engine(database_url)
+    engine = create_async_engine(as_owner(database_url))  # it makes its own tables
     try:
         async with engine.begin() as conn:
             await conn.run_sync(METADATA.create_all)
@@ -70,7 +71,7 @@ async def test_sqlite_text_is_the_dialects_own_format(tmp_path: Path) -> None:
 
 
 async def test_a_naive_datetime_is_refused(database_url: str) -> None:
-    engine = create_async_engine(database_url)
+    engine = create_async_engine(as_owner(database_url))  # it makes its own tables
     try:
         async with engine.begin() as conn:
             await conn.run_sync(METADATA.create_all)
@@ -88,7 +89,8 @@ CIPHERTEXTS = [b"", b"\x00", bytes(range(256)), b"\x00\xff" * 50_000, None]
 
 
 async def test_ciphertexts_come_back_as_the_same_bytes(database_url: str) -> None:
-    db = Database(database_url)  # our engine: on SQLite, the inline driver
+    # Our engine (on SQLite, the inline driver), as the owner: it makes its own tables.
+    db = Database(as_owner(database_url))
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(METADATA.create_all)

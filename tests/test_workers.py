@@ -144,3 +144,15 @@ async def test_a_job_without_payload_is_stored_as_null_and_claimed_back_as_none(
                                  lease=timedelta(seconds=30))
     assert {job.ref_id: job.payload for job in claimed} == {
         "bare": None, "full": {"type": "receipt", "seq": 3, "nested": [1, None]}}
+
+
+async def test_a_claim_takes_no_more_than_its_limit(rt: Runtime) -> None:
+    """On PostgreSQL the due jobs are picked once: a plan that ran the locking subquery
+    again for each row of ``jobs`` claimed every due job, whatever the limit."""
+    await enqueue(rt, "first", 3 * BATCH)
+    for _ in range(3):
+        claimed = await outbox.claim(rt.db, kind="first", limit=BATCH, now=rt.clock.now(),
+                                     lease=timedelta(seconds=30))
+        assert len(claimed) == BATCH
+    assert await outbox.claim(rt.db, kind="first", limit=BATCH, now=rt.clock.now(),
+                              lease=timedelta(seconds=30)) == []

@@ -42,6 +42,8 @@ NAMING = {
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024  # address space, not memory: the OS's page cache
 SQLITE_CACHE_KIB = 16 * 1024  # per connection (SQLite's default is 2 MiB)
 SYSTEM = "*system*"  # tenant marker for work that spans tenants (workers, key look-up)
+# PostgreSQL: the group role whose members alone may act as SYSTEM (migration 0013).
+CROSS_TENANT_ROLE = "tidings_cross_tenant"
 # What a service given a unit of work runs its statements on: an ORM session, or a
 # plain connection (``Database.core``) where only Core statements are used.
 SessionOrConnection = AsyncSession | AsyncConnection
@@ -87,13 +89,26 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
 
 class Database:
-    """One engine and session factory; built by ``create_app``, never at import."""
+    """The engines and session factories; built by ``create_app``, never at import.
 
-    def __init__(self, url: str) -> None:
+    On PostgreSQL, tenant work connects with ``url`` (a role that row-level security
+    keeps to the tenant it sets) and ``tenant=SYSTEM`` work with ``system_url`` (a
+    member of ``tidings_cross_tenant``, the only role the policies let cross tenants).
+    Without ``system_url`` one role does both: a single-role setup, in which tenant
+    isolation rests on the application alone. SQLite has no roles: one engine.
+    """
+
+    def __init__(self, url: str, *, system_url: str | None = None) -> None:
         self.url = url
         self.engine = _make_engine(url)
         self.is_sqlite = url.startswith("sqlite")
+        self.single_role = self.is_sqlite or not system_url or system_url == url
+        # The cross-tenant engine; the tenant engine itself in a single-role setup.
+        self.system_engine = self.engine if self.single_role else _make_engine(system_url or url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._system_sessions = (
+            self._sessions if self.single_role
+            else async_sessionmaker(self.system_engine, expire_on_commit=False))
         # SQLite allows one writer; queueing writers here beats its busy-wait loop,
         # and so does the file lock between processes on one file.
         self._write_lock = WriterQueue() if self.is_sqlite else None
@@ -122,13 +137,17 @@ class Database:
         more per transaction, and they run hundreds of transactions a second.
         """
         async with self._writer_turn(write, urgent) as sqlite_begin, \
-                self.engine.connect() as conn:
+                self.engine_for(tenant).connect() as conn:
             if self.is_sqlite:
                 conn = await conn.execution_options(sqlite_begin=sqlite_begin)
             async with conn.begin():
                 if not self.is_sqlite:
                     await set_tenant_setting(conn, tenant)
                 yield conn
+
+    def engine_for(self, tenant: str) -> AsyncEngine:
+        """The cross-tenant engine for ``SYSTEM``, the tenant engine for a tenant."""
+        return self.system_engine if tenant == SYSTEM else self.engine
 
     @asynccontextmanager
     async def _writer_turn(self, write: bool, urgent: bool) -> AsyncIterator[str]:
@@ -142,7 +161,8 @@ class Database:
 
     @asynccontextmanager
     async def _session(self, tenant: str, sqlite_begin: str) -> AsyncIterator[AsyncSession]:
-        async with self._sessions() as session:
+        sessions = self._system_sessions if tenant == SYSTEM else self._sessions
+        async with sessions() as session:
             if self.is_sqlite:
                 conn = await session.connection(execution_options={"sqlite_begin": sqlite_begin})
             else:
@@ -155,6 +175,25 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    async def check_roles(self) -> None:
+        """On PostgreSQL, refuse roles that would break isolation or the system's work.
+
+        A cross-tenant engine whose role is not in ``tidings_cross_tenant`` would find
+        no API key and no job; a tenant role that is in it could read every tenant.
+        """
+        if self.is_sqlite:
+            return
+        if not await _crosses_tenants(self.system_engine):
+            raise RuntimeError(
+                f"the role of TIDINGS_SYSTEM_DATABASE_URL (or, without it, of "
+                f"TIDINGS_DATABASE_URL) is not a member of {CROSS_TENANT_ROLE}: work across "
+                "tenants would see no rows (docs/operations.md, PostgreSQL roles)")
+        if not self.single_role and await _crosses_tenants(self.engine):
+            raise RuntimeError(
+                f"the role of TIDINGS_DATABASE_URL is a member of {CROSS_TENANT_ROLE}: it "
+                "could read every tenant; give it tidings_runtime only "
+                "(docs/operations.md, PostgreSQL roles)")
 
     def start_checkpoints(self) -> None:
         """On a SQLite file, copy the WAL back on a thread of its own (see
@@ -169,6 +208,8 @@ class Database:
             await asyncio.to_thread(self._checkpointer.stop)
             self._checkpointer = None
         await self.engine.dispose()
+        if self.system_engine is not self.engine:
+            await self.system_engine.dispose()
         if self._file_lock is not None:
             self._file_lock.close()
 
@@ -274,6 +315,14 @@ class FileWriteLock:
     def _release_when_taken(self, waiting: asyncio.Future[None]) -> None:
         if not waiting.cancelled() and waiting.exception() is None:
             self.release()
+
+
+_CROSSES_TENANTS = text("SELECT pg_has_role(oid, 'MEMBER') FROM pg_roles WHERE rolname = :role")
+
+
+async def _crosses_tenants(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        return bool(await conn.scalar(_CROSSES_TENANTS, {"role": CROSS_TENANT_ROLE}))
 
 
 # Built once: parsing a text clause is a visible share of a short transaction's cost.

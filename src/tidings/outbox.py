@@ -91,9 +91,14 @@ async def claim(db: Database, *, kind: str, limit: int, now: datetime,
            .order_by(jobs.c.run_at, jobs.c.id).limit(limit))
     if db.is_sqlite and not await _any_due(db, due):
         return []  # an idle poll must not queue for SQLite's single write lock
+    chosen: Any = due.scalar_subquery()
     if not db.is_sqlite:
-        due = due.with_for_update(skip_locked=True)
-    statement = (update(jobs).where(jobs.c.id.in_(due.scalar_subquery()))
+        # Picked once, in a CTE PostgreSQL must not fold in: as a subquery a nested-loop
+        # plan may run it again for each row of ``jobs``, every run skipping the rows
+        # the last one locked, and so claim every due job whatever the limit.
+        chosen = select(due.with_for_update(skip_locked=True)
+                        .cte("due").prefix_with("MATERIALIZED").c.id)
+    statement = (update(jobs).where(jobs.c.id.in_(chosen))
                  .values(locked_until=now + lease, attempts=jobs.c.attempts + 1)
                  .returning(*jobs.c))
     async with db.core(tenant=SYSTEM) as session:

@@ -118,7 +118,7 @@ def sandbox_ledger_url(settings: Settings) -> str:
 
 def migrate(settings: Settings) -> None:
     """Bring the database up to date; its data migrations may use the key store."""
-    upgrade(settings.resolved_database_url(), settings=settings)
+    upgrade(settings.resolved_migrate_database_url(), settings=settings)
 
 
 def prepare_storage(settings: Settings) -> None:
@@ -135,13 +135,32 @@ def prepare_storage(settings: Settings) -> None:
     asyncio.run(_prepare())
 
 
+def open_database(settings: Settings) -> Database:
+    """The database with its tenant and cross-tenant roles (on PostgreSQL)."""
+    db = Database(settings.resolved_database_url(),
+                  system_url=settings.resolved_system_database_url())
+    if db.single_role and not db.is_sqlite:
+        # Whoever connects can then see every tenant by asking for the system's view.
+        log.warning("database_single_role",
+                    detail="TIDINGS_SYSTEM_DATABASE_URL is not set (or names the same "
+                           "role): one role does tenant and cross-tenant work, and tenant "
+                           "isolation rests on the application alone "
+                           "(docs/operations.md#postgresql-roles)")
+    return db
+
+
 async def open_runtime(settings: Settings, *, clock: Clock | None = None,
                        start_background: bool = True) -> Runtime:
     """Build and start a runtime. ``start_background=False`` leaves workers to the caller."""
     make_storage_private(settings)
     await asyncio.to_thread(migrate, settings)
     clock = clock or Clock()
-    db = Database(settings.resolved_database_url())
+    db = open_database(settings)
+    try:
+        await db.check_roles()
+    except BaseException:
+        await db.dispose()
+        raise
     db.start_checkpoints()
     vault = await Vault.open(settings)
     await key_legacy_fingerprints(db, vault)

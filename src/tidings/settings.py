@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Where installs made before ``key_dir`` existed keep their keys.
@@ -16,6 +17,11 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("data")
     database_url: str = ""  # empty: SQLite file in data_dir
+    # PostgreSQL: the role for work across tenants (workers, key look-up, the operator's
+    # commands); empty: the database URL's role does it too (a single-role setup).
+    system_database_url: str = ""
+    # PostgreSQL: the role that owns the schema and runs migrations; empty: the database URL.
+    migrate_database_url: str = ""
     # The master key file and the key store's SQLite file; empty: resolved_key_dir().
     key_dir: Path | None = None
     keystore_url: str = ""  # empty: a separate SQLite file in the key folder
@@ -78,8 +84,28 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     extra_connectors: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _role_urls_name_the_database(self) -> Settings:
+        """The system and migration URLs are other roles on the same PostgreSQL database."""
+        for name in ("system_database_url", "migrate_database_url"):
+            url = getattr(self, name)
+            if url and _postgres_database(url) is None:
+                raise ValueError(f"TIDINGS_{name.upper()} must be a postgresql:// URL")
+            if url and _postgres_database(url) != _postgres_database(self.database_url):
+                raise ValueError(f"TIDINGS_{name.upper()} must name the database of "
+                                 "TIDINGS_DATABASE_URL (same host, port and database), "
+                                 "with another role")
+        return self
+
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'tidings.db'}"
+
+    def resolved_system_database_url(self) -> str:
+        """Where ``tenant=SYSTEM`` work connects: its own role, or the database URL's."""
+        return self.system_database_url or self.resolved_database_url()
+
+    def resolved_migrate_database_url(self) -> str:
+        return self.migrate_database_url or self.resolved_database_url()
 
     def resolved_keystore_url(self) -> str:
         return self.keystore_url or f"sqlite+aiosqlite:///{self.resolved_key_dir() / 'keys.db'}"
@@ -108,3 +134,18 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url().startswith("sqlite")
+
+
+def _postgres_database(url: str) -> tuple[str, int | None, str] | None:
+    """(host, port, database) of a PostgreSQL URL; None for anything else."""
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("postgresql"):
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    database = parts.path.lstrip("/")
+    if not parts.hostname or not database:
+        return None
+    return parts.hostname, port, database

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.bulk import insert_many
-from tidings.db import SYSTEM, Base, Database, set_tenant_setting
+from tidings.db import Base, Database, set_tenant_setting
 
 # Parents before children, for the foreign keys.
 TABLE_ORDER = ("messages", "message_events", "idempotency_keys", "webhook_deliveries", "jobs",
@@ -123,9 +123,12 @@ class GroupWriter:
         by_tenant: dict[str, list[_Unit]] = defaultdict(list)
         for unit in units:
             by_tenant[unit.tenant].append(unit)
-        async with self._db.core(tenant=SYSTEM) as session:
+        # Tenant rows only: the tenant engine, set to each tenant in turn (the unit of
+        # work sets the first), so row-level security checks every row it writes.
+        first = next(iter(by_tenant))
+        async with self._db.core(tenant=first) as session:
             for tenant, group in by_tenant.items():
-                if not self._db.is_sqlite:
+                if tenant != first and not self._db.is_sqlite:
                     await set_tenant_setting(session, tenant)
                 for table in TABLE_ORDER:
                     rows = [row for unit in group for row in unit.rows.by_table.get(table, ())]

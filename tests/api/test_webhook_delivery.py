@@ -376,16 +376,16 @@ async def test_the_migration_removes_the_answers_kept_before(
     acme = await make_tenant(rt, "Acme", webhook_url=hooks.url)
     await one_inbound(client, rt, acme)
     await settle(rt, clock)
-    config = alembic_config(rt.settings.resolved_database_url())
+    config = alembic_config(rt.settings.resolved_migrate_database_url())
     await asyncio.to_thread(command.downgrade, config, "0010")
-    await rt.db.engine.dispose()  # statements prepared for the schema before
+    await rt.db.system_engine.dispose()  # statements prepared for the schema before
     async with rt.db.core(tenant=SYSTEM) as session:  # an answer kept as it was before
         await session.execute(text("UPDATE webhook_attempts SET response_excerpt = :answer"),
                               {"answer": ANSWER})
     assert "4111" in str(await _webhook_rows(rt))
 
     await asyncio.to_thread(command.upgrade, config, "head")
-    await rt.db.engine.dispose()
+    await rt.db.system_engine.dispose()
     rows = await _webhook_rows(rt)
     assert len(rows) == 2
     assert "4111" not in str(rows)

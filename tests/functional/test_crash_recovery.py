@@ -29,6 +29,7 @@ from aiohttp import web
 from sqlalchemy import delete, select
 
 from tests.functional.server import TidingsServer, run_cli_async, tidings_env
+from tests.pg import role_settings
 from tidings.clock import FakeClock
 from tidings.db import SYSTEM
 from tidings.outbox import Job, claim, complete, enqueue_rows, extend, job_row
@@ -112,8 +113,8 @@ class Backend:
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "sqlite":
         return Backend("sqlite", "")
-    app_url, admin_dsn = request.getfixturevalue("postgres_database")
-    return Backend("postgres", app_url, admin_dsn)
+    database = request.getfixturevalue("postgres_database")
+    return Backend("postgres", database.app_url, database.admin_dsn)
 
 
 async def query_main(backend: Backend, data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -258,7 +259,8 @@ async def test_no_message_lost_or_duplicated_across_sigkills(
     rng = random.Random(seed)
     data_dir = tmp_path / "data"
     env = tidings_env(data_dir, job_lease_seconds=2, sandbox_receipt_delay_seconds=0.2,
-                      database_url=backend.database_url, log_level="INFO")
+                      database_url=backend.database_url, log_level="INFO",
+                      **role_settings(backend.database_url))
 
     assert (await run_cli_async(env, "migrate")).returncode == 0
     made = await run_cli_async(env, "accounts", "create", "--name", "Acme", "--json",
@@ -380,7 +382,8 @@ TEST_JOB = "test.lease"
 
 async def _runtime(tmp_path: Path, database_url: str, **settings: Any) -> Runtime:
     rt = await open_runtime(Settings(data_dir=tmp_path / "data", database_url=database_url,
-                                     **settings), clock=FakeClock(), start_background=False)
+                                     **role_settings(database_url), **settings),
+                            clock=FakeClock(), start_background=False)
     async with rt.db.transaction(tenant=SYSTEM) as session:
         await session.execute(delete(Job).where(Job.kind == TEST_JOB))
     return rt

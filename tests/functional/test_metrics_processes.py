@@ -17,6 +17,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.functional.server import TidingsServer, tidings_env
+from tests.pg import PgDatabase, role_settings
 
 pytestmark = pytest.mark.slow
 
@@ -57,13 +58,14 @@ def scraped(url: str) -> float:
 
 @pytest.mark.postgres
 async def test_metrics_of_every_api_process_are_summed(
-        tmp_path: Path, postgres_database: tuple[str, str]) -> None:
+        tmp_path: Path, postgres_database: PgDatabase) -> None:
     data_dir = tmp_path / "data"
     shared, scratch = data_dir / "metrics-multiprocess", tmp_path / "scratch"
     shared.mkdir(parents=True)
     (shared / "counter_1.db").write_bytes(b"left by an earlier start")  # unreadable
     scratch.mkdir()
-    env = tidings_env(data_dir, database_url=postgres_database[0], run_workers="false",
+    env = tidings_env(data_dir, database_url=postgres_database.app_url,
+                      **role_settings(postgres_database.app_url), run_workers="false",
                       api_processes=2)
     api = TidingsServer(data_dir, env, log_path=tmp_path / "api.log")
     await api.start_async()

@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import HookServer
 from tests.functional.server import TidingsServer, run_cli, run_cli_async, tidings_env
+from tests.pg import PgDatabase, role_settings
 
 pytestmark = pytest.mark.slow
 
@@ -39,10 +40,11 @@ async def _wait_for(predicate: Callable[[], bool], what: str) -> None:
 
 @pytest.mark.postgres
 async def test_api_processes_and_a_worker_deliver_every_message_once(
-        tmp_path: Path, postgres_database: tuple[str, str], hooks: HookServer) -> None:
-    app_url, admin_dsn = postgres_database
+        tmp_path: Path, postgres_database: PgDatabase, hooks: HookServer) -> None:
+    app_url, admin_dsn = postgres_database.app_url, postgres_database.admin_dsn
     data_dir = tmp_path / "data"
-    env = tidings_env(data_dir, database_url=app_url, run_workers="false", api_processes=2,
+    env = tidings_env(data_dir, database_url=app_url, **role_settings(app_url),
+                      run_workers="false", api_processes=2,
                       worker_poll_seconds=60, sandbox_receipt_delay_seconds=0.1)
     made = await run_cli_async(env, "accounts", "create", "--name", "Acme", "--json",
                                "--webhook-url", hooks.url)
@@ -97,9 +99,9 @@ def test_several_api_processes_refuse_sqlite(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_several_api_processes_refuse_to_run_the_workers_too(
-        tmp_path: Path, postgres_database: tuple[str, str]) -> None:
-    app_url, _ = postgres_database
-    result = run_cli(tidings_env(tmp_path / "data", database_url=app_url),
+        tmp_path: Path, postgres_database: PgDatabase) -> None:
+    app_url = postgres_database.app_url
+    result = run_cli(tidings_env(tmp_path / "data", database_url=app_url, **role_settings(app_url)),
                      "serve", "--processes", "2")
     assert result.returncode != 0
     assert "TIDINGS_RUN_WORKERS=false" in result.stderr
@@ -116,10 +118,11 @@ def test_processes_must_be_a_positive_number(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 async def test_a_webhook_worker_beside_the_worker_shares_the_webhooks_once_each(
-        tmp_path: Path, postgres_database: tuple[str, str], hooks: HookServer) -> None:
-    app_url, _ = postgres_database
+        tmp_path: Path, postgres_database: PgDatabase, hooks: HookServer) -> None:
+    app_url = postgres_database.app_url
     data_dir = tmp_path / "data"
-    env = tidings_env(data_dir, database_url=app_url, run_workers="false", api_processes=2,
+    env = tidings_env(data_dir, database_url=app_url, **role_settings(app_url),
+                      run_workers="false", api_processes=2,
                       sandbox_receipt_delay_seconds=0.1)
     made = await run_cli_async(env, "accounts", "create", "--name", "Acme", "--json",
                                "--webhook-url", hooks.url)

@@ -44,7 +44,7 @@ def _updates_of_messages(rt: Runtime) -> Iterator[list[str]]:
         if statement.lstrip().upper().startswith("UPDATE MESSAGES"):
             seen.append(statement)
 
-    engine = rt.db.engine.sync_engine
+    engine = rt.db.engine_for(SYSTEM).sync_engine  # where ``_apply`` runs
     event.listen(engine, "before_cursor_execute", record)
     try:
         yield seen

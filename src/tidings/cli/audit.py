@@ -49,7 +49,8 @@ def _require_keys(settings: Settings) -> None:
 
 async def _verify(settings: Settings, account_id: str | None) -> ChainReport:
     # Not a runtime: that would migrate, seal and re-key; a check must change nothing.
-    db = Database(settings.resolved_database_url())
+    db = Database(settings.resolved_database_url(),
+                  system_url=settings.resolved_system_database_url())
     try:
         vault = await Vault.open(settings)
         try:
