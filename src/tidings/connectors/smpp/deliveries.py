@@ -9,7 +9,10 @@ message durably, so a crash before that makes the SMSC deliver it again.
   recorded (``recorded``; at once if that came while the sink was reading), and in
   any case every ``HELD_RECHECK_SECONDS``. After
   ``HOLD_SECONDS`` it is acknowledged and dropped as unmatched (not ours, or
-  from before the database was reset) so the SMSC stops sending it.
+  from before the database was reset) so the SMSC stops sending it. A refused
+  receipt is first shown to ``on_refused`` (the connector), which may find in it
+  the answer a crash cut off (``unknowns.py``); then its hold starts again, so it
+  waits for the dispatcher to record that answer.
 * MO parts (UDH or SAR concatenation) are put together, then offered to the
   inbound sink; the parts are answered when the whole message is stored. Parts
   still missing after ``ASSEMBLY_SECONDS`` do not hold the rest back.
@@ -20,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -57,6 +60,11 @@ class _Receipt:
     since: float = field(default_factory=time.monotonic)
 
 
+# Whether a receipt the sink refused (its carrier id unknown) resolved a submit whose
+# answer was lost: its deliver_sm and carrier id.
+RefusedReceipt = Callable[[Pdu, str], bool]
+
+
 @dataclass
 class _Mo:
     message: InboundMessage
@@ -64,8 +72,9 @@ class _Mo:
 
 
 class Deliveries:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, on_refused: RefusedReceipt | None = None) -> None:
         self._name = name
+        self._on_refused = on_refused
         self._sink: ReportSink | None = None
         self._inbound: InboundSink = refuse_inbound
         self._receipts: list[_Receipt] = []
@@ -187,6 +196,9 @@ class Deliveries:
                 elif carrier_id in recorded_meanwhile:
                     self._receipts.append(receipt)
                 else:
+                    if self._on_refused is not None and self._on_refused(receipt.pdu,
+                                                                         carrier_id):
+                        receipt.since = time.monotonic()  # its answer is on its way now
                     self._held.setdefault(carrier_id, []).append(receipt)
 
     def _recheck_held(self, now: float) -> None:

@@ -1,0 +1,66 @@
+"""Submits whose fate a crash left unknown, held while a receipt may still tell it.
+
+After a restart, a message the ledger saw leaving (``submit_sm`` written) with no
+answer recorded may or may not have been taken by the SMSC. It is held for
+``hold_seconds`` from the first time the connector is bound again (receipts the SMSC
+kept for us arrive then): a receipt for a carrier id nobody knows whose keys match
+resolves the oldest matching message as taken, with that id. What is still held when
+the window closes is submitted again, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tidings.connectors.smpp.matching import MatchKeys
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    message_id: str
+    keys: MatchKeys
+    left_at: float  # Unix time the submit left
+
+
+class HeldUnknowns:
+    def __init__(self, unknowns: Sequence[Unknown] = (), hold_seconds: float = 0.0) -> None:
+        # Oldest first: when several match one receipt, the oldest is resolved.
+        self._held = {u.message_id: u for u in sorted(unknowns, key=lambda u: u.left_at)}
+        self._hold_seconds = hold_seconds
+        self._until: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def __contains__(self, message_id: object) -> bool:
+        return message_id in self._held
+
+    @property
+    def begun(self) -> bool:
+        return self._until is not None
+
+    def begin(self, now: float) -> None:
+        """Start the window (once): the connector is bound, receipts can come."""
+        if self._until is None:
+            self._until = now + self._hold_seconds
+
+    def remaining(self, message_id: str, now: float) -> float | None:
+        """Seconds ``message_id`` is still held, or None: send it (it never was unknown,
+        or its window is over, and then it is forgotten: it is being sent again)."""
+        if message_id not in self._held:
+            return None
+        left = (self._until if self._until is not None else now + self._hold_seconds) - now
+        if left <= 0:
+            del self._held[message_id]
+            return None
+        return left
+
+    def match(self, keys: MatchKeys, *, has_text: bool) -> str | None:
+        """The oldest held message these receipt keys name, no longer held; or None."""
+        for message_id, unknown in self._held.items():
+            if (unknown.keys.full == keys.full if has_text
+                    else unknown.keys.addresses == keys.addresses):
+                del self._held[message_id]
+                return message_id
+        return None
