@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from tests.connectors.smpp.test_connector import message, settings_for, until
 from tidings.connectors.base import DeliveryReport, SubmitResult, refuse_inbound
 from tidings.connectors.smpp.connector import UNKNOWN_HELD, SmppConnector
 from tidings.connectors.smpp.simulator import SimulatorBehaviour, SmscSimulator
+from tidings.settings import Settings
 
 KEY = bytes(range(32))  # from the key store in production; never in the ledger file
 NO_RECEIPT = "+12025550105"  # the simulator accepts it and sends no receipt
@@ -190,3 +192,10 @@ async def test_without_a_match_key_nothing_is_held(sim: SmscSimulator, tmp_path:
 def test_a_short_match_key_is_refused(sim: SmscSimulator, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least 16 bytes"):
         connector(sim, tmp_path / "smpp.db", key=b"short")
+
+
+@pytest.mark.parametrize("hold", [-1, 121, "soon", float("nan")])
+def test_a_hold_out_of_range_is_refused_with_the_setting_named(hold: object,
+                                                               tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="smpp_unknown_hold_seconds"):
+        Settings(data_dir=tmp_path, smpp_unknown_hold_seconds=hold)  # type: ignore[arg-type]
