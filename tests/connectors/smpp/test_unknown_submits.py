@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from tests.connectors.smpp.test_connector import message, settings_for, until
 from tidings.connectors.base import DeliveryReport, SubmitResult, refuse_inbound
+from tidings.connectors.smpp import ledger as ledger_module
 from tidings.connectors.smpp.connector import UNKNOWN_HELD, SmppConnector
 from tidings.connectors.smpp.simulator import SimulatorBehaviour, SmscSimulator
 from tidings.settings import Settings
@@ -114,6 +115,22 @@ async def test_a_receipt_resolves_a_submit_whose_answer_was_lost_and_it_goes_onc
         assert await later.submit([message("msg_lost")]) == [result]
     finally:
         await later.stop()
+    assert sim.stats()["submits"] == 1
+
+
+async def test_a_submit_while_the_resolution_is_being_written_waits_and_sends_nothing(
+        sim: SmscSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dispatcher's look can come after the receipt matched and before its answer
+    is on disk (a slow fsync under load): it gets that answer, nothing goes out."""
+    ledger = tmp_path / "smpp.db"
+    await crash_mid_submit(sim, ledger, ("msg_lost", "+12025550173"))
+    monkeypatch.setattr(ledger_module, "GROUP_SECONDS", 0.5)  # every write slow
+    again = await started(connector(sim, ledger), Pipeline())
+    try:
+        result, _ = await submit_until_accepted(again, "msg_lost", "+12025550173")
+    finally:
+        await again.stop()
+    assert result.carrier_message_id == sim.submits[0].message_id
     assert sim.stats()["submits"] == 1
 
 

@@ -137,6 +137,8 @@ class SmppConnector:
         self._unknown_hold_seconds = unknown_hold_seconds
         self._unknowns = HeldUnknowns()
         self._answered_while_unknown: set[str] = set()
+        # Resolved by a receipt, answer being written: a submit meanwhile waits for it.
+        self._resolving: dict[str, asyncio.Task[SubmitResult]] = {}
         self._deliveries = Deliveries(name, on_refused=self._resolve_unknown)
         self._clients = [SmppClient(settings.bind_target(), name=f"{name}#{i}",
                                     on_request=self._deliveries.on_request,
@@ -163,7 +165,8 @@ class SmppConnector:
     async def stop(self) -> None:
         await asyncio.gather(*(c.stop() for c in self._clients))
         await self._deliveries.stop()
-        await asyncio.gather(*self._late_writes, return_exceptions=True)
+        await asyncio.gather(*self._late_writes, *self._resolving.values(),
+                             return_exceptions=True)
         if self._ledger is not None:
             await self._ledger.close()
 
@@ -200,6 +203,9 @@ class SmppConnector:
         stores it with the message: failing the batch instead would run it again
         after its lease and send what the SMSC already took.
         """
+        resolving = self._resolving.get(message.message_id)
+        if resolving is not None:  # a receipt just resolved it: its answer is being written
+            return await asyncio.shield(resolving)
         held = await self._held(message.message_id)
         if held is not None:
             return held
@@ -245,14 +251,15 @@ class SmppConnector:
         log.info("smpp_unknown_resolved", connector=self.name, message_id=message_id)
         result = SubmitResult(message_id, "accepted", carrier_message_id=carrier_id)
         task = asyncio.create_task(self._record_resolved(result))
-        self._late_writes.add(task)
-        task.add_done_callback(self._late_writes.discard)
+        self._resolving[message_id] = task
+        task.add_done_callback(lambda _: self._resolving.pop(message_id, None))
         self._forget_answers_when_resolved()
         return True
 
-    async def _record_resolved(self, result: SubmitResult) -> None:
+    async def _record_resolved(self, result: SubmitResult) -> SubmitResult:
         await self._record(result)
         self._once.remember(result)
+        return result
 
     def _forget_answers_when_resolved(self) -> None:
         if not self._unknowns:
