@@ -72,31 +72,44 @@ def test_the_oldest_of_several_matching_unknowns_is_resolved_first() -> None:
     held = HeldUnknowns([unknown(matcher, "msg_new", 20.0), unknown(matcher, "msg_old", 10.0),
                          unknown(matcher, "msg_other", 5.0, to="12025550199")], 60.0)
     keys, _ = matcher.for_receipt(receipt("12025550173", "Acme", "Your code is 123456,"))
-    assert held.match(keys, has_text=True) == "msg_old"
-    assert held.match(keys, has_text=True) == "msg_new"
-    assert held.match(keys, has_text=True) is None
-    assert list(held._held) == ["msg_other"]
+    assert held.match(keys, has_text=True, carrier_id="c1", now=0.0) == "msg_old"
+    assert held.match(keys, has_text=True, carrier_id="c2", now=0.0) == "msg_new"
+    assert held.match(keys, has_text=True, carrier_id="c3", now=0.0) is None
+    assert "msg_other" in held
+    assert len(held) == 1
 
 
 def test_an_address_only_match_needs_a_receipt_without_text() -> None:
     matcher = ReceiptMatcher(KEY)
     held = HeldUnknowns([unknown(matcher, "msg_a", 1.0)], 60.0)
     other_text, _ = matcher.for_receipt(receipt("12025550173", "Acme", "Something else"))
-    assert held.match(other_text, has_text=True) is None
-    assert held.match(other_text, has_text=False) == "msg_a"
+    assert held.match(other_text, has_text=True, carrier_id="c1", now=0.0) is None
+    assert held.match(other_text, has_text=False, carrier_id="c1", now=0.0) == "msg_a"
 
 
-def test_the_window_starts_once_and_then_lets_each_message_go() -> None:
+def test_a_receipt_for_an_id_answered_since_the_restart_matches_nothing() -> None:
     matcher = ReceiptMatcher(KEY)
     held = HeldUnknowns([unknown(matcher, "msg_a", 1.0)], 60.0)
+    keys, _ = matcher.for_receipt(receipt("12025550173", "Acme", "Your code is 123456,"))
+    held.note_answer("c_new", 0.0)
+    assert held.match(keys, has_text=True, carrier_id="c_new", now=0.0) is None
+    assert held.match(keys, has_text=True, carrier_id="c_lost", now=0.0) == "msg_a"
+
+
+def test_the_window_starts_once_and_then_lets_every_message_go() -> None:
+    matcher = ReceiptMatcher(KEY)
+    held = HeldUnknowns([unknown(matcher, "msg_a", 1.0), unknown(matcher, "msg_b", 2.0)], 60.0)
     assert held.remaining("msg_a", 1000.0) == 60.0  # not begun: the whole window
     held.begin(1000.0)
     held.begin(1030.0)  # only the first counts
     assert held.remaining("msg_never_left", 1010.0) is None
     assert held.remaining("msg_a", 1045.0) == 15.0
-    assert held.remaining("msg_a", 1060.0) is None  # over: sent again, and forgotten
-    assert "msg_a" not in held
-    assert len(held) == 0
+    held.note_answer("c_new", 1050.0)
+    assert held.remaining("msg_a", 1060.0) is None  # over: sent again
+    assert len(held) == 0  # and the rest let go, with what was kept to match them
+    assert held._answered == set()
+    keys, _ = matcher.for_receipt(receipt("12025550173", "Acme", "Your code is 123456,"))
+    assert held.match(keys, has_text=True, carrier_id="c_late", now=1070.0) is None
 
 
 def test_a_short_key_is_refused() -> None:

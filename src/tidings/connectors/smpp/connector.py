@@ -136,7 +136,6 @@ class SmppConnector:
         self._matcher = ReceiptMatcher(match_key) if match_key and self._ledger else None
         self._unknown_hold_seconds = unknown_hold_seconds
         self._unknowns = HeldUnknowns()
-        self._answered_while_unknown: set[str] = set()
         # Resolved by a receipt, answer being written: a submit meanwhile waits for it.
         self._resolving: dict[str, asyncio.Task[SubmitResult]] = {}
         self._deliveries = Deliveries(name, on_refused=self._resolve_unknown)
@@ -212,7 +211,7 @@ class SmppConnector:
         result = await self._submit(message)
         if self._unknowns and result.carrier_message_id:
             # Its receipt may come before the answer is on disk: it is not a lost one's.
-            self._answered_while_unknown.add(result.carrier_message_id)
+            self._unknowns.note_answer(result.carrier_message_id, time.monotonic())
         if result.outcome != "retry":
             await self._record(result)
         return result
@@ -231,7 +230,6 @@ class SmppConnector:
         remaining = self._unknowns.remaining(message_id, time.monotonic())
         if remaining is None:
             log.info("smpp_unknown_sent_again", connector=self.name, message_id=message_id)
-            self._forget_answers_when_resolved()
             return None
         recheck = min(self._unknown_hold_seconds / 4, UNKNOWN_RECHECK_SECONDS)
         return SubmitResult(message_id, "retry", error_code=UNKNOWN_HELD,
@@ -241,11 +239,11 @@ class SmppConnector:
         """A receipt nobody knows the carrier id of: is it a held message's? Then that
         message was taken, with this id (recorded before the dispatcher hears it)."""
         if not self._unknowns or self._matcher is None \
-                or carrier_id in self._answered_while_unknown \
                 or not isinstance(receipt, DeliverSm | DataSm):
             return False
         keys, has_text = self._matcher.for_receipt(receipt)
-        message_id = self._unknowns.match(keys, has_text=has_text)
+        message_id = self._unknowns.match(keys, has_text=has_text, carrier_id=carrier_id,
+                                          now=time.monotonic())
         if message_id is None:
             return False
         log.info("smpp_unknown_resolved", connector=self.name, message_id=message_id)
@@ -253,17 +251,12 @@ class SmppConnector:
         task = asyncio.create_task(self._record_resolved(result))
         self._resolving[message_id] = task
         task.add_done_callback(lambda _: self._resolving.pop(message_id, None))
-        self._forget_answers_when_resolved()
         return True
 
     async def _record_resolved(self, result: SubmitResult) -> SubmitResult:
         await self._record(result)
         self._once.remember(result)
         return result
-
-    def _forget_answers_when_resolved(self) -> None:
-        if not self._unknowns:
-            self._answered_while_unknown.clear()
 
     async def _record(self, result: SubmitResult) -> None:
         if self._ledger is None:

@@ -29,6 +29,8 @@ class HeldUnknowns:
         self._held = {u.message_id: u for u in sorted(unknowns, key=lambda u: u.left_at)}
         self._hold_seconds = hold_seconds
         self._until: float | None = None
+        # Carrier ids answered since the restart: their receipts are no lost submit's.
+        self._answered: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._held)
@@ -45,19 +47,34 @@ class HeldUnknowns:
         if self._until is None:
             self._until = now + self._hold_seconds
 
+    def active(self, now: float) -> bool:
+        """Whether any message is still held. Once the window is over none is (each goes
+        again when the dispatcher asks), and what was kept for matching is let go."""
+        if self._until is not None and now >= self._until:
+            self._held.clear()
+        if not self._held:
+            self._answered.clear()
+        return bool(self._held)
+
+    def note_answer(self, carrier_id: str, now: float) -> None:
+        """An SMSC answer of this run: a receipt naming it is that submit's."""
+        if self.active(now):
+            self._answered.add(carrier_id)
+
     def remaining(self, message_id: str, now: float) -> float | None:
         """Seconds ``message_id`` is still held, or None: send it (it never was unknown,
-        or its window is over, and then it is forgotten: it is being sent again)."""
-        if message_id not in self._held:
+        or its window is over)."""
+        if not self.active(now) or message_id not in self._held:
             return None
-        left = (self._until if self._until is not None else now + self._hold_seconds) - now
-        if left <= 0:
-            del self._held[message_id]
-            return None
-        return left
+        until = self._until if self._until is not None else now + self._hold_seconds
+        return until - now
 
-    def match(self, keys: MatchKeys, *, has_text: bool) -> str | None:
-        """The oldest held message these receipt keys name, no longer held; or None."""
+    def match(self, keys: MatchKeys, *, has_text: bool, carrier_id: str,
+              now: float) -> str | None:
+        """The oldest held message a receipt with these keys names, no longer held; None
+        if none, or if ``carrier_id`` came in an answer of this run."""
+        if not self.active(now) or carrier_id in self._answered:
+            return None
         for message_id, unknown in self._held.items():
             if (unknown.keys.full == keys.full if has_text
                     else unknown.keys.addresses == keys.addresses):
