@@ -6,11 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from tidings.connectors.base import Connector
-from tidings.connectors.smpp.connector import (
-    UNKNOWN_HOLD_SECONDS,
-    SmppConnector,
-    SmppSettings,
-)
+from tidings.connectors.smpp.connector import SmppConnector, SmppSettings
+from tidings.connectors.smpp.resolution import HOLD_SECONDS as UNKNOWN_HOLD_SECONDS
 from tidings.connectors.smtp.connector import SmtpConnector, SmtpSettings
 from tidings.connectors.smtp.listener import SmtpListenerSettings
 from tidings.connectors.whatsapp.connector import WhatsAppConnector, WhatsAppSettings

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tidings.connectors.registry import ConnectorRegistry
-from tidings.connectors.smpp.connector import UNKNOWN_HOLD_SECONDS
+from tidings.connectors.smpp.resolution import HOLD_SECONDS as UNKNOWN_HOLD_SECONDS
 from tidings.db import SYSTEM, Database
 from tidings.logs import get_logger
 from tidings.routing.factory import build_connector

@@ -19,7 +19,8 @@ from pydantic import ValidationError
 from tests.connectors.smpp.test_connector import message, settings_for, until
 from tidings.connectors.base import DeliveryReport, SubmitResult, refuse_inbound
 from tidings.connectors.smpp import ledger as ledger_module
-from tidings.connectors.smpp.connector import UNKNOWN_HELD, SmppConnector
+from tidings.connectors.smpp.connector import SmppConnector
+from tidings.connectors.smpp.resolution import UNKNOWN_HELD
 from tidings.connectors.smpp.simulator import SimulatorBehaviour, SmscSimulator
 from tidings.settings import Settings
 

@@ -16,9 +16,9 @@
   written there before the dispatcher hears it, so a repeated submit of a message
   id (a retry, or after a crash) gets the first answer again.
 * After a restart, a message that left with no answer recorded is unknown: held
-  (``retry`` with ``UNKNOWN_HELD``, looked at again four times in the window)
+  (``retry`` with ``smpp_unknown_held``, looked at again four times in the window)
   for ``unknown_hold_seconds`` from the first bind, while a receipt for a carrier
-  id nobody knows may match it (``matching.py``, ``unknowns.py``): a match
+  id nobody knows may match it (``resolution.py``): a match
   records it as accepted with the receipt's id, and the receipt then applies.
   What is still unknown after the window is submitted again. A submit whose
   answer never came within a run (time-out, connection lost mid-window) is
@@ -36,7 +36,6 @@ import contextlib
 import functools
 import secrets
 import sqlite3
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +57,8 @@ from tidings.connectors.smpp.deliveries import Deliveries
 from tidings.connectors.smpp.ledger import SubmitLedger
 from tidings.connectors.smpp.link import Link, LinkClosed, ResponseTimeout
 from tidings.connectors.smpp.matching import ReceiptMatcher
-from tidings.connectors.smpp.pdu import CommandStatus, DataSm, DeliverSm, Pdu, SubmitSm
+from tidings.connectors.smpp.pdu import CommandStatus, Pdu, SubmitSm
+from tidings.connectors.smpp.resolution import HOLD_SECONDS, CrashResolution
 from tidings.connectors.smpp.session import SessionConfig
 from tidings.connectors.smpp.stats import (
     NO_ANSWER,
@@ -67,7 +67,6 @@ from tidings.connectors.smpp.stats import (
     status_name,
     window_in_use,
 )
-from tidings.connectors.smpp.unknowns import HeldUnknowns
 from tidings.logs import get_logger
 
 log = get_logger("tidings.smpp")
@@ -75,13 +74,6 @@ log = get_logger("tidings.smpp")
 THROTTLE_RETRIES = 5
 THROTTLE_PAUSE_SECONDS = 1.0
 BIND_WAIT_SECONDS = 1.0  # how long a submit waits for some bind to come up
-UNKNOWN_HOLD_SECONDS = 60.0
-# How often the dispatcher looks again at a held message: a quarter of the window, so
-# a hold costs at most 4 of the job's attempts (dispatch_retry_max_attempts), and at
-# most this often, since a receipt that resolved it waits deliveries.HOLD_SECONDS for
-# the dispatcher to record its answer.
-UNKNOWN_RECHECK_SECONDS = 30.0
-UNKNOWN_HELD = "smpp_unknown_held"
 _THROTTLING = frozenset({CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL})
 
 
@@ -128,35 +120,30 @@ class SmppConnector:
 
     def __init__(self, name: str, settings: SmppSettings, *,
                  ledger_path: Path | None = None, match_key: bytes | None = None,
-                 unknown_hold_seconds: float = UNKNOWN_HOLD_SECONDS) -> None:
+                 unknown_hold_seconds: float = HOLD_SECONDS) -> None:
         """``match_key`` (with a ledger) turns on the record of leaving submits and the
         resolution of unknown ones after a crash; it must not be kept in the ledger."""
         self.name, self.settings = name, settings
         self._ledger = SubmitLedger(ledger_path) if ledger_path else None
-        self._matcher = ReceiptMatcher(match_key) if match_key and self._ledger else None
-        self._unknown_hold_seconds = unknown_hold_seconds
-        self._unknowns = HeldUnknowns()
-        # Resolved by a receipt, answer being written: a submit meanwhile waits for it.
-        self._resolving: dict[str, asyncio.Task[SubmitResult]] = {}
-        self._deliveries = Deliveries(name, on_refused=self._resolve_unknown)
+        self._once = SubmitOnce()
+        self._resolution = None if self._ledger is None or not match_key else CrashResolution(
+            name, self._ledger, ReceiptMatcher(match_key), hold_seconds=unknown_hold_seconds,
+            record=self._record, remember=self._once.remember)
+        self._deliveries = Deliveries(name, on_refused=None if self._resolution is None
+                                      else self._resolution.on_refused)
         self._clients = [SmppClient(settings.bind_target(), name=f"{name}#{i}",
                                     on_request=self._deliveries.on_request,
                                     on_late_answer=self._late_answer)
                          for i in range(settings.binds)]
         self._late_writes: set[asyncio.Task[None]] = set()
-        self._once = SubmitOnce()
         self._submits = StatusCounts()
         self._next_reference = secrets.randbelow(0x10000)
 
     async def start(self, sink: ReportSink, inbound: InboundSink = refuse_inbound) -> None:
         if self._ledger is not None:
             await self._ledger.open()
-            if self._matcher is not None:
-                self._unknowns = HeldUnknowns(await self._ledger.unknown(),
-                                              self._unknown_hold_seconds)
-                if self._unknowns:
-                    log.warning("smpp_unknown_submits_held", connector=self.name,
-                                count=len(self._unknowns))
+        if self._resolution is not None:
+            await self._resolution.load()
         self._deliveries.start(sink, inbound)
         for client in self._clients:
             client.start()
@@ -164,8 +151,9 @@ class SmppConnector:
     async def stop(self) -> None:
         await asyncio.gather(*(c.stop() for c in self._clients))
         await self._deliveries.stop()
-        await asyncio.gather(*self._late_writes, *self._resolving.values(),
-                             return_exceptions=True)
+        await asyncio.gather(*self._late_writes, return_exceptions=True)
+        if self._resolution is not None:
+            await self._resolution.settle()
         if self._ledger is not None:
             await self._ledger.close()
 
@@ -202,61 +190,24 @@ class SmppConnector:
         stores it with the message: failing the batch instead would run it again
         after its lease and send what the SMSC already took.
         """
-        resolving = self._resolving.get(message.message_id)
-        if resolving is not None:  # a receipt just resolved it: its answer is being written
-            return await asyncio.shield(resolving)
-        held = await self._held(message.message_id)
-        if held is not None:
-            return held
+        resolution = self._resolution
+        if resolution is not None:
+            held = await resolution.held(message.message_id, self._bind_wait)
+            if held is not None:
+                return held
         result = await self._submit(message)
-        if self._unknowns and result.carrier_message_id:
-            # Its receipt may come before the answer is on disk: it is not a lost one's.
-            self._unknowns.note_answer(result.carrier_message_id, time.monotonic())
+        if resolution is not None:
+            resolution.answered(result)
         if result.outcome != "retry":
             await self._record(result)
         return result
 
-    async def _held(self, message_id: str) -> SubmitResult | None:
-        """A retry-later answer while ``message_id`` is unknown and its window open;
-        None once it may be sent. Never waits beyond a bind coming up."""
-        if message_id not in self._unknowns:
-            return None
-        if not self._unknowns.begun:
-            try:
-                await self._roomiest_link()  # the window starts when receipts can come
-            except _Retry as exc:
-                return SubmitResult(message_id, "retry", error_code=exc.error_code)
-            self._unknowns.begin(time.monotonic())
-        remaining = self._unknowns.remaining(message_id, time.monotonic())
-        if remaining is None:
-            log.info("smpp_unknown_sent_again", connector=self.name, message_id=message_id)
-            return None
-        recheck = min(self._unknown_hold_seconds / 4, UNKNOWN_RECHECK_SECONDS)
-        return SubmitResult(message_id, "retry", error_code=UNKNOWN_HELD,
-                            retry_after_seconds=min(remaining, max(recheck, 0.1)))
-
-    def _resolve_unknown(self, receipt: Pdu, carrier_id: str) -> bool:
-        """A receipt nobody knows the carrier id of: is it a held message's? Then that
-        message was taken, with this id (recorded before the dispatcher hears it)."""
-        if not self._unknowns or self._matcher is None \
-                or not isinstance(receipt, DeliverSm | DataSm):
-            return False
-        keys, has_text = self._matcher.for_receipt(receipt)
-        message_id = self._unknowns.match(keys, has_text=has_text, carrier_id=carrier_id,
-                                          now=time.monotonic())
-        if message_id is None:
-            return False
-        log.info("smpp_unknown_resolved", connector=self.name, message_id=message_id)
-        result = SubmitResult(message_id, "accepted", carrier_message_id=carrier_id)
-        task = asyncio.create_task(self._record_resolved(result))
-        self._resolving[message_id] = task
-        task.add_done_callback(lambda _: self._resolving.pop(message_id, None))
-        return True
-
-    async def _record_resolved(self, result: SubmitResult) -> SubmitResult:
-        await self._record(result)
-        self._once.remember(result)
-        return result
+    async def _bind_wait(self, message_id: str) -> SubmitResult | None:
+        try:
+            await self._roomiest_link()
+        except _Retry as exc:
+            return SubmitResult(message_id, "retry", error_code=exc.error_code)
+        return None
 
     async def _record(self, result: SubmitResult) -> None:
         if self._ledger is None:
@@ -271,7 +222,8 @@ class SmppConnector:
             parts = self._parts(message)
         except ValueError:
             return SubmitResult(message.message_id, "rejected", error_code="smpp_unencodable")
-        await self._write_ahead(message)
+        if self._resolution is not None:
+            await self._resolution.write_ahead(message)
         try:
             ids = await self._submit_parts(message, parts)
         except _Rejected as exc:
@@ -280,19 +232,6 @@ class SmppConnector:
             return SubmitResult(message.message_id, "retry", error_code=exc.error_code,
                                 retry_after_seconds=exc.after)
         return SubmitResult(message.message_id, "accepted", carrier_message_id=ids[0])
-
-    async def _write_ahead(self, message: OutboundMessage) -> None:
-        """On disk (grouped with others) before the submit_sm leaves: this message is
-        leaving. If the ledger cannot write, the message goes all the same: after a
-        crash it would then be sent again at once, as if it had never left."""
-        if self._ledger is None or self._matcher is None:
-            return
-        keys = self._matcher.for_submit(to_smpp(message.to)[2], to_smpp(message.sender)[2],
-                                        message.body)
-        try:
-            await self._ledger.leaving(message.message_id, keys)
-        except (OSError, sqlite3.Error, RuntimeError):
-            log.exception("smpp_ledger_write_failed", connector=self.name)
 
     async def _submit_parts(self, message: OutboundMessage, parts: list[SubmitPart]) -> list[str]:
         """Each part's message id. The parts of a long message go without waiting for each
