@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from tests.connectors.smpp.test_connector import message, settings_for, until
 from tidings.connectors.base import DeliveryReport, SubmitResult, refuse_inbound
+from tidings.connectors.smpp import deliveries as deliveries_module
 from tidings.connectors.smpp import ledger as ledger_module
 from tidings.connectors.smpp.connector import SmppConnector
 from tidings.connectors.smpp.resolution import UNKNOWN_HELD
@@ -133,6 +134,28 @@ async def test_a_submit_while_the_resolution_is_being_written_waits_and_sends_no
         await again.stop()
     assert result.carrier_message_id == sim.submits[0].message_id
     assert sim.stats()["submits"] == 1
+
+
+async def test_the_receipt_that_resolved_a_message_waits_for_a_late_dispatcher(
+        sim: SmscSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dispatcher slowed by a backlog records the answer after the usual hold of an
+    unmatched receipt: the receipt is still there to apply, not dropped."""
+    ledger = tmp_path / "smpp.db"
+    await crash_mid_submit(sim, ledger, ("msg_lost", "+12025550173"))
+    # Only now: the first process must not drop the receipt before it "crashes".
+    monkeypatch.setattr(deliveries_module, "HOLD_SECONDS", 0.2)
+    monkeypatch.setattr(deliveries_module, "HELD_RECHECK_SECONDS", 0.05)
+    pipeline = Pipeline()
+    again = await started(connector(sim, ledger), pipeline)
+    try:
+        result, _ = await submit_until_accepted(again, "msg_lost", "+12025550173")
+        await asyncio.sleep(0.5)  # past the unmatched receipts' hold
+        pipeline.stored.add(str(result.carrier_message_id))
+        again.recorded([str(result.carrier_message_id)])
+        await until(lambda: len(pipeline.reports) == 1, "the receipt applied")
+    finally:
+        await again.stop()
+    assert pipeline.reports == [DeliveryReport(str(result.carrier_message_id), "delivered")]
 
 
 async def test_without_a_receipt_in_the_window_the_message_is_sent_again_once(
