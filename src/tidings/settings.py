@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     smpp_port: int = Field(default=2776, ge=0, le=65535)  # clients' SMPP binds; 0: off
     smpp_host: str = ""  # empty: the same address as the API
     # After a crash, a submit to an SMSC that left without its answer recorded is held
-    # this long (from the first bind) while a receipt may resolve it, then sent again.
+    # this long (once bound again) while a receipt may resolve it, then sent again.
     # At most 120: each look at a held message is one of its dispatch attempts.
     smpp_unknown_hold_seconds: float = Field(default=60.0, ge=0, le=120)
 

@@ -17,7 +17,7 @@
   id (a retry, or after a crash) gets the first answer again.
 * After a restart, a message that left with no answer recorded is unknown: held
   (``retry`` with ``smpp_unknown_held``, looked at again four times in the window)
-  for ``unknown_hold_seconds`` from the first bind, while a receipt for a carrier
+  for ``unknown_hold_seconds`` once bound again, while a receipt for a carrier
   id nobody knows may match it (``resolution.py``): a match
   records it as accepted with the receipt's id, and the receipt then applies.
   What is still unknown after the window is submitted again. A submit whose

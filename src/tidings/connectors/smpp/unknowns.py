@@ -2,10 +2,10 @@
 
 After a restart, a message the ledger saw leaving (``submit_sm`` written) with no
 answer recorded may or may not have been taken by the SMSC. It is held for
-``hold_seconds`` from the first time the connector is bound again (receipts the SMSC
-kept for us arrive then): a receipt for a carrier id nobody knows whose keys match
-resolves the oldest matching message as taken, with that id. What is still held when
-the window closes is submitted again, so nothing is lost.
+``hold_seconds`` from the first look at one while the connector is bound again
+(receipts the SMSC kept for us arrive once it is): a receipt for a carrier id nobody
+knows whose keys match resolves the oldest matching message as taken, with that id.
+What is still held when the window closes is submitted again, so nothing is lost.
 """
 
 from __future__ import annotations
