@@ -105,11 +105,13 @@ def test_the_window_starts_once_and_then_lets_every_message_go() -> None:
     assert held.remaining("msg_never_left", 1010.0) is None
     assert held.remaining("msg_a", 1045.0) == 15.0
     held.note_answer("c_new", 1050.0)
-    assert held.remaining("msg_a", 1060.0) is None  # over: sent again
-    assert len(held) == 0  # and the rest let go, with what was kept to match them
-    assert held._answered == set()
+    assert held.remaining("msg_a", 1060.0) is None  # over: sent again, and let go
+    assert "msg_a" not in held
     keys, _ = matcher.for_receipt(receipt("12025550173", "Acme", "Your code is 123456,"))
     assert held.match(keys, has_text=True, carrier_id="c_late", now=1070.0) is None
+    assert held._answered == set()  # what was kept to tell receipts apart, let go too
+    assert held.remaining("msg_b", 1500.0) is None
+    assert len(held) == 0
 
 
 def test_a_short_key_is_refused() -> None:

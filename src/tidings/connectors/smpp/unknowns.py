@@ -48,13 +48,13 @@ class HeldUnknowns:
             self._until = now + self._hold_seconds
 
     def active(self, now: float) -> bool:
-        """Whether any message is still held. Once the window is over none is (each goes
-        again when the dispatcher asks), and what was kept for matching is let go."""
-        if self._until is not None and now >= self._until:
-            self._held.clear()
-        if not self._held:
+        """Whether receipts may still resolve held messages. Once the window is over
+        none may (each goes again when the dispatcher asks), and the answers kept to
+        tell receipts apart are let go."""
+        if not self._held or self._over(now):
             self._answered.clear()
-        return bool(self._held)
+            return False
+        return True
 
     def note_answer(self, carrier_id: str, now: float) -> None:
         """An SMSC answer of this run: a receipt naming it is that submit's."""
@@ -63,8 +63,11 @@ class HeldUnknowns:
 
     def remaining(self, message_id: str, now: float) -> float | None:
         """Seconds ``message_id`` is still held, or None: send it (it never was unknown,
-        or its window is over)."""
-        if not self.active(now) or message_id not in self._held:
+        or its window is over, and then it is let go)."""
+        if message_id not in self._held:
+            return None
+        if self._over(now):
+            del self._held[message_id]
             return None
         until = self._until if self._until is not None else now + self._hold_seconds
         return until - now
@@ -81,3 +84,6 @@ class HeldUnknowns:
                 del self._held[message_id]
                 return message_id
         return None
+
+    def _over(self, now: float) -> bool:
+        return self._until is not None and now >= self._until
