@@ -9,6 +9,8 @@ receipt could be applied; a second connector on the same ledger is the restarted
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,3 +242,29 @@ def test_a_hold_out_of_range_is_refused_with_the_setting_named(hold: object,
                                                                tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="smpp_unknown_hold_seconds"):
         Settings(data_dir=tmp_path, smpp_unknown_hold_seconds=hold)  # type: ignore[arg-type]
+
+
+async def test_a_batch_waiting_for_the_window_is_not_all_recorded_as_leaving(
+        tmp_path: Path) -> None:
+    """30 messages for a window of 5 that the SMSC answers slowly: only those with a
+    place in the window, and as many waiting next, are on disk as leaving, so a crash
+    now leaves at most 10 unknown, not 30."""
+    slow = SmscSimulator(SimulatorBehaviour(window_delay=0.5, receipt_delay=0.01))
+    slow.port = await slow.start()  # type: ignore[attr-defined]
+    ledger = tmp_path / "smpp.db"
+    smpp = SmppConnector("smsc", settings_for(slow, binds=1, window=5), ledger_path=ledger,
+                         match_key=KEY)
+    await started(smpp, Pipeline())
+    try:
+        batch = asyncio.create_task(smpp.submit(
+            [message(f"msg_{i}", body=f"Batch {i}") for i in range(30)]))
+        await until(lambda: slow.stats()["submits"] == 5, "the first window sent")
+        await asyncio.sleep(0.1)  # the leaving rows of any waiting ones written meanwhile
+        with contextlib.closing(sqlite3.connect(ledger)) as db:
+            [(leaving,)] = db.execute("SELECT count(*) FROM leaving").fetchall()
+        results = await batch
+    finally:
+        await smpp.stop()
+        await slow.stop()
+    assert leaving <= 10
+    assert {r.outcome for r in results} == {"accepted"}

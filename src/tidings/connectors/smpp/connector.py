@@ -36,7 +36,7 @@ import contextlib
 import functools
 import secrets
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -58,7 +58,7 @@ from tidings.connectors.smpp.ledger import SubmitLedger
 from tidings.connectors.smpp.link import Link, LinkClosed, ResponseTimeout
 from tidings.connectors.smpp.matching import ReceiptMatcher
 from tidings.connectors.smpp.pdu import CommandStatus, Pdu, SubmitSm
-from tidings.connectors.smpp.resolution import HOLD_SECONDS, CrashResolution
+from tidings.connectors.smpp.resolution import HOLD_SECONDS, CrashResolution, nothing
 from tidings.connectors.smpp.session import SessionConfig
 from tidings.connectors.smpp.stats import (
     NO_ANSWER,
@@ -127,8 +127,8 @@ class SmppConnector:
         self._ledger = SubmitLedger(ledger_path) if ledger_path else None
         self._once = SubmitOnce()
         self._resolution = None if self._ledger is None or not match_key else CrashResolution(
-            name, self._ledger, ReceiptMatcher(match_key), hold_seconds=unknown_hold_seconds,
-            record=self._record, remember=self._once.remember)
+            name, self._ledger, ReceiptMatcher(match_key), window=settings.binds * settings.window,
+            hold_seconds=unknown_hold_seconds, record=self._record, remember=self._once.remember)
         self._deliveries = Deliveries(name, on_refused=None if self._resolution is None
                                       else self._resolution.on_refused)
         self._clients = [SmppClient(settings.bind_target(), name=f"{name}#{i}",
@@ -222,26 +222,30 @@ class SmppConnector:
             parts = self._parts(message)
         except ValueError:
             return SubmitResult(message.message_id, "rejected", error_code="smpp_unencodable")
-        if self._resolution is not None:
+        sent = nothing if self._resolution is None else \
             await self._resolution.write_ahead(message)
         try:
-            ids = await self._submit_parts(message, parts)
+            ids = await self._submit_parts(message, parts, sent)
         except _Rejected as exc:
             return SubmitResult(message.message_id, "rejected", error_code=exc.error_code)
         except _Retry as exc:
             return SubmitResult(message.message_id, "retry", error_code=exc.error_code,
                                 retry_after_seconds=exc.after)
+        finally:
+            sent()
         return SubmitResult(message.message_id, "accepted", carrier_message_id=ids[0])
 
-    async def _submit_parts(self, message: OutboundMessage, parts: list[SubmitPart]) -> list[str]:
-        """Each part's message id. The parts of a long message go without waiting for each
-        other's answers: an SMSC may answer none until it has them all (Tidings' own
-        gateway does), and one round trip per part would be slow anyway."""
+    async def _submit_parts(self, message: OutboundMessage, parts: list[SubmitPart],
+                            sent: Callable[[], None]) -> list[str]:
+        """Each part's message id (``sent`` called when one has its place in a window).
+        The parts of a long message go without waiting for each other's answers: an
+        SMSC may answer none until it has them all (Tidings' own gateway does), and one
+        round trip per part would be slow anyway."""
         receipts = self.settings.registered_delivery
         if len(parts) == 1:
-            return [await self._submit_part(message, parts[0], receipt=receipts)]
+            return [await self._submit_part(message, parts[0], receipt=receipts, sent=sent)]
         answers = await asyncio.gather(
-            *(self._submit_part(message, part, receipt=receipts and number == 0)
+            *(self._submit_part(message, part, receipt=receipts and number == 0, sent=sent)
               for number, part in enumerate(parts)), return_exceptions=True)
         for answer in answers:
             if isinstance(answer, BaseException):
@@ -264,7 +268,7 @@ class SmppConnector:
         return ["latin1", "ucs2"] if self.settings.gsm7_coding == "latin1" else ["gsm7", "ucs2"]
 
     async def _submit_part(self, message: OutboundMessage, part: SubmitPart, *,
-                           receipt: bool) -> str:
+                           receipt: bool, sent: Callable[[], None]) -> str:
         pdu = self._submit_sm(message, part, receipt=receipt)
         # A lone part is the whole message: its late answer (after a time-out) is its answer.
         tag = message.message_id if not part.esm_class & 0x40 and \
@@ -272,7 +276,7 @@ class SmppConnector:
         for _ in range(THROTTLE_RETRIES):
             link = await self._roomiest_link()
             try:
-                response = await link.request(pdu, tag=tag)
+                response = await link.request(pdu, tag=tag, on_sent=sent)
             except (LinkClosed, ResponseTimeout) as exc:
                 self._submits.count(NO_ANSWER)
                 raise _Retry(f"smpp_{type(exc).__name__.lower()}") from None

@@ -37,10 +37,15 @@ BindWait = Callable[[str], Awaitable[SubmitResult | None]]
 
 class CrashResolution:
     def __init__(self, name: str, ledger: SubmitLedger, matcher: ReceiptMatcher, *,
-                 hold_seconds: float, record: Callable[[SubmitResult], Awaitable[None]],
+                 window: int, hold_seconds: float,
+                 record: Callable[[SubmitResult], Awaitable[None]],
                  remember: Callable[[SubmitResult], None]) -> None:
         self._name, self._ledger, self._matcher = name, ledger, matcher
         self._hold_seconds = hold_seconds
+        # Messages recorded as leaving whose submit_sm has no place in a window yet: at
+        # most a window's worth (binds x window), or a batch waiting for room would
+        # all be unknown after a crash, though none of it left.
+        self._not_yet_sent = asyncio.Semaphore(window)
         self._record, self._remember = record, remember
         self._unknowns = HeldUnknowns()
         # Resolved by a receipt, answer being written: a submit meanwhile waits for it.
@@ -57,16 +62,24 @@ class CrashResolution:
         """Let the resolutions being written finish (the connector stops)."""
         await asyncio.gather(*self._resolving.values(), return_exceptions=True)
 
-    async def write_ahead(self, message: OutboundMessage) -> None:
+    async def write_ahead(self, message: OutboundMessage) -> Callable[[], None]:
         """On disk (grouped with others) before the submit_sm leaves: this message is
-        leaving. If the ledger cannot write, the message goes all the same: after a
+        leaving. Returns what to call once its (first) submit_sm has its place in a
+        window, or was given up: until then it holds one of the window's worth of
+        places. If the ledger cannot write, the message goes all the same: after a
         crash it would then be sent again at once, as if it had never left."""
+        await self._not_yet_sent.acquire()
+        sent = _release_once(self._not_yet_sent)
         keys = self._matcher.for_submit(to_smpp(message.to)[2], to_smpp(message.sender)[2],
                                         message.body)
         try:
             await self._ledger.leaving(message.message_id, keys)
         except (OSError, sqlite3.Error, RuntimeError):
             log.exception("smpp_ledger_write_failed", connector=self._name)
+        except BaseException:
+            sent()
+            raise
+        return sent
 
     def answered(self, result: SubmitResult) -> None:
         """An SMSC answer of this run (its receipt may come before the answer is on
@@ -117,3 +130,18 @@ class CrashResolution:
         await self._record(result)
         self._remember(result)
         return result
+
+
+def _release_once(semaphore: asyncio.Semaphore) -> Callable[[], None]:
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            semaphore.release()
+    return release
+
+
+def nothing() -> None:
+    """What a submit without a write-ahead record calls once it is sent."""
