@@ -161,6 +161,11 @@ class SmppConnector:
         self._deliveries.recorded(carrier_message_ids)
 
     @property
+    def ledger_commits(self) -> int:
+        """Group writes of the ledger so far (one fsync each), for bench/."""
+        return 0 if self._ledger is None else self._ledger.commits
+
+    @property
     def bound_links(self) -> list[Link]:
         return [link for c in self._clients if (link := c.link) is not None]
 
