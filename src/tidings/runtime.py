@@ -196,7 +196,8 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
         await rt.connectors.start(rt.report_sink, rt.inbound_sink)
         rt.connector_supervisor = ConnectorSupervisor(
             db, vault, rt.connectors, reload_seconds=settings.connector_reload_seconds,
-            data_dir=settings.data_dir)
+            data_dir=settings.data_dir,
+            smpp_unknown_hold_seconds=settings.smpp_unknown_hold_seconds)
         await rt.connector_supervisor.start()
         await _start_smpp_gateway(rt)
         rt.worker_pool().start()

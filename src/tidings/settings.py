@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     worker_jobs: list[str] = Field(default_factory=list)
     smpp_port: int = Field(default=2776, ge=0, le=65535)  # clients' SMPP binds; 0: off
     smpp_host: str = ""  # empty: the same address as the API
+    # After a crash, a submit to an SMSC that left without its answer recorded is held
+    # this long (once bound again) while a receipt may resolve it, then sent again.
+    # At most 120: each look at a held message is one of its dispatch attempts.
+    smpp_unknown_hold_seconds: float = Field(default=60.0, ge=0, le=120)
 
     max_body_bytes: int = 4 * 1024 * 1024
     # Slow clients (http_protocol.py): a request's head, then its body, must arrive

@@ -30,12 +30,12 @@ OUR_NUMBER = "+12025550199"
 class Simulator:
     """``tidings smsc-sim`` in its own process, with its control API."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, *options: str) -> None:
         self.port, self.control = free_port(), free_port()
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
             [TIDINGS, "smsc-sim", "--port", str(self.port), "--control-port",
-             str(self.control), "--receipt-delay", "0.05"],
+             str(self.control), "--receipt-delay", "0.05", *options],
             stdout=subprocess.PIPE, stderr=self._log, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

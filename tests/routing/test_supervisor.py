@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 
+from tidings.connectors.base import OutboundMessage
 from tidings.connectors.smpp.connector import SmppConnector
+from tidings.connectors.smpp.matching import ReceiptMatcher
 from tidings.connectors.smpp.simulator import SmscSimulator
 from tidings.db import SYSTEM
 from tidings.routing.models import ConnectorConfig
 from tidings.routing.schemas import SmppConnectorIn
 from tidings.routing.service import OPERATOR_KEYRING, do_create_connector, do_remove_connector
-from tidings.routing.supervisor import ConnectorSupervisor
+from tidings.routing.supervisor import ConnectorSupervisor, connector_match_key
 from tidings.runtime import Runtime
 
 
@@ -91,3 +95,32 @@ async def test_a_row_this_version_cannot_run_is_skipped(rt: Runtime,
         await session.execute(update(ConnectorConfig).values(kind="pigeon"))
     await supervisor.reload()
     assert rt.connectors.get("smsc") is None
+
+
+async def test_its_smpp_connectors_record_what_leaves_keyed_from_the_key_store(
+        rt: Runtime, supervisor: ConnectorSupervisor, sim: tuple[SmscSimulator, int]) -> None:
+    _, port = sim
+    await add(rt, "smsc", port)
+    await supervisor.reload()
+    connector = rt.connectors.get("smsc")
+    assert isinstance(connector, SmppConnector)
+    for _ in range(200):
+        if connector.bound_links:
+            break
+        await asyncio.sleep(0.01)
+    [result] = await connector.submit([OutboundMessage(
+        "msg_keyed", "sms", "+12025550173", "Acme", "Hello there", "GSM-7", 1)])
+    assert result.outcome == "accepted"
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        row = await session.scalar(select(ConnectorConfig))
+    assert row is not None
+    key = connector_match_key(await rt.vault.keys_for(OPERATOR_KEYRING), row.id)
+    assert key != connector_match_key(await rt.vault.keys_for(OPERATOR_KEYRING), "con_other")
+    ledger = rt.settings.data_dir / f"smpp-{row.id}.db"
+    with contextlib.closing(sqlite3.connect(ledger)) as db:
+        leaving = db.execute("SELECT message_id, match_full FROM leaving").fetchall()
+    expected = ReceiptMatcher(key).for_submit("12025550173", "Acme", "Hello there").full
+    assert leaving == [("msg_keyed", expected)]
+    stored = b"".join(p.read_bytes() for p in rt.settings.data_dir.glob(f"smpp-{row.id}.db*"))
+    assert key not in stored
+    assert b"12025550173" not in stored

@@ -7,6 +7,7 @@ from typing import Any
 
 from tidings.connectors.base import Connector
 from tidings.connectors.smpp.connector import SmppConnector, SmppSettings
+from tidings.connectors.smpp.resolution import HOLD_SECONDS as UNKNOWN_HOLD_SECONDS
 from tidings.connectors.smtp.connector import SmtpConnector, SmtpSettings
 from tidings.connectors.smtp.listener import SmtpListenerSettings
 from tidings.connectors.whatsapp.connector import WhatsAppConnector, WhatsAppSettings
@@ -14,15 +15,20 @@ from tidings.routing.models import ConnectorConfig
 
 
 def build_connector(row: ConnectorConfig, secrets: dict[str, Any], *,
-                    data_dir: Path) -> Connector:
+                    data_dir: Path, match_key: bytes,
+                    smpp_unknown_hold_seconds: float = UNKNOWN_HOLD_SECONDS) -> Connector:
     """A connector for ``row``; ValueError for a kind or setting this version cannot run.
 
-    A connector that keeps state of its own keeps it in ``data_dir``.
+    A connector that keeps state of its own keeps it in ``data_dir``; ``match_key``
+    (from the key store, never kept there) keys what it must recognise without
+    storing it in clear.
     """
     try:
         if row.kind == "smpp":
             return SmppConnector(row.name, SmppSettings(**row.settings, **secrets),
-                                 ledger_path=data_dir / f"smpp-{row.id}.db")
+                                 ledger_path=data_dir / f"smpp-{row.id}.db",
+                                 match_key=match_key,
+                                 unknown_hold_seconds=smpp_unknown_hold_seconds)
         if row.kind == "smtp":
             return SmtpConnector(row.name, _smtp_settings(row.settings, secrets))
         if row.kind == "whatsapp":

@@ -13,21 +13,32 @@ from datetime import datetime
 from pathlib import Path
 
 from tidings.connectors.registry import ConnectorRegistry
+from tidings.connectors.smpp.resolution import HOLD_SECONDS as UNKNOWN_HOLD_SECONDS
 from tidings.db import SYSTEM, Database
 from tidings.logs import get_logger
 from tidings.routing.factory import build_connector
 from tidings.routing.models import ConnectorConfig
 from tidings.routing.service import OPERATOR_KEYRING, connector_secrets, list_connectors
-from tidings.vault import Vault
+from tidings.vault import TenantKeys, Vault
 
 log = get_logger("tidings.connectors")
 
 
+def connector_match_key(keys: TenantKeys, connector_id: str) -> bytes:
+    """The key a connector's own store keys its digests with (the SMPP ledger's receipt
+    match keys): derived from the operator keyring in the key store, one per connector,
+    so the connector's file never holds it."""
+    return bytes.fromhex(keys.fingerprint(connector_id.encode(),
+                                          purpose="connector-match-key"))
+
+
 class ConnectorSupervisor:
     def __init__(self, db: Database, vault: Vault, registry: ConnectorRegistry, *,
-                 reload_seconds: float, data_dir: Path) -> None:
+                 reload_seconds: float, data_dir: Path,
+                 smpp_unknown_hold_seconds: float = UNKNOWN_HOLD_SECONDS) -> None:
         self._db, self._vault, self._registry = db, vault, registry
         self._data_dir = data_dir
+        self._smpp_unknown_hold_seconds = smpp_unknown_hold_seconds
         self._reload_seconds = reload_seconds
         self._running: dict[str, tuple[str, datetime]] = {}  # name -> (id, updated_at)
         self._task: asyncio.Task[None] | None = None
@@ -61,8 +72,10 @@ class ConnectorSupervisor:
     async def _start(self, row: ConnectorConfig) -> None:
         keys = await self._vault.keys_for(OPERATOR_KEYRING)
         try:
-            connector = build_connector(row, connector_secrets(keys, row),
-                                        data_dir=self._data_dir)
+            connector = build_connector(
+                row, connector_secrets(keys, row), data_dir=self._data_dir,
+                match_key=connector_match_key(keys, row.id),
+                smpp_unknown_hold_seconds=self._smpp_unknown_hold_seconds)
         except ValueError as exc:
             log.error("connector_not_started", connector=row.name, error=str(exc))
             return

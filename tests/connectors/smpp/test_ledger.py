@@ -12,6 +12,7 @@ import pytest
 from tidings.connectors.base import SubmitResult
 from tidings.connectors.smpp import ledger as ledger_module
 from tidings.connectors.smpp.ledger import SubmitLedger
+from tidings.connectors.smpp.matching import MatchKeys, ReceiptMatcher
 
 
 def answer(message_id: str) -> SubmitResult:
@@ -80,3 +81,61 @@ async def test_a_closed_ledger_says_so(tmp_path: Path) -> None:
     ledger = SubmitLedger(tmp_path / "ledger.db")
     with pytest.raises(RuntimeError, match="not open"):
         await ledger.known(["msg_x"])
+
+
+def keys_for(body: str) -> MatchKeys:
+    return ReceiptMatcher(bytes(range(32))).for_submit("12025550173", "Acme", body)
+
+
+async def test_what_left_without_an_answer_is_unknown_after_a_restart(tmp_path: Path) -> None:
+    first = SubmitLedger(tmp_path / "ledger.db")
+    await first.open()
+    await asyncio.gather(first.leaving("msg_answered", keys_for("one")),
+                         first.leaving("msg_lost", keys_for("two")))
+    await first.record(answer("msg_answered"))
+    await first.close()
+    again = SubmitLedger(tmp_path / "ledger.db")
+    await again.open()
+    try:
+        unknown = await again.unknown()
+    finally:
+        await again.close()
+    assert [(u.message_id, u.keys) for u in unknown] == [("msg_lost", keys_for("two"))]
+
+
+async def test_leaving_rows_and_answers_arriving_together_share_one_commit(
+        tmp_path: Path) -> None:
+    ledger = SubmitLedger(tmp_path / "ledger.db")
+    await ledger.open()
+    try:
+        await asyncio.gather(*(ledger.leaving(f"msg_{i}", keys_for(str(i))) for i in range(50)),
+                             *(ledger.record(answer(f"msg_{i}")) for i in range(50, 100)))
+        assert ledger.commits == 1
+        await ledger.leaving("msg_late", keys_for("late"))
+        assert ledger.commits == 2
+    finally:
+        await ledger.close()
+
+
+async def test_the_ledger_file_holds_no_number_and_no_text(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    ledger = SubmitLedger(path)
+    await ledger.open()
+    body = "Your code is 123456"
+    try:
+        await ledger.leaving("msg_secret", ReceiptMatcher(bytes(range(32))).for_submit(
+            "12025550173", "Acme", body))
+    finally:
+        await ledger.close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("ledger"))
+    assert b"msg_secret" in stored  # the row is there
+    for clear in (b"12025550173", b"123456", body.encode()):
+        assert clear not in stored
+
+
+async def test_a_leaving_row_on_a_closed_ledger_says_so(tmp_path: Path) -> None:
+    ledger = SubmitLedger(tmp_path / "ledger.db")
+    with pytest.raises(RuntimeError, match="not open"):
+        await ledger.leaving("msg_x", keys_for("x"))
+    with pytest.raises(RuntimeError, match="not open"):
+        await ledger.unknown()

@@ -588,3 +588,8 @@ async def test_the_cli_serves_until_sigterm_then_prints_its_stats(smsc: Harness)
     assert (stats["submits_accepted"], stats["receipts_acknowledged"]) == (1, 1)
     await eventually(lambda: esme.link.is_closed)
     assert any(isinstance(event, Unbound) for event in esme.events)
+
+
+def test_a_negative_count_of_answers_to_swallow_is_refused() -> None:
+    with pytest.raises(ValueError, match="swallow_answers must be 0 or more"):
+        SimulatorBehaviour(swallow_answers=-1)

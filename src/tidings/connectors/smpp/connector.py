@@ -11,11 +11,18 @@
   nobody waits for (and, unmatched, hold a slot of the SMSC's window until it is
   given up on). Receipts that come for other parts anyway are acknowledged once
   given up on, and not applied.
-* Each answer is written to the connector's ledger (``ledger.py``) before the
-  dispatcher hears it, so a repeated submit of a message id (a retry, or after a
-  crash) gets the first answer again. A submit whose answer never came
-  (time-out, connection or process lost mid-window) is retried by the
-  dispatcher: SMPP cannot tell whether the SMSC took it.
+* Before a message's submit_sm leaves, the ledger (``ledger.py``) records that it
+  is leaving, with keyed digests of its addresses and text prefix; each answer is
+  written there before the dispatcher hears it, so a repeated submit of a message
+  id (a retry, or after a crash) gets the first answer again.
+* After a restart, a message that left with no answer recorded is unknown: held
+  (``retry`` with ``smpp_unknown_held``, looked at again four times in the window)
+  for ``unknown_hold_seconds`` once bound again, while a receipt for a carrier
+  id nobody knows may match it (``resolution.py``): a match
+  records it as accepted with the receipt's id, and the receipt then applies.
+  What is still unknown after the window is submitted again. A submit whose
+  answer never came within a run (time-out, connection lost mid-window) is
+  retried by the dispatcher at once: SMPP cannot tell whether the SMSC took it.
 * No bind up: ``retry`` with ``UNAVAILABLE``, so the router tries the next
   connector of the route at once.
 
@@ -29,7 +36,7 @@ import contextlib
 import functools
 import secrets
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -49,7 +56,9 @@ from tidings.connectors.smpp.coding import SubmitPart, TextCoding, split_for_sub
 from tidings.connectors.smpp.deliveries import Deliveries
 from tidings.connectors.smpp.ledger import SubmitLedger
 from tidings.connectors.smpp.link import Link, LinkClosed, ResponseTimeout
+from tidings.connectors.smpp.matching import ReceiptMatcher
 from tidings.connectors.smpp.pdu import CommandStatus, Pdu, SubmitSm
+from tidings.connectors.smpp.resolution import HOLD_SECONDS, CrashResolution, nothing
 from tidings.connectors.smpp.session import SessionConfig
 from tidings.connectors.smpp.stats import (
     NO_ANSWER,
@@ -110,22 +119,31 @@ class SmppConnector:
     channels = frozenset({"sms"})
 
     def __init__(self, name: str, settings: SmppSettings, *,
-                 ledger_path: Path | None = None) -> None:
+                 ledger_path: Path | None = None, match_key: bytes | None = None,
+                 unknown_hold_seconds: float = HOLD_SECONDS) -> None:
+        """``match_key`` (with a ledger) turns on the record of leaving submits and the
+        resolution of unknown ones after a crash; it must not be kept in the ledger."""
         self.name, self.settings = name, settings
         self._ledger = SubmitLedger(ledger_path) if ledger_path else None
-        self._deliveries = Deliveries(name)
+        self._once = SubmitOnce()
+        self._resolution = None if self._ledger is None or not match_key else CrashResolution(
+            name, self._ledger, ReceiptMatcher(match_key), window=settings.binds * settings.window,
+            hold_seconds=unknown_hold_seconds, record=self._record, remember=self._once.remember)
+        self._deliveries = Deliveries(name, on_refused=None if self._resolution is None
+                                      else self._resolution.on_refused)
         self._clients = [SmppClient(settings.bind_target(), name=f"{name}#{i}",
                                     on_request=self._deliveries.on_request,
                                     on_late_answer=self._late_answer)
                          for i in range(settings.binds)]
         self._late_writes: set[asyncio.Task[None]] = set()
-        self._once = SubmitOnce()
         self._submits = StatusCounts()
         self._next_reference = secrets.randbelow(0x10000)
 
     async def start(self, sink: ReportSink, inbound: InboundSink = refuse_inbound) -> None:
         if self._ledger is not None:
             await self._ledger.open()
+        if self._resolution is not None:
+            await self._resolution.load()
         self._deliveries.start(sink, inbound)
         for client in self._clients:
             client.start()
@@ -133,11 +151,19 @@ class SmppConnector:
     async def stop(self) -> None:
         await asyncio.gather(*(c.stop() for c in self._clients))
         await self._deliveries.stop()
+        await asyncio.gather(*self._late_writes, return_exceptions=True)
+        if self._resolution is not None:
+            await self._resolution.settle()
         if self._ledger is not None:
             await self._ledger.close()
 
     def recorded(self, carrier_message_ids: Sequence[str]) -> None:
         self._deliveries.recorded(carrier_message_ids)
+
+    @property
+    def ledger_commits(self) -> int:
+        """Group writes of the ledger so far (one fsync each), for bench/."""
+        return 0 if self._ledger is None else self._ledger.commits
 
     @property
     def bound_links(self) -> list[Link]:
@@ -169,10 +195,24 @@ class SmppConnector:
         stores it with the message: failing the batch instead would run it again
         after its lease and send what the SMSC already took.
         """
+        resolution = self._resolution
+        if resolution is not None:
+            held = await resolution.held(message.message_id, self._bind_wait)
+            if held is not None:
+                return held
         result = await self._submit(message)
+        if resolution is not None:
+            resolution.answered(result)
         if result.outcome != "retry":
             await self._record(result)
         return result
+
+    async def _bind_wait(self, message_id: str) -> SubmitResult | None:
+        try:
+            await self._roomiest_link()
+        except _Retry as exc:
+            return SubmitResult(message_id, "retry", error_code=exc.error_code)
+        return None
 
     async def _record(self, result: SubmitResult) -> None:
         if self._ledger is None:
@@ -187,24 +227,30 @@ class SmppConnector:
             parts = self._parts(message)
         except ValueError:
             return SubmitResult(message.message_id, "rejected", error_code="smpp_unencodable")
+        sent = nothing if self._resolution is None else \
+            await self._resolution.write_ahead(message)
         try:
-            ids = await self._submit_parts(message, parts)
+            ids = await self._submit_parts(message, parts, sent)
         except _Rejected as exc:
             return SubmitResult(message.message_id, "rejected", error_code=exc.error_code)
         except _Retry as exc:
             return SubmitResult(message.message_id, "retry", error_code=exc.error_code,
                                 retry_after_seconds=exc.after)
+        finally:
+            sent()
         return SubmitResult(message.message_id, "accepted", carrier_message_id=ids[0])
 
-    async def _submit_parts(self, message: OutboundMessage, parts: list[SubmitPart]) -> list[str]:
-        """Each part's message id. The parts of a long message go without waiting for each
-        other's answers: an SMSC may answer none until it has them all (Tidings' own
-        gateway does), and one round trip per part would be slow anyway."""
+    async def _submit_parts(self, message: OutboundMessage, parts: list[SubmitPart],
+                            sent: Callable[[], None]) -> list[str]:
+        """Each part's message id (``sent`` called when one has its place in a window).
+        The parts of a long message go without waiting for each other's answers: an
+        SMSC may answer none until it has them all (Tidings' own gateway does), and one
+        round trip per part would be slow anyway."""
         receipts = self.settings.registered_delivery
         if len(parts) == 1:
-            return [await self._submit_part(message, parts[0], receipt=receipts)]
+            return [await self._submit_part(message, parts[0], receipt=receipts, sent=sent)]
         answers = await asyncio.gather(
-            *(self._submit_part(message, part, receipt=receipts and number == 0)
+            *(self._submit_part(message, part, receipt=receipts and number == 0, sent=sent)
               for number, part in enumerate(parts)), return_exceptions=True)
         for answer in answers:
             if isinstance(answer, BaseException):
@@ -227,7 +273,7 @@ class SmppConnector:
         return ["latin1", "ucs2"] if self.settings.gsm7_coding == "latin1" else ["gsm7", "ucs2"]
 
     async def _submit_part(self, message: OutboundMessage, part: SubmitPart, *,
-                           receipt: bool) -> str:
+                           receipt: bool, sent: Callable[[], None]) -> str:
         pdu = self._submit_sm(message, part, receipt=receipt)
         # A lone part is the whole message: its late answer (after a time-out) is its answer.
         tag = message.message_id if not part.esm_class & 0x40 and \
@@ -235,7 +281,7 @@ class SmppConnector:
         for _ in range(THROTTLE_RETRIES):
             link = await self._roomiest_link()
             try:
-                response = await link.request(pdu, tag=tag)
+                response = await link.request(pdu, tag=tag, on_sent=sent)
             except (LinkClosed, ResponseTimeout) as exc:
                 self._submits.count(NO_ANSWER)
                 raise _Retry(f"smpp_{type(exc).__name__.lower()}") from None

@@ -9,7 +9,11 @@ message durably, so a crash before that makes the SMSC deliver it again.
   recorded (``recorded``; at once if that came while the sink was reading), and in
   any case every ``HELD_RECHECK_SECONDS``. After
   ``HOLD_SECONDS`` it is acknowledged and dropped as unmatched (not ours, or
-  from before the database was reset) so the SMSC stops sending it.
+  from before the database was reset) so the SMSC stops sending it. A refused
+  receipt is first shown to ``on_refused`` (the connector), which may find in it
+  the answer a crash cut off (``resolution.py``); such a receipt is held up to
+  ``RESOLVED_HOLD_SECONDS`` for the dispatcher to record that answer, however
+  late a backlog makes it.
 * MO parts (UDH or SAR concatenation) are put together, then offered to the
   inbound sink; the parts are answered when the whole message is stored. Parts
   still missing after ``ASSEMBLY_SECONDS`` do not hold the rest back.
@@ -20,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -45,6 +49,7 @@ BATCH = 500
 GATHER_SECONDS = 0.005  # let a burst of receipts form one batch
 HELD_RECHECK_SECONDS = 5.0
 HOLD_SECONDS = 60.0
+RESOLVED_HOLD_SECONDS = 3600.0
 ASSEMBLY_SECONDS = 120.0
 SINK_ERROR_PAUSE_SECONDS = 1.0
 
@@ -55,6 +60,12 @@ class _Receipt:
     pdu: Pdu
     report: DeliveryReport
     since: float = field(default_factory=time.monotonic)
+    resolved: bool = False  # it resolved a submit whose answer a crash lost
+
+
+# Whether a receipt the sink refused (its carrier id unknown) resolved a submit whose
+# answer was lost: its deliver_sm and carrier id.
+RefusedReceipt = Callable[[Pdu, str], bool]
 
 
 @dataclass
@@ -64,8 +75,9 @@ class _Mo:
 
 
 class Deliveries:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, on_refused: RefusedReceipt | None = None) -> None:
         self._name = name
+        self._on_refused = on_refused
         self._sink: ReportSink | None = None
         self._inbound: InboundSink = refuse_inbound
         self._receipts: list[_Receipt] = []
@@ -187,13 +199,17 @@ class Deliveries:
                 elif carrier_id in recorded_meanwhile:
                     self._receipts.append(receipt)
                 else:
+                    if self._on_refused is not None and self._on_refused(receipt.pdu,
+                                                                         carrier_id):
+                        receipt.resolved = True
                     self._held.setdefault(carrier_id, []).append(receipt)
 
     def _recheck_held(self, now: float) -> None:
         for carrier_id, receipts in list(self._held.items()):
             del self._held[carrier_id]
             for receipt in receipts:
-                if now - receipt.since > HOLD_SECONDS:
+                if now - receipt.since > (RESOLVED_HOLD_SECONDS if receipt.resolved
+                                          else HOLD_SECONDS):
                     receipt.link.respond(receipt.pdu)
                     self.unmatched += 1
                     log.warning("smpp_receipt_unmatched", connector=self._name)

@@ -101,11 +101,13 @@ class Link:
             await asyncio.wait_for(self._bound.wait(), timeout)
         return self.bound_as
 
-    async def request(self, pdu: Pdu, *, tag: str | None = None) -> Pdu:
+    async def request(self, pdu: Pdu, *, tag: str | None = None,
+                      on_sent: Callable[[], None] | None = None) -> Pdu:
         """Send a request when the window and the rate allow; its response (any status).
 
         With a ``tag``, an answer that comes after ``ResponseTimeout`` is handed to
         ``on_late_answer`` with it: the peer did act on the request after all.
+        ``on_sent`` is called once the request has its place in the window.
         """
         while True:
             if self._closed.is_set():
@@ -119,12 +121,15 @@ class Link:
             self._room.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wait_room(), None if math.isinf(at) else at - now)
-        return await self.send_now(pdu, tag=tag)
+        return await self.send_now(pdu, tag=tag, on_sent=on_sent)
 
-    async def send_now(self, pdu: Pdu, *, tag: str | None = None) -> Pdu:
+    async def send_now(self, pdu: Pdu, *, tag: str | None = None,
+                       on_sent: Callable[[], None] | None = None) -> Pdu:
         """Send a request the session allows now (window checked by the caller)."""
         answer: asyncio.Future[Pdu] = asyncio.get_running_loop().create_future()
         sequence_number = self.session.send_request(pdu, self._clock())
+        if on_sent is not None:
+            on_sent()
         self._answers[sequence_number] = answer
         if tag is not None:
             self._tags[sequence_number] = tag

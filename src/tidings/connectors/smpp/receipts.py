@@ -151,7 +151,7 @@ def receipt_from_deliver_sm(
     text = None
     if optional.receipted_message_id is None or optional.message_state is None \
             or optional.network_error_code is None:
-        text = parse_receipt_text(_receipt_text(pdu))
+        text = parse_receipt_text(receipt_text(pdu))
     message_id = optional.receipted_message_id or (text.message_id if text else "")
     if not message_id:
         return None
@@ -164,7 +164,8 @@ def receipt_from_deliver_sm(
     return message_id, status, _error_code(optional, text)
 
 
-def _receipt_text(pdu: DeliverSm | DataSm) -> str:
+def receipt_text(pdu: DeliverSm | DataSm) -> str:
+    """The short message (or message_payload) of a receipt as text."""
     short_message = pdu.short_message if isinstance(pdu, DeliverSm) else b""
     octets = message_octets(short_message, pdu.optional)
     if pdu.data_coding == DATA_CODING_UCS2:

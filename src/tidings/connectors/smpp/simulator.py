@@ -36,7 +36,9 @@ Trouble on demand (``SimulatorBehaviour``), for the other destinations:
 ESME_RINVDSTADR, drawn from a generator seeded with ``seed`` (the same submits in the
 same order get the same answers); ``disconnect_after`` N closes the connection at the Nth
 submit of each bind, leaving it unanswered (an SMSC crash mid-window); ``window_delay``
-holds every answer back, so that ESME windows fill up.
+holds every answer back, so that ESME windows fill up; ``swallow_answers`` N takes the
+first N submits that would be accepted (counted, receipt sent) but never answers them,
+as if the answer were lost in the ESME's crash.
 
 The knobs, the outcomes, the submit records and the HTTP control API live in
 ``simulator_control``; import them from here.
@@ -178,6 +180,7 @@ class _Counters:
     submits_accepted: int = 0
     duplicates: int = 0
     disconnects: int = 0
+    swallowed: int = 0
     submit_errors: Counter[int] = field(default_factory=Counter)
 
 
@@ -258,6 +261,7 @@ class SmscSimulator:
             "submit_errors": {CommandStatus(status).name: count
                               for status, count in sorted(counters.submit_errors.items())},
             "duplicates": counters.duplicates, "disconnects": counters.disconnects,
+            "answers_swallowed": counters.swallowed,
             **self._receipts.stats("receipts"), **self._mo.stats("mo"),
         }
 
@@ -362,7 +366,10 @@ class SmscSimulator:
             bind.link.respond(pdu, outcome.submit_status)
             return
         record = self._accept(bind, pdu)
-        bind.link.respond(pdu, message_id=record.message_id)
+        if self._counters.swallowed < self.behaviour.swallow_answers:
+            self._counters.swallowed += 1  # taken, but the answer is lost on its way
+        else:
+            bind.link.respond(pdu, message_id=record.message_id)
         if wants_receipt(pdu.registered_delivery, outcome):
             self._receipts.queued += 1
             self._receipts_due.add(self.behaviour.receipt_delay, (record, outcome))

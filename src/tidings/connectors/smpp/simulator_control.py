@@ -80,6 +80,7 @@ class SimulatorBehaviour:
     reject_ratio: float = 0.0
     disconnect_after: int = 0
     window_delay: float = 0.0
+    swallow_answers: int = 0
     seed: int = 1
     window: int = 100
 
@@ -97,8 +98,8 @@ def _behaviour_problems(behaviour: SimulatorBehaviour) -> Iterable[str]:
         yield "receipt_delay and window_delay must be 0 or more"
     if not behaviour.receipt_retry_delay > 0:
         yield "receipt_retry_delay must be positive"
-    if behaviour.disconnect_after < 0 or behaviour.window < 1:
-        yield "disconnect_after must be 0 or more, window at least 1"
+    if behaviour.disconnect_after < 0 or behaviour.swallow_answers < 0 or behaviour.window < 1:
+        yield "disconnect_after and swallow_answers must be 0 or more, window at least 1"
     # Longer ones could never arrive: the bind PDU limits them (16 and 9 octets with NUL).
     for name, value, longest in (("system_id", behaviour.system_id, 15),
                                  ("password", behaviour.password, 8)):
