@@ -60,6 +60,7 @@ class Server:
     worker: subprocess.Popen[bytes] | None = None
     worker_port: int = 0
     helpers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    bin_dir: Path = BIN  # another checkout's ``.venv/bin`` measures that build
 
     @property
     def url(self) -> str:
@@ -76,7 +77,7 @@ class Server:
         return self.layout.worker_apart
 
     def cli(self, *args: str) -> str:
-        done = subprocess.run([str(BIN / "tidings"), *args], env=self.env, check=True,
+        done = subprocess.run([str(self.bin_dir / "tidings"), *args], env=self.env, check=True,
                               capture_output=True, timeout=120)
         return done.stdout.decode()
 
@@ -89,12 +90,12 @@ class Server:
         if self.split:
             self.worker_port = free_port()
             self.worker = subprocess.Popen(
-                [str(BIN / "tidings"), "worker", "--port", str(self.worker_port)],
+                [str(self.bin_dir / "tidings"), "worker", "--port", str(self.worker_port)],
                 env=dict(full, TIDINGS_API_PROCESSES="1"), stdout=log, stderr=log)
             _wait_ready(f"http://127.0.0.1:{self.worker_port}/healthz")  # it migrated
         env = dict(self.env, TIDINGS_RUN_WORKERS="false") if self.split else full
         self.process = subprocess.Popen(
-            [str(BIN / "tidings"), "serve", "--processes", str(layout.api_processes)],
+            [str(self.bin_dir / "tidings"), "serve", "--processes", str(layout.api_processes)],
             env=env, stdout=log, stderr=log)
         _wait_ready(f"{self.url}/readyz")
         for _ in range(layout.webhook_workers):
@@ -103,7 +104,8 @@ class Server:
     def _webhook_worker(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
         port = free_port()
         process = subprocess.Popen(
-            [str(BIN / "tidings"), "worker", "--port", str(port), "--jobs", "webhook.deliver"],
+            [str(self.bin_dir / "tidings"), "worker", "--port", str(port),
+             "--jobs", "webhook.deliver"],
             env=dict(self.env, TIDINGS_API_PROCESSES="1"), stdout=log, stderr=log)
         _wait_ready(f"http://127.0.0.1:{port}/healthz")
         return process
@@ -131,7 +133,7 @@ def _wait_ready(url: str) -> None:
 
 
 def make_server(data_dir: Path, database_url: str, layout: Layout = LAYOUTS["sqlite"],
-                **settings: str) -> Server:
+                bin_dir: Path = BIN, **settings: str) -> Server:
     port = free_port()
     # The keys inside the run's own folder, so that removing it removes them too.
     env = dict(os.environ, TIDINGS_DATA_DIR=str(data_dir), TIDINGS_DATABASE_URL=database_url,
@@ -140,7 +142,7 @@ def make_server(data_dir: Path, database_url: str, layout: Layout = LAYOUTS["sql
                TIDINGS_WEBHOOK_ALLOW_PRIVATE="true")  # the receivers are on loopback
     env.update({f"TIDINGS_{k.upper()}": v for k, v in settings.items()})
     data_dir.mkdir(parents=True, exist_ok=True)
-    return Server(env, port, layout)
+    return Server(env, port, layout, bin_dir=bin_dir)
 
 
 def provision(server: Server, webhook_url: str | None,

@@ -2,6 +2,7 @@
 
     python -m bench.smpp --runs 3           # rounds of every default system
     python -m bench.smpp --long --runs 1    # 200,000 messages on 1,000,000 old ones
+    python -m bench.smpp --before ../old    # also each Tidings system on that checkout's build
 
 HTTP in, SMPP out, receipts back, callbacks out. Each run of each system gets a
 fresh ``tidings smsc-sim`` (receipts ``RECEIPT_DELAY_SECONDS`` after each submit)
@@ -58,7 +59,7 @@ from bench.loadgen import Spec, Tally, generate
 from bench.prefill import prefill
 from bench.rounds import BUSY_CORES, Ratios, busy, describe, other_cores, round_ratios
 from bench.run import DOC, ROOT, database, machine
-from bench.server import LAYOUTS, Server, make_server, provision
+from bench.server import BIN, LAYOUTS, Server, make_server, provision
 from bench.smpp_harness import (
     BINDS,
     RECEIPT_DELAY_SECONDS,
@@ -95,14 +96,14 @@ def tidings_system(name: str) -> tuple[str, bool]:
     return layout, single
 
 
-def tidings_run(name: str, args: argparse.Namespace) -> dict[str, Any]:
+def tidings_run(name: str, args: argparse.Namespace, bin_dir: Path = BIN) -> dict[str, Any]:
     layout_name, single = tidings_system(name)
     layout = LAYOUTS[layout_name]
     with tempfile.TemporaryDirectory(prefix="tidings-smpp-") as tmp, \
             database(layout.store, Path(tmp)) as url:
         simulator = Simulator(Path(tmp))
         simulator.start()
-        server = make_server(Path(tmp), url, layout)
+        server = make_server(Path(tmp), url, layout, bin_dir=bin_dir)
         try:
             return asyncio.run(_tidings_load(server, simulator, url, single, args))
         finally:
@@ -171,6 +172,7 @@ REFERENCES = ("kannel", "kannel-durable")
 RATIO_KEYS = [("submitted_per_s", "submitted/s"), ("delivered_per_s", "delivered/s"),
               ("http_accepted_per_s", "HTTP accepted/s")]
 LONG_TOTAL, LONG_PREFILL = 200_000, 1_000_000
+BEFORE = "@before"  # a Tidings system run on the --before build
 MARKERS = {False: ("<!-- smpp:start -->", "<!-- smpp:end -->"),
            True: ("<!-- smpp-long:start -->", "<!-- smpp-long:end -->")}
 ROWS = [
@@ -197,7 +199,16 @@ def one_run(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if name in KANNEL_SYSTEMS:
         durable, generator = KANNEL_SYSTEMS[name]
         return kannel_run(args, durable=durable, generator=generator)
+    if name.endswith(BEFORE):
+        return tidings_run(name.removesuffix(BEFORE), args, Path(args.before) / ".venv" / "bin")
     return tidings_run(name, args)
+
+
+def with_before(systems: list[str]) -> list[str]:
+    """Each Tidings system followed by the same system on the ``--before`` build, so that
+    a change is measured against the build before it in the same rounds."""
+    return [twin for name in systems
+            for twin in ((name, name + BEFORE) if name.startswith("tidings-") else (name,))]
 
 
 def run_systems(systems: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -265,14 +276,29 @@ def table(report: dict[str, Any], results_file: str) -> list[str]:
               for name, result in systems.items())]
 
 
+def before_after(report: dict[str, Any]) -> dict[str, dict[str, Ratios]]:
+    """For each Tidings system run on both builds, this build / the --before build, per
+    round."""
+    systems, threshold = report["systems"], report["args"]["busy_cores"]
+    return {f"{name}/{name}{BEFORE}": {
+        key: round_ratios(systems[name]["runs"], systems[name + BEFORE]["runs"], key, threshold)
+        for key, _ in RATIO_KEYS} for name in systems if name + BEFORE in systems}
+
+
 def ratio_table(report: dict[str, Any]) -> list[str]:
-    pairs = ratios(report)
+    lines = _pairs_table(report, ratios(report), "Tidings / Kannel")
+    changes = _pairs_table(report, before_after(report), "this build / before")
+    return [*lines, *([""] if lines and changes else []), *changes]
+
+
+def _pairs_table(report: dict[str, Any], pairs: dict[str, dict[str, Ratios]],
+                 title: str) -> list[str]:
     if not pairs:
         return []
     labels = report["labels"]
-    lines = ["Tidings / Kannel in each round (round 1 · 2 · …, a star where the round was "
+    lines = [f"{title} in each round (round 1 · 2 · …, a star where the round was "
              "busy), then the median and the range of those ratios:", "",
-             "| Tidings / Kannel | " + " | ".join(label for _, label in RATIO_KEYS) + " |",
+             f"| {title} | " + " | ".join(label for _, label in RATIO_KEYS) + " |",
              "|---|" + "---|" * len(RATIO_KEYS)]
     for pair, by_key in pairs.items():
         tidings, kannel = pair.split("/")
@@ -323,11 +349,15 @@ def write_table(report: dict[str, Any], results_file: str) -> None:
     DOC.write_text(head + start + "\n" + body + "\n" + end + rest.split(end, 1)[1])
 
 
-def labels(kannel: str) -> dict[str, str]:
+def labels(kannel: str, before: str | None = None) -> dict[str, str]:
     names = {f"tidings-{layout}": f"Tidings, {layout}" for layout in LAYOUTS}
     singles = {f"tidings-{layout}-single": f"Tidings, {layout}, one POST a message"
                for layout in LAYOUTS}
-    return {**names, **singles, "kannel": f"Kannel {kannel}",
+    tidings = {**names, **singles}
+    if before:
+        tidings.update({name + BEFORE: f"{label}, build {before}"
+                        for name, label in tidings.items()})
+    return {**tidings, "kannel": f"Kannel {kannel}",
             "kannel-durable": f"Kannel {kannel}, durable (spool, DLRs in Redis)",
             "kannel-aiohttp": f"Kannel {kannel}, aiohttp generator"}
 
@@ -354,6 +384,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--busy-cores", type=float, default=BUSY_CORES,
                         help="a run is busy when other work used more cores than this")
     parser.add_argument("--label", default="", help="a line above the table in the docs")
+    parser.add_argument("--before", default=None, metavar="CHECKOUT",
+                        help="another checkout of Tidings with its own .venv (make "
+                             ".venv/.installed there): each Tidings system also runs on that "
+                             "build, in the same rounds, and the table shows this build / "
+                             "that one")
     parser.add_argument("--webhook-statuses", default="final",
                         help="the Tidings account's webhook_statuses: 'final' (one webhook "
                              "per message, as Kannel's dlr-mask 3), 'all' (queued, sent and "
@@ -368,12 +403,26 @@ def parse_args() -> argparse.Namespace:
     if unknown or args.runs < 1 or args.total < 2 or args.prefill < 0:
         parser.error(f"unknown systems {unknown}" if unknown else
                      "--runs must be at least 1, --total 2, --prefill 0")
+    if args.before and not (Path(args.before) / ".venv" / "bin" / "tidings").exists():
+        parser.error(f"--before {args.before}: no .venv/bin/tidings there (run make "
+                     ".venv/.installed in it)")
+    if args.before and args.prefill:
+        parser.error("--before cannot pre-fill: the pre-fill writes this build's schema")
     return args
+
+
+def build_name(checkout: str) -> str:
+    """The short commit of a checkout, for the table's labels."""
+    done = subprocess.run(["git", "-C", checkout, "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=False)
+    return done.stdout.strip() or checkout
 
 
 def main() -> None:
     args = parse_args()
     systems = args.systems.split(",")
+    if args.before:
+        systems = with_before(systems)
     if any(s in KANNEL_SYSTEMS for s in systems) and not kannel_installed():
         print("Kannel skipped: no bearerbox (apt-get install kannel, as root)", flush=True)
         systems = [s for s in systems if s not in KANNEL_SYSTEMS]
@@ -384,7 +433,8 @@ def main() -> None:
     report: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
         "args": vars(args), "receipt_delay_seconds": RECEIPT_DELAY_SECONDS,
-        "binds": BINDS, "window": WINDOW, "labels": labels(kannel_version()),
+        "binds": BINDS, "window": WINDOW, "labels": labels(kannel_version(),
+                                                        args.before and build_name(args.before)),
         "systems": run_systems(systems, args)}
     kind = "smpp-long" if args.long else "smpp"
     out = ROOT / "bench" / "results" / f"{report['when'].replace(':', '')}-{kind}.json"
