@@ -28,6 +28,7 @@ from aiohttp import web
 
 from tests.functional.server import TidingsServer, run_cli_async, tidings_env
 from tests.functional.test_crash_recovery import Backend, list_all_messages, query_main
+from tests.pg import role_settings
 from tidings.settings import Settings
 
 MESSAGES = 150  # three webhooks each (queued, sent, delivered): 450 in all
@@ -85,8 +86,8 @@ async def receiver() -> AsyncIterator[HoldingReceiver]:
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "sqlite":
         return Backend("sqlite", "")
-    app_url, admin_dsn = request.getfixturevalue("postgres_database")
-    return Backend("postgres", app_url, admin_dsn)
+    database = request.getfixturevalue("postgres_database")
+    return Backend("postgres", database.app_url, database.admin_dsn)
 
 
 async def recorded_answers(backend: Backend, data_dir: Path) -> int:
@@ -114,6 +115,7 @@ async def test_a_crash_resends_only_the_webhooks_in_flight_within_the_lease(
     lease = Settings().webhook_lease_seconds  # the default an operator gets
     poll = Settings().worker_poll_seconds
     env = tidings_env(data_dir, database_url=backend.database_url,
+                      **role_settings(backend.database_url),
                       webhook_concurrency=CONCURRENCY, sandbox_receipt_delay_seconds=0.2,
                       # Held requests must still be in flight at the kill, not timed out.
                       webhook_timeout_seconds=120)
