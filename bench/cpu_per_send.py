@@ -1,18 +1,29 @@
-"""CPU work per single send, counted rather than timed, so two builds compare on a busy machine.
+"""The server's work per single send, counted rather than timed, so builds compare on a
+busy machine.
 
-    .venv/bin/python -m bench.cpu_per_send --sends 4000 --repeat 3
-    /tmp/before/.venv/bin/python -m bench.cpu_per_send      # another build: its venv, this bench
-    .venv/bin/python -m bench.cpu_per_send --profile /tmp/after.prof   # by function (cProfile)
-    .venv/bin/python -m bench.cpu_per_send --compare /tmp/before.prof /tmp/after.prof
+    # instructions per send in the API process (callgrind; the way docs/benchmarks.md does it)
+    .venv/bin/python -m bench.cpu_per_send --api-only --concurrency 1 --sends 300 \
+        --warmup 100 --repeat 3 --callgrind /tmp/cg/this.out
+    /tmp/before/.venv/bin/python -m bench.cpu_per_send ...   # another build: its venv, this bench
+    PYTHONPATH=/tmp/export/src .venv/bin/python -m bench.cpu_per_send ...  # an exported tree
+    # which functions: cProfile over the window, then the two builds compared
+    .venv/bin/python -m bench.cpu_per_send --api-only --concurrency 1 --sends 1000 \
+        --repeat 1 --profile /tmp/after.prof
+    .venv/bin/python -m bench.cpu_per_send --compare /tmp/before.prof /tmp/after.prof --sends 1000
 
-Starts ``tidings serve`` on SQLite as ``bench.run`` does (API, workers and sandbox carrier in
-one process) with the ``tidings`` of the Python that runs this, warms it up, then sends a fixed
-number of single ``POST /v1/messages`` (the same payloads, the same concurrency each time) and
-waits until all of them are delivered. ``perf stat`` counts the server's instructions over that
-window; /proc gives its CPU seconds. Wall-clock throughput moves with whatever else the machine
-runs; the instructions a send costs barely do, so a few percent shows.
+Starts ``tidings serve`` on SQLite as ``bench.run`` does, with the ``tidings`` of the Python
+that runs this (``--api-only``: without the workers), warms it up, then sends a fixed number of
+single ``POST /v1/messages`` (the same payloads, the same concurrency each time) and, with the
+workers, waits until all of them are delivered. Over that window it reads the server's CPU
+seconds from /proc and its instructions from ``perf stat`` where the machine has hardware
+counters or, with ``--callgrind``, from callgrind (the server then runs under valgrind, its
+instrumentation on only for the window: use a few hundred sends).
 
-With ``--profile``, the server runs under cProfile only during the measured window (switched on
+Counted instructions barely move with whatever else the machine runs; they do move with how
+many sends share a group commit, hence ``--concurrency 1`` (each send its own transaction) and
+``--api-only`` (no loops whose work depends on wall time) for comparing builds.
+
+With ``--profile``, the server runs under cProfile only during the last window (switched on
 and off by signals) and writes its stats there; ``--compare`` lists the functions whose own
 time per send differs most between two such files (of the same number of sends).
 """
@@ -73,7 +84,9 @@ def start(server: Server, profile: Path | None, callgrind: Path | None) -> None:
             _wait_ready(f"{server.url}/readyz")
             return
         except RuntimeError:
-            continue
+            if server.process.poll() is not None:
+                raise RuntimeError("the server stopped: see server.log") from None
+    raise RuntimeError("the server did not start")
 
 
 async def send_fixed(url: str, api_key: str, first: int, total: int, concurrency: int) -> int:
@@ -208,11 +221,17 @@ def main() -> None:
                 row = measure(server, api_key, first, args.sends, args.concurrency,
                               delivered=not args.api_only, profile=last,
                               callgrind=args.callgrind)
-                print(f"window {window + 1}: {row['user_instructions']:,.0f} user + "
-                      f"{row['kernel_instructions']:,.0f} kernel instructions, "
+                print(f"window {window + 1}: {_instructions(row)}, "
                       f"{row['cpu_us']:,.0f} us CPU per send", flush=True)
         finally:
             server.stop()
+
+
+def _instructions(row: dict[str, float]) -> str:
+    if not row["user_instructions"]:
+        return "instructions not counted (no hardware counters: try --callgrind)"
+    return (f"{row['user_instructions']:,.0f} user + {row['kernel_instructions']:,.0f} "
+            "kernel instructions")
 
 
 if __name__ == "__main__":
