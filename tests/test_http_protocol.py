@@ -131,3 +131,44 @@ async def test_connections_beyond_the_cap_are_answered_503_at_once(
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
+
+
+async def test_a_slow_head_after_a_quick_request_on_the_connection_is_cut_off(
+        served: tuple[EchoApp, int]) -> None:
+    """The second request's deadline is later than the timer left by the first: the
+    timer must move on to it rather than lapse (the connection would stay open)."""
+    reader, writer = await connect(served[1])
+    writer.write(HEAD + b"abcdefghij")
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+    assert await reader.readexactly(10) == b"abcdefghij"
+    await asyncio.sleep(0.1)
+    writer.write(HEAD[:20])
+    await writer.drain()
+    # Closed, without a 408 as the connection's last cycle has already answered.
+    assert await answer_then_close(reader) == b""
+
+
+async def test_requests_on_a_kept_alive_connection_do_not_each_set_a_timer(
+        served: tuple[EchoApp, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deadlines cost no timer per request (they were a share of the send path's
+    CPU): one timer per connection, moved on only when it fires."""
+    loop = asyncio.get_running_loop()
+    timers = []
+
+    def counting(schedule: Any) -> Any:
+        def scheduled(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
+            # Ours, not uvicorn's keep-alive timer (one per response, uvicorn's own).
+            if getattr(callback, "__qualname__", "").startswith("GuardedHttpProtocol."):
+                timers.append(callback)
+            return schedule(when, callback, *args, **kwargs)
+        return scheduled
+
+    monkeypatch.setattr(loop, "call_at", counting(loop.call_at))
+    monkeypatch.setattr(loop, "call_later", counting(loop.call_later))
+    reader, writer = await connect(served[1])
+    for _ in range(20):
+        writer.write(HEAD + b"abcdefghij")
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+        assert await reader.readexactly(10) == b"abcdefghij"
+    writer.close()
+    assert len(timers) <= 2

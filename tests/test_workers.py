@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 
 from tidings import outbox
 from tidings.db import SYSTEM
@@ -156,3 +156,18 @@ async def test_a_claim_takes_no_more_than_its_limit(rt: Runtime) -> None:
         assert len(claimed) == BATCH
     assert await outbox.claim(rt.db, kind="first", limit=BATCH, now=rt.clock.now(),
                               lease=timedelta(seconds=30)) == []
+
+
+async def test_a_payload_is_stored_as_compact_json_and_read_back(rt: Runtime) -> None:
+    """JSON columns go through orjson (compact text), not json.dumps (with spaces): every
+    send stores a payload and a worker reads it back, so the codec is on the hot path."""
+    now, payload = rt.clock.now(), {"request_id": "req_1", "nested": [1, None, "é"]}
+    async with rt.db.core(tenant=SYSTEM) as session:
+        await outbox.enqueue_rows(session, [
+            job_row(tenant="acc_test", kind="plain", ref_id="full", now=now, payload=payload)])
+    async with rt.db.core(tenant=SYSTEM, write=False) as session:
+        text = await session.scalar(select(cast(outbox.Job.payload, Text)))
+    assert text == '{"request_id":"req_1","nested":[1,null,"é"]}'
+    claimed = await outbox.claim(rt.db, kind="plain", limit=10, now=now,
+                                 lease=timedelta(seconds=30))
+    assert [job.payload for job in claimed] == [payload]

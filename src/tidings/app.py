@@ -15,7 +15,7 @@ from tidings.errors import install_error_handlers
 from tidings.messaging.api import router as messages_router
 from tidings.messaging.fast_send import FastSend
 from tidings.messaging.sandbox_api import router as sandbox_router
-from tidings.middleware import AccessLog, BodyLimit, RequestIds
+from tidings.middleware import BodyLimit, RequestLog
 from tidings.numbers.api import operator_router as operator_numbers_router
 from tidings.numbers.api import router as numbers_router
 from tidings.openapi import install_openapi
@@ -57,8 +57,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.include_router(router)
     app.add_middleware(FastSend)  # inside the body limit and the access log
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(AccessLog)
-    app.add_middleware(RequestIds)  # outermost: the access log line carries the id
+    app.add_middleware(RequestLog)  # outermost: ids, the access log and metrics see all
     return app
 
 

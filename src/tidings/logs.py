@@ -6,6 +6,9 @@ import logging
 import sys
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+from tidings import request_ids
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -13,6 +16,7 @@ def configure_logging(level: str = "INFO") -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_request_id,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -22,6 +26,14 @@ def configure_logging(level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+def add_request_id(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+    """The id of the request a line is logged for, if any (``request_ids.bind``)."""
+    request_id = request_ids.current()
+    if request_id is not None:
+        event.setdefault("request_id", request_id)
+    return event
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

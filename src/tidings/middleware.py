@@ -1,5 +1,5 @@
-"""Pure ASGI middleware: request ids, a request body limit, and an access log and
-request metrics without personal data."""
+"""Pure ASGI middleware: request ids with an access log and request metrics without
+personal data, and a request body limit."""
 
 from __future__ import annotations
 
@@ -13,22 +13,6 @@ from tidings.errors import PayloadTooLarge
 from tidings.logs import get_logger
 
 log = get_logger("tidings.access")
-
-
-class _HttpMiddleware:
-    """Pure ASGI middleware for HTTP requests; anything else (lifespan) passes through."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        await self.handle(scope, receive, send)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raise NotImplementedError
 
 
 class BodyLimit:
@@ -98,49 +82,67 @@ async def _problem(send: Send, max_bytes: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class RequestIds(_HttpMiddleware):
-    """Each request gets an id (the client's ``X-Request-Id`` if well formed): in the
-    response's ``X-Request-Id``, on the request's log lines, and in the jobs it queues."""
+class RequestLog:
+    """Each request's id, access log line and metrics, in one layer.
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        given = [v for k, v in scope["headers"] if k == request_ids.HEADER]
-        request_id = request_ids.accept_or_make(given[0] if len(given) == 1 else None)
+    The id is the client's ``X-Request-Id`` if well formed, else a new one: in the
+    response's ``X-Request-Id``, on the request's log lines (the access line too), and
+    in the jobs it queues. The access line has method, route (never the raw path or the
+    query string), status and duration; the runtime's metrics count the same (the
+    route's template keeps the label set bounded).
+
+    One pure ASGI layer with one wrapped ``send``, not one middleware for each: every
+    request pays for each layer (a coroutine, a closure, a call per message), and on
+    the single send that was a measurable share of the CPU (docs/benchmarks.md).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan passes through
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), 0
+        request_id = request_ids.accept_or_make(_only_request_id(scope["headers"]))
         header = (request_ids.HEADER, request_id.encode())
 
-        async def tag(message: Message) -> None:
+        async def tag_and_capture(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":  # no route sets this header
+                status = message["status"]
                 message = {**message, "headers": [*message.get("headers", ()), header]}
             await send(message)
 
         tokens = request_ids.bind(request_id)
         try:
-            await self.app(scope, receive, tag)
+            await self.app(scope, receive, tag_and_capture)
         finally:
-            request_ids.unbind(tokens)
+            try:
+                _record(scope, status, time.perf_counter() - start)
+            finally:
+                request_ids.unbind(tokens)
 
 
-class AccessLog(_HttpMiddleware):
-    """One line per request: method, route (never the raw path or the query string),
-    status, duration; and the same in the runtime's metrics (the route's template keeps
-    the label set bounded)."""
+def _record(scope: Scope, status: int, seconds: float) -> None:
+    """The access log line and the metrics of an answered request."""
+    route = _route(scope)
+    log.info("request", method=scope["method"], path=route, status=status,
+             duration_ms=round(seconds * 1000, 2))
+    runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
+    if runtime is not None:
+        runtime.metrics.observe_request(scope["method"], route, status, seconds)
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start, status = time.perf_counter(), [0]
 
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            seconds, route = time.perf_counter() - start, _route(scope)
-            log.info("request", method=scope["method"], path=route, status=status[0],
-                     duration_ms=round(seconds * 1000, 2))
-            runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
-            if runtime is not None:
-                runtime.metrics.observe_request(scope["method"], route, status[0], seconds)
+def _only_request_id(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The client's X-Request-Id, if it sent exactly one."""
+    found = None
+    for name, value in headers:
+        if name == request_ids.HEADER:
+            if found is not None:
+                return None
+            found = value
+    return found
 
 
 def _route(scope: Scope) -> str:

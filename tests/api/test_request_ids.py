@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 
 from tests.conftest import Tenant, assert_problem, make_tenant
 from tidings.db import SYSTEM
-from tidings.logs import get_logger
+from tidings.logs import add_request_id, get_logger
 from tidings.messaging.status_changes import DISPATCH_JOB
 from tidings.outbox import ClaimedJob, Job
 from tidings.runtime import Runtime
@@ -40,7 +40,7 @@ async def job_payloads(rt: Runtime) -> dict[str, list[Any]]:
 async def test_a_well_formed_id_is_returned_logged_and_kept_with_the_jobs(
         client: httpx.AsyncClient, rt: Runtime, hooks: Any) -> None:
     acme = await make_tenant(rt, "Acme", webhook_url=hooks.url)
-    with capture_logs(processors=[merge_contextvars]) as logged:
+    with capture_logs(processors=[merge_contextvars, add_request_id]) as logged:
         sent = await client.post("/v1/messages", headers={**acme.headers,
                                                            "X-Request-Id": GIVEN}, json=SEND)
     assert sent.status_code == 201, sent.text
@@ -52,13 +52,28 @@ async def test_a_well_formed_id_is_returned_logged_and_kept_with_the_jobs(
     assert payloads[DELIVER_JOB] == [{"request_id": GIVEN}]
 
 
+async def test_the_id_reaches_log_lines_without_structlogs_context(
+        client: httpx.AsyncClient, acme: Tenant) -> None:
+    """The configured processor adds it: a request binds one context variable, not
+    structlog's context too (a dictionary of tokens per request on the send path)."""
+    with capture_logs(processors=[add_request_id]) as logged:
+        sent = await client.post("/v1/messages", headers={**acme.headers,
+                                                           "X-Request-Id": GIVEN}, json=SEND)
+    assert sent.status_code == 201, sent.text
+    assert [e["request_id"] for e in logged if e["event"] == "request"] == [GIVEN]
+    with capture_logs(processors=[merge_contextvars]) as logged:
+        sent = await client.post("/v1/messages", headers=acme.headers, json=SEND)
+    assert sent.status_code == 201, sent.text
+    assert [e.get("request_id") for e in logged if e["event"] == "request"] == [None]
+
+
 @pytest.mark.parametrize("headers", [
     {}, {"X-Request-Id": "has spaces in it"}, {"X-Request-Id": "x" * 129},
     {"X-Request-Id": "-starts-with-a-dash"}, {"X-Request-Id": "naïve".encode()},
 ])
 async def test_a_missing_or_malformed_id_is_replaced_by_a_new_one(
         client: httpx.AsyncClient, acme: Tenant, headers: dict[str, str | bytes]) -> None:
-    with capture_logs(processors=[merge_contextvars]) as logged:
+    with capture_logs(processors=[merge_contextvars, add_request_id]) as logged:
         answer = await client.get("/v1/messages", headers={**acme.headers, **headers})
     assert answer.status_code == 200
     made = answer.headers["X-Request-Id"]
@@ -90,7 +105,7 @@ async def test_worker_log_lines_about_a_batch_name_its_requests(
         raise RuntimeError("the carrier is on fire")
 
     pool = WorkerPool(rt, [Worker(DISPATCH_JOB, failing_dispatch, 100)])
-    with capture_logs(processors=[merge_contextvars]) as logged:
+    with capture_logs(processors=[merge_contextvars, add_request_id]) as logged:
         pool.start()
         try:
             deadline = time.monotonic() + 10
