@@ -133,7 +133,7 @@ def _wait_ready(url: str) -> None:
 
 
 def make_server(data_dir: Path, database_url: str, layout: Layout = LAYOUTS["sqlite"],
-                bin_dir: Path = BIN, **settings: str) -> Server:
+                *, bin_dir: Path = BIN, **settings: str) -> Server:
     port = free_port()
     # The keys inside the run's own folder, so that removing it removes them too.
     env = dict(os.environ, TIDINGS_DATA_DIR=str(data_dir), TIDINGS_DATABASE_URL=database_url,
