@@ -133,7 +133,7 @@ def _wait_ready(url: str) -> None:
 
 
 def make_server(data_dir: Path, database_url: str, layout: Layout = LAYOUTS["sqlite"],
-                *, bin_dir: Path = BIN, **settings: str) -> Server:
+                **settings: str) -> Server:
     port = free_port()
     # The keys inside the run's own folder, so that removing it removes them too.
     env = dict(os.environ, TIDINGS_DATA_DIR=str(data_dir), TIDINGS_DATABASE_URL=database_url,
@@ -142,7 +142,7 @@ def make_server(data_dir: Path, database_url: str, layout: Layout = LAYOUTS["sql
                TIDINGS_WEBHOOK_ALLOW_PRIVATE="true")  # the receivers are on loopback
     env.update({f"TIDINGS_{k.upper()}": v for k, v in settings.items()})
     data_dir.mkdir(parents=True, exist_ok=True)
-    return Server(env, port, layout, bin_dir=bin_dir)
+    return Server(env, port, layout)
 
 
 def provision(server: Server, webhook_url: str | None,

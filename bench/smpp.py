@@ -103,7 +103,8 @@ def tidings_run(name: str, args: argparse.Namespace, bin_dir: Path = BIN) -> dic
             database(layout.store, Path(tmp)) as url:
         simulator = Simulator(Path(tmp))
         simulator.start()
-        server = make_server(Path(tmp), url, layout, bin_dir=bin_dir)
+        server = make_server(Path(tmp), url, layout)
+        server.bin_dir = bin_dir
         try:
             return asyncio.run(_tidings_load(server, simulator, url, single, args))
         finally:
