@@ -26,6 +26,7 @@ from tidings.runtime import Runtime
 from tidings.webhooks.backoff import DEFAULT_BASE_SECONDS, DEFAULT_JITTER
 from tidings.webhooks.scheduling import Slots
 from tidings.webhooks.sender import WebhookRequest
+from tidings.webhooks.service import DELIVER_JOB
 from tidings.webhooks.signing import SIGNATURE_HEADER, SignatureError, verify
 
 NUMBER = "+12025550173"
@@ -423,6 +424,9 @@ async def test_a_delivery_to_an_endpoint_busy_elsewhere_is_deferred_without_an_a
     [listed] = await deliveries(client, acme.headers)
     assert (listed["status"], listed["attempts"], listed["last_error"]) == ("pending", 0, None)
     assert len(hooks.requests) == 1
+    # No loop has to poll for it: the worker that deferred it wakes one when it is due.
+    await rt.wakeups.wait(DELIVER_JOB, 0)  # takes the nudge its creation left
+    await asyncio.wait_for(rt.wakeups.wait(DELIVER_JOB, 3600), timeout=10)
     hooks.answer_once_open = 0
     hooks.release()
     assert (await held).ok

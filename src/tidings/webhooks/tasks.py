@@ -28,7 +28,7 @@ from tidings.webhooks.backoff import next_attempt_delay, should_give_up
 from tidings.webhooks.models import WebhookDelivery
 from tidings.webhooks.recording import WRITTEN, Answered
 from tidings.webhooks.sender import WebhookRequest, WebhookResult
-from tidings.webhooks.service import INBOUND_EVENT
+from tidings.webhooks.service import DELIVER_JOB, INBOUND_EVENT
 from tidings.webhooks.signing import SIGNATURE_HEADER, sign
 
 if TYPE_CHECKING:
@@ -169,6 +169,11 @@ async def _release(rt: Runtime, deferred: Sequence[int], finished: Sequence[int]
     async with rt.db.core(tenant=SYSTEM) as session:
         await retry_many_later(session, [(job_id, retry_at) for job_id in deferred])
         await complete(session, finished)
+    if deferred:
+        # A worker may poll seldom (TIDINGS_WORKER_POLL_SECONDS) and nothing else announces
+        # a job that merely became due: wake a loop here when the deferred ones are.
+        asyncio.get_running_loop().call_later(DEFERRED_RETRY.total_seconds(),
+                                              rt.wakeups.wake_local, DELIVER_JOB)
 
 
 def _answered(rt: Runtime, item: _Pending, result: WebhookResult) -> Answered:
