@@ -10,21 +10,10 @@
   otherwise make the message go out again after the restart; with the answer here
   first, a repeated submit is answered from the ledger.
 
-Both kinds of rows are written in groups, each kind in its own transactions:
-
-* answers in one fsynced transaction (``synchronous=FULL``) for all that arrive
-  within ``GROUP_SECONDS``: losing one would send an answered message again;
-* leaving rows in one transaction for all asked for in the same turn of the event
-  loop, committed without an fsync (``synchronous=NORMAL``: in WAL mode the commit
-  is in the log file, which outlives a killed process, and the next answers' fsync
-  makes it durable too). A submit waits for its row, so an fsync there would be
-  added to every submit's round trip, and window-bound throughput falls with it
-  (9 % fewer submits a second on the SMPP bench, 2026-12-07). What an operating
-  system crash may lose is a leaving row of the last moments, and a message whose
-  row is lost is sent again at once, as before leaving rows existed.
-
-The file is the connector's own SQLite file: connectors keep their own state and
-never touch the pipeline's database.
+Both kinds of rows are written in groups: one transaction, so one fsync, for all
+that arrive within ``GROUP_SECONDS``, the leaving rows of new submits beside the
+answers of earlier ones. The file is the connector's own SQLite file: connectors
+keep their own state and never touch the pipeline's database.
 
 The file is used through the standard ``sqlite3`` module on one thread of its
 own, and every operation (statement, fetch, commit, cursor closed) runs whole on
@@ -60,7 +49,6 @@ _SCHEMA_LEAVING = """CREATE TABLE IF NOT EXISTS leaving (
     message_id TEXT PRIMARY KEY, match_full BLOB NOT NULL, match_addresses BLOB NOT NULL,
     left_at REAL NOT NULL)"""
 _INSERT = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)"
-_DURABLE, _LOGGED = "PRAGMA synchronous=FULL", "PRAGMA synchronous=NORMAL"
 _INSERT_LEAVING = "INSERT OR REPLACE INTO leaving VALUES (?, ?, ?, ?)"
 _SELECT_UNKNOWN = ("SELECT l.message_id, l.match_full, l.match_addresses, l.left_at "
                    "FROM leaving AS l LEFT JOIN answers AS a ON a.message_id = l.message_id "
@@ -80,9 +68,8 @@ class SubmitLedger:
         self._pending: list[SubmitResult] = []
         self._pending_leaving: list[tuple[str, bytes, bytes, float]] = []
         self._written: asyncio.Future[None] | None = None
-        self._leaving_written: asyncio.Future[None] | None = None
         self._writes: set[asyncio.Future[None]] = set()
-        self.commits = 0  # fsynced group writes (of answers) so far
+        self.commits = 0  # group writes committed, each one fsync of the file's log
 
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,9 +77,8 @@ class SubmitLedger:
         self._db = await self._run(self._open)
 
     async def close(self) -> None:
-        for written in (self._written, self._leaving_written):
-            if written is not None:
-                await asyncio.shield(written)
+        if self._written is not None:
+            await asyncio.shield(self._written)
         await asyncio.gather(*self._writes, return_exceptions=True)
         if self._thread is None:
             return
@@ -122,41 +108,32 @@ class SubmitLedger:
         """Returns once ``result`` is on disk (with the others of its group)."""
         self._require()
         self._pending.append(result)
-        if self._written is None:
-            self._written = asyncio.get_running_loop().create_future()
-            asyncio.get_running_loop().call_later(GROUP_SECONDS, self._write_answers)
-        await asyncio.shield(self._written)
+        await self._group()
 
     async def leaving(self, message_id: str, keys: MatchKeys) -> None:
-        """Returns once it is in the file's log that ``message_id`` is about to leave."""
+        """Returns once it is on disk that ``message_id`` is about to leave."""
         self._require()
         self._pending_leaving.append((message_id, keys.full, keys.addresses, time.time()))
-        if self._leaving_written is None:
-            self._leaving_written = asyncio.get_running_loop().create_future()
-            asyncio.get_running_loop().call_soon(self._write_leaving)
-        await asyncio.shield(self._leaving_written)
+        await self._group()
 
-    def _write_answers(self) -> None:
+    async def _group(self) -> None:
+        if self._written is None:
+            self._written = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_later(GROUP_SECONDS, self._start_write)
+        await asyncio.shield(self._written)
+
+    def _start_write(self) -> None:
         batch, self._pending = self._pending, []
+        leaving, self._pending_leaving = self._pending_leaving, []
         written, self._written = self._written, None
+        db = self._require()
         rows = [(r.message_id, r.outcome, r.carrier_message_id, r.error_code, time.time())
                 for r in batch]
-        task = self._write(_INSERT, rows, durable=True, written=written)
-        task.add_done_callback(self._count_commit)
-
-    def _write_leaving(self) -> None:
-        rows, self._pending_leaving = self._pending_leaving, []
-        written, self._leaving_written = self._leaving_written, None
-        self._write(_INSERT_LEAVING, rows, durable=False, written=written)
-
-    def _write(self, statement: str, rows: Sequence[tuple[object, ...]], *, durable: bool,
-               written: asyncio.Future[None] | None) -> asyncio.Future[None]:
-        db = self._require()
-        task = asyncio.ensure_future(self._run(lambda: _insert(db, statement, rows, durable)))
+        task = asyncio.ensure_future(self._run(lambda: _insert(db, rows, leaving)))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
+        task.add_done_callback(self._count_commit)
         task.add_done_callback(lambda done: _settle(written, done))
-        return task
 
     def _count_commit(self, done: asyncio.Future[None]) -> None:
         if not done.cancelled() and done.exception() is None:
@@ -185,14 +162,16 @@ class SubmitLedger:
         return self._db
 
 
-def _insert(db: sqlite3.Connection, statement: str, rows: Sequence[tuple[object, ...]],
-            durable: bool) -> None:
-    """One transaction on the ledger's thread, fsynced when ``durable``."""
+def _insert(db: sqlite3.Connection, rows: Sequence[tuple[object, ...]],
+            leaving: Sequence[tuple[object, ...]]) -> None:
+    """One transaction, one fsync, on the ledger's thread."""
     cursor = db.cursor()
     try:
-        cursor.execute(_DURABLE if durable else _LOGGED)
         cursor.execute("BEGIN")
-        cursor.executemany(statement, rows)
+        if leaving:
+            cursor.executemany(_INSERT_LEAVING, leaving)
+        if rows:
+            cursor.executemany(_INSERT, rows)
         cursor.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
