@@ -15,11 +15,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO
 
 import httpx
+from aiohttp import web
 
 TIDINGS = str(Path(sys.executable).with_name("tidings")) if Path(
     sys.executable).with_name("tidings").exists() else (shutil.which("tidings") or "tidings")
@@ -191,3 +193,21 @@ class TidingsServer:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+@asynccontextmanager
+async def post_endpoint(handle: Callable[[web.Request], Awaitable[web.Response]],
+                        path: str = "/hook") -> AsyncIterator[str]:
+    """A real HTTP endpoint on a free loopback port answering POSTs to ``path`` with
+    ``handle``: yields its URL, and stops it on exit."""
+    app = web.Application()
+    app.router.add_post(path, handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}{path}"
+    finally:
+        await runner.cleanup()

@@ -28,7 +28,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import delete, select
 
-from tests.functional.server import TidingsServer, run_cli_async, tidings_env
+from tests.functional.server import TidingsServer, post_endpoint, run_cli_async, tidings_env
 from tests.pg import role_settings
 from tidings.clock import FakeClock
 from tidings.db import SYSTEM
@@ -87,16 +87,8 @@ async def receiver() -> AsyncIterator[Receiver]:
                          "generation": rec.generation})
         return web.Response(text="ok")
 
-    app = web.Application()
-    app.router.add_post("/hook", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    rec.url = f"http://127.0.0.1:{port}/hook"
-    yield rec
-    await runner.cleanup()
+    async with post_endpoint(handle) as rec.url:
+        yield rec
 
 
 # --------------------------------------------------------------------------- backends

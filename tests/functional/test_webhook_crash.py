@@ -26,7 +26,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from tests.functional.server import TidingsServer, run_cli_async, tidings_env
+from tests.functional.server import TidingsServer, post_endpoint, run_cli_async, tidings_env
 from tests.functional.test_crash_recovery import Backend, list_all_messages, query_main
 from tests.pg import role_settings
 from tidings.settings import Settings
@@ -69,17 +69,9 @@ async def receiver() -> AsyncIterator[HoldingReceiver]:
             await rec.release.wait()
         return web.Response(text="ok")
 
-    app = web.Application()
-    app.router.add_post("/hook", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    rec.url = f"http://127.0.0.1:{port}/hook"
-    yield rec
-    rec.release.set()
-    await runner.cleanup()
+    async with post_endpoint(handle) as rec.url:
+        yield rec
+        rec.release.set()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
