@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import delete, select
 
+from tests.functional.backends import Backend, query_main, sqlite_read_only
 from tests.functional.server import TidingsServer, post_endpoint, run_cli_async, tidings_env
 from tests.pg import role_settings
 from tidings.clock import FakeClock
@@ -89,45 +89,6 @@ async def receiver() -> AsyncIterator[Receiver]:
 
     async with post_endpoint(handle) as rec.url:
         yield rec
-
-
-# --------------------------------------------------------------------------- backends
-
-
-@dataclass(frozen=True)
-class Backend:
-    name: str
-    database_url: str  # "" = SQLite in the data dir
-    admin_dsn: str = ""  # asyncpg DSN of the same database, as a superuser (for checks)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest) -> Backend:
-    if request.param == "sqlite":
-        return Backend("sqlite", "")
-    database = request.getfixturevalue("postgres_database")
-    return Backend("postgres", database.app_url, database.admin_dsn)
-
-
-async def query_main(backend: Backend, data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
-    """Run a read-only query on the pipeline's database (SQLite file or PostgreSQL)."""
-    if backend.name == "sqlite":
-        return _sqlite_ro(data_dir / "tidings.db", sql)
-    import asyncpg
-
-    conn = await asyncpg.connect(backend.admin_dsn)
-    try:
-        return [tuple(r) for r in await conn.fetch(sql)]
-    finally:
-        await conn.close()
-
-
-def _sqlite_ro(path: Path, sql: str) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return list(conn.execute(sql).fetchall())
-    finally:
-        conn.close()
 
 
 # --------------------------------------------------------------------------- traffic
@@ -304,7 +265,7 @@ async def test_no_message_lost_or_duplicated_across_sigkills(
     redundant = await query_main(
         backend, data_dir,
         f"SELECT status, COUNT(*) FROM message_events WHERE NOT ({applied}) GROUP BY status")
-    ledger = _sqlite_ro(data_dir / "sandbox-carrier.db",
+    ledger = sqlite_read_only(data_dir / "sandbox-carrier.db",
                         "SELECT message_id, attempts FROM sandbox_submissions")
     ledger_ids = [row[0] for row in ledger]
     verify = await run_cli_async(env, "audit", "verify")

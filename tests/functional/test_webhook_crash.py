@@ -26,8 +26,9 @@ import orjson
 import pytest
 from aiohttp import web
 
+from tests.functional.backends import Backend, query_main
 from tests.functional.server import TidingsServer, post_endpoint, run_cli_async, tidings_env
-from tests.functional.test_crash_recovery import Backend, list_all_messages, query_main
+from tests.functional.test_crash_recovery import list_all_messages
 from tests.pg import role_settings
 from tidings.settings import Settings
 
@@ -72,14 +73,6 @@ async def receiver() -> AsyncIterator[HoldingReceiver]:
     async with post_endpoint(handle) as rec.url:
         yield rec
         rec.release.set()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest) -> Backend:
-    if request.param == "sqlite":
-        return Backend("sqlite", "")
-    database = request.getfixturevalue("postgres_database")
-    return Backend("postgres", database.app_url, database.admin_dsn)
 
 
 async def recorded_answers(backend: Backend, data_dir: Path) -> int:
