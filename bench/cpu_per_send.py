@@ -47,6 +47,8 @@ import aiohttp
 from bench import load
 from bench.run import database, delivered_count, wait_delivered
 from bench.server import LAYOUTS, Server, _wait_ready, make_server, provision
+from bench.smpp import add_smpp_route
+from bench.smpp_harness import BINDS, Simulator
 
 TICKS = os.sysconf("SC_CLK_TCK")
 EVENTS = "instructions:u,instructions:k,task-clock"
@@ -199,6 +201,9 @@ def main() -> None:
     parser.add_argument("--callgrind", type=Path,
                         help="run the server under callgrind and count its instructions "
                              "(slow: use a few hundred sends); dumps go to FILE.*")
+    parser.add_argument("--smpp", action="store_true",
+                        help="send through an SMPP connector to `tidings smsc-sim` (as "
+                             "bench.smpp does) rather than the sandbox carrier")
     parser.add_argument("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"),
                         help="two --profile files (of --sends sends each): what moved")
     args = parser.parse_args()
@@ -209,8 +214,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tidings-cps-") as tmp, \
             database("sqlite", Path(tmp)) as url:
         server = make_server(Path(tmp), url, LAYOUTS["sqlite"], **settings)
+        simulator = Simulator(Path(tmp))
+        if args.smpp:
+            simulator.start()
+            server.cli("migrate")  # the connector is added before the server starts
+            add_smpp_route(server, simulator)
         start(server, args.profile, args.callgrind)
         try:
+            if args.smpp:
+                simulator.wait_bound(BINDS)
             api_key = provision(server, None)["api_key"]
             asyncio.run(send_fixed(server.url, api_key, 0, args.warmup, args.concurrency))
             if not args.api_only:
@@ -225,6 +237,7 @@ def main() -> None:
                       f"{row['cpu_us']:,.0f} us CPU per send", flush=True)
         finally:
             server.stop()
+            simulator.stop()
 
 
 def _instructions(row: dict[str, float]) -> str:
