@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from tidings.audit.service import Actor
 from tidings.clock import FakeClock
 from tidings.db import SYSTEM
 from tidings.messaging.models import IdempotencyKey, Message, MessageEvent
+from tidings.migrations.run import upgrade
 from tidings.numbers.api import assign_number
 from tidings.numbers.codes import PLATFORM_ACCOUNT
 from tidings.outbox import Job
@@ -52,12 +54,32 @@ def postgres_url() -> Iterator[str]:
         yield database.app_url
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database at the newest revision, migrated once per test process:
+    each test starts from a copy (its runtime still runs the migrations, which find
+    nothing to do), rather than running every migration again."""
+    folder = tmp_path_factory.mktemp("migrated")
+    url = f"sqlite+aiosqlite:///{folder / 'tidings.db'}"
+    upgrade(url, settings=Settings(data_dir=folder / "data", database_url=url))
+    return folder / "tidings.db"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
+        copy_database(request.getfixturevalue("migrated_sqlite"), tmp_path / "tidings.db")
         return f"sqlite+aiosqlite:///{tmp_path / 'tidings.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """SQLite's backup API: a consistent copy, whatever its write-ahead log holds."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
 
 
 async def _truncate_all(rt: Runtime) -> None:
