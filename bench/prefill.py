@@ -3,7 +3,7 @@
 The long run of ``bench/smpp.py`` measures Tidings on a database holding a million
 messages, where every index the send path touches is large; sending them through the
 API would take hours on this machine. Here they go in with the bulk writer
-(``tidings.bulk.insert_many``), ten thousand a transaction, before the server starts:
+(``tidings.storage.bulk.insert_many``), ten thousand a transaction, before the server starts:
 each message with its ``delivered`` event, for the bench account, its destination
 encrypted and blind-indexed with the tenant's keys like any other (a number of its own
 for each, apart from the bench's destinations), its sender and body one ciphertext
@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tidings.bulk import insert_many
-from tidings.db import Database
-from tidings.ids import new_id
+from tidings.core.ids import new_id
+from tidings.core.settings import Settings
 from tidings.messaging.status_changes import EVENTS, MESSAGES
-from tidings.settings import Settings
-from tidings.vault import TenantKeys, Vault
+from tidings.storage.bulk import insert_many
+from tidings.storage.db import Database
+from tidings.storage.vault import TenantKeys, Vault
 
 FIRST_OLD_NUMBER = 12023000000  # +1 202 300 0000..: not among the bench's destinations
 CHUNK = 10_000

@@ -70,7 +70,7 @@ from bench.smpp_harness import (
     Simulator,
     measure,
 )
-from tidings.settings import Settings
+from tidings.core.settings import Settings
 
 # --- Tidings ---------------------------------------------------------------------------
 

@@ -25,16 +25,16 @@ from tidings.accounts.models import AccountStatus
 from tidings.accounts.provision import Provisioned, provision_account
 from tidings.app import create_app
 from tidings.audit.service import Actor
-from tidings.clock import FakeClock
-from tidings.db import SYSTEM
+from tidings.core.clock import FakeClock
+from tidings.core.settings import Settings
+from tidings.jobs.outbox import Job
 from tidings.messaging.models import IdempotencyKey, Message, MessageEvent
 from tidings.migrations.run import upgrade
 from tidings.numbers.api import assign_number
 from tidings.numbers.codes import PLATFORM_ACCOUNT
-from tidings.outbox import Job
 from tidings.runtime import Runtime, close_runtime, open_runtime
-from tidings.settings import Settings
-from tidings.vault import audit_checkpoints_table
+from tidings.storage.db import SYSTEM
+from tidings.storage.vault import audit_checkpoints_table
 from tidings.webhooks.models import WebhookDelivery
 
 TEST_ACTOR = Actor("operator", "tests")

@@ -23,10 +23,10 @@ from tidings.audit.legacy import key_legacy_chains
 from tidings.audit.models import AuditEvent
 from tidings.audit.service import GENESIS, seal_pending, sealed_events
 from tidings.audit.verify import verify
-from tidings.clock import FakeClock
-from tidings.db import SYSTEM, Database
+from tidings.core.clock import FakeClock
+from tidings.core.settings import Settings
 from tidings.runtime import Runtime, close_runtime, open_runtime
-from tidings.settings import Settings
+from tidings.storage.db import SYSTEM, Database
 
 TIDINGS = Path(sys.executable).with_name("tidings")
 

@@ -31,9 +31,9 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tests.pg import as_owner
-from tidings import bulk
-from tidings.bulk import execute_many, insert_many
-from tidings.sqltypes import Ciphertext, UTCDateTime
+from tidings.storage import bulk
+from tidings.storage.bulk import execute_many, insert_many
+from tidings.storage.sqltypes import Ciphertext, UTCDateTime
 
 METADATA = MetaData()
 THINGS = Table(

@@ -14,9 +14,9 @@ from structlog.testing import capture_logs
 from tests.conftest import make_tenant
 from tests.pg import OWNER_ROLE, SYSTEM_ROLE, as_owner, as_role, role_settings
 from tidings.accounts.models import Account
-from tidings.db import SYSTEM
+from tidings.core.settings import Settings
 from tidings.runtime import close_runtime, open_runtime
-from tidings.settings import Settings
+from tidings.storage.db import SYSTEM
 
 PG = "postgresql+asyncpg://tidings@db.example:5432/tidings"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from tidings.db import SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES, SYSTEM, Database
-from tidings.sqlite_checkpoints import BACKSTOP_PAGES
+from tidings.storage.db import SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES, SYSTEM, Database
+from tidings.storage.sqlite_checkpoints import BACKSTOP_PAGES
 
 FULL = 2  # PRAGMA synchronous: 0 OFF, 1 NORMAL, 2 FULL
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from tidings.db import SYSTEM, Database, FileWriteLock, WriterQueue
+from tidings.storage.db import SYSTEM, Database, FileWriteLock, WriterQueue
 
 BOUND_SECONDS = 10.0
 

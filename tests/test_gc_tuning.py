@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tidings.gc_tuning import YOUNG_THRESHOLD, tune_for_server
+from tidings.core.gc_tuning import YOUNG_THRESHOLD, tune_for_server
 
 
 @pytest.fixture

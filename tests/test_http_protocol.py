@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import pytest
 import uvicorn
 
-from tidings.http_protocol import ClientLimits, GuardedHttpProtocol
+from tidings.web.http_protocol import ClientLimits, GuardedHttpProtocol
 
 pytestmark = pytest.mark.timeout(30)
 HEAD = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n"

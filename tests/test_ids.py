@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from tidings.ids import new_id
+from tidings.core.ids import new_id
 
 ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 

@@ -19,14 +19,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import tidings.app  # noqa: F401 - every model registered on Base.metadata
 from tests.conftest import TEST_ACTOR
 from tests.pg import OWNER_ROLE, PG_ADMIN_URL, as_owner, fresh_database, run_as_admin
-from tidings.db import SYSTEM, Base, set_tenant_setting
-from tidings.errors import Conflict
+from tidings.core.settings import Settings
 from tidings.messaging.inbound import receive_inbound
 from tidings.migrations.run import alembic_config, upgrade
 from tidings.numbers.models import NUMBER_FIELD, PhoneNumber
 from tidings.numbers.service import do_assign_number, list_numbers
 from tidings.runtime import close_runtime, migrate, open_runtime
-from tidings.settings import Settings
+from tidings.storage.db import SYSTEM, Base, set_tenant_setting
+from tidings.web.errors import Conflict
 
 
 async def _index_differences(url: str) -> list[Any]:

@@ -18,8 +18,8 @@ from sqlalchemy.exc import DBAPIError
 
 from tests.conftest import Tenant, make_tenant
 from tests.pg import APP_ROLE, OWNER_ROLE, SYSTEM_ROLE
-from tidings.db import SYSTEM, set_tenant_setting
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM, set_tenant_setting
 
 pytestmark = pytest.mark.postgres
 

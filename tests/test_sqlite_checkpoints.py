@@ -11,8 +11,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from tidings.db import SYSTEM, Database
-from tidings.sqlite_checkpoints import BACKSTOP_PAGES, WalCheckpointer
+from tidings.storage.db import SYSTEM, Database
+from tidings.storage.sqlite_checkpoints import BACKSTOP_PAGES, WalCheckpointer
 
 BOUND_SECONDS = 10.0
 ROWS = 2_000  # about 100 pages: far below the writers' own checkpoint at BACKSTOP_PAGES

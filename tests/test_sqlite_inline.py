@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from tidings.db import SYSTEM, Database
-from tidings.sqlite_inline import InlineConnection
+from tidings.storage.db import SYSTEM, Database
+from tidings.storage.sqlite_inline import InlineConnection
 
 
 @pytest.fixture

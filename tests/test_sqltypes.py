@@ -11,8 +11,8 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.pg import as_owner
-from tidings.db import SYSTEM, Database
-from tidings.sqltypes import Ciphertext, UTCDateTime
+from tidings.storage.db import SYSTEM, Database
+from tidings.storage.sqltypes import Ciphertext, UTCDateTime
 
 METADATA = MetaData()
 STAMPS = Table("stamps", METADATA, Column("id", Integer, primary_key=True),

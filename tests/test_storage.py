@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_tenant
-from tidings.clock import FakeClock
+from tidings.core.clock import FakeClock
+from tidings.core.settings import Settings
 from tidings.runtime import close_runtime, open_runtime
-from tidings.settings import Settings
-from tidings.storage import make_storage_private
+from tidings.storage.files import make_storage_private
 
 
 def mode(path: Path) -> int:

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tidings.settings import Settings
-from tidings.vault import PLATFORM_KEYRING, TenantKeys, Vault, VaultError, load_master_key
+from tidings.core.settings import Settings
+from tidings.storage.vault import PLATFORM_KEYRING, TenantKeys, Vault, VaultError, load_master_key
 
 PHONE = "phone_number"
 NAME = "display_name"

@@ -14,11 +14,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tidings.jobs.wakeup_bridge import CHANNEL, PostgresWakeupBridge, asyncpg_dsn
+from tidings.jobs.wakeup_sockets import SocketWakeupBridge, socket_directory
+from tidings.jobs.wakeups import Wakeups
 from tidings.messaging.service import EXPIRE_JOB
 from tidings.messaging.status_changes import DISPATCH_JOB
-from tidings.wakeup_bridge import CHANNEL, PostgresWakeupBridge, asyncpg_dsn
-from tidings.wakeup_sockets import SocketWakeupBridge, socket_directory
-from tidings.wakeups import Wakeups
 from tidings.webhooks.service import DELIVER_JOB
 
 KINDS = (DISPATCH_JOB, EXPIRE_JOB, DELIVER_JOB)

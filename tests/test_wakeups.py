@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tidings.wakeups import Wakeups
+from tidings.jobs.wakeups import Wakeups
 
 
 async def test_a_nudge_wakes_one_waiting_loop_of_its_kind() -> None:

@@ -10,11 +10,11 @@ from datetime import timedelta
 
 from sqlalchemy import Text, cast, select
 
-from tidings import outbox
-from tidings.db import SYSTEM
-from tidings.outbox import ClaimedJob, job_row
+from tidings.jobs import outbox
+from tidings.jobs.outbox import ClaimedJob, job_row
+from tidings.jobs.workers import Worker, WorkerPool
 from tidings.runtime import Runtime
-from tidings.workers import Worker, WorkerPool
+from tidings.storage.db import SYSTEM
 
 BATCH = 2
 # A period well above a batch's 0.1 s, so that a slow claim under load cannot blur

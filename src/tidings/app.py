@@ -9,20 +9,20 @@ from fastapi import FastAPI
 
 from tidings import __version__
 from tidings.accounts.api import router as accounts_router
-from tidings.api_docs import install_api_docs
-from tidings.clock import Clock
-from tidings.errors import install_error_handlers
+from tidings.core.clock import Clock
+from tidings.core.settings import Settings
 from tidings.messaging.api import router as messages_router
 from tidings.messaging.fast_send import FastSend
 from tidings.messaging.sandbox_api import router as sandbox_router
-from tidings.middleware import BodyLimit, RequestLog
 from tidings.numbers.api import operator_router as operator_numbers_router
 from tidings.numbers.api import router as numbers_router
-from tidings.openapi import install_openapi
-from tidings.ops_api import router as ops_router
+from tidings.operators.api import router as ops_router
 from tidings.routing.api import router as operator_router
 from tidings.runtime import close_runtime, open_runtime
-from tidings.settings import Settings
+from tidings.web.api_docs import install_api_docs
+from tidings.web.errors import install_error_handlers
+from tidings.web.middleware import BodyLimit, RequestLog
+from tidings.web.openapi import install_openapi
 from tidings.webhooks.api import router as webhooks_router
 from tidings.whatsapp.api import router as whatsapp_router
 
@@ -63,8 +63,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
 def app_from_environment() -> FastAPI:
     """The app of one of several API processes (``tidings serve --processes N``)."""
-    from tidings.gc_tuning import tune_for_server
-    from tidings.logs import configure_logging
+    from tidings.core.gc_tuning import tune_for_server
+    from tidings.core.logs import configure_logging
 
     settings = Settings()
     configure_logging(settings.log_level)

@@ -14,15 +14,19 @@ from typing import TYPE_CHECKING
 from tidings.accounts.auth import Authenticator
 from tidings.audit.chain import AuditChain
 from tidings.audit.legacy import key_legacy_chains
-from tidings.clock import Clock
 from tidings.connectors.base import DeliveryReport, InboundMessage
 from tidings.connectors.registry import ConnectorRegistry
 from tidings.connectors.sandbox.carrier import SandboxCarrier
 from tidings.connectors.sandbox.ledger import SandboxLedger
 from tidings.connectors.smpp.connector import SmppConnector
 from tidings.connectors.smpp.stats import SmppSnapshot
-from tidings.db import Database
-from tidings.logs import get_logger
+from tidings.core.clock import Clock
+from tidings.core.logs import get_logger
+from tidings.core.settings import Settings
+from tidings.jobs.wakeup_bridge import PostgresWakeupBridge, asyncpg_dsn
+from tidings.jobs.wakeup_sockets import SocketWakeupBridge, socket_directory
+from tidings.jobs.wakeups import Wakeups
+from tidings.jobs.workers import Worker, WorkerPool
 from tidings.messaging import tasks as messaging_tasks
 from tidings.messaging.idempotency import key_legacy_fingerprints
 from tidings.messaging.service import EXPIRE_JOB
@@ -30,20 +34,16 @@ from tidings.messaging.status_changes import DISPATCH_JOB, FALLBACK_JOB, SMPP_DE
 from tidings.metrics import Metrics
 from tidings.migrations.run import upgrade
 from tidings.routing.cache import RoutingCache
-from tidings.settings import Settings
 from tidings.smpp_gateway import tasks as smpp_tasks
 from tidings.smpp_gateway.gateway import SmppGateway
-from tidings.storage import make_storage_private
-from tidings.vault import Vault
-from tidings.wakeup_bridge import PostgresWakeupBridge, asyncpg_dsn
-from tidings.wakeup_sockets import SocketWakeupBridge, socket_directory
-from tidings.wakeups import Wakeups
+from tidings.storage.db import Database
+from tidings.storage.files import make_storage_private
+from tidings.storage.vault import Vault
+from tidings.storage.writer import GroupWriter
 from tidings.webhooks import tasks as webhook_tasks
 from tidings.webhooks.recording import AttemptRecorder
 from tidings.webhooks.sender import WebhookSender
 from tidings.webhooks.service import DELIVER_JOB
-from tidings.workers import Worker, WorkerPool
-from tidings.writer import GroupWriter
 
 if TYPE_CHECKING:  # the carriers' code (aiohttp, aiosmtpd, …) only where carriers run,
     # not in every CLI command that opens a runtime

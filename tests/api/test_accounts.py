@@ -17,9 +17,9 @@ from tests.conftest import Tenant, make_tenant
 from tidings.accounts.auth import Authenticator
 from tidings.accounts.models import Account, AccountStatus, ApiKey
 from tidings.audit.models import AuditEvent
-from tidings.clock import FakeClock
-from tidings.db import SYSTEM
+from tidings.core.clock import FakeClock
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
 
 PROBLEM = "application/problem+json"
 

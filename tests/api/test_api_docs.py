@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import assert_problem
 from tidings.app import create_app
-from tidings.settings import Settings
+from tidings.core.settings import Settings
 
 CONTENT_TYPES = {".js": ("text/javascript", "application/javascript"), ".css": ("text/css",),
                  ".png": ("image/png",), ".json": ("application/json",)}

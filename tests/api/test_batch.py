@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from tests.conftest import HookServer, Tenant, assert_problem, settle, stored_counts
-from tidings.clock import FakeClock
 from tidings.connectors.sandbox.carrier import SandboxCarrier
+from tidings.core.clock import FakeClock
 from tidings.runtime import Runtime
 
 BATCH = "/v1/messages/batch"

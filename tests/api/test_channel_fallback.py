@@ -19,8 +19,8 @@ from tests.api.test_whatsapp import (  # noqa: F401 - fixtures
     whatsapp,
 )
 from tests.conftest import Tenant, assert_problem, settle, stored_counts
-from tidings.clock import FakeClock
 from tidings.connectors.whatsapp.connector import WhatsAppConnector
+from tidings.core.clock import FakeClock
 from tidings.runtime import Runtime
 
 SEND = {"channels": ["whatsapp", "sms"], "to": CUSTOMER, "from": OUR_NUMBER,

@@ -15,12 +15,12 @@ from tests.conftest import HookServer, Tenant, assert_problem, assign, settle, s
 from tests.connectors.smtp.test_bounces import a_dsn
 from tests.connectors.smtp.test_connector import start_relay  # noqa: F401 - a fixture
 from tidings.audit.models import AuditEvent
-from tidings.clock import FakeClock
 from tidings.connectors.smtp.connector import SmtpConnector, SmtpSettings
 from tidings.connectors.smtp.listener import SmtpListenerSettings
-from tidings.db import SYSTEM
+from tidings.core.clock import FakeClock
 from tidings.messaging.models import Message
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
 
 MAIL_DOMAIN = "mail.tidings.test"
 EMAIL = {"channel": "email", "to": "Bob@Example.NET", "from": "news@acme.example",

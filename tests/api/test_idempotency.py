@@ -15,12 +15,12 @@ from sqlalchemy import select, update
 
 from tests.conftest import Tenant, assert_problem, settle, stored_counts
 from tidings.audit.models import AuditEvent
-from tidings.clock import FakeClock
-from tidings.db import SYSTEM
+from tidings.core.clock import FakeClock
 from tidings.messaging.idempotency import key_legacy_fingerprints
 from tidings.messaging.models import IdempotencyKey
 from tidings.messaging.schemas import SendMessage
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
 
 MESSAGES = "/v1/messages"
 BATCH = "/v1/messages/batch"

@@ -10,7 +10,7 @@ import pytest
 
 from tests.api.test_operator_api import operator_key
 from tests.conftest import Tenant, assert_problem, make_tenant, settle
-from tidings.clock import FakeClock
+from tidings.core.clock import FakeClock
 from tidings.runtime import Runtime
 
 # (path, whose key lists it)

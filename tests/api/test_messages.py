@@ -28,14 +28,14 @@ from tests.conftest import (
 )
 from tidings.accounts.models import Account, AccountStatus
 from tidings.accounts.service import do_update_account
-from tidings.clock import FakeClock
 from tidings.connectors.base import DeliveryReport
 from tidings.connectors.sandbox.carrier import SandboxCarrier
-from tidings.db import SYSTEM
+from tidings.core.clock import FakeClock
+from tidings.jobs.outbox import Job
 from tidings.messaging.models import Message, MessageEvent
 from tidings.messaging.tasks import apply_reports
-from tidings.outbox import Job
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
 from tidings.webhooks.models import WebhookDelivery
 
 MESSAGES = "/v1/messages"

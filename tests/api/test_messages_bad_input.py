@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import Tenant, settle, stored_counts
 from tidings.app import create_app
-from tidings.clock import FakeClock
+from tidings.core.clock import FakeClock
 from tidings.runtime import Runtime
 
 MESSAGES = "/v1/messages"

@@ -14,14 +14,14 @@ from sqlalchemy import func, select
 
 from tests.conftest import Tenant, assert_problem, codes_sent, own_number, settle
 from tidings.audit.models import AuditEvent
-from tidings.clock import FakeClock
-from tidings.db import SYSTEM
+from tidings.core.clock import FakeClock
 from tidings.messaging.models import Message
 from tidings.numbers.claims import CODE_TTL, MAX_ATTEMPTS
 from tidings.numbers.codes import PLATFORM_ACCOUNT
 from tidings.numbers.models import NumberClaim, PhoneNumber
 from tidings.operators.service import do_create_operator_key
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
 
 NUMBER = "+12025550173"
 ADDRESS = "Support@acme.example"  # the domain lower-cased, the local part kept

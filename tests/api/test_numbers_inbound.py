@@ -21,14 +21,14 @@ from tests.conftest import (
 )
 from tidings.accounts.models import Account, AccountStatus
 from tidings.audit.models import AuditEvent
-from tidings.clock import FakeClock
 from tidings.connectors.base import InboundMessage
-from tidings.db import SYSTEM
-from tidings.errors import TidingsError
+from tidings.core.clock import FakeClock
 from tidings.messaging.inbound import receive_inbound, take_inbound
 from tidings.messaging.models import Message
 from tidings.numbers.models import NUMBER_FIELD, NumberClaim, PhoneNumber
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
+from tidings.web.errors import TidingsError
 from tidings.webhooks.models import WebhookDelivery
 from tidings.webhooks.signing import SIGNATURE_HEADER, SignatureError, verify
 

@@ -20,8 +20,8 @@ import uvicorn
 
 from tests.conftest import Tenant
 from tidings.app import create_app
+from tidings.core.settings import Settings
 from tidings.runtime import Runtime
-from tidings.settings import Settings
 
 GENERATOR = str(Path(sys.executable).with_name("openapi-python-client"))
 CLIENT_PACKAGE = "tidings_generated_client"

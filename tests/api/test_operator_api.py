@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import Tenant, assert_problem, settle
-from tidings.clock import FakeClock
-from tidings.db import SYSTEM
+from tidings.core.clock import FakeClock
 from tidings.operators.service import do_create_operator_key, do_revoke_operator_key
 from tidings.routing.models import ConnectorConfig, RouteRule
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
 
 SMPP = {"kind": "smpp", "name": "smsc-a", "host": "127.0.0.1", "port": 2775,
         "system_id": "tidings", "password": "s3cr3t!", "binds": 2, "window": 50, "tps": 500}

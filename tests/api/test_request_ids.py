@@ -15,13 +15,13 @@ from structlog.contextvars import get_contextvars, merge_contextvars
 from structlog.testing import capture_logs
 
 from tests.conftest import Tenant, assert_problem, make_tenant
-from tidings.db import SYSTEM
-from tidings.logs import add_request_id, get_logger
+from tidings.core.logs import add_request_id, get_logger
+from tidings.jobs.outbox import ClaimedJob, Job
+from tidings.jobs.workers import Worker, WorkerPool
 from tidings.messaging.status_changes import DISPATCH_JOB
-from tidings.outbox import ClaimedJob, Job
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
 from tidings.webhooks.service import DELIVER_JOB
-from tidings.workers import Worker, WorkerPool
 
 SEND = {"to": "+12025550173", "from": "Acme", "body": "Hello", "channel": "sms"}
 GIVEN = "4b1c0a86-2f1e-4d6b-9d1e-5c7f0e3a2b19"

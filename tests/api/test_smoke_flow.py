@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.conftest import HookServer, Tenant, settle
-from tidings.clock import FakeClock
+from tidings.core.clock import FakeClock
 from tidings.runtime import Runtime
 from tidings.webhooks.signing import SIGNATURE_HEADER, verify
 

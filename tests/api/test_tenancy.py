@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 from tests.conftest import Tenant, assert_problem, make_tenant, settle
 from tidings.accounts.models import Account, AccountStatus
 from tidings.audit.models import AuditEvent
-from tidings.clock import FakeClock
-from tidings.db import SYSTEM
+from tidings.core.clock import FakeClock
 from tidings.messaging.models import Message
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
 
 SEND = {"to": "+12025550173", "from": "Acme", "body": "Hello", "channel": "sms"}
 

@@ -19,10 +19,10 @@ from alembic import command
 from sqlalchemy import text
 
 from tests.conftest import HookServer, Tenant, assert_problem, assign, make_tenant, settle
-from tidings.clock import FakeClock
-from tidings.db import SYSTEM, sqlite_file
+from tidings.core.clock import FakeClock
 from tidings.migrations.run import alembic_config
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM, sqlite_file
 from tidings.webhooks.backoff import DEFAULT_BASE_SECONDS, DEFAULT_JITTER
 from tidings.webhooks.scheduling import Slots
 from tidings.webhooks.sender import WebhookRequest

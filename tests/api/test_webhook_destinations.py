@@ -24,9 +24,9 @@ from tests.conftest import (
     stored_counts,
 )
 from tidings.accounts.service import do_update_account, get_account
-from tidings.clock import FakeClock
+from tidings.core.clock import FakeClock
+from tidings.core.settings import Settings
 from tidings.runtime import Runtime
-from tidings.settings import Settings
 from tidings.webhooks.sender import WebhookRequest
 
 # Loopback in every spelling the resolver takes, then the other refused places.

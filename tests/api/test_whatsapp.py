@@ -16,13 +16,13 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from tests.conftest import Tenant, assert_problem, assign, own_number, settle, stored_counts
-from tidings.clock import FakeClock
 from tidings.connectors.whatsapp.connector import WhatsAppConnector, WhatsAppSettings
-from tidings.db import SYSTEM
+from tidings.core.clock import FakeClock
 from tidings.operators.service import do_create_operator_key
 from tidings.routing.schemas import WhatsAppConnectorIn
 from tidings.routing.service import OPERATOR_KEYRING, do_create_connector
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
 
 CUSTOMER, OUR_NUMBER = "+12025550173", "+12025550199"
 SECRET, TOKEN, VERIFY, NUMBER_ID = "app-secret-1", "token-1", "verify-1", "106540352242922"

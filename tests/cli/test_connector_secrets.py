@@ -13,10 +13,10 @@ from click.testing import CliRunner, Result
 
 from tidings.cli import secrets
 from tidings.cli.main import cli
-from tidings.db import SYSTEM
+from tidings.core.settings import Settings
 from tidings.routing.service import OPERATOR_KEYRING, connector_secrets, get_connector
 from tidings.runtime import close_runtime, open_runtime
-from tidings.settings import Settings
+from tidings.storage.db import SYSTEM
 
 SECRET = "s3cr3tpw"  # an SMPP password is at most 8 characters
 SMPP = ("connectors", "add", "smpp", "--host", "127.0.0.1", "--system-id", "tidings")

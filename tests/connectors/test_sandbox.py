@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tidings.clock import FakeClock
 from tidings.connectors.base import Connector, DeliveryReport, FinalReport, OutboundMessage
 from tidings.connectors.sandbox.carrier import RECEIPT_BATCH, SandboxCarrier
 from tidings.connectors.sandbox.ledger import SandboxLedger
+from tidings.core.clock import FakeClock
 
 PG_URL = os.environ.get("TIDINGS_TEST_POSTGRES_URL", "")
 DELAY = 5.0

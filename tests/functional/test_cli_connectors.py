@@ -11,10 +11,10 @@ import pytest
 
 from tests.functional.server import run_cli, tidings_env
 from tests.functional.test_cli import assert_clean_failure, ok
-from tidings.db import SYSTEM
+from tidings.core.settings import Settings
 from tidings.routing.service import do_record_connector_errors
 from tidings.runtime import close_runtime, open_runtime
-from tidings.settings import Settings
+from tidings.storage.db import SYSTEM
 
 pytestmark = pytest.mark.slow
 

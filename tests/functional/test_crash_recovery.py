@@ -30,12 +30,12 @@ from sqlalchemy import delete, select
 from tests.functional.backends import Backend, query_main, sqlite_read_only
 from tests.functional.server import TidingsServer, post_endpoint, run_cli_async, tidings_env
 from tests.pg import role_settings
-from tidings.clock import FakeClock
-from tidings.db import SYSTEM
-from tidings.outbox import Job, claim, complete, enqueue_rows, extend, job_row
+from tidings.core.clock import FakeClock
+from tidings.core.settings import Settings
+from tidings.jobs.outbox import Job, claim, complete, enqueue_rows, extend, job_row
+from tidings.jobs.workers import Worker, WorkerPool
 from tidings.runtime import Runtime, close_runtime, open_runtime
-from tidings.settings import Settings
-from tidings.workers import Worker, WorkerPool
+from tidings.storage.db import SYSTEM
 
 MESSAGES = 360  # recipients the client sends in all (while the server is up)
 KILLS = 3

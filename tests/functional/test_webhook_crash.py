@@ -30,7 +30,7 @@ from tests.functional.backends import Backend, query_main
 from tests.functional.server import TidingsServer, post_endpoint, run_cli_async, tidings_env
 from tests.functional.test_crash_recovery import list_all_messages
 from tests.pg import role_settings
-from tidings.settings import Settings
+from tidings.core.settings import Settings
 
 MESSAGES = 150  # three webhooks each (queued, sent, delivered): 450 in all
 # Answered webhooks before the receiver starts holding requests: within the first batch

@@ -16,7 +16,6 @@ import httpx
 from sqlalchemy import event, select
 
 from tests.conftest import Tenant
-from tidings.db import SYSTEM
 from tidings.messaging.status_changes import (
     MESSAGES,
     MessageState,
@@ -24,6 +23,7 @@ from tidings.messaging.status_changes import (
     load_states_by_id,
 )
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
 
 
 async def _queued_message(rt: Runtime, client: httpx.AsyncClient, acme: Tenant) -> str:

@@ -15,12 +15,12 @@ from tidings.connectors.base import OutboundMessage
 from tidings.connectors.smpp.connector import SmppConnector
 from tidings.connectors.smpp.matching import ReceiptMatcher
 from tidings.connectors.smpp.simulator import SmscSimulator
-from tidings.db import SYSTEM
 from tidings.routing.models import ConnectorConfig
 from tidings.routing.schemas import SmppConnectorIn
 from tidings.routing.service import OPERATOR_KEYRING, do_create_connector, do_remove_connector
 from tidings.routing.supervisor import ConnectorSupervisor, connector_match_key
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ import pytest
 from tests.conftest import make_tenant
 from tests.smpp_gateway.test_gateway import bind, credential, until
 from tidings.accounts.models import Account, AccountStatus
-from tidings.clock import FakeClock
 from tidings.connectors.smpp.pdu import CommandStatus
-from tidings.db import SYSTEM
+from tidings.core.clock import FakeClock
 from tidings.runtime import Runtime
 from tidings.smpp_gateway.gateway import SmppGateway
+from tidings.storage.db import SYSTEM
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tidings.clock import FakeClock
+from tidings.core.clock import FakeClock
 from tidings.smpp_gateway.bind_guard import BindGuard, BindPolicy, bind_keys
 
 POLICY = BindPolicy(slow_after=2, first_delay=timedelta(seconds=1),

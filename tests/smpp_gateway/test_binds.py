@@ -16,8 +16,8 @@ from sqlalchemy import text
 
 from tests.conftest import Tenant
 from tests.smpp_gateway.test_gateway import credential, until
-from tidings.clock import FakeClock
 from tidings.connectors.smpp.pdu import CommandStatus
+from tidings.core.clock import FakeClock
 from tidings.runtime import Runtime
 from tidings.smpp_gateway.bind_guard import BindPolicy
 from tidings.smpp_gateway.gateway import SmppGateway

@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from tests.conftest import TEST_ACTOR, HookServer, Tenant, assign, make_tenant, settle
 from tidings.accounts.models import AccountStatus
-from tidings.clock import FakeClock
 from tidings.connectors.smpp.link import Link
 from tidings.connectors.smpp.pdu import (
     CommandStatus,
@@ -26,7 +25,7 @@ from tidings.connectors.smpp.pdu import (
 )
 from tidings.connectors.smpp.receipts import receipt_from_deliver_sm
 from tidings.connectors.smpp.session import Session, SessionConfig
-from tidings.db import SYSTEM
+from tidings.core.clock import FakeClock
 from tidings.messaging.inbound import receive_inbound
 from tidings.messaging.models import Message
 from tidings.runtime import Runtime
@@ -36,6 +35,7 @@ from tidings.smpp_gateway.service import (
     do_revoke_credential,
     list_credentials,
 )
+from tidings.storage.db import SYSTEM
 
 OUR_NUMBER = "+12025550199"
 

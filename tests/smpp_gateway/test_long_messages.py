@@ -15,14 +15,14 @@ from sqlalchemy import select
 from tests.conftest import Tenant, settle
 from tests.smpp_gateway import test_gateway as shared
 from tests.smpp_gateway.test_gateway import bind, credential, until
-from tidings.clock import FakeClock
 from tidings.connectors.base import DeliveryReport, InboundMessage, OutboundMessage
 from tidings.connectors.smpp.connector import SmppConnector, SmppSettings
 from tidings.connectors.smpp.pdu import CommandStatus
-from tidings.db import SYSTEM
+from tidings.core.clock import FakeClock
 from tidings.messaging.models import Message
 from tidings.runtime import Runtime
 from tidings.smpp_gateway.gateway import SmppGateway
+from tidings.storage.db import SYSTEM
 
 LONG_TEXT = "All work and no play makes Jack a dull boy. " * 5  # 225 GSM-7 chars: 2 parts
 

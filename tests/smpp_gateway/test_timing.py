@@ -12,12 +12,12 @@ from sqlalchemy import select
 from tests.conftest import Tenant
 from tests.smpp_gateway import test_gateway as shared
 from tests.smpp_gateway.test_gateway import Client, until
-from tidings.clock import FakeClock
 from tidings.connectors.smpp.pdu import CommandStatus, DeliverSm
 from tidings.connectors.smpp.receipts import receipt_from_deliver_sm
-from tidings.db import SYSTEM
+from tidings.core.clock import FakeClock
 from tidings.messaging.models import Message
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
 
 START = datetime(2026, 1, 1, tzinfo=UTC)  # the fake clock's
 gateway, acme_bound = shared.gateway, shared.acme_bound  # the fixtures, shared

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from tidings.settings import Settings
+from tidings.core.settings import Settings
 from tidings.webhooks.adaptive import OriginLimits, Signal
 from tidings.webhooks.scheduling import STALL_SECONDS, Slots
 from tidings.webhooks.sender import WebhookResult, origin_ceiling, signal_of

@@ -11,7 +11,7 @@ import structlog
 import structlog.testing
 
 from tidings.cli.common import warn_of_private_webhooks
-from tidings.settings import Settings
+from tidings.core.settings import Settings
 from tidings.webhooks.destinations import DestinationPolicy, RefusedDestination
 from tidings.webhooks.http1 import Http1Client
 

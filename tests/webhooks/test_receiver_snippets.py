@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import HookServer, assign, make_tenant, settle
-from tidings.clock import FakeClock
+from tidings.core.clock import FakeClock
 from tidings.runtime import Runtime
 from tidings.webhooks.signing import SIGNATURE_HEADER
 

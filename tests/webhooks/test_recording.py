@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import HookServer, Tenant, assign, hook_server, make_tenant, settle
-from tidings.clock import FakeClock
-from tidings.db import SYSTEM
-from tidings.outbox import Job, enqueue_rows, job_row
+from tidings.core.clock import FakeClock
+from tidings.jobs.outbox import Job, enqueue_rows, job_row
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
 from tidings.webhooks import recording
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 from tidings.webhooks.recording import Answered, AttemptRecorder

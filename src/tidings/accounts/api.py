@@ -25,8 +25,13 @@ from tidings.accounts.service import (
     list_accounts,
     list_api_keys,
 )
-from tidings.deps import PROBLEMS_OF_API_KEY_ROUTES, CurrentPrincipal, KnownQueryOnly, RuntimeDep
-from tidings.errors import Forbidden, problem_responses
+from tidings.web.deps import (
+    PROBLEMS_OF_API_KEY_ROUTES,
+    CurrentPrincipal,
+    KnownQueryOnly,
+    RuntimeDep,
+)
+from tidings.web.errors import Forbidden, problem_responses
 from tidings.webhooks.destinations import check_webhook_url
 from tidings.webhooks.subscriptions import statuses_out
 

@@ -26,9 +26,9 @@ from tidings.accounts.service import (
     split_api_key,
 )
 from tidings.audit.service import Actor
-from tidings.clock import Clock
-from tidings.db import SYSTEM, Database
-from tidings.errors import Forbidden, NotFound, Unauthorized
+from tidings.core.clock import Clock
+from tidings.storage.db import SYSTEM, Database
+from tidings.web.errors import Forbidden, NotFound, Unauthorized
 from tidings.webhooks.subscriptions import Subscription
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)

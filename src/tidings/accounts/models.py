@@ -8,8 +8,8 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db import Base
-from tidings.sqltypes import UTCDateTime
+from tidings.storage.db import Base
+from tidings.storage.sqltypes import UTCDateTime
 
 
 class AccountStatus(StrEnum):

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from tidings.accounts.models import Account, AccountStatus
 from tidings.accounts.service import do_create_account, do_create_api_key, new_account_id
 from tidings.audit.service import Actor
-from tidings.errors import InvalidRequest
 from tidings.runtime import Runtime
+from tidings.web.errors import InvalidRequest
 from tidings.webhooks.destinations import check_webhook_url
 from tidings.webhooks.subscriptions import statuses_column
 

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Account, AccountStatus, ApiKey
 from tidings.audit.service import Actor, audit_row, record
-from tidings.errors import Conflict, InvalidRequest, NotFound
-from tidings.ids import new_id
-from tidings.vault import TenantKeys
+from tidings.core.ids import new_id
+from tidings.storage.vault import TenantKeys
+from tidings.web.errors import Conflict, InvalidRequest, NotFound
 from tidings.webhooks.signing import new_webhook_secret
 from tidings.webhooks.subscriptions import statuses_column
 

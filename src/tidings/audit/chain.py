@@ -23,7 +23,7 @@ import orjson
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tidings.vault import Vault, audit_checkpoints_table, insert_if_absent
+from tidings.storage.vault import Vault, audit_checkpoints_table, insert_if_absent
 
 CHECKPOINTS = audit_checkpoints_table
 

@@ -31,9 +31,9 @@ from tidings.audit.service import (
     record,
     sealed_events,
 )
-from tidings.bulk import execute_many
-from tidings.db import SYSTEM, Database
-from tidings.logs import get_logger
+from tidings.core.logs import get_logger
+from tidings.storage.bulk import execute_many
+from tidings.storage.db import SYSTEM, Database
 
 log = get_logger("tidings.audit")
 Digest = Callable[[str, Any, int], str]

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db import Base, BigIntPK
-from tidings.sqltypes import UTCDateTime
+from tidings.storage.db import Base, BigIntPK
+from tidings.storage.sqltypes import UTCDateTime
 
 
 class AuditEvent(Base):

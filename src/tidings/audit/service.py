@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.audit.chain import AuditChain, Checkpoint
 from tidings.audit.models import AuditEvent
-from tidings.bulk import execute_many, insert_many
-from tidings.db import SYSTEM, Database
-from tidings.logs import get_logger
+from tidings.core.logs import get_logger
+from tidings.storage.bulk import execute_many, insert_many
+from tidings.storage.db import SYSTEM, Database
 
 AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
 GENESIS = "0" * 64

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from tidings.audit.chain import AuditChain, Checkpoint, unkeyed_digest
 from tidings.audit.models import AuditEvent
 from tidings.audit.service import GENESIS, sealed_events
-from tidings.db import SYSTEM, Database
+from tidings.storage.db import SYSTEM, Database
 
 
 @dataclass

@@ -10,9 +10,9 @@ import click
 from tidings.audit.chain import AuditChain
 from tidings.audit.verify import ChainReport, verify
 from tidings.cli.common import fail, require_database
-from tidings.db import Database
-from tidings.settings import Settings
-from tidings.vault import MASTER_KEY_FILE, Vault
+from tidings.core.settings import Settings
+from tidings.storage.db import Database
+from tidings.storage.vault import MASTER_KEY_FILE, Vault
 
 
 @click.group("audit")

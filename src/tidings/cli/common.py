@@ -18,8 +18,8 @@ import click
 
 if TYPE_CHECKING:
     from tidings.audit.service import Actor
+    from tidings.core.settings import Settings
     from tidings.runtime import Runtime
-    from tidings.settings import Settings
 
 T = TypeVar("T")
 
@@ -35,9 +35,9 @@ def with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
 
     The database must exist: only ``serve`` and ``migrate`` make one.
     """
-    from tidings.errors import TidingsError
+    from tidings.core.settings import Settings
     from tidings.runtime import close_runtime, open_runtime
-    from tidings.settings import Settings
+    from tidings.web.errors import TidingsError
 
     settings = Settings()
     require_database(settings)
@@ -84,7 +84,7 @@ def warn_of_private_webhooks(settings: Settings) -> None:
     """Say so at start when webhooks may reach loopback and private addresses: right
     for a development server, a risk anywhere tenants are not the operator."""
     if settings.webhook_allow_private:
-        from tidings.logs import get_logger
+        from tidings.core.logs import get_logger
 
         get_logger("tidings.webhooks").warning(
             "webhooks_to_private_addresses_allowed", setting="TIDINGS_WEBHOOK_ALLOW_PRIVATE",

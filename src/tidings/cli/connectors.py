@@ -9,7 +9,6 @@ from pydantic import BaseModel, ValidationError
 
 from tidings.cli.common import emit, fail, with_runtime
 from tidings.cli.secrets import secret_option
-from tidings.db import SYSTEM
 from tidings.operators.service import (
     do_create_operator_key,
     do_revoke_operator_key,
@@ -36,6 +35,7 @@ from tidings.routing.service import (
     save_route,
 )
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
 
 M = TypeVar("M", bound=BaseModel)
 

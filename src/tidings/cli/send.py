@@ -85,7 +85,7 @@ def send(csv_path: Path, body: str, sender: str, channel: str, status_callback: 
 
 def default_api_url() -> str:
     """Where ``tidings serve`` listens, from the same settings (TIDINGS_HOST, TIDINGS_PORT)."""
-    from tidings.settings import Settings
+    from tidings.core.settings import Settings
 
     settings = Settings()
     host = settings.host if settings.host not in ("", "0.0.0.0", "::") else "127.0.0.1"  # noqa: S104

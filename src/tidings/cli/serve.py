@@ -12,7 +12,7 @@ import click
 import uvicorn
 
 if TYPE_CHECKING:
-    from tidings.settings import Settings
+    from tidings.core.settings import Settings
 
 STARTUP_FAILURE = 3  # uvicorn's exit code when the server could not start
 
@@ -30,12 +30,12 @@ def serve(host: str | None, port: int | None, processes: int | None) -> None:
     """
     from tidings.app import create_app
     from tidings.cli.common import warn_of_private_webhooks
-    from tidings.gc_tuning import tune_for_server
-    from tidings.http_protocol import GuardedHttpProtocol, raise_open_files_limit
-    from tidings.logs import configure_logging
+    from tidings.core.gc_tuning import tune_for_server
+    from tidings.core.logs import configure_logging
+    from tidings.core.settings import Settings
     from tidings.metrics import share_between_processes
     from tidings.runtime import prepare_storage
-    from tidings.settings import Settings
+    from tidings.web.http_protocol import GuardedHttpProtocol, raise_open_files_limit
 
     settings = Settings()
     processes = processes or settings.api_processes
@@ -108,9 +108,9 @@ def _check_processes(settings: Settings) -> None:
 @click.command()
 def migrate() -> None:
     """Bring the database schema up to date (serve does this too)."""
+    from tidings.core.settings import Settings
     from tidings.runtime import migrate as migrate_database
-    from tidings.settings import Settings
-    from tidings.storage import make_storage_private
+    from tidings.storage.files import make_storage_private
 
     settings = Settings()
     make_storage_private(settings)  # the default file's folder, private, as serve does

@@ -20,8 +20,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from tidings.cli.common import warn_of_private_webhooks
+from tidings.core.settings import Settings
 from tidings.runtime import JOB_KINDS, Runtime, close_runtime, open_runtime
-from tidings.settings import Settings
 from tidings.webhooks.service import DELIVER_JOB
 
 
@@ -38,8 +38,8 @@ def worker(host: str | None, port: int | None, jobs: tuple[str, ...]) -> None:
     """Run the outbox workers and the carrier connectors, without the HTTP API."""
     import uvloop
 
-    from tidings.gc_tuning import tune_for_server
-    from tidings.logs import configure_logging
+    from tidings.core.gc_tuning import tune_for_server
+    from tidings.core.logs import configure_logging
 
     settings = Settings(run_workers=True)
     if jobs:

@@ -13,8 +13,6 @@ from sqlalchemy.exc import IntegrityError
 
 from tidings.accounts.auth import Principal
 from tidings.accounts.models import SENDING_STATUSES
-from tidings.deps import PROBLEMS_OF_API_KEY_ROUTES, CurrentPrincipal, KnownQueryOnly, RuntimeDep
-from tidings.errors import Forbidden, InvalidRequest, NotFound, problem_responses
 from tidings.messaging import idempotency
 from tidings.messaging.addresses import AddressError, normalize_e164
 from tidings.messaging.drafts import Draft, SendOptions, check_options, make_draft, render_template
@@ -45,10 +43,17 @@ from tidings.messaging.service import (
 )
 from tidings.messaging.status_changes import DISPATCH_JOB
 from tidings.runtime import Runtime
+from tidings.storage.writer import Rows, write_rows
+from tidings.web.deps import (
+    PROBLEMS_OF_API_KEY_ROUTES,
+    CurrentPrincipal,
+    KnownQueryOnly,
+    RuntimeDep,
+)
+from tidings.web.errors import Forbidden, InvalidRequest, NotFound, problem_responses
 from tidings.webhooks.destinations import check_webhook_url
 from tidings.webhooks.service import DELIVER_JOB
 from tidings.whatsapp.service import check_customer_service_window
-from tidings.writer import Rows, write_rows
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"],
                    responses=PROBLEMS_OF_API_KEY_ROUTES)

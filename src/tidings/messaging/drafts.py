@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tidings.errors import InvalidRequest
 from tidings.messaging.addresses import (
     AddressError,
     normalize_e164,
@@ -22,6 +21,7 @@ from tidings.messaging.addresses import (
 )
 from tidings.messaging.encoding import segment
 from tidings.messaging.schemas import Channel
+from tidings.web.errors import InvalidRequest
 
 SUPPORTED_CHANNELS = frozenset(Channel)
 UNSEGMENTED = "UTF-8"  # the encoding of channels without SMS segments

@@ -20,10 +20,10 @@ import orjson
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tidings.errors import TidingsError
 from tidings.messaging.api import create_one, prepare_send
 from tidings.messaging.schemas import SendMessage
-from tidings.middleware import replay_body
+from tidings.web.errors import TidingsError
+from tidings.web.middleware import replay_body
 
 if TYPE_CHECKING:
     from tidings.messaging.drafts import Draft

@@ -17,10 +17,10 @@ import orjson
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.db import SYSTEM, Database
-from tidings.errors import Conflict
 from tidings.messaging.models import IdempotencyKey
-from tidings.vault import TenantKeys, Vault
+from tidings.storage.db import SYSTEM, Database
+from tidings.storage.vault import TenantKeys, Vault
+from tidings.web.errors import Conflict
 
 SINGLE_SEND = "POST /v1/messages"
 BATCH_SEND = "POST /v1/messages/batch"

@@ -12,9 +12,8 @@ from tidings.accounts.models import Account, AccountStatus
 from tidings.accounts.service import ancestry, below, effective_status
 from tidings.audit.service import Actor
 from tidings.connectors.base import InboundMessage
-from tidings.db import SYSTEM
-from tidings.errors import Forbidden, InvalidRequest, NotFound, TidingsError
-from tidings.logs import get_logger
+from tidings.core.logs import get_logger
+from tidings.jobs.outbox import enqueue_rows, job_row
 from tidings.messaging.addresses import (
     AddressError,
     normalize_e164,
@@ -27,9 +26,10 @@ from tidings.messaging.models import Message
 from tidings.messaging.service import Created, SendContext, do_receive_inbound
 from tidings.messaging.status_changes import SMPP_DELIVER_JOB
 from tidings.numbers.service import Owner, number_index, owner_of
-from tidings.outbox import enqueue_rows, job_row
 from tidings.runtime import Runtime
 from tidings.smpp_gateway.service import has_active_credential
+from tidings.storage.db import SYSTEM
+from tidings.web.errors import Forbidden, InvalidRequest, NotFound, TidingsError
 from tidings.webhooks.service import DELIVER_JOB
 from tidings.webhooks.subscriptions import Subscription
 from tidings.whatsapp.service import touch_window

@@ -1,7 +1,7 @@
 """Messages, their event history and idempotency keys.
 
 ``to``, ``from`` and ``body`` are personal data: only their ciphertexts (and a
-blind index for exact look-up) are stored; see ``tidings.vault``.
+blind index for exact look-up) are stored; see ``tidings.storage.vault``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db import Base, BigIntPK
-from tidings.sqltypes import Ciphertext, UTCDateTime
+from tidings.storage.db import Base, BigIntPK
+from tidings.storage.sqltypes import Ciphertext, UTCDateTime
 
 
 class Message(Base):

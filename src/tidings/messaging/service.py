@@ -13,21 +13,21 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings import request_ids
 from tidings.audit.service import Actor, audit_row, record
-from tidings.errors import Conflict, InvalidRequest, NotFound
-from tidings.ids import new_id
+from tidings.core import request_ids
+from tidings.core.ids import new_id
+from tidings.jobs.outbox import job_row
 from tidings.messaging.content import CONTENT_FIELD, content_fields
 from tidings.messaging.drafts import Draft
 from tidings.messaging.lifecycle import Status
 from tidings.messaging.models import Message, MessageEvent
 from tidings.messaging.schemas import MessageEventOut, MessageOut
 from tidings.messaging.status_changes import DISPATCH_JOB, StatusChanges, load_states
-from tidings.outbox import job_row
-from tidings.vault import TenantKeys
+from tidings.storage.vault import TenantKeys
+from tidings.storage.writer import Rows, write_rows
+from tidings.web.errors import Conflict, InvalidRequest, NotFound
 from tidings.webhooks.service import INBOUND_EVENT, STATUS_EVENT, WebhookBatch
 from tidings.webhooks.subscriptions import Subscription
-from tidings.writer import Rows, write_rows
 
 EXPIRE_JOB = "message.expire"
 PERSONAL_FIELDS = ("to", "from", "body")

@@ -17,11 +17,11 @@ from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, select, update
 
-from tidings.bulk import execute_many, insert_many
-from tidings.db import SessionOrConnection
+from tidings.jobs.outbox import enqueue_rows, job_row
 from tidings.messaging.lifecycle import can_move, is_final
 from tidings.messaging.models import Message, MessageEvent
-from tidings.outbox import enqueue_rows, job_row
+from tidings.storage.bulk import execute_many, insert_many
+from tidings.storage.db import SessionOrConnection
 from tidings.webhooks.service import DELIVER_JOB, STATUS_EVENT, WebhookBatch
 from tidings.webhooks.subscriptions import NO_SUBSCRIPTION, Subscription
 

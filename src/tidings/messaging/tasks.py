@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from tidings.accounts.models import Account
 from tidings.connectors.base import DeliveryReport, OutboundMessage, SubmitResult
-from tidings.db import SYSTEM, SessionOrConnection
+from tidings.jobs.outbox import ClaimedJob, complete, retry_many_later
 from tidings.messaging.content import channel_content
 from tidings.messaging.lifecycle import Status, is_final
 from tidings.messaging.status_changes import (
@@ -26,8 +26,8 @@ from tidings.messaging.status_changes import (
     load_states,
     load_states_by_id,
 )
-from tidings.outbox import ClaimedJob, complete, retry_many_later
 from tidings.routing.router import Routed, Router
+from tidings.storage.db import SYSTEM, SessionOrConnection
 from tidings.webhooks.subscriptions import Subscription
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tidings import models_registry
-from tidings.db import Base
+from tidings.migrations import models as models_registry
+from tidings.storage.db import Base
 
 models_registry.load_all()
 target_metadata = Base.metadata

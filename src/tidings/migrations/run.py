@@ -8,7 +8,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from tidings.settings import Settings
+from tidings.core.settings import Settings
 
 HERE = Path(__file__).parent
 

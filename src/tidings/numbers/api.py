@@ -7,16 +7,6 @@ from fastapi import APIRouter, BackgroundTasks
 
 from tidings.accounts.service import get_account
 from tidings.audit.service import Actor
-from tidings.db import SYSTEM
-from tidings.deps import (
-    PROBLEMS_OF_API_KEY_ROUTES,
-    PROBLEMS_OF_OPERATOR_ROUTES,
-    CurrentOperator,
-    CurrentPrincipal,
-    KnownQueryOnly,
-    RuntimeDep,
-)
-from tidings.errors import InvalidRequest, problem_responses
 from tidings.numbers.claims import do_start_claim, do_verify_claim
 from tidings.numbers.codes import send_code_quietly
 from tidings.numbers.models import NUMBER_FIELD, PhoneNumber
@@ -40,7 +30,17 @@ from tidings.numbers.service import (
 )
 from tidings.routing.service import whatsapp_numbers
 from tidings.runtime import Runtime
-from tidings.vault import TenantKeys
+from tidings.storage.db import SYSTEM
+from tidings.storage.vault import TenantKeys
+from tidings.web.deps import (
+    PROBLEMS_OF_API_KEY_ROUTES,
+    PROBLEMS_OF_OPERATOR_ROUTES,
+    CurrentOperator,
+    CurrentPrincipal,
+    KnownQueryOnly,
+    RuntimeDep,
+)
+from tidings.web.errors import InvalidRequest, problem_responses
 from tidings.webhooks.destinations import check_webhook_url
 
 router = APIRouter(prefix="/v1/numbers", tags=["numbers"],

@@ -17,11 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.audit.service import Actor, audit_row, record
-from tidings.errors import Conflict, InvalidRequest, NotFound, TidingsError, TooManyRequests
-from tidings.ids import new_id
+from tidings.core.ids import new_id
 from tidings.numbers.models import CLAIM_NUMBER_FIELD, NumberClaim, PhoneNumber
 from tidings.numbers.service import do_assign_number
-from tidings.vault import TenantKeys
+from tidings.storage.vault import TenantKeys
+from tidings.web.errors import Conflict, InvalidRequest, NotFound, TidingsError, TooManyRequests
 
 CODE_TTL = timedelta(minutes=10)
 MAX_ATTEMPTS = 5

@@ -14,14 +14,14 @@ from sqlalchemy.exc import IntegrityError
 from tidings.accounts.models import Account, AccountStatus
 from tidings.accounts.service import do_create_account
 from tidings.audit.service import Actor
-from tidings.errors import TidingsError
-from tidings.logs import get_logger
+from tidings.core.logs import get_logger
 from tidings.messaging.api import create_one
 from tidings.messaging.drafts import Draft, SendOptions, check_options, make_draft
 from tidings.messaging.encoding import segment
 from tidings.messaging.service import SendContext
 from tidings.numbers.claims import CODE_TTL
 from tidings.runtime import Runtime
+from tidings.web.errors import TidingsError
 from tidings.webhooks.subscriptions import NO_SUBSCRIPTION
 
 PLATFORM_ACCOUNT = "acc_platform"  # no API key; the operator reads its messages

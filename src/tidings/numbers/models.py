@@ -14,8 +14,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db import Base
-from tidings.sqltypes import UTCDateTime
+from tidings.storage.db import Base
+from tidings.storage.sqltypes import UTCDateTime
 
 NUMBER_FIELD = "phone_numbers.number"  # ciphertext (account key) and index (platform key)
 CLAIM_NUMBER_FIELD = "number_claims.number"

@@ -17,11 +17,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.audit.service import Actor, audit_row, record
-from tidings.errors import Conflict, InvalidRequest, NotFound
-from tidings.ids import new_id
+from tidings.core.ids import new_id
 from tidings.messaging.addresses import AddressError, normalize_e164, normalize_email
 from tidings.numbers.models import NUMBER_FIELD, PhoneNumber
-from tidings.vault import TenantKeys
+from tidings.storage.vault import TenantKeys
+from tidings.web.errors import Conflict, InvalidRequest, NotFound
 
 NUMBER_ID_CHARS = 40
 

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db import Base
-from tidings.sqltypes import UTCDateTime
+from tidings.storage.db import Base
+from tidings.storage.sqltypes import UTCDateTime
 
 
 class OperatorKey(Base):

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.service import hash_key_secret
-from tidings.errors import NotFound, Unauthorized
-from tidings.ids import new_id
+from tidings.core.ids import new_id
 from tidings.operators.models import OperatorKey
+from tidings.web.errors import NotFound, Unauthorized
 
 KEY_PREFIX = "tdo"
 _OPERATOR_KEY = re.compile(rf"{KEY_PREFIX}_([0-9a-f]{{12}})_[A-Za-z0-9-]{{1,160}}")

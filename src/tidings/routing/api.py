@@ -10,9 +10,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from tidings.db import SYSTEM
-from tidings.deps import PROBLEMS_OF_OPERATOR_ROUTES, CurrentOperator, KnownQueryOnly, RuntimeDep
-from tidings.errors import problem_responses
 from tidings.routing.schemas import (
     ConnectorErrorOut,
     ConnectorIn,
@@ -34,6 +31,14 @@ from tidings.routing.service import (
     route_out,
     save_route,
 )
+from tidings.storage.db import SYSTEM
+from tidings.web.deps import (
+    PROBLEMS_OF_OPERATOR_ROUTES,
+    CurrentOperator,
+    KnownQueryOnly,
+    RuntimeDep,
+)
+from tidings.web.errors import problem_responses
 
 router = APIRouter(prefix="/v1/operator", tags=["operator"],
                    responses=PROBLEMS_OF_OPERATOR_ROUTES)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tidings.db import SYSTEM, Database
 from tidings.routing.rules import RoutingTable
 from tidings.routing.service import load_routing_table
+from tidings.storage.db import SYSTEM, Database
 
 
 class RoutingCache:

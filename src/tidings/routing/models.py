@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db import Base
-from tidings.sqltypes import UTCDateTime
+from tidings.storage.db import Base
+from tidings.storage.sqltypes import UTCDateTime
 
 
 class ConnectorConfig(Base):

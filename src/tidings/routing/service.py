@@ -12,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Account
 from tidings.connectors.sandbox.carrier import SANDBOX_CHANNELS, SANDBOX_NAME
-from tidings.errors import Conflict, InvalidRequest, NotFound
-from tidings.ids import new_id
+from tidings.core.ids import new_id
 from tidings.routing.models import ConnectorConfig, ConnectorError, RouteRule
 from tidings.routing.rules import Route, RouteTarget, RoutingTable
 from tidings.routing.schemas import (
@@ -26,7 +25,8 @@ from tidings.routing.schemas import (
     TargetIn,
     split_secrets,
 )
-from tidings.vault import TenantKeys
+from tidings.storage.vault import TenantKeys
+from tidings.web.errors import Conflict, InvalidRequest, NotFound
 
 # Connector secrets are encrypted under the vault's keys of this pseudo-tenant, so
 # they live apart from the database like every other key.

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from tidings.connectors.registry import ConnectorRegistry
 from tidings.connectors.smpp.resolution import HOLD_SECONDS as UNKNOWN_HOLD_SECONDS
-from tidings.db import SYSTEM, Database
-from tidings.logs import get_logger
+from tidings.core.logs import get_logger
 from tidings.routing.factory import build_connector
 from tidings.routing.models import ConnectorConfig
 from tidings.routing.service import OPERATOR_KEYRING, connector_secrets, list_connectors
-from tidings.vault import TenantKeys, Vault
+from tidings.storage.db import SYSTEM, Database
+from tidings.storage.vault import TenantKeys, Vault
 
 log = get_logger("tidings.connectors")
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tidings.clock import Clock
+from tidings.core.clock import Clock
 
 
 @dataclass(frozen=True)

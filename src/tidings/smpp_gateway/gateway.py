@@ -42,14 +42,12 @@ from tidings.connectors.smpp.pdu import CommandStatus, Pdu, QuerySm, SubmitSm
 from tidings.connectors.smpp.server import BoundClient, SmppServer
 from tidings.connectors.smpp.stats import SmppSnapshot, StatusCounts, window_in_use
 from tidings.connectors.smpp.times import SmppTimeError, parse_smpp_time
-from tidings.db import SYSTEM
-from tidings.errors import TidingsError
-from tidings.logs import get_logger
+from tidings.core.logs import get_logger
+from tidings.jobs.outbox import Job
 from tidings.messaging.drafts import check_options, make_draft
 from tidings.messaging.schemas import MAX_VALIDITY_SECONDS
 from tidings.messaging.service import SendContext
 from tidings.messaging.status_changes import SMPP_DELIVER_JOB
-from tidings.outbox import Job
 from tidings.smpp_gateway.bind_guard import BindGuard, BindPolicy, bind_keys
 from tidings.smpp_gateway.queries import query_state
 from tidings.smpp_gateway.service import (
@@ -58,6 +56,8 @@ from tidings.smpp_gateway.service import (
     stand_in_hash,
     verify_password,
 )
+from tidings.storage.db import SYSTEM
+from tidings.web.errors import TidingsError
 from tidings.webhooks.subscriptions import Subscription
 
 if TYPE_CHECKING:

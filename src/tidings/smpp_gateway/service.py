@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.audit.service import Actor, audit_row, record
-from tidings.errors import Conflict, InvalidRequest, NotFound
-from tidings.ids import new_id
+from tidings.core.ids import new_id
 from tidings.smpp_gateway.models import SmppCredential
+from tidings.web.errors import Conflict, InvalidRequest, NotFound
 
 _HASHER = PasswordHasher()
 _ALPHABET = string.ascii_letters + string.digits

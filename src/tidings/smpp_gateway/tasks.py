@@ -25,11 +25,11 @@ from tidings.connectors.smpp.receipts import (
     ReceiptText,
     format_receipt_text,
 )
-from tidings.db import SYSTEM
+from tidings.jobs.outbox import ClaimedJob, complete, retry_many_later
 from tidings.messaging.status_changes import MessageState, load_states_by_id
-from tidings.outbox import ClaimedJob, complete, retry_many_later
 from tidings.smpp_gateway.models import SmppCredential
 from tidings.smpp_gateway.queries import smpp_state, smpp_time
+from tidings.storage.db import SYSTEM
 
 if TYPE_CHECKING:
     from tidings.runtime import Runtime

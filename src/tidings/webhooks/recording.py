@@ -23,9 +23,9 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, update
 
-from tidings.bulk import execute_many, insert_many
-from tidings.db import SYSTEM, Database
-from tidings.outbox import complete, retry_many_later
+from tidings.jobs.outbox import complete, retry_many_later
+from tidings.storage.bulk import execute_many, insert_many
+from tidings.storage.db import SYSTEM, Database
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 
 DELIVERIES = cast(Table, WebhookDelivery.__table__)

@@ -10,11 +10,11 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.bulk import insert_many
-from tidings.db import SessionOrConnection
-from tidings.errors import NotFound
-from tidings.ids import new_id
-from tidings.outbox import enqueue_rows, job_row
+from tidings.core.ids import new_id
+from tidings.jobs.outbox import enqueue_rows, job_row
+from tidings.storage.bulk import insert_many
+from tidings.storage.db import SessionOrConnection
+from tidings.web.errors import NotFound
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 
 DELIVERIES = cast(Table, WebhookDelivery.__table__)

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from tidings.errors import InvalidRequest
 from tidings.messaging.lifecycle import FINAL, Status
+from tidings.web.errors import InvalidRequest
 
 FINAL_ALIAS = "final"
 STATUSES = frozenset(Status) - {Status.RECEIVED}  # what a message.status webhook can carry

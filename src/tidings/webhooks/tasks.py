@@ -20,10 +20,10 @@ import orjson
 from sqlalchemy import Column, Row, Table, select
 
 from tidings.accounts.models import Account
-from tidings.db import SYSTEM
+from tidings.jobs.outbox import ClaimedJob, complete, retry_many_later
 from tidings.messaging.models import Message, MessageEvent
-from tidings.outbox import ClaimedJob, complete, retry_many_later
-from tidings.vault import TenantKeys
+from tidings.storage.db import SYSTEM
+from tidings.storage.vault import TenantKeys
 from tidings.webhooks.backoff import next_attempt_delay, should_give_up
 from tidings.webhooks.models import WebhookDelivery
 from tidings.webhooks.recording import WRITTEN, Answered

@@ -25,10 +25,7 @@ from tidings.connectors.whatsapp.webhooks import (
     signature_valid,
     verify_handshake,
 )
-from tidings.db import SYSTEM
-from tidings.deps import RuntimeDep
-from tidings.errors import Forbidden, InvalidRequest, NotFound, TidingsError, problem_responses
-from tidings.logs import get_logger
+from tidings.core.logs import get_logger
 from tidings.messaging.tasks import note_reads
 from tidings.routing.service import (
     OPERATOR_KEYRING,
@@ -37,6 +34,9 @@ from tidings.routing.service import (
     get_connector,
 )
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
+from tidings.web.deps import RuntimeDep
+from tidings.web.errors import Forbidden, InvalidRequest, NotFound, TidingsError, problem_responses
 
 router = APIRouter(prefix="/v1/whatsapp", tags=["whatsapp"])
 log = get_logger("tidings.whatsapp")

@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.connectors.base import WhatsAppContent
 from tidings.connectors.whatsapp.window import CUSTOMER_SERVICE_WINDOW, may_send
-from tidings.errors import InvalidRequest
 from tidings.messaging.content import channel_content
-from tidings.vault import TenantKeys
+from tidings.storage.vault import TenantKeys
+from tidings.web.errors import InvalidRequest
 from tidings.whatsapp.models import CustomerWindow
 
 if TYPE_CHECKING:

@@ -11,14 +11,14 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import Tenant, settle
-from tidings.clock import FakeClock
 from tidings.connectors.smpp.connector import SmppConnector, SmppSettings
 from tidings.connectors.smpp.simulator import SimulatorBehaviour, SmscSimulator
-from tidings.db import SYSTEM
+from tidings.core.clock import FakeClock
 from tidings.messaging.models import Message
 from tidings.routing.schemas import RouteIn, SmppConnectorIn, TargetIn
 from tidings.routing.service import OPERATOR_KEYRING, do_create_connector, do_create_route
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
 
 COUNT = 120
 

@@ -25,7 +25,7 @@ from tidings.connectors.smpp import ledger as ledger_module
 from tidings.connectors.smpp.connector import SmppConnector
 from tidings.connectors.smpp.resolution import UNKNOWN_HELD
 from tidings.connectors.smpp.simulator import SimulatorBehaviour, SmscSimulator
-from tidings.settings import Settings
+from tidings.core.settings import Settings
 
 KEY = bytes(range(32))  # from the key store in production; never in the ledger file
 NO_RECEIPT = "+12025550105"  # the simulator accepts it and sends no receipt

@@ -41,7 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from tidings.sqltypes import UTCDateTime
+from tidings.storage.sqltypes import UTCDateTime
 
 _T = TypeVar("_T")
 

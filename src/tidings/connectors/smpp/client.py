@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from tidings.connectors.smpp.link import LateAnswerHandler, Link, RequestHandler
 from tidings.connectors.smpp.session import BindMode, Session, SessionConfig
-from tidings.logs import get_logger
+from tidings.core.logs import get_logger
 
 log = get_logger("tidings.smpp")
 CONNECT_TIMEOUT_SECONDS = 10.0

@@ -67,7 +67,7 @@ from tidings.connectors.smpp.stats import (
     status_name,
     window_in_use,
 )
-from tidings.logs import get_logger
+from tidings.core.logs import get_logger
 
 log = get_logger("tidings.smpp")
 

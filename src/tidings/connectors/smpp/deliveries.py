@@ -42,7 +42,7 @@ from tidings.connectors.smpp.concat import PartAssembler
 from tidings.connectors.smpp.link import Link
 from tidings.connectors.smpp.pdu import DataSm, DeliverSm, Pdu
 from tidings.connectors.smpp.receipts import is_delivery_receipt, receipt_from_deliver_sm
-from tidings.logs import get_logger
+from tidings.core.logs import get_logger
 
 log = get_logger("tidings.smpp")
 BATCH = 500

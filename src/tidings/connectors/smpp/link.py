@@ -34,7 +34,7 @@ from tidings.connectors.smpp.session import (
     Unbound,
     UnexpectedResponse,
 )
-from tidings.logs import get_logger
+from tidings.core.logs import get_logger
 
 log = get_logger("tidings.smpp")
 READ_CHUNK = 65_536

@@ -21,7 +21,7 @@ from tidings.connectors.smpp.ledger import SubmitLedger
 from tidings.connectors.smpp.matching import ReceiptMatcher
 from tidings.connectors.smpp.pdu import DataSm, DeliverSm, Pdu
 from tidings.connectors.smpp.unknowns import HeldUnknowns
-from tidings.logs import get_logger
+from tidings.core.logs import get_logger
 
 log = get_logger("tidings.smpp")
 

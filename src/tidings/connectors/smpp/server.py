@@ -31,7 +31,7 @@ from tidings.connectors.smpp.session import (
     Session,
     SessionConfig,
 )
-from tidings.logs import get_logger
+from tidings.core.logs import get_logger
 
 log = get_logger("tidings.smpp")
 RECEIVING_MODES = frozenset({"receiver", "transceiver"})

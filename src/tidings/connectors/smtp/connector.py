@@ -72,7 +72,7 @@ from tidings.connectors.smtp.bounces import (
     is_safe_message_id,
 )
 from tidings.connectors.smtp.listener import SmtpListener, SmtpListenerSettings
-from tidings.logs import get_logger
+from tidings.core.logs import get_logger
 
 log = get_logger("tidings.smtp")
 QUIT_TIMEOUT_SECONDS = 2.0

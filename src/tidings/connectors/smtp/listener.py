@@ -51,7 +51,7 @@ from tidings.connectors.smtp.bounces import (
     message_id_from_bounce_address,
     parse,
 )
-from tidings.logs import get_logger
+from tidings.core.logs import get_logger
 
 log = get_logger("tidings.smtp")
 OK = "250 2.0.0 OK"

@@ -69,7 +69,7 @@ from tidings.connectors.base import (
     WhatsAppContent,
     refuse_inbound,
 )
-from tidings.logs import get_logger
+from tidings.core.logs import get_logger
 
 log = get_logger("tidings.whatsapp")
 

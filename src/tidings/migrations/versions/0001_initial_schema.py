@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import tidings.sqltypes
+import tidings.storage.sqltypes
 
 revision = "0001"
 down_revision = None
@@ -27,8 +27,8 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=30), nullable=False),
         sa.Column("webhook_url", sa.String(length=2048), nullable=True),
         sa.Column("webhook_secret_enc", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["parent_id"], ["accounts.id"], name=op.f("fk_accounts_parent_id_accounts")
         ),
@@ -49,10 +49,10 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=40), nullable=False),
         sa.Column("ref_id", sa.String(length=100), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=True),
-        sa.Column("run_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("run_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("locked_until", tidings.sqltypes.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
@@ -65,9 +65,9 @@ def upgrade() -> None:
         sa.Column("prefix", sa.String(length=24), nullable=False),
         sa.Column("secret_hash", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("created_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_used_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_used_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["accounts.id"], name=op.f("fk_api_keys_tenant_id_accounts")
         ),
@@ -92,7 +92,7 @@ def upgrade() -> None:
         sa.Column("table_name", sa.String(length=60), nullable=False),
         sa.Column("row_id", sa.String(length=40), nullable=False),
         sa.Column("fields", sa.JSON(), nullable=False),
-        sa.Column("created_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=True),
         sa.Column("prev_hash", sa.String(length=64), nullable=True),
         sa.Column("hash", sa.String(length=64), nullable=True),
@@ -119,14 +119,14 @@ def upgrade() -> None:
         sa.Column("encoding", sa.String(length=10), nullable=False),
         sa.Column("num_segments", sa.Integer(), nullable=False),
         sa.Column("status_callback", sa.String(length=2048), nullable=True),
-        sa.Column("send_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("expires_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("send_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("expires_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=True),
         sa.Column("connector", sa.String(length=60), nullable=True),
         sa.Column("carrier_message_id", sa.String(length=100), nullable=True),
         sa.Column("error_code", sa.String(length=60), nullable=True),
         sa.Column("event_count", sa.Integer(), nullable=False),
-        sa.Column("created_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["accounts.id"], name=op.f("fk_messages_tenant_id_accounts")
         ),
@@ -148,7 +148,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("tenant_id", sa.String(length=40), nullable=False),
         sa.Column("number", sa.String(length=32), nullable=False),
-        sa.Column("created_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["accounts.id"], name=op.f("fk_phone_numbers_tenant_id_accounts")
         ),
@@ -164,7 +164,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("request_hash", sa.String(length=64), nullable=False),
         sa.Column("message_id", sa.String(length=40), nullable=False),
-        sa.Column("created_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["message_id"], ["messages.id"], name=op.f("fk_idempotency_keys_message_id_messages")
         ),
@@ -188,7 +188,7 @@ def upgrade() -> None:
         sa.Column("applied", sa.Boolean(), nullable=False),
         sa.Column("source", sa.String(length=30), nullable=False),
         sa.Column("error_code", sa.String(length=60), nullable=True),
-        sa.Column("created_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["message_id"], ["messages.id"], name=op.f("fk_message_events_message_id_messages")
         ),
@@ -214,11 +214,11 @@ def upgrade() -> None:
         sa.Column("url", sa.String(length=2048), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_status_code", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.String(length=300), nullable=True),
-        sa.Column("created_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("completed_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["message_id"], ["messages.id"], name=op.f("fk_webhook_deliveries_message_id_messages")
         ),
@@ -253,7 +253,7 @@ def upgrade() -> None:
         sa.Column("error", sa.String(length=300), nullable=True),
         sa.Column("duration_ms", sa.Integer(), nullable=False),
         sa.Column("response_excerpt", sa.String(length=200), nullable=False),
-        sa.Column("created_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["delivery_id"],
             ["webhook_deliveries.id"],

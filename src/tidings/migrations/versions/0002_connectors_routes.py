@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import tidings.sqltypes
+import tidings.storage.sqltypes
 
 revision = "0002"
 down_revision = "0001"
@@ -28,8 +28,8 @@ def upgrade() -> None:
         sa.Column("settings", sa.JSON(), nullable=False),
         sa.Column("secrets_enc", sa.LargeBinary(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
-        sa.Column("created_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_connectors")),
         sa.UniqueConstraint("name", name=op.f("uq_connectors_name")),
     )
@@ -43,7 +43,7 @@ def upgrade() -> None:
         sa.Column("sender", sa.String(length=32), nullable=True),
         sa.Column("account_id", sa.String(length=40), nullable=True),
         sa.Column("targets", sa.JSON(), nullable=False),
-        sa.Column("created_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_routes_account_id_accounts")
         ),
@@ -55,8 +55,8 @@ def upgrade() -> None:
         sa.Column("prefix", sa.String(length=24), nullable=False),
         sa.Column("secret_hash", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("created_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_operator_keys")),
         sa.UniqueConstraint("prefix", name=op.f("uq_operator_keys_prefix")),
     )

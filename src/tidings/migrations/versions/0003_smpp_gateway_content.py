@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import tidings.sqltypes
+import tidings.storage.sqltypes
 
 revision = "0003"
 down_revision = "0002"
@@ -29,8 +29,8 @@ def upgrade() -> None:
         sa.Column("system_id", sa.String(length=16), nullable=False),
         sa.Column("password_hash", sa.String(length=200), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("created_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["accounts.id"], name=op.f("fk_smpp_credentials_tenant_id_accounts")
         ),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import tidings.sqltypes
+import tidings.storage.sqltypes
 
 revision = "0004"
 down_revision = "0003"
@@ -26,7 +26,7 @@ def upgrade() -> None:
         "whatsapp_windows",
         sa.Column("tenant_id", sa.String(length=40), nullable=False),
         sa.Column("customer_index", sa.String(length=64), nullable=False),
-        sa.Column("last_inbound_at", tidings.sqltypes.UTCDateTime(timezone=True),
+        sa.Column("last_inbound_at", tidings.storage.sqltypes.UTCDateTime(timezone=True),
                   nullable=False),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["accounts.id"], name=op.f("fk_whatsapp_windows_tenant_id_accounts")

@@ -22,8 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import context, op
 
-import tidings.sqltypes
-from tidings.vault import PLATFORM_KEYRING, TenantKeys, load_keys
+import tidings.storage.sqltypes
+from tidings.storage.vault import PLATFORM_KEYRING, TenantKeys, load_keys
 
 revision = "0010"
 down_revision = "0009"
@@ -119,9 +119,9 @@ def _create_claims() -> None:
         sa.Column("number_enc", sa.LargeBinary(), nullable=False),
         sa.Column("code_hash", sa.String(length=64), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("expires_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("created_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("verified_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("expires_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("verified_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["tenant_id"], ["accounts.id"],
                                 name=op.f("fk_number_claims_tenant_id_accounts")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_number_claims")),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import tidings.sqltypes
+import tidings.storage.sqltypes
 
 revision = "0012"
 down_revision = "0011"
@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("connector", sa.String(length=60), nullable=False),
         sa.Column("code", sa.Integer(), nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
-        sa.Column("occurred_at", tidings.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", tidings.storage.sqltypes.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_connector_errors")),
     )
     op.create_index("ix_connector_errors_connector_id", "connector_errors",

@@ -7,9 +7,9 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from tidings.db import SYSTEM
-from tidings.deps import RuntimeDep
-from tidings.errors import TidingsError, problem_responses
+from tidings.storage.db import SYSTEM
+from tidings.web.deps import RuntimeDep
+from tidings.web.errors import TidingsError, problem_responses
 
 router = APIRouter(tags=["operations"])
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 def load_all() -> None:
     import tidings.accounts.models
     import tidings.audit.models
+    import tidings.jobs.outbox
     import tidings.messaging.models
     import tidings.numbers.models
     import tidings.operators.models
-    import tidings.outbox
     import tidings.routing.models
     import tidings.smpp_gateway.models
     import tidings.webhooks.models

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from tidings.errors import Problem
+from tidings.web.errors import Problem
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")

@@ -37,9 +37,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
-from tidings.logs import get_logger
-from tidings.settings import Settings
-from tidings.sqltypes import UTCDateTime
+from tidings.core.logs import get_logger
+from tidings.core.settings import Settings
+from tidings.storage.sqltypes import UTCDateTime
 
 __all__ = ["PLATFORM_KEYRING", "TenantKeys", "Vault", "VaultError", "load_keys",
            "load_master_key"]

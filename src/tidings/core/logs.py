@@ -8,7 +8,7 @@ import sys
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-from tidings import request_ids
+from tidings.core import request_ids
 
 
 def configure_logging(level: str = "INFO") -> None:

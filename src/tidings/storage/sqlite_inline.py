@@ -144,7 +144,7 @@ class InlineDbapi(AsyncAdapt_aiosqlite_dbapi):
         super().__init__(aiosqlite, sqlite3)
 
     def connect(self, *args: Any, **kwargs: Any) -> AsyncAdapt_aiosqlite_connection:
-        # Autocommit mode: the engine emits BEGIN itself (see ``tidings.db``).
+        # Autocommit mode: the engine emits BEGIN itself (see ``tidings.storage.db``).
         kwargs["isolation_level"] = None
         kwargs.setdefault("check_same_thread", False)  # engines outlive a loop in tests
         return AsyncAdapt_aiosqlite_connection(self, InlineConnection(  # type: ignore[arg-type]

@@ -29,9 +29,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql import Select
 
-from tidings.bulk import insert_many
-from tidings.db import SYSTEM, Base, BigIntPK, Database, SessionOrConnection
-from tidings.sqltypes import UTCDateTime
+from tidings.storage.bulk import insert_many
+from tidings.storage.db import SYSTEM, Base, BigIntPK, Database, SessionOrConnection
+from tidings.storage.sqltypes import UTCDateTime
 
 
 class Job(Base):

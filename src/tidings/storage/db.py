@@ -29,8 +29,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
-from tidings.sqlite_checkpoints import BACKSTOP_PAGES, WalCheckpointer
-from tidings.sqlite_inline import InlineDbapi
+from tidings.storage.sqlite_checkpoints import BACKSTOP_PAGES, WalCheckpointer
+from tidings.storage.sqlite_inline import InlineDbapi
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -1,8 +1,8 @@
 """Nudges so a worker starts at once instead of at its next poll.
 
 In one process a nudge is a future set in memory. When processes run apart, a
-``publisher`` also carries each nudge to the others (``tidings.wakeup_bridge`` on
-PostgreSQL, ``tidings.wakeup_sockets`` on SQLite). A nudge is only ever a hint: the job
+``publisher`` also carries each nudge to the others (``tidings.jobs.wakeup_bridge`` on
+PostgreSQL, ``tidings.jobs.wakeup_sockets`` on SQLite). A nudge is only ever a hint: the job
 rows are the truth, and every worker still polls, so a lost nudge delays work
 by one poll and loses nothing.
 """

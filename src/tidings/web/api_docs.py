@@ -14,7 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from swagger_ui_bundle import swagger_ui_path
 
-from tidings.errors import NotFound
+from tidings.web.errors import NotFound
 
 DOCS_PATH = "/docs"
 ASSETS_PATH = "/docs/assets"

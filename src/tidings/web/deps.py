@@ -11,11 +11,11 @@ from fastapi.routing import APIRoute
 from fastapi.security.base import SecurityBase
 
 from tidings.accounts.auth import Principal, bearer_token
-from tidings.db import SYSTEM
-from tidings.errors import InvalidRequest, problem_responses
 from tidings.operators.models import OperatorKey
 from tidings.operators.service import check_operator_key
 from tidings.runtime import Runtime
+from tidings.storage.db import SYSTEM
+from tidings.web.errors import InvalidRequest, problem_responses
 
 
 async def get_runtime(request: Request) -> Runtime:

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from tidings import outbox, request_ids
 from tidings.audit.service import seal_pending
-from tidings.db import SYSTEM
-from tidings.logs import get_logger
+from tidings.core import request_ids
+from tidings.core.logs import get_logger
+from tidings.jobs import outbox
 from tidings.messaging.models import Message
+from tidings.storage.db import SYSTEM
 
 if TYPE_CHECKING:
     from tidings.runtime import Runtime

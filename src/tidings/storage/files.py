@@ -13,8 +13,8 @@ import os
 import stat
 from pathlib import Path
 
-from tidings.db import sqlite_file
-from tidings.settings import Settings
+from tidings.core.settings import Settings
+from tidings.storage.db import sqlite_file
 
 PRIVATE_UMASK = 0o077
 # A SQLite file and what is created beside it: WAL, shared memory, rollback journal,

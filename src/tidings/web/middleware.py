@@ -8,9 +8,9 @@ import time
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tidings import request_ids
-from tidings.errors import PayloadTooLarge
-from tidings.logs import get_logger
+from tidings.core import request_ids
+from tidings.core.logs import get_logger
+from tidings.web.errors import PayloadTooLarge
 
 log = get_logger("tidings.access")
 

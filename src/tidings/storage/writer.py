@@ -20,8 +20,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.bulk import insert_many
-from tidings.db import Base, Database, set_tenant_setting
+from tidings.storage.bulk import insert_many
+from tidings.storage.db import Base, Database, set_tenant_setting
 
 # Parents before children, for the foreign keys.
 TABLE_ORDER = ("messages", "message_events", "idempotency_keys", "webhook_deliveries", "jobs",

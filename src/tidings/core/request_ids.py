@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from tidings.ids import new_id
+from tidings.core.ids import new_id
 
 if TYPE_CHECKING:
-    from tidings.outbox import ClaimedJob
+    from tidings.jobs.outbox import ClaimedJob
 
 HEADER = b"x-request-id"
 MAX_PER_BATCH = 20
@@ -48,7 +48,7 @@ def job_payload() -> dict[str, Any] | None:
 
 def bind(request_id: str) -> Token[str | None]:
     """Run as request ``request_id`` until ``unbind``. Log lines carry it through
-    ``tidings.logs.add_request_id``: one context variable set per request, where binding
+    ``tidings.core.logs.add_request_id``: one context variable set per request, where binding
     it into structlog's context as well cost a dictionary of tokens each time."""
     return _current.set(request_id)
 

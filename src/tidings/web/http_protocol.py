@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from tidings.logs import get_logger
-from tidings.settings import Settings
+from tidings.core.logs import get_logger
+from tidings.core.settings import Settings
 
 log = get_logger("tidings.http")
 FD_RESERVE = 128  # descriptors kept for the database, carriers and webhooks

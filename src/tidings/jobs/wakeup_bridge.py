@@ -17,8 +17,8 @@ from collections.abc import Iterable
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from tidings.logs import get_logger
-from tidings.wakeups import Wakeups
+from tidings.core.logs import get_logger
+from tidings.jobs.wakeups import Wakeups
 
 CHANNEL = "tidings_wakeups"
 RECONNECT_SECONDS = 1.0

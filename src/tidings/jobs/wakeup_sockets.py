@@ -24,8 +24,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from tidings.logs import get_logger
-from tidings.wakeups import Wakeups
+from tidings.core.logs import get_logger
+from tidings.jobs.wakeups import Wakeups
 
 PEERS_REFRESH_SECONDS = 1.0  # a process started later is nudged from then on
 MAX_DATAGRAM = 64  # longer than any job kind; anything longer is not ours

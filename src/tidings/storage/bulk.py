@@ -20,7 +20,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from tidings.db import SessionOrConnection
+from tidings.storage.db import SessionOrConnection
 
 Processor = Callable[[Any], Any]
 

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from tidings.logs import get_logger
+from tidings.core.logs import get_logger
 
 log = get_logger("tidings.db")
 INTERVAL_SECONDS = 0.1

@@ -1,0 +1,1 @@
+"""What every layer may use: time, ids, settings, logs, request ids."""

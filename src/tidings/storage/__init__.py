@@ -1,0 +1,1 @@
+"""The database, its types and group commits, the key store, files on disk."""

@@ -1,0 +1,2 @@
+"""HTTP plumbing the domains' APIs share: dependencies, problems, middleware, the
+protocol, the OpenAPI schema."""
