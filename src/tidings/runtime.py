@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tidings.accounts.auth import Authenticator
+from tidings.audit import tasks as audit_tasks
 from tidings.audit.chain import AuditChain
 from tidings.audit.legacy import key_legacy_chains
 from tidings.connectors.base import DeliveryReport, InboundMessage
@@ -23,14 +24,14 @@ from tidings.connectors.smpp.stats import SmppSnapshot
 from tidings.core.clock import Clock
 from tidings.core.logs import get_logger
 from tidings.core.settings import Settings
+from tidings.jobs.registry import JobRegistry
 from tidings.jobs.wakeup_bridge import PostgresWakeupBridge, asyncpg_dsn
 from tidings.jobs.wakeup_sockets import SocketWakeupBridge, socket_directory
 from tidings.jobs.wakeups import Wakeups
-from tidings.jobs.workers import Worker, WorkerPool
+from tidings.jobs.workers import WorkerPool
 from tidings.messaging import tasks as messaging_tasks
 from tidings.messaging.idempotency import key_legacy_fingerprints
-from tidings.messaging.service import EXPIRE_JOB
-from tidings.messaging.status_changes import DISPATCH_JOB, FALLBACK_JOB, SMPP_DELIVER_JOB
+from tidings.messaging.inbound import take_inbound
 from tidings.metrics import Metrics
 from tidings.migrations.run import upgrade
 from tidings.routing.cache import RoutingCache
@@ -43,7 +44,6 @@ from tidings.storage.writer import GroupWriter
 from tidings.webhooks import tasks as webhook_tasks
 from tidings.webhooks.recording import AttemptRecorder
 from tidings.webhooks.sender import WebhookSender
-from tidings.webhooks.service import DELIVER_JOB
 
 if TYPE_CHECKING:  # the carriers' code (aiohttp, aiosmtpd, …) only where carriers run,
     # not in every CLI command that opens a runtime
@@ -78,16 +78,9 @@ class Runtime:
 
     def worker_pool(self) -> WorkerPool:
         if self.workers is None:
-            batch, only = self.settings.worker_batch_size, set(self.settings.worker_jobs)
-            self.workers = WorkerPool(self, [worker for worker in [
-                Worker(DISPATCH_JOB, messaging_tasks.dispatch_batch, batch, loops=2),
-                Worker(EXPIRE_JOB, messaging_tasks.expire_batch, batch),
-                Worker(FALLBACK_JOB, messaging_tasks.fallback_batch, batch),
-                Worker(DELIVER_JOB, webhook_tasks.deliver_batch, batch,
-                       loops=self.settings.webhook_loops, yields_to=DISPATCH_JOB,
-                       lease_seconds=self.settings.webhook_lease_seconds),
-                Worker(SMPP_DELIVER_JOB, smpp_tasks.deliver_batch, batch),
-            ] if worker.loops and (not only or worker.kind in only)])
+            settings = self.settings
+            self.workers = WorkerPool(self, JOBS.workers(settings, only=settings.worker_jobs),
+                                      JOBS.chores)
         return self.workers
 
     def smpp_snapshots(self) -> list[tuple[str, SmppSnapshot]]:
@@ -104,12 +97,21 @@ class Runtime:
 
     async def inbound_sink(self, connector: str,
                            messages: Sequence[InboundMessage]) -> list[bool]:
-        from tidings.messaging.inbound import take_inbound  # it needs Runtime itself
-
         return await take_inbound(self, connector, messages)
 
 
-JOB_KINDS = (DISPATCH_JOB, EXPIRE_JOB, DELIVER_JOB, SMPP_DELIVER_JOB, FALLBACK_JOB)
+def job_registry() -> JobRegistry:
+    """Every domain's job kinds and chores (each domain's ``tasks.register``)."""
+    registry = JobRegistry()
+    for domain in DOMAIN_TASKS:
+        domain.register(registry)
+    return registry
+
+
+# The domains with work for the workers, in the order a drain runs their kinds.
+DOMAIN_TASKS = (messaging_tasks, webhook_tasks, smpp_tasks, audit_tasks)
+JOBS = job_registry()
+JOB_KINDS = JOBS.kind_names
 
 
 def sandbox_ledger_url(settings: Settings) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from tidings.accounts.models import Account, AccountStatus
 from tidings.accounts.service import do_create_account, do_create_api_key, new_account_id
 from tidings.audit.service import Actor
-from tidings.runtime import Runtime
+from tidings.core.services import Services
 from tidings.web.errors import InvalidRequest
 from tidings.webhooks.destinations import check_webhook_url
 from tidings.webhooks.subscriptions import statuses_column
@@ -22,7 +22,7 @@ class Provisioned:
     webhook_secret: str  # shown once; readable again by the account via the API
 
 
-async def provision_account(rt: Runtime, *, name: str, parent_id: str | None,
+async def provision_account(rt: Services, *, name: str, parent_id: str | None,
                             status: AccountStatus, actor: Actor,
                             webhook_url: str | None = None,
                             webhook_statuses: Sequence[str] | None = None) -> Provisioned:

@@ -17,23 +17,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
-
-from tidings.audit.service import seal_pending
 from tidings.core import request_ids
 from tidings.core.logs import get_logger
 from tidings.jobs import outbox
-from tidings.messaging.models import Message
 from tidings.storage.db import SYSTEM
 
 if TYPE_CHECKING:
-    from tidings.runtime import Runtime
+    from tidings.core.services import Services
 
 STOP_GRACE_SECONDS = 10.0  # how long stop() lets a batch in hand finish
-Handler = Callable[["Runtime", Sequence[outbox.ClaimedJob]], Awaitable[None]]
+Handler = Callable[["Services", Sequence[outbox.ClaimedJob]], Awaitable[None]]
 log = get_logger("tidings.workers")
 YIELD_CHECK_SECONDS = 0.02
-GAUGE_EVERY = 20  # housekeeping rounds of 0.5 s: table-wide counts every 10 s
+HOUSEKEEPING_SECONDS = 0.5  # a round of chores
+GAUGE_EVERY = 20  # housekeeping rounds: table-wide counts every 10 s
 
 
 @dataclass(frozen=True)
@@ -46,10 +43,21 @@ class Worker:
     lease_seconds: float | None = None  # None: the settings' job_lease_seconds
 
 
+@dataclass(frozen=True)
+class Chore:
+    """Housekeeping a domain asks for: ``run`` every ``every`` rounds."""
+
+    name: str
+    run: Callable[[Services], Awaitable[None]]
+    every: int = 1
+
+
 class WorkerPool:
-    def __init__(self, rt: Runtime, workers: Sequence[Worker]) -> None:
+    def __init__(self, rt: Services, workers: Sequence[Worker],
+                 chores: Sequence[Chore] = ()) -> None:
         self._rt = rt
         self._workers = {w.kind: w for w in workers}
+        self._chores = list(chores)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._claim_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -206,30 +214,28 @@ class WorkerPool:
                 await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _housekeeping(self) -> None:
-        """Seal the audit chain and refresh gauges, off the request path.
-
-        Sealing runs every half second; the gauges count whole tables, so they are
-        refreshed only every ``GAUGE_EVERY`` rounds.
-        """
+        """The domains' chores (sealing the audit chain, counting messages) and the queue
+        gauges, off the request path, a round every ``HOUSEKEEPING_SECONDS``; the gauges
+        count whole tables, so only every ``GAUGE_EVERY`` rounds."""
         rounds = 0
         while not self._stopping.is_set():
-            try:
-                await seal_pending(self._rt.db, self._rt.audit_chain)
-                if rounds % GAUGE_EVERY == 0:
-                    await self._refresh_gauges()
-            except Exception:
-                log.exception("housekeeping_failed")
+            for chore in self._chores:
+                if rounds % chore.every == 0:
+                    await self._run_chore(chore)
+            if rounds % GAUGE_EVERY == 0:
+                await self._run_chore(Chore("queue_gauges", self._refresh_gauges))
             rounds += 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), 0.5)
+                await asyncio.wait_for(self._stopping.wait(), HOUSEKEEPING_SECONDS)
 
-    async def _refresh_gauges(self) -> None:
-        metrics = self._rt.metrics
-        async with self._rt.db.transaction(tenant=SYSTEM, write=False) as session:
+    async def _run_chore(self, chore: Chore) -> None:
+        try:
+            await chore.run(self._rt)
+        except Exception:
+            log.exception("housekeeping_failed", chore=chore.name)
+
+    async def _refresh_gauges(self, rt: Services) -> None:
+        async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
             depth = await outbox.depth(session)
-            by_status = (await session.execute(
-                select(Message.status, func.count()).group_by(Message.status))).all()
-            for status, count in by_status:
-                metrics.messages_by_status.labels(status).set(count)
         for kind in self._workers:
-            metrics.queue_depth.labels(kind).set(depth.get(kind, 0))
+            rt.metrics.queue_depth.labels(kind).set(depth.get(kind, 0))

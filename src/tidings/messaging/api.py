@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tidings.accounts.auth import Principal
 from tidings.accounts.models import SENDING_STATUSES
+from tidings.core.services import Services
 from tidings.messaging import idempotency
 from tidings.messaging.addresses import AddressError, normalize_e164
 from tidings.messaging.drafts import Draft, SendOptions, check_options, make_draft, render_template
@@ -42,7 +43,6 @@ from tidings.messaging.service import (
     message_out,
 )
 from tidings.messaging.status_changes import DISPATCH_JOB
-from tidings.runtime import Runtime
 from tidings.storage.writer import Rows, write_rows
 from tidings.web.deps import (
     PROBLEMS_OF_API_KEY_ROUTES,
@@ -70,12 +70,12 @@ def ensure_can_send(principal: Principal) -> None:
                         code=f"account_{principal.account_status}")
 
 
-async def _context(rt: Runtime, principal: Principal) -> SendContext:
+async def _context(rt: Services, principal: Principal) -> SendContext:
     keys = await rt.vault.keys_for(principal.tenant)
     return SendContext(principal.tenant, keys, principal.actor, principal.webhooks)
 
 
-def _options(rt: Runtime, body: SendMessage | SendBatch) -> SendOptions:
+def _options(rt: Services, body: SendMessage | SendBatch) -> SendOptions:
     check_webhook_url(body.status_callback, field="status_callback",
                       allow_private=rt.settings.webhook_allow_private)
     return check_options(sender=body.from_, channel=body.channel,
@@ -99,7 +99,7 @@ async def send_message(body: SendMessage, rt: RuntimeDep, principal: CurrentPrin
         return await _create_idempotent(rt, ctx, draft, idempotency_key, request_hash, response)
 
 
-async def prepare_send(rt: Runtime, principal: Principal,
+async def prepare_send(rt: Services, principal: Principal,
                        body: SendMessage) -> tuple[SendContext, Draft]:
     """Everything a send checks before it writes; raises ``TidingsError`` on a bad one."""
     ensure_can_send(principal)
@@ -123,7 +123,7 @@ def _whatsapp(body: SendMessage) -> dict[str, Any] | None:
     return None
 
 
-async def create_one(rt: Runtime, ctx: SendContext, draft: Draft) -> MessageOut:
+async def create_one(rt: Services, ctx: SendContext, draft: Draft) -> MessageOut:
     """Store one checked message; returns once it is durable."""
     rows, created = build_messages(ctx, [draft], rt.clock.now())
     await rt.writer.write(ctx.tenant, rows)
@@ -131,7 +131,7 @@ async def create_one(rt: Runtime, ctx: SendContext, draft: Draft) -> MessageOut:
     return created_out(created[0])
 
 
-async def _create_idempotent(rt: Runtime, ctx: SendContext, draft: Draft, key: str,
+async def _create_idempotent(rt: Services, ctx: SendContext, draft: Draft, key: str,
                              request_hash: str, response: Response) -> MessageOut:
     now = rt.clock.now()
     async with rt.db.transaction(tenant=ctx.tenant) as session:
@@ -153,7 +153,7 @@ def _has_webhooks(ctx: SendContext, status_callback: str | None) -> bool:
     return any(ctx.webhooks.urls_for(Status.QUEUED, status_callback))
 
 
-def _after_create(rt: Runtime, channel: str, count: int, *, webhooks: bool) -> None:
+def _after_create(rt: Services, channel: str, count: int, *, webhooks: bool) -> None:
     rt.wakeups.notify(DISPATCH_JOB, *([DELIVER_JOB] if webhooks else []))
     rt.metrics.messages_created.labels(channel, "outbound").inc(count)
 
@@ -212,7 +212,7 @@ class _BatchAnswer:
     replayed: bool = False
 
 
-async def _prepare_batch(rt: Runtime, principal: Principal,
+async def _prepare_batch(rt: Services, principal: Principal,
                          body: SendBatch) -> tuple[SendContext, _Batch]:
     """Everything a batch checks before it writes; a bad recipient is only rejected."""
     ensure_can_send(principal)
@@ -238,7 +238,7 @@ async def _prepare_batch(rt: Runtime, principal: Principal,
     return await _context(rt, principal), batch
 
 
-async def _batch_idempotent(rt: Runtime, ctx: SendContext, batch: _Batch, key: str,
+async def _batch_idempotent(rt: Services, ctx: SendContext, batch: _Batch, key: str,
                             request_hash: str) -> _BatchAnswer:
     """Replay the stored answer, or store the batch and its answer in one transaction."""
     now = rt.clock.now()
@@ -309,7 +309,7 @@ async def cancel_message(message_id: str, rt: RuntimeDep,
     return message_out(message, keys)
 
 
-def check_body(rt: Runtime, text: str, *, rendered: bool = False) -> None:
+def check_body(rt: Services, text: str, *, rendered: bool = False) -> None:
     """The configured length limit (the schema only caps what a request may carry)."""
     what = "rendered body" if rendered else "body"
     if not text:

@@ -26,9 +26,9 @@ from tidings.web.errors import TidingsError
 from tidings.web.middleware import replay_body
 
 if TYPE_CHECKING:
+    from tidings.core.services import Services
     from tidings.messaging.drafts import Draft
     from tidings.messaging.service import SendContext
-    from tidings.runtime import Runtime
 
 PATH = "/v1/messages"
 ROUTE = SimpleNamespace(path=PATH)  # what the access log reports for this route
@@ -50,7 +50,7 @@ class FastSend:
         body, complete = await _read_body(receive)
         if not complete:
             return  # the client went away before it finished sending: nobody to answer
-        rt: Runtime = scope["app"].state.runtime
+        rt: Services = scope["app"].state.runtime
         checked = await _check(rt, headers, body)
         if checked is None:
             await self.app(scope, replay_body(body, receive), send)
@@ -64,7 +64,7 @@ class FastSend:
         await send({"type": "http.response.body", "body": payload})
 
 
-async def _check(rt: Runtime, headers: dict[bytes, str],
+async def _check(rt: Services, headers: dict[bytes, str],
                  body: bytes) -> tuple[SendContext, Draft] | None:
     """The context and draft of a plain send, or None to let the endpoint answer."""
     account = headers.get(b"tidings-account")

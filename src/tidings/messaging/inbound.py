@@ -13,6 +13,7 @@ from tidings.accounts.service import ancestry, below, effective_status
 from tidings.audit.service import Actor
 from tidings.connectors.base import InboundMessage
 from tidings.core.logs import get_logger
+from tidings.core.services import Services
 from tidings.jobs.outbox import enqueue_rows, job_row
 from tidings.messaging.addresses import (
     AddressError,
@@ -26,7 +27,6 @@ from tidings.messaging.models import Message
 from tidings.messaging.service import Created, SendContext, do_receive_inbound
 from tidings.messaging.status_changes import SMPP_DELIVER_JOB
 from tidings.numbers.service import Owner, number_index, owner_of
-from tidings.runtime import Runtime
 from tidings.smpp_gateway.service import has_active_credential
 from tidings.storage.db import SYSTEM
 from tidings.web.errors import Forbidden, InvalidRequest, NotFound, TidingsError
@@ -38,7 +38,7 @@ log = get_logger("tidings.inbound")
 _WHATSAPP_NUMBER = re.compile(r"\+[1-9][0-9]{1,14}")
 
 
-async def take_inbound(rt: Runtime, connector: str,
+async def take_inbound(rt: Services, connector: str,
                        messages: Sequence[InboundMessage]) -> list[bool]:
     """The connectors' inbound sink. A message no account can take (its number is
     nobody's, or unreadable) is taken and dropped with a log line: the carrier
@@ -76,7 +76,7 @@ def _form(channel: str, body: str) -> tuple[str, int]:
     return segmentation.encoding, segmentation.num_segments
 
 
-async def _seen(rt: Runtime, connector: str, carrier_message_id: str) -> bool:
+async def _seen(rt: Services, connector: str, carrier_message_id: str) -> bool:
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         found = await session.scalar(select(Message.id).where(
             Message.connector == connector, Message.carrier_message_id == carrier_message_id,
@@ -84,7 +84,7 @@ async def _seen(rt: Runtime, connector: str, carrier_message_id: str) -> bool:
     return found is not None
 
 
-async def _owner(rt: Runtime, number: str, allowed_root: str | None) -> tuple[Account, Owner]:
+async def _owner(rt: Services, number: str, allowed_root: str | None) -> tuple[Account, Owner]:
     """The account that takes a message to ``number``: none for a terminated account, or
     one below a terminated parent, since terminated means no processing."""
     index = number_index(await rt.vault.platform_keys(), number)
@@ -99,7 +99,7 @@ async def _owner(rt: Runtime, number: str, allowed_root: str | None) -> tuple[Ac
     return chain[0], owner
 
 
-async def receive_inbound(rt: Runtime, *, sender: str, to: str, body: str, channel: str,
+async def receive_inbound(rt: Services, *, sender: str, to: str, body: str, channel: str,
                           actor: Actor, allowed_root: str | None = None,
                           carrier: tuple[str, str | None] | None = None) -> Created:
     """Store a message sent to one of our numbers.

@@ -12,14 +12,19 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tidings.accounts.models import Account
 from tidings.connectors.base import DeliveryReport, OutboundMessage, SubmitResult
 from tidings.jobs.outbox import ClaimedJob, complete, retry_many_later
+from tidings.jobs.registry import JobRegistry
+from tidings.jobs.workers import GAUGE_EVERY
 from tidings.messaging.content import channel_content
 from tidings.messaging.lifecycle import Status, is_final
+from tidings.messaging.service import EXPIRE_JOB
 from tidings.messaging.status_changes import (
+    DISPATCH_JOB,
+    FALLBACK_JOB,
     MESSAGES,
     MessageState,
     StatusChanges,
@@ -31,7 +36,7 @@ from tidings.storage.db import SYSTEM, SessionOrConnection
 from tidings.webhooks.subscriptions import Subscription
 
 if TYPE_CHECKING:
-    from tidings.runtime import Runtime
+    from tidings.core.services import Services
 
 EXPIRED_ERROR = "validity_period_elapsed"
 
@@ -49,7 +54,7 @@ async def _changes(session: SessionOrConnection, messages: Sequence[MessageState
     return StatusChanges(now, await _subscriptions(session, {m.tenant_id for m in messages}))
 
 
-async def dispatch_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
+async def dispatch_batch(rt: Services, jobs: Sequence[ClaimedJob]) -> None:
     """Submit queued (and now due scheduled) messages to their connector."""
     ready = await _prepare_dispatch(rt, jobs)
     if not ready:
@@ -66,7 +71,7 @@ def _plainly_queued(message: MessageState | None, now: datetime) -> bool:
             and not (message.expires_at and message.expires_at <= now))
 
 
-async def _prepare_dispatch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> dict[str, MessageState]:
+async def _prepare_dispatch(rt: Services, jobs: Sequence[ClaimedJob]) -> dict[str, MessageState]:
     """Drop finished or expired messages, move scheduled ones to queued; commit that."""
     now, ids = rt.clock.now(), [j.ref_id for j in jobs]
     async with rt.db.core(tenant=SYSTEM, write=False) as session:
@@ -98,7 +103,7 @@ async def _prepare_dispatch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> dict[str
     return ready
 
 
-async def _outbound(rt: Runtime, message: MessageState) -> OutboundMessage:
+async def _outbound(rt: Services, message: MessageState) -> OutboundMessage:
     keys = await rt.vault.keys_for(message.tenant_id)
     if message.to_enc is None or message.from_enc is None or message.body_enc is None:
         raise ValueError("dispatch needs the message loaded with its content")
@@ -112,7 +117,7 @@ async def _outbound(rt: Runtime, message: MessageState) -> OutboundMessage:
             message.content_enc, field="messages.content")))
 
 
-async def _record_submissions(rt: Runtime, jobs: Sequence[ClaimedJob],
+async def _record_submissions(rt: Services, jobs: Sequence[ClaimedJob],
                               results: Sequence[Routed]) -> None:
     now, by_message = rt.clock.now(), {j.ref_id: j for j in jobs}
     async with rt.db.core(tenant=SYSTEM) as session:
@@ -152,7 +157,7 @@ def _note_failed_attempts(changes: StatusChanges, message: MessageState,
                      error_code=attempt.result.error_code)
 
 
-def _apply_submit(rt: Runtime, changes: StatusChanges, message: MessageState, connector: str,
+def _apply_submit(rt: Services, changes: StatusChanges, message: MessageState, connector: str,
                   result: SubmitResult, job: ClaimedJob) -> bool:
     """Apply one carrier answer; False when the job should run again later."""
     if result.outcome == "accepted":
@@ -171,7 +176,7 @@ def _apply_submit(rt: Runtime, changes: StatusChanges, message: MessageState, co
     return True
 
 
-def _tell_connectors_recorded(rt: Runtime, routed: Sequence[Routed]) -> None:
+def _tell_connectors_recorded(rt: Services, routed: Sequence[Routed]) -> None:
     """Carrier ids are stored now: receipts that came before them can be matched."""
     by_connector: dict[str, list[str]] = defaultdict(list)
     for item in routed:
@@ -183,7 +188,7 @@ def _tell_connectors_recorded(rt: Runtime, routed: Sequence[Routed]) -> None:
             connector.recorded(carrier_ids)
 
 
-async def apply_reports(rt: Runtime, connector: str,
+async def apply_reports(rt: Services, connector: str,
                         reports: Sequence[DeliveryReport]) -> list[bool]:
     """The connectors' report sink: apply final statuses; unknown ids are offered again.
 
@@ -211,7 +216,7 @@ async def apply_reports(rt: Runtime, connector: str,
     return taken
 
 
-async def expire_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
+async def expire_batch(rt: Services, jobs: Sequence[ClaimedJob]) -> None:
     """Expire messages still undelivered when their validity period ends."""
     now = rt.clock.now()
     async with rt.db.core(tenant=SYSTEM) as session:
@@ -228,7 +233,7 @@ async def expire_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
         rt.wakeups.notify(*woken)
 
 
-async def fallback_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
+async def fallback_batch(rt: Services, jobs: Sequence[ClaimedJob]) -> None:
     """Messages still not delivered ``fallback_after`` seconds after they were sent on a
     channel: try the next one (unless a receipt or an earlier fallback came first)."""
     now = rt.clock.now()
@@ -250,7 +255,7 @@ async def fallback_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
         rt.wakeups.notify(*woken)
 
 
-async def note_reads(rt: Runtime, connector: str, carrier_message_ids: Sequence[str]) -> None:
+async def note_reads(rt: Services, connector: str, carrier_message_ids: Sequence[str]) -> None:
     """The recipient read these (WhatsApp): an event in each message's history. Read is
     not a status of its own: the read report also counts as delivered."""
     if not carrier_message_ids:
@@ -262,3 +267,20 @@ async def note_reads(rt: Runtime, connector: str, carrier_message_ids: Sequence[
         for message in rows:
             changes.note(message, "read", source="carrier", connector=connector)
         await changes.flush(session)
+
+
+async def count_by_status(rt: Services) -> None:
+    """The messages-by-status gauge (a whole-table count: a housekeeping chore)."""
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        by_status = (await session.execute(
+            select(MESSAGES.c.status, func.count()).group_by(MESSAGES.c.status))).all()
+    for status, count in by_status:
+        rt.metrics.messages_by_status.labels(status).set(count)
+
+
+def register(registry: JobRegistry) -> None:
+    """Dispatch (two loops: it is the send path), expiry, channel fallback."""
+    registry.job(DISPATCH_JOB, dispatch_batch, loops=2)
+    registry.job(EXPIRE_JOB, expire_batch)
+    registry.job(FALLBACK_JOB, fallback_batch)
+    registry.chore("messages_by_status", count_by_status, every=GAUGE_EVERY)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, BackgroundTasks
 
 from tidings.accounts.service import get_account
 from tidings.audit.service import Actor
+from tidings.core.services import Services
 from tidings.numbers.claims import do_start_claim, do_verify_claim
 from tidings.numbers.codes import send_code_quietly
 from tidings.numbers.models import NUMBER_FIELD, PhoneNumber
@@ -29,7 +30,6 @@ from tidings.numbers.service import (
     owner_of,
 )
 from tidings.routing.service import whatsapp_numbers
-from tidings.runtime import Runtime
 from tidings.storage.db import SYSTEM
 from tidings.storage.vault import TenantKeys
 from tidings.web.deps import (
@@ -55,7 +55,7 @@ def number_out(keys: TenantKeys, row: PhoneNumber) -> NumberOut:
                      created_at=row.created_at)
 
 
-async def parse_number(rt: Runtime, raw: str) -> str:
+async def parse_number(rt: Services, raw: str) -> str:
     """``normalize_number``, but a number configured on a WhatsApp connector is taken
     whatever libphonenumber thinks of it: the connector's phone-number id is its proof."""
     try:
@@ -68,7 +68,7 @@ async def parse_number(rt: Runtime, raw: str) -> str:
         return number
 
 
-async def holder_of(rt: Runtime, number: str) -> str | None:
+async def holder_of(rt: Services, number: str) -> str | None:
     """The account that holds ``number``, looked up across tenants."""
     index = number_index(await rt.vault.platform_keys(), number)
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
@@ -141,7 +141,7 @@ async def release_number(number_id: str, rt: RuntimeDep, principal: CurrentPrinc
                                 actor=principal.actor, now=rt.clock.now())
 
 
-async def assign_number(rt: Runtime, *, account_id: str, raw_number: str,
+async def assign_number(rt: Services, *, account_id: str, raw_number: str,
                         actor: Actor) -> NumberOut:
     """The operator gives a number to an account, without a claim (CLI and API)."""
     number = await parse_number(rt, raw_number)

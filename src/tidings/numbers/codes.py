@@ -15,12 +15,12 @@ from tidings.accounts.models import Account, AccountStatus
 from tidings.accounts.service import do_create_account
 from tidings.audit.service import Actor
 from tidings.core.logs import get_logger
+from tidings.core.services import Services
 from tidings.messaging.api import create_one
 from tidings.messaging.drafts import Draft, SendOptions, check_options, make_draft
 from tidings.messaging.encoding import segment
 from tidings.messaging.service import SendContext
 from tidings.numbers.claims import CODE_TTL
-from tidings.runtime import Runtime
 from tidings.web.errors import TidingsError
 from tidings.webhooks.subscriptions import NO_SUBSCRIPTION
 
@@ -36,7 +36,7 @@ def code_text(code: str) -> str:
             "If you did not ask for it, ignore this message.")
 
 
-async def send_code(rt: Runtime, *, number: str, code: str) -> str:
+async def send_code(rt: Services, *, number: str, code: str) -> str:
     """Send ``code`` to ``number`` (SMS) or to an address (email); the message id."""
     ctx, now = await _platform_context(rt), rt.clock.now()
     email = "@" in number
@@ -57,7 +57,7 @@ def _sms(options: SendOptions, number: str, text: str, now: datetime) -> Draft:
                  segmentation.num_segments, None, None, now + CODE_TTL)
 
 
-async def send_code_quietly(rt: Runtime, *, number: str, code: str) -> None:
+async def send_code_quietly(rt: Services, *, number: str, code: str) -> None:
     """``send_code`` once the claim is answered: a failure is logged (by its code, not
     the number), and the account starts another claim."""
     try:
@@ -66,7 +66,7 @@ async def send_code_quietly(rt: Runtime, *, number: str, code: str) -> None:
         log.warning("claim_code_not_sent", code=exc.code)
 
 
-async def _platform_context(rt: Runtime) -> SendContext:
+async def _platform_context(rt: Services) -> SendContext:
     keys = await rt.vault.keys_for(PLATFORM_ACCOUNT)
     try:
         async with rt.db.transaction(tenant=PLATFORM_ACCOUNT) as session:

@@ -61,7 +61,7 @@ from tidings.web.errors import TidingsError
 from tidings.webhooks.subscriptions import Subscription
 
 if TYPE_CHECKING:
-    from tidings.runtime import Runtime
+    from tidings.core.services import Services
 
 log = get_logger("tidings.smpp_gateway")
 ASSEMBLY_SECONDS = 60.0
@@ -97,7 +97,7 @@ class Grant:
 
 
 class SmppGateway:
-    def __init__(self, rt: Runtime, *, assembly_seconds: float = ASSEMBLY_SECONDS,
+    def __init__(self, rt: Services, *, assembly_seconds: float = ASSEMBLY_SECONDS,
                  status_seconds: float = STATUS_CACHE_SECONDS,
                  bind_policy: BindPolicy | None = None,
                  verify: Callable[[str, str], bool] = verify_password) -> None:

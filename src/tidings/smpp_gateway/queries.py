@@ -12,7 +12,7 @@ from tidings.messaging.models import Message
 from tidings.messaging.status_changes import load_states
 
 if TYPE_CHECKING:
-    from tidings.runtime import Runtime
+    from tidings.core.services import Services
 
 MESSAGE_STATES = {
     Status.DELIVERED: MessageState.DELIVERED, Status.EXPIRED: MessageState.EXPIRED,
@@ -32,7 +32,7 @@ def smpp_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%y%m%d%H%M%S") + "000+"
 
 
-async def query_state(rt: Runtime, tenant: str, link: Link, pdu: QuerySm) -> None:
+async def query_state(rt: Services, tenant: str, link: Link, pdu: QuerySm) -> None:
     async with rt.db.core(tenant=tenant, write=False) as session:
         found = await load_states(session, (Message.id == pdu.message_id)
                                   & (Message.tenant_id == tenant))

@@ -26,13 +26,14 @@ from tidings.connectors.smpp.receipts import (
     format_receipt_text,
 )
 from tidings.jobs.outbox import ClaimedJob, complete, retry_many_later
-from tidings.messaging.status_changes import MessageState, load_states_by_id
+from tidings.jobs.registry import JobRegistry
+from tidings.messaging.status_changes import SMPP_DELIVER_JOB, MessageState, load_states_by_id
 from tidings.smpp_gateway.models import SmppCredential
 from tidings.smpp_gateway.queries import smpp_state, smpp_time
 from tidings.storage.db import SYSTEM
 
 if TYPE_CHECKING:
-    from tidings.runtime import Runtime
+    from tidings.core.services import Services
 
 WAIT_SECONDS = 30.0  # how long a job waits for a bind before it looks again
 STATS = {"delivered": "DELIVRD", "expired": "EXPIRED", "undelivered": "UNDELIV",
@@ -40,7 +41,7 @@ STATS = {"delivered": "DELIVRD", "expired": "EXPIRED", "undelivered": "UNDELIV",
          "not_accepted": "REJECTD"}
 
 
-async def deliver_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
+async def deliver_batch(rt: Services, jobs: Sequence[ClaimedJob]) -> None:
     gateway = rt.smpp_gateway
     async with rt.db.core(tenant=SYSTEM, write=False) as session:
         messages = await load_states_by_id(session, [j.ref_id for j in jobs], content=True)
@@ -85,7 +86,7 @@ def _targets(job: ClaimedJob, message: MessageState,
     return {system_id for _, tenant, system_id in credentials if tenant == message.tenant_id}
 
 
-async def _send(rt: Runtime, job: ClaimedJob, message: MessageState, link: Link) -> bool:
+async def _send(rt: Services, job: ClaimedJob, message: MessageState, link: Link) -> bool:
     keys = await rt.vault.keys_for(message.tenant_id)
     to = keys.decrypt(message.to_enc or b"", field="messages.to")
     sender = keys.decrypt(message.from_enc or b"", field="messages.from")
@@ -133,3 +134,8 @@ def _mobile_originated(*, to: str, sender: str, body: str) -> list[DeliverSm]:
                       esm_class=part.esm_class, data_coding=part.data_coding,
                       short_message=part.short_message, optional=part.optional)
             for part in parts]
+
+
+def register(registry: JobRegistry) -> None:
+    """Receipts and incoming messages to clients bound to Tidings' SMPP server."""
+    registry.job(SMPP_DELIVER_JOB, deliver_batch)

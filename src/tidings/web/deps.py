@@ -11,21 +11,21 @@ from fastapi.routing import APIRoute
 from fastapi.security.base import SecurityBase
 
 from tidings.accounts.auth import Principal, bearer_token
+from tidings.core.services import Services
 from tidings.operators.models import OperatorKey
 from tidings.operators.service import check_operator_key
-from tidings.runtime import Runtime
 from tidings.storage.db import SYSTEM
 from tidings.web.errors import InvalidRequest, problem_responses
 
 
-async def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Services:
     # async on purpose: FastAPI runs a plain ``def`` dependency in a thread pool,
     # a thread hop per request for a dictionary look-up.
-    runtime: Runtime = request.app.state.runtime
+    runtime: Services = request.app.state.runtime
     return runtime
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+RuntimeDep = Annotated[Services, Depends(get_runtime)]
 
 
 class BearerKey(SecurityBase):

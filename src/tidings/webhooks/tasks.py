@@ -21,7 +21,9 @@ from sqlalchemy import Column, Row, Table, select
 
 from tidings.accounts.models import Account
 from tidings.jobs.outbox import ClaimedJob, complete, retry_many_later
+from tidings.jobs.registry import JobRegistry
 from tidings.messaging.models import Message, MessageEvent
+from tidings.messaging.status_changes import DISPATCH_JOB
 from tidings.storage.db import SYSTEM
 from tidings.storage.vault import TenantKeys
 from tidings.webhooks.backoff import next_attempt_delay, should_give_up
@@ -32,7 +34,7 @@ from tidings.webhooks.service import DELIVER_JOB, INBOUND_EVENT
 from tidings.webhooks.signing import SIGNATURE_HEADER, sign
 
 if TYPE_CHECKING:
-    from tidings.runtime import Runtime
+    from tidings.core.services import Services
 
 
 DELIVERIES = cast(Table, WebhookDelivery.__table__)
@@ -75,7 +77,7 @@ class _Pending:
     request: WebhookRequest
 
 
-async def deliver_batch(rt: Runtime, jobs: Sequence[ClaimedJob]) -> None:
+async def deliver_batch(rt: Services, jobs: Sequence[ClaimedJob]) -> None:
     """Send the batch; each answer is recorded as it arrives (``recording.py``), so a
     crash mid-batch sends again only what was in flight."""
     pending, finished = await _render(rt, jobs)
@@ -98,7 +100,7 @@ def _columns(table: Table, names: Sequence[str]) -> list[Column[Any]]:
     return [table.c[name] for name in names]
 
 
-async def _render(rt: Runtime, jobs: Sequence[ClaimedJob]) -> tuple[list[_Pending], list[int]]:
+async def _render(rt: Services, jobs: Sequence[ClaimedJob]) -> tuple[list[_Pending], list[int]]:
     async with rt.db.core(tenant=SYSTEM, write=False) as session:
         rows = await session.execute(select(*_DELIVERY_COLUMNS).where(
             DELIVERIES.c.id.in_([j.ref_id for j in jobs])))
@@ -161,7 +163,7 @@ def render_payload(delivery: Delivery, message: Row[Any], event: Row[Any],
     })
 
 
-async def _release(rt: Runtime, deferred: Sequence[int], finished: Sequence[int]) -> None:
+async def _release(rt: Services, deferred: Sequence[int], finished: Sequence[int]) -> None:
     """Hand back the jobs not sent (deferred) and finish those with nothing to send."""
     if not deferred and not finished:
         return
@@ -176,7 +178,7 @@ async def _release(rt: Runtime, deferred: Sequence[int], finished: Sequence[int]
                                               rt.wakeups.wake_local, DELIVER_JOB)
 
 
-def _answered(rt: Runtime, item: _Pending, result: WebhookResult) -> Answered:
+def _answered(rt: Services, item: _Pending, result: WebhookResult) -> Answered:
     """What to store of an attempt that got its answer, now: the attempt, the
     delivery's new state and the job's fate.
 
@@ -191,7 +193,7 @@ def _answered(rt: Runtime, item: _Pending, result: WebhookResult) -> Answered:
                     attempt, retry_at)
 
 
-async def _await_records(rt: Runtime, recorded: Sequence[tuple[_Pending, WebhookResult,
+async def _await_records(rt: Services, recorded: Sequence[tuple[_Pending, WebhookResult,
                                                              asyncio.Future[None]]]) -> None:
     """Wait for every attempt of the batch to be stored; count those that were.
 
@@ -219,7 +221,7 @@ def _attempt_row(delivery: Delivery, result: WebhookResult,
             "response_bytes": result.response_bytes, "created_at": now}
 
 
-def _settle(rt: Runtime, delivery: Delivery, result: WebhookResult,
+def _settle(rt: Services, delivery: Delivery, result: WebhookResult,
             now: datetime) -> datetime | None:
     """Update the delivery after an attempt; the time of the next one, or None when done."""
     delivery.last_status_code = result.status_code
@@ -235,3 +237,10 @@ def _settle(rt: Runtime, delivery: Delivery, result: WebhookResult,
         return None
     delivery.next_attempt_at = retry_at
     return delivery.next_attempt_at
+
+
+def register(registry: JobRegistry) -> None:
+    """Webhook delivery: it lets dispatch go first when both are waiting (on SQLite
+    they share one write lock, and a send matters more than its callback)."""
+    registry.job(DELIVER_JOB, deliver_batch, loops=lambda s: s.webhook_loops,
+                 yields_to=DISPATCH_JOB, lease_seconds=lambda s: s.webhook_lease_seconds)

@@ -26,6 +26,7 @@ from tidings.connectors.whatsapp.webhooks import (
     verify_handshake,
 )
 from tidings.core.logs import get_logger
+from tidings.core.services import Services
 from tidings.messaging.tasks import note_reads
 from tidings.routing.service import (
     OPERATOR_KEYRING,
@@ -33,7 +34,6 @@ from tidings.routing.service import (
     do_record_connector_errors,
     get_connector,
 )
-from tidings.runtime import Runtime
 from tidings.storage.db import SYSTEM
 from tidings.web.deps import RuntimeDep
 from tidings.web.errors import Forbidden, InvalidRequest, NotFound, TidingsError, problem_responses
@@ -78,7 +78,7 @@ async def receive(connector: str, request: Request, rt: RuntimeDep) -> dict[str,
     return {"status": "ok"}
 
 
-async def _record_errors(rt: Runtime, connector: str, errors: list[CloudApiError]) -> None:
+async def _record_errors(rt: Services, connector: str, errors: list[CloudApiError]) -> None:
     for error in errors:
         log.warning("whatsapp_connector_error", connector=connector, code=error.code,
                     title=error.title)
@@ -89,7 +89,7 @@ async def _record_errors(rt: Runtime, connector: str, errors: list[CloudApiError
                                          now=rt.clock.now())
 
 
-async def _connector_settings(rt: Runtime, name: str) -> dict[str, Any]:
+async def _connector_settings(rt: Services, name: str) -> dict[str, Any]:
     keys = await rt.vault.keys_for(OPERATOR_KEYRING)
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         row = await get_connector(session, name=name)

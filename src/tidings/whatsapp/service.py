@@ -16,8 +16,8 @@ from tidings.web.errors import InvalidRequest
 from tidings.whatsapp.models import CustomerWindow
 
 if TYPE_CHECKING:
+    from tidings.core.services import Services
     from tidings.messaging.drafts import Draft
-    from tidings.runtime import Runtime
 
 INDEX_FIELD = "whatsapp_windows.customer"
 
@@ -34,7 +34,7 @@ async def touch_window(session: AsyncSession, *, keys: TenantKeys, customer: str
         row.last_inbound_at = at
 
 
-async def check_customer_service_window(rt: Runtime, tenant: str, draft: Draft) -> None:
+async def check_customer_service_window(rt: Services, tenant: str, draft: Draft) -> None:
     """400 ``whatsapp_window_closed`` for a free-form message outside the window."""
     content = channel_content("whatsapp", draft.content_json)
     if content is not None and not isinstance(content, WhatsAppContent):

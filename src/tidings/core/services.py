@@ -1,0 +1,57 @@
+"""What a running Tidings hands to its endpoints, job handlers and SMPP gateway.
+
+``runtime.Runtime`` (the composition root) builds these services and satisfies this
+protocol; code below it names the protocol, never the runtime, so imports go one way:
+the runtime imports the domains, no domain imports the runtime. The types are named
+for the type checker only: importing this module imports none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from tidings.accounts.auth import Authenticator
+    from tidings.audit.chain import AuditChain
+    from tidings.connectors.base import DeliveryReport, InboundMessage
+    from tidings.connectors.registry import ConnectorRegistry
+    from tidings.core.clock import Clock
+    from tidings.core.settings import Settings
+    from tidings.jobs.wakeups import Wakeups
+    from tidings.metrics import Metrics
+    from tidings.routing.cache import RoutingCache
+    from tidings.smpp_gateway.gateway import SmppGateway
+    from tidings.storage.db import Database
+    from tidings.storage.vault import Vault
+    from tidings.storage.writer import GroupWriter
+    from tidings.webhooks.recording import AttemptRecorder
+    from tidings.webhooks.sender import WebhookSender
+
+
+class Services(Protocol):
+    settings: Settings
+    db: Database
+    vault: Vault
+    clock: Clock
+    connectors: ConnectorRegistry
+    webhook_sender: WebhookSender
+    auth: Authenticator
+    writer: GroupWriter
+    webhook_recorder: AttemptRecorder
+    wakeups: Wakeups
+    metrics: Metrics
+    routes: RoutingCache
+    smpp_gateway: SmppGateway | None
+
+    @property
+    def audit_chain(self) -> AuditChain:
+        """The audit chains' key and checkpoints."""
+
+    async def report_sink(self, connector: str,
+                          reports: Sequence[DeliveryReport]) -> list[bool]:
+        """Apply delivery reports a connector received; which were taken."""
+
+    async def inbound_sink(self, connector: str,
+                           messages: Sequence[InboundMessage]) -> list[bool]:
+        """Take incoming messages a connector received; which were taken."""
