@@ -20,8 +20,8 @@ import orjson
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tidings.messaging.api import create_one, prepare_send
 from tidings.messaging.schemas import SendMessage
+from tidings.messaging.sending import create_one, prepare_send
 from tidings.web.errors import TidingsError
 from tidings.web.middleware import replay_body
 

@@ -16,9 +16,9 @@ from tidings.accounts.service import do_create_account
 from tidings.audit.service import Actor
 from tidings.core.logs import get_logger
 from tidings.core.services import Services
-from tidings.messaging.api import create_one
 from tidings.messaging.drafts import Draft, SendOptions, check_options, make_draft
 from tidings.messaging.encoding import segment
+from tidings.messaging.sending import create_one
 from tidings.messaging.service import SendContext
 from tidings.numbers.claims import CODE_TTL
 from tidings.web.errors import TidingsError

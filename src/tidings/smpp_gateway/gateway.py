@@ -46,6 +46,7 @@ from tidings.core.logs import get_logger
 from tidings.jobs.outbox import Job
 from tidings.messaging.drafts import check_options, make_draft
 from tidings.messaging.schemas import MAX_VALIDITY_SECONDS
+from tidings.messaging.sending import check_body, create_one
 from tidings.messaging.service import SendContext
 from tidings.messaging.status_changes import SMPP_DELIVER_JOB
 from tidings.smpp_gateway.bind_guard import BindGuard, BindPolicy, bind_keys
@@ -286,7 +287,6 @@ class SmppGateway:
     async def _store(self, grant: Grant, parts: list[SubmitSm], body: str) -> str:
         """Check and store one message (of one or more parts) as the API would; its id,
         once durable."""
-        from tidings.messaging.api import check_body, create_one  # the API's own path
 
         rt, now, pdu = self._rt, self._rt.clock.now(), parts[-1]
         status, webhooks = await self._account(grant.tenant_id)

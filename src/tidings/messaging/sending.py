@@ -1,0 +1,239 @@
+"""The send path every front door shares: the REST endpoints, the fast single send,
+Tidings' SMPP gateway and the CLI (through the API) check and store messages here.
+
+A send is checked whole before anything is written (``prepare_send``,
+``prepare_batch``: a bad request raises ``TidingsError`` and changes nothing), then
+stored durably (``create_one``, ``store_batch``; with an idempotency key, the key
+and the messages in one transaction), then the dispatcher and the webhook workers
+are woken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from tidings.accounts.auth import Principal
+from tidings.accounts.models import SENDING_STATUSES
+from tidings.core.services import Services
+from tidings.messaging import idempotency
+from tidings.messaging.drafts import Draft, SendOptions, check_options, make_draft, render_template
+from tidings.messaging.lifecycle import Status
+from tidings.messaging.schemas import (
+    MAX_BODY_CHARS,
+    BatchError,
+    BatchResponse,
+    BatchResult,
+    MessageOut,
+    SendBatch,
+    SendMessage,
+)
+from tidings.messaging.service import (
+    SendContext,
+    build_messages,
+    created_out,
+    do_create_messages,
+    get_message,
+    message_out,
+)
+from tidings.messaging.status_changes import DISPATCH_JOB
+from tidings.storage.writer import Rows, write_rows
+from tidings.web.errors import Forbidden, InvalidRequest
+from tidings.webhooks.destinations import check_webhook_url
+from tidings.webhooks.service import DELIVER_JOB
+from tidings.whatsapp.service import check_customer_service_window
+
+
+def ensure_can_send(principal: Principal) -> None:
+    if principal.account_status not in SENDING_STATUSES:
+        raise Forbidden(f"The account is {principal.account_status} and cannot send.",
+                        code=f"account_{principal.account_status}")
+
+
+def check_body(rt: Services, text: str, *, rendered: bool = False) -> None:
+    """The configured length limit (the schema only caps what a request may carry)."""
+    what = "rendered body" if rendered else "body"
+    if not text:
+        raise InvalidRequest(f"The {what} is empty.", code="body_empty")
+    limit = min(rt.settings.message_body_max_chars, MAX_BODY_CHARS)
+    if len(text) > limit:
+        raise InvalidRequest(f"The {what} is longer than {limit} characters.",
+                             code="body_too_long")
+
+
+async def send_context(rt: Services, principal: Principal) -> SendContext:
+    keys = await rt.vault.keys_for(principal.tenant)
+    return SendContext(principal.tenant, keys, principal.actor, principal.webhooks)
+
+
+def _options(rt: Services, body: SendMessage | SendBatch) -> SendOptions:
+    check_webhook_url(body.status_callback, field="status_callback",
+                      allow_private=rt.settings.webhook_allow_private)
+    return check_options(sender=body.from_, channel=body.channel,
+                         status_callback=body.status_callback, send_at=body.send_at,
+                         validity_period=body.validity_period, now=rt.clock.now())
+
+
+# --- one message ------------------------------------------------------------------------
+
+async def prepare_send(rt: Services, principal: Principal,
+                       body: SendMessage) -> tuple[SendContext, Draft]:
+    """Everything a send checks before it writes; raises ``TidingsError`` on a bad one."""
+    ensure_can_send(principal)
+    if body.channel != "email":  # an email's length is the schema's to bound
+        check_body(rt, body.body)
+    draft = make_draft(_options(rt, body), to=body.to, body=body.body, now=rt.clock.now(),
+                       subject=body.subject, html=body.html, whatsapp=_whatsapp(body),
+                       fallback=(tuple(body.channels[1:]) if body.channels else (),
+                                 body.fallback_after))
+    if draft.channel == "whatsapp" and not draft.fallback_channels:
+        # With a fallback, a closed window is a failure like any other: the next goes.
+        await check_customer_service_window(rt, principal.tenant, draft)
+    return await send_context(rt, principal), draft
+
+
+def _whatsapp(body: SendMessage) -> dict[str, Any] | None:
+    if body.template is not None:
+        return {"template": body.template.model_dump()}
+    if body.media is not None:
+        return {"media": body.media.model_dump()}
+    return None
+
+
+async def create_one(rt: Services, ctx: SendContext, draft: Draft) -> MessageOut:
+    """Store one checked message; returns once it is durable."""
+    rows, created = build_messages(ctx, [draft], rt.clock.now())
+    await rt.writer.write(ctx.tenant, rows)
+    _after_create(rt, draft.channel, 1, webhooks=_has_webhooks(ctx, draft.status_callback))
+    return created_out(created[0])
+
+
+async def create_one_idempotent(rt: Services, ctx: SendContext, draft: Draft, *, key: str,
+                                request: dict[str, Any]) -> tuple[MessageOut, bool]:
+    """Store one checked message under an idempotency key, or answer the message stored
+    under it before; the message, and whether it is that earlier one (a replay)."""
+    request_hash = idempotency.fingerprint(ctx.keys, request, endpoint=idempotency.SINGLE_SEND)
+    try:
+        return await _create_idempotent(rt, ctx, draft, key, request_hash)
+    except IntegrityError:  # a concurrent request with the same key won the race
+        return await _create_idempotent(rt, ctx, draft, key, request_hash)
+
+
+async def _create_idempotent(rt: Services, ctx: SendContext, draft: Draft, key: str,
+                             request_hash: str) -> tuple[MessageOut, bool]:
+    now = rt.clock.now()
+    async with rt.db.transaction(tenant=ctx.tenant) as session:
+        replay = await idempotency.find_replay(session, tenant=ctx.tenant, key=key,
+                                               request_hash=request_hash)
+        if replay is not None and replay.message_id is not None:
+            message = await get_message(session, tenant=ctx.tenant, message_id=replay.message_id)
+            return message_out(message, ctx.keys), True
+        created = await do_create_messages(session, ctx=ctx, drafts=[draft], now=now)
+        await idempotency.remember(session, tenant=ctx.tenant, key=key,
+                                   request_hash=request_hash, message_id=created[0].row["id"],
+                                   now=now)
+    _after_create(rt, draft.channel, 1, webhooks=_has_webhooks(ctx, draft.status_callback))
+    return created_out(created[0]), False
+
+
+def _has_webhooks(ctx: SendContext, status_callback: str | None) -> bool:
+    return any(ctx.webhooks.urls_for(Status.QUEUED, status_callback))
+
+
+def _after_create(rt: Services, channel: str, count: int, *, webhooks: bool) -> None:
+    rt.wakeups.notify(DISPATCH_JOB, *([DELIVER_JOB] if webhooks else []))
+    rt.metrics.messages_created.labels(channel, "outbound").inc(count)
+
+
+# --- a batch ----------------------------------------------------------------------------
+
+@dataclass
+class Batch:
+    """A checked batch: the drafts to store and each recipient's place in the answer."""
+
+    channel: str
+    status_callback: str | None
+    drafts: list[tuple[int, Draft]]
+    results: list[BatchResult | None]
+
+    def build(self, ctx: SendContext, now: datetime) -> tuple[Rows, BatchResponse]:
+        rows, created = build_messages(ctx, [d for _, d in self.drafts], now)
+        results = list(self.results)
+        for (index, draft), item in zip(self.drafts, created, strict=True):
+            results[index] = BatchResult(index=index, status="accepted",
+                                         message_id=item.row["id"], to=draft.to,
+                                         num_segments=draft.num_segments)
+        final = [r for r in results if r is not None]
+        return rows, BatchResponse(accepted=len(created), rejected=len(final) - len(created),
+                                   results=final)
+
+
+async def prepare_batch(rt: Services, principal: Principal,
+                        body: SendBatch) -> tuple[SendContext, Batch]:
+    """Everything a batch checks before it writes; a bad recipient is only rejected."""
+    ensure_can_send(principal)
+    if len(body.recipients) > rt.settings.batch_max_recipients:
+        raise InvalidRequest(f"A batch takes at most {rt.settings.batch_max_recipients} "
+                             "recipients.", code="too_many_recipients")
+    options, now = _options(rt, body), rt.clock.now()
+    if options.channel != "sms":
+        raise InvalidRequest("Batch sends are SMS only; send emails one by one.",
+                             code="channel_unavailable")
+    batch = Batch(options.channel, options.status_callback, [], [])
+    for index, recipient in enumerate(body.recipients):
+        try:
+            text = render_template(body.body, recipient.variables)
+            check_body(rt, text, rendered=True)
+            batch.drafts.append((index, make_draft(options, to=recipient.to, body=text,
+                                                   now=now)))
+            batch.results.append(None)
+        except InvalidRequest as exc:
+            batch.results.append(BatchResult(index=index, status="rejected",
+                                             error=BatchError(code=exc.code,
+                                                              detail=exc.detail)))
+    return await send_context(rt, principal), batch
+
+
+async def store_batch(rt: Services, ctx: SendContext, batch: Batch, *, key: str | None = None,
+                      request: dict[str, Any] | None = None) -> tuple[BatchResponse, bool]:
+    """Store a checked batch (under an idempotency key when given, with ``request`` its
+    fingerprint's source); the answer, and whether it replays an earlier one."""
+    if key is None:
+        rows, answer = batch.build(ctx, rt.clock.now())
+        if batch.drafts:
+            await rt.writer.write(ctx.tenant, rows)
+    else:
+        request_hash = idempotency.fingerprint(ctx.keys, request or {},
+                                               endpoint=idempotency.BATCH_SEND)
+        try:
+            answer, replayed = await _batch_idempotent(rt, ctx, batch, key, request_hash)
+        except IntegrityError:  # a concurrent request with the same key won the race
+            answer, replayed = await _batch_idempotent(rt, ctx, batch, key, request_hash)
+        if replayed:
+            return answer, True
+    _after_create(rt, batch.channel, len(batch.drafts),
+                  webhooks=_has_webhooks(ctx, batch.status_callback))
+    return answer, False
+
+
+async def _batch_idempotent(rt: Services, ctx: SendContext, batch: Batch, key: str,
+                            request_hash: str) -> tuple[BatchResponse, bool]:
+    """Replay the stored answer, or store the batch and its answer in one transaction."""
+    now = rt.clock.now()
+    async with rt.db.transaction(tenant=ctx.tenant) as session:
+        replay = await idempotency.find_replay(session, tenant=ctx.tenant, key=key,
+                                               request_hash=request_hash)
+        if replay is not None and replay.response_enc is not None:
+            stored = ctx.keys.decrypt(replay.response_enc, field=idempotency.RESPONSE_FIELD)
+            return BatchResponse.model_validate_json(stored), True
+        rows, answer = batch.build(ctx, now)
+        # The record first: a concurrent twin waits on its key here, before writing.
+        await idempotency.remember(
+            session, tenant=ctx.tenant, key=key, request_hash=request_hash, now=now,
+            response_enc=ctx.keys.encrypt(answer.model_dump_json(),
+                                          field=idempotency.RESPONSE_FIELD))
+        await write_rows(session, rows)
+    return answer, False
