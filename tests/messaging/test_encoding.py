@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tidings.messaging.encoding import (
+from tidings.connectors.encoding import (
     GSM7_BASIC,
     GSM7_EXTENSION,
     Segmentation,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from tidings.accounts.deps import CurrentPrincipal
 from tidings.accounts.models import Account, AccountStatus, ApiKey
 from tidings.accounts.provision import provision_account
 from tidings.accounts.schemas import (
@@ -25,12 +26,7 @@ from tidings.accounts.service import (
     list_accounts,
     list_api_keys,
 )
-from tidings.web.deps import (
-    PROBLEMS_OF_API_KEY_ROUTES,
-    CurrentPrincipal,
-    KnownQueryOnly,
-    RuntimeDep,
-)
+from tidings.web.deps import PROBLEMS_OF_API_KEY_ROUTES, KnownQueryOnly, RuntimeDep
 from tidings.web.errors import Forbidden, problem_responses
 from tidings.webhooks.destinations import check_webhook_url
 from tidings.webhooks.subscriptions import statuses_out

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import AwareDatetime
 
+from tidings.accounts.deps import CurrentPrincipal
 from tidings.messaging.addresses import AddressError, normalize_e164
 from tidings.messaging.lifecycle import Status
 from tidings.messaging.schemas import (
@@ -35,12 +36,7 @@ from tidings.messaging.service import (
     list_messages,
     message_out,
 )
-from tidings.web.deps import (
-    PROBLEMS_OF_API_KEY_ROUTES,
-    CurrentPrincipal,
-    KnownQueryOnly,
-    RuntimeDep,
-)
+from tidings.web.deps import PROBLEMS_OF_API_KEY_ROUTES, KnownQueryOnly, RuntimeDep
 from tidings.web.errors import InvalidRequest, NotFound, problem_responses
 from tidings.webhooks.service import DELIVER_JOB
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tidings.connectors.encoding import segment
 from tidings.messaging.addresses import (
     AddressError,
     normalize_e164,
     normalize_email,
     normalize_sender,
 )
-from tidings.messaging.encoding import segment
 from tidings.messaging.schemas import Channel
 from tidings.web.errors import InvalidRequest
 

@@ -12,6 +12,7 @@ from tidings.accounts.models import Account, AccountStatus
 from tidings.accounts.service import ancestry, below, effective_status
 from tidings.audit.service import Actor
 from tidings.connectors.base import InboundMessage
+from tidings.connectors.encoding import segment
 from tidings.core.logs import get_logger
 from tidings.core.services import Services
 from tidings.jobs.outbox import enqueue_rows, job_row
@@ -22,7 +23,6 @@ from tidings.messaging.addresses import (
     normalize_sender,
 )
 from tidings.messaging.drafts import UNSEGMENTED
-from tidings.messaging.encoding import segment
 from tidings.messaging.models import Message
 from tidings.messaging.service import Created, SendContext, do_receive_inbound
 from tidings.messaging.status_changes import SMPP_DELIVER_JOB

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from tidings.accounts.deps import CurrentPrincipal
 from tidings.messaging.inbound import receive_inbound
 from tidings.messaging.schemas import MAX_ADDRESS_CHARS, MAX_BODY_CHARS, MessageOut
 from tidings.messaging.service import created_out
-from tidings.web.deps import PROBLEMS_OF_API_KEY_ROUTES, CurrentPrincipal, RuntimeDep
+from tidings.web.deps import PROBLEMS_OF_API_KEY_ROUTES, RuntimeDep
 from tidings.web.errors import problem_responses
 
 router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"],

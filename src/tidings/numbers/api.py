@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks
 
+from tidings.accounts.deps import CurrentPrincipal
 from tidings.accounts.service import get_account
 from tidings.audit.service import Actor
 from tidings.core.services import Services
@@ -29,14 +30,13 @@ from tidings.numbers.service import (
     number_index,
     owner_of,
 )
+from tidings.operators.deps import CurrentOperator
 from tidings.routing.service import whatsapp_numbers
 from tidings.storage.db import SYSTEM
 from tidings.storage.vault import TenantKeys
 from tidings.web.deps import (
     PROBLEMS_OF_API_KEY_ROUTES,
     PROBLEMS_OF_OPERATOR_ROUTES,
-    CurrentOperator,
-    CurrentPrincipal,
     KnownQueryOnly,
     RuntimeDep,
 )

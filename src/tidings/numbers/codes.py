@@ -14,10 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from tidings.accounts.models import Account, AccountStatus
 from tidings.accounts.service import do_create_account
 from tidings.audit.service import Actor
+from tidings.connectors.encoding import segment
 from tidings.core.logs import get_logger
 from tidings.core.services import Services
 from tidings.messaging.drafts import Draft, SendOptions, check_options, make_draft
-from tidings.messaging.encoding import segment
 from tidings.messaging.sending import create_one
 from tidings.messaging.service import SendContext
 from tidings.numbers.claims import CODE_TTL

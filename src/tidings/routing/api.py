@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from tidings.operators.deps import CurrentOperator
 from tidings.routing.schemas import (
     ConnectorErrorOut,
     ConnectorIn,
@@ -32,12 +33,7 @@ from tidings.routing.service import (
     save_route,
 )
 from tidings.storage.db import SYSTEM
-from tidings.web.deps import (
-    PROBLEMS_OF_OPERATOR_ROUTES,
-    CurrentOperator,
-    KnownQueryOnly,
-    RuntimeDep,
-)
+from tidings.web.deps import PROBLEMS_OF_OPERATOR_ROUTES, KnownQueryOnly, RuntimeDep
 from tidings.web.errors import problem_responses
 
 router = APIRouter(prefix="/v1/operator", tags=["operator"],

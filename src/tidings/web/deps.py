@@ -1,20 +1,19 @@
-"""FastAPI dependencies shared by every router."""
+"""FastAPI dependencies shared by every router: the runtime's services, the bearer
+schemes, the problems every keyed route can answer, unknown query parameters refused.
+Who the caller is comes from the domain that knows: ``accounts/deps.py`` (API keys),
+``operators/deps.py`` (operator keys)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.routing import APIRoute
 from fastapi.security.base import SecurityBase
 
-from tidings.accounts.auth import Principal, bearer_token
 from tidings.core.services import Services
-from tidings.operators.models import OperatorKey
-from tidings.operators.service import check_operator_key
-from tidings.storage.db import SYSTEM
 from tidings.web.errors import InvalidRequest, problem_responses
 
 
@@ -56,29 +55,6 @@ OPERATOR_KEY = BearerKey("OperatorKey", key_format="tdo_...",
 # Tidings-Account that is not below the key's account (404).
 PROBLEMS_OF_API_KEY_ROUTES = problem_responses(400, 401, 403, 404)
 PROBLEMS_OF_OPERATOR_ROUTES = problem_responses(400, 401)
-
-
-async def get_principal(
-    rt: RuntimeDep,
-    authorization: Annotated[str | None, Depends(API_KEY)],
-    tidings_account: Annotated[str | None, Header(
-        max_length=40, description="Act on this sub-account of the key's account.")] = None,
-) -> Principal:
-    return await rt.auth.authenticate(authorization, tidings_account)
-
-
-CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
-
-
-async def get_operator(
-    rt: RuntimeDep, authorization: Annotated[str | None, Depends(OPERATOR_KEY)],
-) -> OperatorKey:
-    raw = bearer_token(authorization)
-    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
-        return await check_operator_key(session, raw)
-
-
-CurrentOperator = Annotated[OperatorKey, Depends(get_operator)]
 
 
 async def reject_unknown_query(request: Request) -> None:

@@ -9,12 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from tidings.web.deps import (
-    PROBLEMS_OF_API_KEY_ROUTES,
-    CurrentPrincipal,
-    KnownQueryOnly,
-    RuntimeDep,
-)
+from tidings.accounts.deps import CurrentPrincipal
+from tidings.web.deps import PROBLEMS_OF_API_KEY_ROUTES, KnownQueryOnly, RuntimeDep
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 from tidings.webhooks.service import get_delivery, list_deliveries
 

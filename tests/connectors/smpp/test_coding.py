@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tidings.connectors.encoding import GSM7_BASIC, GSM7_EXTENSION, segment
 from tidings.connectors.smpp.coding import (
     DATA_CODING_DEFAULT,
     DATA_CODING_LATIN1,
@@ -24,7 +25,6 @@ from tidings.connectors.smpp.coding import (
     split_for_submit,
 )
 from tidings.connectors.smpp.pdu import OptionalParams, SubmitSm, decode, encode
-from tidings.messaging.encoding import GSM7_BASIC, GSM7_EXTENSION, segment
 
 GSM7_CHARS = "".join(sorted(GSM7_BASIC | GSM7_EXTENSION))
 EMOJI = "\U0001f600"

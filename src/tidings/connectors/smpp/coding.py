@@ -1,6 +1,6 @@
 """Text to SMPP ``data_coding`` octets and back, long-message splitting and reassembly help.
 
-Outbound: ``choose_coding`` picks GSM-7 or UCS-2 like ``tidings.messaging.encoding``,
+Outbound: ``choose_coding`` picks GSM-7 or UCS-2 like ``tidings.connectors.encoding``,
 ``split_for_submit`` turns a body into submit_sm parts (UDH, SAR TLVs or message_payload).
 Inbound: ``decode_text`` never raises (carrier text must not crash us), ``parse_udh`` and
 ``sar_concat`` say which part of a concatenated message a deliver_sm carries.
@@ -14,8 +14,8 @@ import codecs
 from dataclasses import dataclass
 from typing import Literal
 
+from tidings.connectors.encoding import GSM7_BASIC, GSM7_EXTENSION
 from tidings.connectors.smpp.pdu import OptionalParams
-from tidings.messaging.encoding import GSM7_BASIC, GSM7_EXTENSION
 
 TextCoding = Literal["gsm7", "latin1", "ucs2"]
 
@@ -191,7 +191,7 @@ def split_for_submit(
     esm_class; "sar" cuts the same way and sends the SAR TLVs (16-bit ``reference``);
     "payload" sends one part with the whole text in message_payload. A GSM-7 escape or a
     UTF-16 surrogate pair is never cut in half, so part counts agree with
-    ``tidings.messaging.encoding.segment``. ``ValueError`` for text the coding cannot
+    ``tidings.connectors.encoding.segment``. ``ValueError`` for text the coding cannot
     carry, more than 255 parts, or a payload over 65,535 octets.
     """
     data = encode_text(text, coding)
