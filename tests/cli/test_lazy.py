@@ -11,7 +11,7 @@ import pytest
 from tidings.cli.lazy import load
 from tidings.cli.main import COMMANDS, cli
 
-HEAVY = ("sqlalchemy", "fastapi", "alembic", "uvicorn", "tidings.runtime", "tidings.db")
+HEAVY = ("sqlalchemy", "fastapi", "alembic", "uvicorn", "tidings.runtime", "tidings.storage.db")
 
 
 def modules_after(*args: str) -> set[str]:
