@@ -28,10 +28,12 @@ lock:
 serve: $(STAMP)
 	TIDINGS_WEBHOOK_ALLOW_PRIVATE=true $(BIN)/tidings serve
 
-## test: the whole suite (PostgreSQL too when TIDINGS_TEST_POSTGRES_URL is set), lint, types
+## test: the whole suite (PostgreSQL too when TIDINGS_TEST_POSTGRES_URL is set), lint, types,
+## the import layering ([tool.importlinter] in pyproject.toml)
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/pytest $(PARALLEL) --cov --cov-report=term:skip-covered
 
 ## test-fast: the suite without the process-killing functional tests
@@ -45,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.smpp
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .coverage

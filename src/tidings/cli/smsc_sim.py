@@ -68,7 +68,8 @@ def smsc_sim(host: str, port: int, system_id: str | None, password: str | None,
 
 async def _serve(behaviour: SimulatorBehaviour, host: str, port: int,
                  control_port: int | None) -> None:
-    from tidings.connectors.smpp.simulator import ControlServer, SmscSimulator
+    from tidings.connectors.smpp.simulator import SmscSimulator
+    from tidings.connectors.smpp.simulator_http import ControlServer
 
     simulator = SmscSimulator(behaviour)
     control: ControlServer | None = None

@@ -47,10 +47,10 @@ from tidings.connectors.smpp.session import (
 )
 from tidings.connectors.smpp.simulator import (
     SIMULATOR_SYSTEM_ID,
-    ControlServer,
     SimulatorBehaviour,
     SmscSimulator,
 )
+from tidings.connectors.smpp.simulator_http import ControlServer
 
 SENDER = "+12025550173"
 DESTINATION = "+447700900123"

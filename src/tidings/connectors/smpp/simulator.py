@@ -6,7 +6,7 @@ later, sends a delivery receipt on a receiving bind (receiver or transceiver) of
 submitter's system_id. A receipt waits while no such bind is up, and goes again until
 it is answered ESME_ROK (``receipt_retry_delay`` after an attempt that got no answer or
 an error). ``inject_mo`` sends mobile-originated messages the same way
-(``simulator_control`` offers it, ``stats`` and ``submits`` over HTTP). data_sm and
+(``simulator_http`` offers it, ``stats`` and ``submits`` over HTTP). data_sm and
 query_sm are not simulated: they are answered ESME_RINVCMDID.
 
 The destination chooses the outcome. Only the fictional 555-01xx numbers are magic
@@ -40,8 +40,9 @@ holds every answer back, so that ESME windows fill up; ``swallow_answers`` N tak
 first N submits that would be accepted (counted, receipt sent) but never answers them,
 as if the answer were lost in the ESME's crash.
 
-The knobs, the outcomes, the submit records and the HTTP control API live in
-``simulator_control``; import them from here.
+The knobs, the outcomes and the submit records live in ``simulator_control``; import
+them from here. The HTTP control API (``ControlServer``) lives in ``simulator_http``,
+which imports this module: this one does not import it back.
 """
 
 from __future__ import annotations
@@ -71,7 +72,6 @@ from tidings.connectors.smpp.session import (
 )
 from tidings.connectors.smpp.simulator_control import (
     MAGIC_OUTCOMES,
-    ControlServer,
     Outcome,
     OutcomePicker,
     SimulatorBehaviour,
@@ -82,7 +82,7 @@ from tidings.connectors.smpp.simulator_control import (
 )
 
 __all__ = [
-    "MAGIC_OUTCOMES", "SIMULATOR_SYSTEM_ID", "ControlServer", "Outcome", "SimulatorBehaviour",
+    "MAGIC_OUTCOMES", "SIMULATOR_SYSTEM_ID", "Outcome", "SimulatorBehaviour",
     "SmscSimulator", "SubmitRecord", "mo_deliver_sms", "receipt_deliver_sm",
 ]  # fmt: skip
 
