@@ -14,7 +14,7 @@ HERE = Path(__file__).parent
 
 
 def alembic_config(url: str, settings: Settings | None = None) -> Config:
-    """``settings`` lets a data migration reach the key store (see 0009)."""
+    """``settings`` lets a data migration reach the key store (see 0010)."""
     config = Config()
     config.set_main_option("script_location", str(HERE))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
