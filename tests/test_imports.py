@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from collections.abc import Mapping, Set
 from pathlib import Path
 
@@ -35,6 +36,18 @@ def test_the_layering_contracts_hold() -> None:
         [str(LINT_IMPORTS), "--no-cache", "--no-logo"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, f"import-linter says:\n{result.stdout}{result.stderr}"
+
+
+def test_every_package_and_module_of_tidings_has_a_layer() -> None:
+    # A new domain left out of the contract would be bound by no rule at all.
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        contracts = tomllib.load(file)["tool"]["importlinter"]["contracts"]
+    named = {name.strip() for contract in contracts for layer in contract["layers"]
+             for name in layer.replace(":", "|").split("|")}
+    top_level = {path.stem for path in (ROOT / "src" / "tidings").iterdir()
+                 if (path.is_dir() and (path / "__init__.py").exists())
+                 or (path.suffix == ".py" and path.stem != "__init__")}
+    assert top_level - named == set(), "not in any layer of [tool.importlinter]"
 
 
 def test_no_module_of_tidings_is_in_an_import_cycle() -> None:
