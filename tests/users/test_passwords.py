@@ -199,6 +199,15 @@ def test_a_temporary_password_has_each_kind_even_from_a_one_sided_draw() -> None
     assert any(c.isdigit() for c in password)
 
 
+@pytest.mark.parametrize("password", ["4@!$7(1+9qWe", "x$7!Kp2@9{qZ3<fR"])
+def test_a_password_dense_with_symbols_is_accepted(password: str) -> None:
+    check_new_password(password)  # zxcvbn judges it in parts, none of them long
+
+
+def test_a_weak_password_judged_in_parts_is_refused() -> None:
+    assert refusal("P@$$w0rd!1234567").rule == "too_guessable"  # P@$$w0rd!12 and 34567
+
+
 # The slowest passwords for zxcvbn: many different l33t characters ("1" read as i or l,
 # "|" as i or l, "7" as l or t, ...) among the letters they stand for. The first was
 # found by a hill-climb; without the cut zxcvbn takes seconds over the others (and

@@ -11,17 +11,20 @@ composes "é" from two keys logs in as well as one typed on a keyboard with an "
 from __future__ import annotations
 
 import functools
+import math
 import random
 import re
 import threading
 import unicodedata
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from importlib import resources
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from zxcvbn import zxcvbn
 from zxcvbn.matching import L33T_TABLE
+from zxcvbn.time_estimates import guesses_to_score
 
 MIN_LENGTH = 10
 MAX_LENGTH = 128
@@ -164,13 +167,16 @@ def _check_guessability(password: str, email: str | None) -> None:
     user_inputs = _user_inputs(email)
     rest = _without_words(password, user_inputs)
     with _ZXCVBN_LOCK:
-        result = zxcvbn(_scored_part(rest), user_inputs=user_inputs)
-    if result["score"] < MIN_SCORE:
+        results = [zxcvbn(part, user_inputs=user_inputs) for part in _scored_parts(rest)]
+    # An attacker guesses the parts one after the other: their guesses multiply.
+    guesses = math.prod((result["guesses"] for result in results), start=Decimal(1))
+    if guesses_to_score(guesses) < MIN_SCORE:
+        weakest = min(results, key=lambda result: result["guesses"])
         raise WeakPassword("too_guessable", " ".join(filter(None, (
             "The password is too easy to guess"
             + (" once the parts of the e-mail address in it are left out." if rest != password
                else "."),
-            result["feedback"]["warning"],
+            weakest["feedback"]["warning"],
             "Add more words or characters that do not follow a pattern."))))
 
 
@@ -191,26 +197,33 @@ _ZXCVBN_LOCK = threading.Lock()
 # length, times the number of ways it reads the "l33t" characters in it ("1" as i or l,
 # "7" as l or t, ...), which doubles with nearly each different one: 20 characters, all
 # different l33t characters, take it 0.2 s to 0.6 s (zxcvbn 4.5.0). So it judges the
-# first 40 characters, cut before the 7th different l33t character. The slowest such
-# part a search found (l33t characters mixed with the letters they stand for, in
-# tests/users/test_passwords.py) takes zxcvbn 25 ms of CPU (2-core machine, 2026);
-# 40 ms when the machine was busy. Judging a start only makes a password look weaker
-# than it is: a long password is accepted when its start is hard to guess, and the rules
-# before this one read the whole password.
+# first 40 characters, in parts cut before every 7th different l33t character. The
+# slowest such start a search found (l33t characters mixed with the letters they stand
+# for, in tests/users/test_passwords.py) takes zxcvbn 25 ms of CPU on a 2-core machine,
+# 40 ms when the machine was busy. Judging the start only makes a password look weaker
+# than it is: a long password is accepted when its start is hard to guess, and the
+# rules before this one read the whole password. The parts' guesses multiply, as zxcvbn
+# multiplies those of the patterns it finds; a pattern across a cut goes unseen, but
+# only after 6 different l33t characters, which are already hard to guess. (Scoring the
+# first part alone refused passwords managers generate, such as "4@!$7(1+9qWe".)
 _SCORED_LENGTH = 40
 _MOST_L33T_KINDS = 6
 _L33T_CHARACTERS = frozenset(character for subs in L33T_TABLE.values() for character in subs)
 
 
-def _scored_part(password: str) -> str:
-    """The start of the password that zxcvbn judges (see _SCORED_LENGTH)."""
-    seen: set[str] = set()
-    for place, character in enumerate(password[:_SCORED_LENGTH]):
+def _scored_parts(password: str) -> list[str]:
+    """The start of the password that zxcvbn judges, in parts (see _SCORED_LENGTH)."""
+    start = password[:_SCORED_LENGTH]
+    parts: list[str] = []
+    part_start, seen = 0, set[str]()
+    for place, character in enumerate(start):
         if character in _L33T_CHARACTERS and character not in seen:
             if len(seen) == _MOST_L33T_KINDS:
-                return password[:place]
+                parts.append(start[part_start:place])
+                part_start, seen = place, set()
             seen.add(character)
-    return password[:_SCORED_LENGTH]
+    parts.append(start[part_start:])
+    return parts
 
 
 def _user_inputs(email: str | None) -> list[str]:
