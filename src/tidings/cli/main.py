@@ -39,6 +39,7 @@ COMMANDS = {  # name: (where it lives, its short help as the command says it)
                          "(TIDINGS_SMPP_PORT)."),
     "smsc-sim": ("tidings.cli.smsc_sim:smsc_sim",
                  "Run an SMPP 3.4 SMSC simulator for development, tests and benchmarks."),
+    "users": ("tidings.cli.users:users", "People who log in to an account, with a role."),
     "webhooks": ("tidings.cli.webhooks:webhooks", "Receive webhooks while you develop."),
     "worker": ("tidings.cli.worker:worker",
                "Run the outbox workers and the carrier connectors, without the HTTP API."),

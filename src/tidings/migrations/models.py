@@ -12,5 +12,6 @@ def load_all() -> None:
     import tidings.operators.models
     import tidings.routing.models
     import tidings.smpp_gateway.models
+    import tidings.users.models
     import tidings.webhooks.models
     import tidings.whatsapp.models  # noqa: F401

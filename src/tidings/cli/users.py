@@ -1,0 +1,39 @@
+"""``tidings users``: people who log in to an account."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from tidings.cli.common import emit, operator_actor, with_runtime
+
+if TYPE_CHECKING:
+    from tidings.runtime import Runtime
+
+
+@click.group("users")
+def users() -> None:
+    """People who log in to an account, with a role."""
+
+
+@users.command("create")
+@click.option("--account", "account_id", required=True, help="The account the user belongs to.")
+@click.option("--email", required=True, help="The address the user logs in with.")
+@click.option("--role", required=True,
+              help="owner, admin, developer, billing, compliance, analyst or support.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def create(account_id: str, email: str, role: str, as_json: bool) -> None:
+    """Create a user with a temporary password (shown once, valid 72 hours, to be
+    changed at the first login). Give it to the person by another channel than the
+    address itself."""
+    from tidings.users.service import create_user
+
+    async def work(rt: Runtime) -> None:
+        made = await create_user(rt, account_id=account_id, email=email, role=role,
+                                 actor=operator_actor())
+        data = {"id": made.id, "account_id": made.account_id, "email": made.email,
+                "role": made.role, "temporary_password": made.temporary_password,
+                "expires_at": made.expires_at.isoformat()}
+        emit(data, as_json=as_json, text="\n".join(f"{k}: {v}" for k, v in data.items()))
+    with_runtime(work)
