@@ -61,8 +61,10 @@ def check_new_password(password: str, *, email: str | None = None,
 
     `email` is the person's address, whose parts make a password easier to guess;
     `previous_hashes` are the hashes of their last passwords (the users service passes
-    the last 5). Each previous hash costs one argon2 verification (about a tenth of a
-    second), so an async caller runs this in a thread, as it does verify_password."""
+    the last 5). Each previous hash costs one argon2 verification (about a fifth of a
+    second), so an async caller runs this in a thread, as it does verify_password.
+
+    The rules read the password in Unicode's NFKC form, the form it is hashed in."""
     password = _normalized(password)
     _check_length(password)
     _check_kinds_of_character(password)
@@ -111,7 +113,7 @@ _GROUPS, _GROUP_LENGTH = 4, 5
 def temporary_password() -> str:
     """A random password that meets the policy, to give someone who must choose their own
     at the first log-in: 4 groups of 5 characters, such as "Hk7pq-3Mxze-Rt9Wn-b4Ysa"
-    (about 116 bits, with at least one upper-case letter, one lower-case letter and one
+    (about 115 bits, with at least one upper-case letter, one lower-case letter and one
     digit)."""
     return _temporary_password_from(random.SystemRandom())
 
