@@ -43,3 +43,4 @@ def test_migrate_makes_the_database_the_others_then_use(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["accounts", "list"], env=env)
     assert result.exit_code == 0, result.output
     assert "no accounts" in result.output
+
