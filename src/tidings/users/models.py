@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from tidings.storage.db import Base
 from tidings.storage.sqltypes import UTCDateTime
@@ -48,14 +48,25 @@ class User(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class UserSession(Base):
+class _OfAUser:
+    """A row that belongs to a user: its id, the user's account (none for staff), the user."""
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[str | None]:
+        return mapped_column(ForeignKey("accounts.id"), index=True)
+
+    @declared_attr
+    def user_id(cls) -> Mapped[str]:
+        return mapped_column(ForeignKey("users.id"), index=True)
+
+
+class UserSession(_OfAUser, Base):
     """A login: the bearer token's keyed hash, never the token."""
 
     __tablename__ = "user_sessions"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), index=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -63,26 +74,20 @@ class UserSession(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class PasswordHistory(Base):
+class PasswordHistory(_OfAUser, Base):
     """Earlier password hashes of a user: the last few may not be used again."""
 
     __tablename__ = "password_history"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), index=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class RecoveryCode(Base):
+class RecoveryCode(_OfAUser, Base):
     """A single-use code that stands in for the second factor, kept as a keyed hash."""
 
     __tablename__ = "recovery_codes"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), index=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64))
     used: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
