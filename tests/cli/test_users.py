@@ -28,3 +28,22 @@ def test_users_create_prints_the_user_with_its_temporary_password_once(tmp_path:
     assert made["temporary_password"] not in again.output
     wrong = CliRunner().invoke(cli, [*args[:-3], "--role", "root"], env=env)
     assert (wrong.exit_code, "unknown_role" in wrong.output) == (1, True)
+
+
+def test_users_list_shows_the_accounts_users_without_their_passwords(tmp_path: Path) -> None:
+    env = {"TIDINGS_DATA_DIR": str(tmp_path / "data"), "TIDINGS_DATABASE_URL": None,
+           "TIDINGS_KEYSTORE_URL": None, "TIDINGS_MASTER_KEY": None}
+    assert CliRunner().invoke(cli, ["migrate"], env=env).exit_code == 0
+    account = json.loads(CliRunner().invoke(
+        cli, ["accounts", "create", "--name", "Acme", "--json"], env=env).output)["id"]
+    empty = CliRunner().invoke(cli, ["users", "list", "--account", account], env=env)
+    assert (empty.exit_code, empty.output.strip()) == (0, "no users")
+    made = json.loads(CliRunner().invoke(cli, [
+        "users", "create", "--account", account, "--email", "ann@example.com",
+        "--role", "admin", "--json"], env=env).output)
+    listed = CliRunner().invoke(cli, ["users", "list", "--account", account, "--json"], env=env)
+    [user] = json.loads(listed.output)
+    assert (user["id"], user["email"], user["role"]) == (made["id"], "ann@example.com", "admin")
+    assert made["temporary_password"] not in listed.output
+    unknown = CliRunner().invoke(cli, ["users", "list", "--account", "acc_nope"], env=env)
+    assert (unknown.exit_code, "account_not_found" in unknown.output) == (1, True)

@@ -10,11 +10,13 @@ from sqlalchemy import select
 
 from tests.conftest import TEST_ACTOR, Tenant
 from tidings.audit.models import AuditEvent
+from tidings.core.clock import FakeClock
 from tidings.runtime import Runtime
 from tidings.storage.db import SYSTEM
+from tidings.storage.vault import tenant_keys_table
 from tidings.users.models import User
 from tidings.users.passwords import verify_password
-from tidings.users.service import TEMPORARY_PASSWORD_HOURS, create_user
+from tidings.users.service import TEMPORARY_PASSWORD_HOURS, create_user, list_users
 from tidings.web.errors import Conflict, InvalidRequest, NotFound
 
 
@@ -89,10 +91,17 @@ async def test_bad_input_is_refused_and_stores_nothing(
 
 
 async def test_an_unknown_account_is_not_found_and_stores_nothing(rt: Runtime) -> None:
+    unknown = "acc_00000000000000000000000000"
     with pytest.raises(NotFound):
-        await create_user(rt, account_id="acc_00000000000000000000000000", email="a@b.example",
-                          role="owner", actor=TEST_ACTOR)
+        await create_user(rt, account_id=unknown, email="a@b.example", role="owner",
+                          actor=TEST_ACTOR)
+    with pytest.raises(NotFound):
+        await list_users(rt, account_id=unknown)
     assert await users_in(rt) == []
+    async with rt.vault.keystore.connect() as conn:  # no keys made for it either
+        made = (await conn.execute(select(tenant_keys_table.c.tenant_id).where(
+            tenant_keys_table.c.tenant_id == unknown))).all()
+    assert made == []
 
 
 @pytest.mark.parametrize("database_url", [pytest.param("postgres", marks=pytest.mark.postgres)],
@@ -107,3 +116,22 @@ async def test_an_account_sees_only_its_own_users(
         seen = (await session.scalars(select(User.tenant_id))).all()
     assert list(seen) == [globex.id]
     assert len(await users_in(rt)) == 2  # the cross-tenant role sees both
+
+
+async def test_an_accounts_users_are_listed_with_their_addresses_in_clear(
+        rt: Runtime, clock: FakeClock, acme: Tenant, globex: Tenant) -> None:
+    first = await create_user(rt, account_id=acme.id, email="ann@example.com", role="owner",
+                              actor=TEST_ACTOR)
+    clock.advance(1)
+    second = await create_user(rt, account_id=acme.id, email="bob@example.com",
+                               role="support", actor=TEST_ACTOR)
+    await create_user(rt, account_id=globex.id, email="eve@example.com", role="owner",
+                      actor=TEST_ACTOR)
+    listed = await list_users(rt, account_id=acme.id)
+    assert [(u.id, u.email, u.role, u.status) for u in listed] == [
+        (first.id, "ann@example.com", "owner", "active"),
+        (second.id, "bob@example.com", "support", "active")]
+    assert all(u.must_change_password and not u.mfa_enabled for u in listed)
+    assert await list_users(rt, account_id=globex.id) != []
+    with pytest.raises(NotFound):
+        await list_users(rt, account_id="acc_00000000000000000000000000")

@@ -37,3 +37,21 @@ def create(account_id: str, email: str, role: str, as_json: bool) -> None:
                 "expires_at": made.expires_at.isoformat()}
         emit(data, as_json=as_json, text="\n".join(f"{k}: {v}" for k, v in data.items()))
     with_runtime(work)
+
+
+@users.command("list")
+@click.option("--account", "account_id", required=True, help="The account whose users to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_command(account_id: str, as_json: bool) -> None:
+    """List an account's users, oldest first."""
+    from tidings.users.service import list_users
+
+    async def work(rt: Runtime) -> None:
+        found = await list_users(rt, account_id=account_id)
+        data = [{"id": u.id, "email": u.email, "role": u.role, "status": u.status,
+                 "mfa_enabled": u.mfa_enabled, "must_change_password": u.must_change_password,
+                 "created_at": u.created_at.isoformat()} for u in found]
+        emit(data, as_json=as_json, text="\n".join(
+            f"{u['id']}  {u['role']:<11} {u['status']:<9} {u['email']}" for u in data)
+            or "no users")
+    with_runtime(work)

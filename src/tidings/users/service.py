@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Account
 from tidings.accounts.permissions import Role
@@ -75,15 +74,14 @@ async def create_user(rt: Services, *, account_id: str, email: str, role: str,
     """A user of ``account_id``; ``InvalidRequest`` for a bad address or role,
     ``NotFound`` for an unknown account, ``Conflict`` for an address that has a user."""
     address, chosen = check_email(email), check_role(role)
+    keys = await _account_keys(rt, account_id)
     index = await email_index(rt, address)
-    keys = await rt.vault.keys_for(account_id)
     now = rt.clock.now()
     password = temporary_password()
     hashed = await asyncio.to_thread(hash_password, password)  # argon2: ~0.2 s of CPU
     user = _new_user(account_id, address, chosen, keys, index, hashed, now)
     try:
         async with rt.db.transaction(tenant=account_id) as session:
-            await _require_account(session, account_id)
             session.add(user)
             await session.flush()
             await record(session, [audit_row(
@@ -105,7 +103,34 @@ def _new_user(account_id: str, email: str, role: Role, keys: TenantKeys, index: 
                 password_changed_at=now, failed_logins=0, created_at=now, updated_at=now)
 
 
-async def _require_account(session: AsyncSession, account_id: str) -> None:
-    found = await session.scalar(select(Account.id).where(Account.id == account_id))
+async def _account_keys(rt: Services, account_id: str) -> TenantKeys:
+    """The account's keys; ``NotFound`` before any key is made for an unknown account."""
+    async with rt.db.transaction(tenant=account_id, write=False) as session:
+        found = await session.scalar(select(Account.id).where(Account.id == account_id))
     if found is None:
         raise NotFound(f"No account {account_id[:60]!r}.", code="account_not_found")
+    return await rt.vault.keys_for(account_id)
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A user as an operator or an account's owner sees it: the address in clear."""
+
+    id: str
+    email: str
+    role: str
+    status: str
+    mfa_enabled: bool
+    must_change_password: bool
+    created_at: datetime
+
+
+async def list_users(rt: Services, *, account_id: str) -> list[UserView]:
+    """The account's users, oldest first; ``NotFound`` for an unknown account."""
+    keys = await _account_keys(rt, account_id)
+    async with rt.db.transaction(tenant=account_id, write=False) as session:
+        rows = (await session.scalars(select(User).where(User.tenant_id == account_id)
+                                      .order_by(User.created_at, User.id))).all()
+    return [UserView(u.id, keys.decrypt(u.email_enc, field=EMAIL_FIELD), u.role, u.status,
+                     u.mfa_enabled_at is not None, u.password_temporary_until is not None,
+                     u.created_at) for u in rows]
