@@ -1,22 +1,33 @@
-"""``tidings users create``: the user and its temporary password, printed once; bad
-input refused with the API's codes."""
+"""``tidings users create`` and ``list``: the user and its temporary password, printed
+once, never listed; bad input refused with the API's codes."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tidings.cli.main import cli
 
+Env = dict[str, str | None]
 
-def test_users_create_prints_the_user_with_its_temporary_password_once(tmp_path: Path) -> None:
+
+@pytest.fixture
+def acme(tmp_path: Path) -> tuple[Env, str]:
+    """A migrated data folder of its own (the environment naming it) and an account in it."""
     env = {"TIDINGS_DATA_DIR": str(tmp_path / "data"), "TIDINGS_DATABASE_URL": None,
            "TIDINGS_KEYSTORE_URL": None, "TIDINGS_MASTER_KEY": None}
     assert CliRunner().invoke(cli, ["migrate"], env=env).exit_code == 0
     account = json.loads(CliRunner().invoke(
         cli, ["accounts", "create", "--name", "Acme", "--json"], env=env).output)["id"]
+    return env, account
+
+
+def test_users_create_prints_the_user_with_its_temporary_password_once(
+        acme: tuple[Env, str]) -> None:
+    env, account = acme
     args = ["users", "create", "--account", account, "--email", "ann@example.com",
             "--role", "owner", "--json"]
     made = json.loads(CliRunner().invoke(cli, args, env=env).output)
@@ -30,12 +41,8 @@ def test_users_create_prints_the_user_with_its_temporary_password_once(tmp_path:
     assert (wrong.exit_code, "unknown_role" in wrong.output) == (1, True)
 
 
-def test_users_list_shows_the_accounts_users_without_their_passwords(tmp_path: Path) -> None:
-    env = {"TIDINGS_DATA_DIR": str(tmp_path / "data"), "TIDINGS_DATABASE_URL": None,
-           "TIDINGS_KEYSTORE_URL": None, "TIDINGS_MASTER_KEY": None}
-    assert CliRunner().invoke(cli, ["migrate"], env=env).exit_code == 0
-    account = json.loads(CliRunner().invoke(
-        cli, ["accounts", "create", "--name", "Acme", "--json"], env=env).output)["id"]
+def test_users_list_shows_the_accounts_users_without_their_passwords(acme: tuple[Env, str]) -> None:
+    env, account = acme
     empty = CliRunner().invoke(cli, ["users", "list", "--account", account], env=env)
     assert (empty.exit_code, empty.output.strip()) == (0, "no users")
     made = json.loads(CliRunner().invoke(cli, [
