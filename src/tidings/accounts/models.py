@@ -53,3 +53,9 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Space-separated permissions; NULL: every permission of the account.
+    scopes: Mapped[str | None] = mapped_column(String(600))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Space-separated CIDRs the key may be used from; NULL: anywhere.
+    allowed_ips: Mapped[str | None] = mapped_column(String(2000))
+    created_by: Mapped[str | None] = mapped_column(String(60))  # "user:usr_…", say
