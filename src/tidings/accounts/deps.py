@@ -79,6 +79,9 @@ MayReadAudit = Annotated[Principal, Depends(Require(_P.AUDIT_READ))]
 ChangingPassword = Annotated[Principal, Depends(Require(
     None, passes=frozenset({PASSWORD_CHANGE_REQUIRED, MFA_REQUIRED})))]
 EnrollingMfa = Annotated[Principal, Depends(Require(None, passes=frozenset({MFA_REQUIRED})))]
+# Anyone signed in, whatever they must do first: reading one's session, logging out.
+SignedIn = Annotated[Principal, Depends(Require(
+    None, passes=frozenset({PASSWORD_CHANGE_REQUIRED, MFA_REQUIRED})))]
 
 # Kept for routes that read the principal before deciding (none should: declare one).
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
