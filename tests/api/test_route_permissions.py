@@ -4,8 +4,9 @@ The routes are read from the application itself (``app.ROUTERS``), so a route ad
 tomorrow is checked without touching this file: one that declares neither a
 permission (``accounts.deps.Require``), nor the operator, nor the signed-in person
 (``users.deps.Person``), nor that it is open to anyone fails here. Then each account
-route is called as each role, and the answer is ``403 permission_denied`` exactly where ``accounts/permissions.py`` says the role
-lacks the permission, and never elsewhere.
+route is called as each role, and the answer is ``403 permission_denied`` exactly
+where ``accounts/permissions.py`` says the role lacks the permission, and never
+elsewhere.
 """
 
 from __future__ import annotations
