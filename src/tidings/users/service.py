@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -50,11 +50,22 @@ class NewUser:
 
 
 def check_role(raw: str) -> Role:
+    return _one_of(Role, raw, "role")
+
+
+def check_operator_role(raw: str) -> OperatorRole:
+    return _one_of(OperatorRole, raw, "staff role")
+
+
+_R = TypeVar("_R", Role, OperatorRole)
+
+
+def _one_of(roles: type[_R], raw: str, what: str) -> _R:
     try:
-        return Role(raw)
+        return roles(raw)
     except ValueError:
-        roles = ", ".join(role.value for role in Role)
-        raise InvalidRequest(f"There is no role {raw[:40]!r}; the roles are {roles}.",
+        names = ", ".join(role.value for role in roles)
+        raise InvalidRequest(f"There is no {what} {raw[:40]!r}; the roles are {names}.",
                              code="unknown_role", parameter="role") from None
 
 
@@ -106,15 +117,6 @@ async def create_user(rt: Services, *, account_id: str | None, email: str, role:
                        parameter="email") from None
     return NewUser(user.id, account_id, address, chosen.value, password,
                    now + timedelta(hours=TEMPORARY_PASSWORD_HOURS))
-
-
-def check_operator_role(raw: str) -> OperatorRole:
-    try:
-        return OperatorRole(raw)
-    except ValueError:
-        roles = ", ".join(role.value for role in OperatorRole)
-        raise InvalidRequest(f"There is no staff role {raw[:40]!r}; the roles are {roles}.",
-                             code="unknown_role", parameter="role") from None
 
 
 async def _record_creation(session: AsyncSession, user: User, actor: Actor,
