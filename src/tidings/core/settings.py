@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     claim_code_sender: str = "Tidings"
     claim_code_email_sender: str = "verify@tidings.invalid"
     api_key_cache_seconds: float = 2.0
+    # Sub-account rights changed in another process apply within this (here at once).
+    account_rights_cache_seconds: float = Field(default=2.0, ge=0)
     routing_cache_seconds: float = Field(default=2.0, ge=0)  # route changes apply within
     connector_reload_seconds: float = Field(default=5.0, gt=0)  # connector changes apply within
     log_level: str = "INFO"
