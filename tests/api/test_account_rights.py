@@ -83,8 +83,10 @@ async def test_a_parent_sets_its_sub_accounts_rights_and_reads_them_back(
     # Sender ids may be numbers or addresses: never stored in clear.
     async with rt.db.transaction(tenant=parent.id, write=False) as session:
         row = await session.get(AccountRights, child.id)
-    assert row is not None and row.tenant_id == parent.id
-    assert row.sender_ids_enc is not None and b"12025550100" not in row.sender_ids_enc
+    assert row is not None
+    assert row.tenant_id == parent.id
+    assert row.sender_ids_enc is not None
+    assert b"12025550100" not in row.sender_ids_enc
     async with rt.db.transaction(tenant=parent.id, write=False) as session:
         audited = (await session.scalars(select(AuditEvent).where(
             AuditEvent.table_name == "account_rights"))).all()
@@ -106,7 +108,8 @@ async def test_a_grandchild_is_governed_by_every_account_above_it(
     await put_rights(client, parent, grandchild.id, channels=["email"], sender_ids=["Acme"])
     await put_rights(client, parent, child.id, channels=["sms"])
     read = await get_rights(client, parent, grandchild.id)
-    assert read["channels"] == ["email"] and read["effective"]["channels"] == []
+    assert read["channels"] == ["email"]
+    assert read["effective"]["channels"] == []
     assert await rt_rps(client, parent, grandchild.id) is None
 
 
