@@ -20,7 +20,8 @@ from tests.conftest import Tenant, make_tenant
 from tests.functional.server import run_cli_async, tidings_env
 from tests.smpp_gateway.test_binds import status_of
 from tests.smpp_gateway.test_gateway import credential
-from tidings.accounts.models import MessageCount
+from tidings.accounts.models import Account, MessageCount
+from tidings.accounts.suspension import OPERATOR, reason_of
 from tidings.connectors.smpp.pdu import CommandStatus
 from tidings.core.clock import FakeClock
 from tidings.core.settings import Settings
@@ -174,6 +175,11 @@ async def test_a_suspension_by_the_operators_cli_in_another_process_unbinds_the_
         assert await asyncio.wait_for(asyncio.to_thread(esme.wait_unbound), 5) in (
             "unbind", "closed")
         assert await status_of(port, system_id, password) == CommandStatus.ESME_RBINDFAIL
+        async with rt.db.transaction(tenant=acme.id, write=False) as session:
+            account = await session.get(Account, acme.id)
+        assert account is not None
+        assert account.suspended_by == OPERATOR
+        assert reason_of(account, await rt.vault.keys_for(acme.id)) == "Chargebacks"
         done = await run_cli_async(env, "accounts", "set-status", acme.id, "active")
         assert done.returncode == 0, done.stderr
         await until_binds(port, system_id, password)
