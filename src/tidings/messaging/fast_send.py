@@ -77,9 +77,11 @@ async def _check(rt: Services, headers: dict[bytes, str], body: bytes,
         principal = await rt.auth.authenticate(headers.get(b"authorization"), account,
                                                client_ip=client_ip)
         check_permission(principal, Permission.MESSAGES_SEND)
-        return await prepare_send(rt, principal, SendMessage.model_validate_json(body))
+        checked = await prepare_send(rt, principal, SendMessage.model_validate_json(body))
     except (TidingsError, ValidationError):
         return None
+    # A capped account's send may be refused at the write: the endpoint answers that.
+    return None if checked[0].monthly_cap is not None else checked
 
 
 def _first_headers(scope: Scope) -> dict[bytes, str]:

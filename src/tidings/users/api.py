@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response
 from tidings.accounts.auth import Principal
 from tidings.accounts.deps import MayManageUsers
 from tidings.accounts.permissions import Role, permissions_of
+from tidings.accounts.rights import ensure_may_manage_users
 from tidings.core.services import Services
 from tidings.storage.db import SYSTEM
 from tidings.users.credentials import change_password
@@ -130,6 +131,7 @@ async def confirm_totp(body: ConfirmTotp, rt: RuntimeDep,
 @users_router.post("", status_code=201, response_model=NewUserOut, summary="Invite a user",
                    operation_id="create_user", responses=problem_responses(409))
 async def invite(body: InviteUser, rt: RuntimeDep, principal: MayManageUsers) -> NewUserOut:
+    ensure_may_manage_users((await rt.account_rights.effective(principal.tenant)).rights)
     _check_grantable(principal, body.role)
     made = await create_user(rt, account_id=principal.tenant, email=body.email,
                              role=body.role, actor=principal.actor)
@@ -148,6 +150,7 @@ async def list_endpoint(rt: RuntimeDep, principal: MayManageUsers) -> list[UserO
                     operation_id="update_user", responses=problem_responses(409))
 async def update(user_id: str, body: UpdateUser, rt: RuntimeDep,
                  principal: MayManageUsers) -> UserOut:
+    ensure_may_manage_users((await rt.account_rights.effective(principal.tenant)).rights)
     current = await get_user(rt, account_id=principal.tenant, user_id=user_id[:60])
     _check_grantable(principal, current.role)
     if body.role is not None:

@@ -13,7 +13,7 @@ from alembic import op
 from tidings.storage.sqltypes import UTCDateTime
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
