@@ -77,6 +77,7 @@ async def stored_keys(limits: RateLimits) -> list[str]:
     """Every key the storage holds, whichever the storage."""
     if isinstance(limits.storage, MemoryStorage):
         return [*limits.storage.storage, *limits.storage.events]
+    assert isinstance(limits.storage, RedisStorage)
     prefix = limits.storage.bridge.key_prefix
     async with Redis.from_url(redis_url()) as client:
         return [key.decode() async for key in client.scan_iter(f"{prefix}:*")]
@@ -278,7 +279,7 @@ async def test_with_a_redis_url_processes_share_the_buckets() -> None:
 ])
 def test_garbage_settings_are_refused(name: str, value: str) -> None:
     with pytest.raises(ValidationError, match=name):
-        Settings(**{name: value})
+        Settings.model_validate({name: value})
 
 
 def test_garbage_in_the_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +93,15 @@ class Quota:
         return {"Retry-After": str(max(1, self.reset_seconds)), **self.headers()}
 
 
+class RateLimited(TooManyRequests):
+    """A request over its credential's or its account's limit."""
+
+    def __init__(self, quota: Quota) -> None:
+        super().__init__(f"Too many requests; try again in {max(1, quota.reset_seconds)} s.",
+                         code="rate_limited", headers=quota.refusal_headers())
+        self.quota = quota
+
+
 class RateLimits:
     """The buckets of one deployment; a ``Services`` field (``rt.rate_limits``)."""
 
@@ -115,7 +124,7 @@ class RateLimits:
     async def check_request(self, *, account_id: str, credential: tuple[str, str],
                             account_rps: int | None = None) -> Quota | None:
         """Charge one request to its credential (kind, id) and its account; raises
-        ``TooManyRequests`` when either is spent. ``account_rps``: the account's own
+        ``RateLimited`` (a 429) when either is spent. ``account_rps``: the account's own
         requests per second instead of the default. Returns the tighter limit's quota,
         for the answer's RateLimit fields (None if the storage failed)."""
         credential_items, account_items = self._items(credential[0], account_rps)
@@ -123,9 +132,7 @@ class RateLimits:
         if refused is None:
             refused = await self._charge(account_items, ("account", account_id))
         if refused is not None:
-            raise TooManyRequests(
-                f"Too many requests; try again in {max(1, refused.reset_seconds)} s.",
-                code="rate_limited", headers=refused.refusal_headers())
+            raise RateLimited(refused)
         return await self._quota(*min(
             [(item, ("credential", *credential)) for item in credential_items]
             + [(item, ("account", account_id)) for item in account_items], key=_rate_of))
@@ -136,7 +143,7 @@ class RateLimits:
         try:
             await self.check_request(account_id=account_id, credential=("smpp_bind", bind_id),
                                      account_rps=account_rps)
-        except TooManyRequests:
+        except RateLimited:
             return False
         return True
 
@@ -234,6 +241,41 @@ class RateLimits:
             self.storage.timer.cancel()  # its expiry sweep, if one is under way
         if self._closing is not None:
             await self._closing()
+
+
+# Where a request's charge is kept, so that the endpoint a fast path hands a request over
+# to does not charge it a second time (``charge_once``).
+CHARGED_SCOPE_KEY = "tidings.rate_limit"
+_UNCHARGED: Any = object()
+
+
+async def charge_once(limits: RateLimits, scope: MutableMapping[str, Any], *,
+                      account_id: str, credential: tuple[str, str],
+                      account_rps: int | None = None) -> Quota | None:
+    """``check_request`` for one HTTP request (an ASGI scope), once however many layers
+    ask; the quota for the answer's RateLimit fields."""
+    charged: Quota | RateLimited | None = scope.get(CHARGED_SCOPE_KEY, _UNCHARGED)
+    if charged is _UNCHARGED:
+        try:
+            charged = await limits.check_request(account_id=account_id, credential=credential,
+                                                 account_rps=account_rps)
+        except RateLimited as refused:
+            scope[CHARGED_SCOPE_KEY] = refused
+            raise
+        scope[CHARGED_SCOPE_KEY] = charged
+    elif isinstance(charged, RateLimited):
+        raise RateLimited(charged.quota)  # a fresh error: a handler may change the first
+    return charged
+
+
+# The fields of a 429 (and of the 2xx answers of routes behind a key), for OpenAPI.
+RATE_LIMIT_HEADER_DOCS: dict[str, dict[str, Any]] = {
+    name: {"description": description, "schema": {"type": "integer"}}
+    for name, description in (
+        ("Retry-After", "Seconds to wait before trying again."),
+        ("RateLimit-Limit", "Requests the tightest limit allows in its window."),
+        ("RateLimit-Remaining", "Requests left in the window."),
+        ("RateLimit-Reset", "Seconds until the window frees a request."))}
 
 
 def _rate_of(limit: tuple[RateLimitItem, Bucket]) -> float:
