@@ -8,8 +8,8 @@ requests-per-second (``account_rps``) instead of the default. Failed logins and 
 SMPP binds are counted per client address; past the limit, the address is refused
 before its credentials are looked at.
 
-The counting is the ``limits`` library's: a strategy (sliding window counter by
-default) over a storage, in memory for one process or in Redis when
+The counting is the ``limits`` library's: a strategy (a fixed window by default, the
+cheapest) over a storage, in memory for one process or in Redis when
 ``TIDINGS_REDIS_URL`` is set, so that several processes share the buckets. A check in
 memory costs microseconds and no database round trip. If Redis fails, requests are let
 through (and a warning logged): losing the limits for a while is better than losing
