@@ -232,8 +232,18 @@ async def test_a_redis_that_fails_lets_requests_through() -> None:
     storage = RedisStorage("async+redis://127.0.0.1:1", implementation="redispy",
                            wrap_exceptions=True, socket_connect_timeout=1.0)
     limits = RateLimits(settings(), storage, address_key=hidden)
+    calls = 0
+    hit = limits._limiter.hit
+
+    async def counted(*args: Any, **kwargs: Any) -> bool:
+        nonlocal calls
+        calls += 1
+        return await hit(*args, **kwargs)
+
+    limits._limiter.hit = counted  # type: ignore[method-assign]
     for _ in range(5):
         assert await limits.check_request(account_id=ACCOUNT, credential=KEY) is None
+    assert calls == 1  # then left alone for a while: no request waits on a hung Redis
     await limits.note_failed_login("198.51.100.7")
     assert not await limits.login_blocked("198.51.100.7")
     assert await limits.check_submit(account_id=ACCOUNT, bind_id="bind-1")

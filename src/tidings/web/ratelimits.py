@@ -61,6 +61,9 @@ CREDENTIAL_SETTINGS = {
 }
 DEFAULT_CREDENTIAL = "api_key"
 REDIS_TIMEOUT_SECONDS = 1.0  # a Redis that does not answer by then lets the request through
+# After a failure, Redis is left alone this long: requests go through without waiting
+# on it, rather than each wait out the timeout while it hangs.
+STORAGE_RETRY_SECONDS = 1.0
 STORAGE_WARNING_SECONDS = 10.0  # at most one warning this often while Redis fails
 IPV6_PREFIX = 64
 STRATEGIES: dict[str, Callable[[Storage], RateLimiter]] = {
@@ -117,6 +120,7 @@ class RateLimits:
         self._per_second: dict[int, list[RateLimitItem]] = {}
         self._address_key = address_key
         self._closing = closing
+        self._down_until = 0.0
         self._quiet_until = 0.0
 
     # --- requests -----------------------------------------------------------------
@@ -193,6 +197,8 @@ class RateLimits:
 
     async def _charge(self, items: Sequence[RateLimitItem], bucket: Bucket) -> Quota | None:
         """Hit each limit; the quota of the first that refused, or None."""
+        if self._storage_down():
+            return None
         try:
             for item in items:
                 if not await self._limiter.hit(item, *bucket):
@@ -202,6 +208,8 @@ class RateLimits:
         return None
 
     async def _note(self, items: Sequence[RateLimitItem], bucket: Bucket) -> None:
+        if self._storage_down():
+            return
         try:
             for item in items:
                 await self._limiter.hit(item, *bucket)
@@ -209,6 +217,8 @@ class RateLimits:
             self._storage_failed()
 
     async def _blocked(self, items: Sequence[RateLimitItem], bucket: Bucket) -> Quota | None:
+        if self._storage_down():
+            return None
         try:
             for item in items:
                 if not await self._limiter.test(item, *bucket):
@@ -218,6 +228,8 @@ class RateLimits:
         return None
 
     async def _quota(self, item: RateLimitItem, bucket: Bucket) -> Quota | None:
+        if self._storage_down():
+            return None
         try:
             return await self._stats(item, bucket)
         except StorageError:
@@ -230,7 +242,11 @@ class RateLimits:
         return Quota(limit=item.amount, window_seconds=item.get_expiry(),
                      remaining=max(0, stats.remaining), reset_seconds=reset)
 
+    def _storage_down(self) -> bool:
+        return self._down_until > time.monotonic()
+
     def _storage_failed(self) -> None:
+        self._down_until = time.monotonic() + STORAGE_RETRY_SECONDS
         if time.monotonic() >= self._quiet_until:
             self._quiet_until = time.monotonic() + STORAGE_WARNING_SECONDS
             log.warning("rate_limit_storage_failed", detail="requests go unlimited "
