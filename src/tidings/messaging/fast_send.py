@@ -3,11 +3,11 @@
 The single-send endpoint is the hottest path of the API, and FastAPI's routing,
 dependency solving and response validation cost about as much as the send
 itself. This ASGI middleware answers a *plain* send directly: JSON body, no
-``Idempotency-Key``, a valid key, a body that passes the same ``SendMessage``
-schema and the same checks (``prepare_send``), stored by the same
+``Idempotency-Key``, a valid key that may send, a body that passes the same
+``SendMessage`` schema and the same checks (``prepare_send``), stored by the same
 ``create_one``, charged to the same rate limits (a request over them is answered
-``429`` here, at little cost). Anything else, and any error found before the write, goes to
-the FastAPI endpoint with the body replayed, so errors, idempotent sends and
+``429`` here, at little cost). Anything else, and any error found before the write,
+goes to the FastAPI endpoint with the body replayed, so errors, idempotent sends and
 the OpenAPI description stay exactly the framework's. Nothing is written
 before the hand-over, so a request is never stored twice.
 """
@@ -22,6 +22,8 @@ import orjson
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tidings.accounts.deps import check_permission
+from tidings.accounts.permissions import Permission
 from tidings.messaging.schemas import SendMessage
 from tidings.messaging.sending import create_one, prepare_send
 from tidings.web.errors import PROBLEM_MEDIA_TYPE, TidingsError
@@ -54,8 +56,9 @@ class FastSend:
         if not complete:
             return  # the client went away before it finished sending: nobody to answer
         rt: Services = scope["app"].state.runtime
+        client = scope.get("client")
         try:
-            checked = await _check(rt, scope, headers, body)
+            checked = await _check(rt, scope, headers, body, client[0] if client else None)
         except RateLimited as refused:  # answered here: shedding load must cost little
             scope["route"] = ROUTE
             await _answer(send, refused.status, orjson.dumps(refused.to_problem(PATH)),
@@ -78,15 +81,16 @@ class _Checked:
     quota: Quota | None  # for the answer's RateLimit fields
 
 
-async def _check(rt: Services, scope: Scope, headers: dict[bytes, str],
-                 body: bytes) -> _Checked | None:
+async def _check(rt: Services, scope: Scope, headers: dict[bytes, str], body: bytes,
+                 client_ip: str | None) -> _Checked | None:
     """The context and draft of a plain send, or None to let the endpoint answer;
-    ``RateLimited`` past the key's or the account's rate limit."""
+    ``RateLimited`` past the caller's or the account's rate limit."""
     account = headers.get(b"tidings-account")
     if account is not None and len(account) > MAX_ACCOUNT_HEADER_CHARS:
         return None
     try:
-        principal = await rt.auth.authenticate(headers.get(b"authorization"), account)
+        principal = await rt.auth.authenticate(headers.get(b"authorization"), account,
+                                               client_ip=client_ip)
     except TidingsError:
         return None
     actor = principal.actor
@@ -94,6 +98,7 @@ async def _check(rt: Services, scope: Scope, headers: dict[bytes, str],
     quota = await charge_once(rt.rate_limits, scope, account_id=principal.account_id,
                               credential=(actor.type, actor.id))
     try:
+        check_permission(principal, Permission.MESSAGES_SEND)
         context, draft = await prepare_send(rt, principal,
                                             SendMessage.model_validate_json(body))
     except (TidingsError, ValidationError):
