@@ -1,7 +1,7 @@
 """Rate limits over HTTP: a key past its limit gets a 429 with Retry-After and the
 RateLimit fields, on the fast send path and through the framework alike; the key's
 bucket and the account's; a request counted once however it is answered; bad limits
-stop the start.
+stop the start; failed logins from an address get its logins refused.
 
 The limits here are per day: the library counts in wall-clock time, and no test may
 depend on how fast it runs."""
@@ -13,11 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Tenant, assert_problem, stored_counts
+from tests.conftest import TEST_ACTOR, Tenant, assert_problem, stored_counts
 from tidings.app import create_app
 from tidings.cli.main import main
 from tidings.core.settings import Settings
 from tidings.runtime import Runtime
+from tidings.users.service import create_user
 
 GOOD = {"to": "+12025550173", "from": "Acme", "body": "Hello"}
 
@@ -25,7 +26,8 @@ GOOD = {"to": "+12025550173", "from": "Acme", "body": "Hello"}
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"rate_limit_api_key": "3/day",
-                                       "rate_limit_account": "5/day"})
+                                       "rate_limit_account": "5/day",
+                                       "rate_limit_failed_logins_per_ip": "3/day"})
 
 
 def remaining(response: httpx.Response) -> int:
@@ -109,6 +111,32 @@ async def test_a_request_without_a_valid_key_is_not_counted_against_anyone(
         assert_problem(response, 401, "invalid_api_key")
         assert "RateLimit-Limit" not in response.headers
     assert remaining(await client.get("/v1/account", headers=acme.headers)) == 2
+
+
+async def test_failed_logins_from_an_address_get_even_the_right_password_refused(
+        rt: Runtime, client: httpx.AsyncClient, acme: Tenant) -> None:
+    ann = await create_user(rt, account_id=acme.id, email="ann@example.com",
+                            role="developer", actor=TEST_ACTOR)
+    right = {"email": "ann@example.com", "password": ann.temporary_password}
+    assert (await client.post("/v1/auth/login", json=right)).status_code == 200
+    for attempt in ({**right, "password": "wrong"},
+                    {"email": "nobody@example.com", "password": "wrong"},
+                    {**right, "password": "wrong again"}):
+        failed = await client.post("/v1/auth/login", json=attempt)
+        assert_problem(failed, 401, "invalid_credentials")
+    refused = await client.post("/v1/auth/login", json=right)
+    assert_problem(refused, 429, "too_many_failed_logins")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 86400
+    assert refused.headers["RateLimit-Limit"] == "3"
+
+
+async def test_good_logins_do_not_count_against_the_address(
+        rt: Runtime, client: httpx.AsyncClient, acme: Tenant) -> None:
+    ann = await create_user(rt, account_id=acme.id, email="ann@example.com",
+                            role="developer", actor=TEST_ACTOR)
+    right = {"email": "ann@example.com", "password": ann.temporary_password}
+    for _ in range(4):
+        assert (await client.post("/v1/auth/login", json=right)).status_code == 200
 
 
 def test_the_api_description_declares_the_429_and_its_fields(tmp_path: Path) -> None:
