@@ -357,7 +357,8 @@ async def test_create_key_shows_it_once(
 
     events = (await audit_events(rt, acme.id))[before:]
     assert [(e.action, e.table_name, e.row_id, e.fields) for e in events] == [
-        ("create", "api_keys", made["id"], ["allowed_ips", "created_by", "expires_at", "name", "scopes"])]
+        ("create", "api_keys", made["id"],
+         ["allowed_ips", "created_by", "expires_at", "name", "scopes"])]
     assert (events[0].actor_type, events[0].actor_id) == ("api_key", acme.made.api_key_id)
     assert "deploy-bot-7" not in audit_text(events[0])
 

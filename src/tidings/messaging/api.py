@@ -36,6 +36,7 @@ from tidings.messaging.service import (
     list_messages,
     message_out,
 )
+from tidings.messaging.views import as_seen_by
 from tidings.web.deps import PROBLEMS_OF_API_KEY_ROUTES, KnownQueryOnly, RuntimeDep
 from tidings.web.errors import InvalidRequest, NotFound, problem_responses
 from tidings.webhooks.service import DELIVER_JOB
@@ -88,7 +89,7 @@ async def read_message(message_id: str, rt: RuntimeDep,
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
         message = await get_message(session, tenant=principal.tenant, message_id=message_id)
         events = await get_events(session, tenant=principal.tenant, message_id=message_id)
-    return message_out(message, keys, events)
+    return as_seen_by(message_out(message, keys, events), principal.permissions)
 
 
 @router.get("", response_model=MessagePage, summary="List messages, newest first",
@@ -111,7 +112,8 @@ async def list_endpoint(
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
         rows, next_cursor = await list_messages(session, tenant=principal.tenant, keys=keys,
                                                 filters=filters, cursor=cursor, limit=limit)
-    return MessagePage(data=[message_out(m, keys) for m in rows], next_cursor=next_cursor)
+    return MessagePage(data=[as_seen_by(message_out(m, keys), principal.permissions)
+                             for m in rows], next_cursor=next_cursor)
 
 
 @router.post("/{message_id}/cancel", response_model=MessageOut,

@@ -166,7 +166,8 @@ class MessageOut(BaseModel):
     status: Status
     to: str
     from_: str = Field(alias="from")
-    body: str
+    body: str | None = Field(description="Null when the caller may not read message "
+                                         "content (messages:read_content).")
     subject: str | None = None
     html: str | None = None
     template: WhatsAppTemplate | None = None

@@ -4,8 +4,9 @@ A wrong address, a wrong password, a disabled or a locked user all get the same
 ``401 invalid_credentials`` after the same work (one argon2 verification), so the
 answer says nothing about which addresses have users. ``login_lock_failures`` failed
 attempts in a row lock the user for ``login_lock_minutes``, doubled for each further
-run of failures; success resets the count. Every attempt on a known user is an
-audit event of its account, which its owner reads with ``GET /v1/audit-events``.
+run of failures; a success within a day of a lock does not forget it. Every attempt on
+a known user is an audit event of its account, which its owner reads with
+``GET /v1/audit-events``.
 
 With a second factor, the password step answers with a *challenge*: the user id, an
 expiry and the password's change time, signed with a platform key. It holds nothing
@@ -43,6 +44,7 @@ class _Fingerprint(Protocol):  # TenantKeys.fingerprint
 CHALLENGE_LIFETIME = timedelta(minutes=5)
 CHALLENGE_PURPOSE = "users.login_challenge"
 MAX_LOCK = timedelta(days=1)
+LOCK_MEMORY = timedelta(days=1)  # a lock this long ago no longer makes the next one longer
 # Verified when the address has no user, so that a miss costs what a hit costs.
 _DECOY_HASH = hash_password("Decoy password for addresses without a user 7")
 
@@ -132,10 +134,19 @@ async def _succeeded(rt: Services, user: User, now: datetime) -> LoggedIn:
     policy = SessionPolicy.of(rt.settings)
     async with rt.db.transaction(tenant=SYSTEM) as session:
         await session.execute(update(User).where(User.id == user.id)
-                              .values(failed_logins=0, locked_until=None))
+                              .values(failed_logins=_remembered_failures(rt, user, now)))
         token, row = await start_session(session, user=user, now=now, policy=policy)
         await _audit(session, user, now, "user.login", ["session"])
     return LoggedIn(token, row.expires_at, user)
+
+
+def _remembered_failures(rt: Services, user: User, now: datetime) -> int:
+    """What a success leaves of the failure count: the runs that ended in a lock within
+    the last day, so that the next lock is longer still; else nothing."""
+    if user.locked_until is None or now - user.locked_until > LOCK_MEMORY:
+        return 0
+    limit = rt.settings.login_lock_failures
+    return (user.failed_logins // limit) * limit
 
 
 async def _rehash(rt: Services, user: User, password: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from tidings.accounts.permissions import Permission
 
@@ -90,4 +90,4 @@ class NewUserOut(BaseModel):
 
 class UpdateUser(_Strict):
     role: str | None = Field(default=None, min_length=1, max_length=40)
-    disabled: bool | None = None
+    disabled: StrictBool | None = None

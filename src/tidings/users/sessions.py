@@ -133,7 +133,7 @@ async def load_session(session: AsyncSession, *, token: str, now: datetime,
         .where(UserSession.token_hash == hash_token(token)))).first()
     if found is None:
         raise _invalid()
-    row, user = found.tuple()
+    row, user = found
     if row.ended_at is not None or user.status != UserStatus.ACTIVE:
         raise Unauthorized("The session has ended; log in again.", code="session_ended")
     if now >= row.expires_at or now - row.last_seen_at > policy.idle:
