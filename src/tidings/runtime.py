@@ -43,6 +43,7 @@ from tidings.storage.files import make_storage_private
 from tidings.storage.vault import Vault
 from tidings.storage.writer import GroupWriter
 from tidings.users.sessions import SessionPolicy
+from tidings.web.ratelimits import RateLimits, open_rate_limits
 from tidings.webhooks import tasks as webhook_tasks
 from tidings.webhooks.recording import AttemptRecorder
 from tidings.webhooks.sender import WebhookSender
@@ -52,6 +53,7 @@ if TYPE_CHECKING:  # the carriers' code (aiohttp, aiosmtpd, …) only where carr
     from tidings.routing.supervisor import ConnectorSupervisor
 
 log = get_logger("tidings.runtime")
+RATE_LIMIT_ADDRESS_FIELD = "rate_limits.address"
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Runtime:
     auth: Authenticator
     writer: GroupWriter
     webhook_recorder: AttemptRecorder
+    rate_limits: RateLimits
     wakeups: Wakeups = field(default_factory=Wakeups)
     metrics: Metrics = field(default_factory=Metrics)
     workers: WorkerPool | None = None
@@ -183,10 +186,11 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
                            origin_concurrency=settings.webhook_origin_concurrency,
                            origin_concurrency_max=settings.webhook_origin_concurrency_max,
                            allow_private=settings.webhook_allow_private)
+    rate_limits = await _open_rate_limits(settings, vault)
     rt = Runtime(settings, db, vault, clock, ConnectorRegistry([carrier]), sender,
                  Authenticator(db, clock, cache_seconds=settings.api_key_cache_seconds,
                                sessions=SessionPolicy.of(settings)),
-                 GroupWriter(db), AttemptRecorder(db))
+                 GroupWriter(db), AttemptRecorder(db), rate_limits)
     rt.routes = RoutingCache(ttl_seconds=settings.routing_cache_seconds)
     rt.metrics.watch_smpp(rt.smpp_snapshots, rt.gateway_snapshot)
     await sender.start()
@@ -214,6 +218,14 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
     return rt
 
 
+async def _open_rate_limits(settings: Settings, vault: Vault) -> RateLimits:
+    """Client addresses are counted under the platform's blind index, never in clear."""
+    platform = await vault.platform_keys()
+    return await open_rate_limits(
+        settings, address_key=lambda address: platform.blind_index(
+            address, field=RATE_LIMIT_ADDRESS_FIELD))
+
+
 async def _start_smpp_gateway(rt: Runtime) -> None:
     """Clients' SMPP binds live where the workers run: their receipts go out from here."""
     if rt.settings.smpp_port:
@@ -236,5 +248,6 @@ async def close_runtime(rt: Runtime) -> None:
     if rt.wakeup_bridge is not None:
         await rt.wakeup_bridge.stop()
     await rt.webhook_sender.close()
+    await rt.rate_limits.close()
     await rt.vault.close()
     await rt.db.dispose()

@@ -324,3 +324,19 @@ async def test_management_rights_hold_on_sub_accounts_and_keys(
     assert len((await client.get("/v1/accounts", headers=child.headers)).json()) == 1
     assert (await client.post("/v1/accounts", headers=parent.headers,
                               json={"name": "Sibling"})).status_code == 201
+
+
+async def test_a_requests_per_second_right_is_the_sub_accounts_rate_limit(
+        client: httpx.AsyncClient, rt: Runtime, family: tuple[Tenant, Tenant, Tenant]) -> None:
+    parent, child, _ = family
+    await put_rights(client, parent, child.id, requests_per_second=1)
+    # Five calls take well under a second, so they span two one-second windows at most:
+    # at most two pass, whatever the clock's phase. The parent is not limited by it.
+    answers = [await client.get("/v1/account", headers=child.headers) for _ in range(5)]
+    assert sum(a.status_code == 200 for a in answers) <= 2
+    refused = [a for a in answers if a.status_code == 429]
+    assert refused
+    assert refused[0].json()["code"] == "rate_limited"
+    assert "retry-after" in refused[0].headers
+    parents = [await client.get("/v1/account", headers=parent.headers) for _ in range(5)]
+    assert {a.status_code for a in parents} == {200}

@@ -1,4 +1,5 @@
-"""Who calls a route behind an API key or a session token, and whether they may.
+"""Who calls a route behind an API key or a session token, and whether they may; each
+call charged to the caller's and the account's rate limits (``web/ratelimits.py``).
 
 Every route of an account declares what it needs with one of the aliases below
 (``MaySendMessages``, ``AnyMember``, …), each a ``Require``; ``tests/api/
@@ -10,24 +11,34 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Response
 
 from tidings.accounts.auth import Principal
 from tidings.accounts.permissions import Permission
 from tidings.users.sessions import MFA_REQUIRED, PASSWORD_CHANGE_REQUIRED
 from tidings.web.deps import API_KEY, RuntimeDep
 from tidings.web.errors import Forbidden
+from tidings.web.ratelimits import charge_once
 
 
 async def get_principal(
     request: Request,
+    response: Response,
     rt: RuntimeDep,
     authorization: Annotated[str | None, Depends(API_KEY)],
     tidings_account: Annotated[str | None, Header(
         max_length=40, description="Act on this sub-account of the key's account.")] = None,
 ) -> Principal:
     client = request.client.host if request.client else None
-    return await rt.auth.authenticate(authorization, tidings_account, client_ip=client)
+    principal = await rt.auth.authenticate(authorization, tidings_account, client_ip=client)
+    actor = principal.actor
+    quota = await charge_once(
+        rt.rate_limits, request.scope, account_id=principal.account_id,
+        credential=(actor.type, actor.id),
+        account_rps=await rt.account_rights.requests_per_second(principal.account_id))
+    if quota is not None:
+        response.headers.update(quota.headers())
+    return principal
 
 
 def check_permission(principal: Principal, permission: Permission | None, *,

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from tidings.storage.db import Database
     from tidings.storage.vault import Vault
     from tidings.storage.writer import GroupWriter
+    from tidings.web.ratelimits import RateLimits
     from tidings.webhooks.recording import AttemptRecorder
     from tidings.webhooks.sender import WebhookSender
 
@@ -45,6 +46,7 @@ class Services(Protocol):
     metrics: Metrics
     routes: RoutingCache
     smpp_gateway: SmppGateway | None
+    rate_limits: RateLimits
 
     @property
     def audit_chain(self) -> AuditChain:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from limits import parse_many
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Where installs made before ``key_dir`` existed keep their keys.
@@ -97,6 +99,39 @@ class Settings(BaseSettings):
     connector_reload_seconds: float = Field(default=5.0, gt=0)  # connector changes apply within
     log_level: str = "INFO"
     extra_connectors: list[str] = Field(default_factory=list)
+
+    # Rate limits (docs/rate-limits.md), in the limits library's notation: "1000/second",
+    # or a burst and a sustained rate, "200/second;5000/minute". Well above what one
+    # process serves (about 2,000 single sends a second), so they guard several.
+    redis_url: str = ""  # redis:// or rediss://; empty: counted in this process's memory
+    # A fixed window costs the least per request (a third of a sliding window counter's,
+    # measured in memory); it lets up to twice a rate through across a window's edge.
+    rate_limit_strategy: Literal["fixed-window", "sliding-window-counter",
+                                 "moving-window"] = "fixed-window"
+    rate_limit_api_key: str = "5000/second"
+    rate_limit_user_session: str = "200/second"
+    rate_limit_account: str = "10000/second"
+    rate_limit_smpp_bind: str = "1000/second"  # submit_sm of one bind
+    # Failures from one address (an IPv6 /64), then it is refused before any look-up.
+    rate_limit_failed_logins_per_ip: str = "30/15 minutes"
+    rate_limit_failed_binds_per_ip: str = "20/15 minutes"
+
+    @field_validator("rate_limit_api_key", "rate_limit_user_session", "rate_limit_account",
+                     "rate_limit_smpp_bind", "rate_limit_failed_logins_per_ip",
+                     "rate_limit_failed_binds_per_ip")
+    @classmethod
+    def _a_rate(cls, rate: str) -> str:
+        """A limit that parses and lets something through (``ValueError`` otherwise)."""
+        if any(item.amount < 1 for item in parse_many(rate)):
+            raise ValueError(f"{rate!r} would refuse everything")
+        return rate
+
+    @field_validator("redis_url")
+    @classmethod
+    def _a_redis_url(cls, url: str) -> str:
+        if url and urlsplit(url).scheme not in ("redis", "rediss"):
+            raise ValueError("TIDINGS_REDIS_URL must be a redis:// or rediss:// URL")
+        return url
 
     @model_validator(mode="after")
     def _role_urls_name_the_database(self) -> Settings:

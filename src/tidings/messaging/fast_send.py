@@ -3,16 +3,18 @@
 The single-send endpoint is the hottest path of the API, and FastAPI's routing,
 dependency solving and response validation cost about as much as the send
 itself. This ASGI middleware answers a *plain* send directly: JSON body, no
-``Idempotency-Key``, a valid key that may send, a body that passes the same ``SendMessage``
-schema and the same checks (``prepare_send``), stored by the same
-``create_one``. Anything else, and any error found before the write, goes to
-the FastAPI endpoint with the body replayed, so errors, idempotent sends and
+``Idempotency-Key``, a valid key that may send, a body that passes the same
+``SendMessage`` schema and the same checks (``prepare_send``), stored by the same
+``create_one``, charged to the same rate limits (a request over them is answered
+``429`` here, at little cost). Anything else, and any error found before the write,
+goes to the FastAPI endpoint with the body replayed, so errors, idempotent sends and
 the OpenAPI description stay exactly the framework's. Nothing is written
 before the hand-over, so a request is never stored twice.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
@@ -24,8 +26,9 @@ from tidings.accounts.deps import check_permission
 from tidings.accounts.permissions import Permission
 from tidings.messaging.schemas import SendMessage
 from tidings.messaging.sending import create_one, prepare_send
-from tidings.web.errors import TidingsError
+from tidings.web.errors import PROBLEM_MEDIA_TYPE, TidingsError
 from tidings.web.middleware import replay_body
+from tidings.web.ratelimits import Quota, RateLimited, charge_once
 
 if TYPE_CHECKING:
     from tidings.core.services import Services
@@ -54,34 +57,66 @@ class FastSend:
             return  # the client went away before it finished sending: nobody to answer
         rt: Services = scope["app"].state.runtime
         client = scope.get("client")
-        checked = await _check(rt, headers, body, client[0] if client else None)
+        try:
+            checked = await _check(rt, scope, headers, body, client[0] if client else None)
+        except RateLimited as refused:  # answered here: shedding load must cost little
+            scope["route"] = ROUTE
+            await _answer(send, refused.status, orjson.dumps(refused.to_problem(PATH)),
+                          PROBLEM_MEDIA_TYPE, refused.quota.refusal_headers())
+            return
         if checked is None:
             await self.app(scope, replay_body(body, receive), send)
             return
         scope["route"] = ROUTE
-        created = await create_one(rt, *checked)
+        created = await create_one(rt, checked.context, checked.draft)
         payload = orjson.dumps(created.model_dump(mode="json", by_alias=True))
-        await send({"type": "http.response.start", "status": 201,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(payload)).encode())]})
-        await send({"type": "http.response.body", "body": payload})
+        await _answer(send, 201, payload, "application/json",
+                      checked.quota.headers() if checked.quota else {})
 
 
-async def _check(rt: Services, headers: dict[bytes, str], body: bytes,
-                 client_ip: str | None) -> tuple[SendContext, Draft] | None:
-    """The context and draft of a plain send, or None to let the endpoint answer."""
+@dataclass(frozen=True)
+class _Checked:
+    context: SendContext
+    draft: Draft
+    quota: Quota | None  # for the answer's RateLimit fields
+
+
+async def _check(rt: Services, scope: Scope, headers: dict[bytes, str], body: bytes,
+                 client_ip: str | None) -> _Checked | None:
+    """The context and draft of a plain send, or None to let the endpoint answer;
+    ``RateLimited`` past the caller's or the account's rate limit."""
     account = headers.get(b"tidings-account")
     if account is not None and len(account) > MAX_ACCOUNT_HEADER_CHARS:
         return None
     try:
         principal = await rt.auth.authenticate(headers.get(b"authorization"), account,
                                                client_ip=client_ip)
+    except TidingsError:
+        return None
+    actor = principal.actor
+    # Charged once for the request, also when the endpoint answers it after all.
+    quota = await charge_once(
+        rt.rate_limits, scope, account_id=principal.account_id,
+        credential=(actor.type, actor.id),
+        account_rps=await rt.account_rights.requests_per_second(principal.account_id))
+    try:
         check_permission(principal, Permission.MESSAGES_SEND)
-        checked = await prepare_send(rt, principal, SendMessage.model_validate_json(body))
+        context, draft = await prepare_send(rt, principal,
+                                            SendMessage.model_validate_json(body))
     except (TidingsError, ValidationError):
         return None
-    # A capped account's send may be refused at the write: the endpoint answers that.
-    return None if checked[0].monthly_cap is not None else checked
+    if context.monthly_cap is not None:  # may be refused at the write: the endpoint answers
+        return None
+    return _Checked(context, draft, quota)
+
+
+async def _answer(send: Send, status: int, payload: bytes, content_type: str,
+                  headers: dict[str, str]) -> None:
+    raw = [(b"content-type", content_type.encode()),
+           (b"content-length", str(len(payload)).encode()),
+           *((name.lower().encode(), value.encode()) for name, value in headers.items())]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def _first_headers(scope: Scope) -> dict[bytes, str]:

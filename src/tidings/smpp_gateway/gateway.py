@@ -19,6 +19,10 @@ through the same drafts, writer, tenancy, audit and webhooks as ``POST /v1/messa
   ESME_RINVSRCADR, SMS not among its channels ESME_RSUBMITFAIL, and its monthly cap
   reached ESME_RTHROTTLED (a client keeps the message and tries again later, so
   nothing is lost if the cap is raised; nothing is counted for it).
+* Each submit_sm counts against its bind's rate limit and its account's (the same
+  account bucket as the API's): past either it is answered ESME_RTHROTTLED. Failed
+  binds count against their address too, in every process when the limits are in
+  Redis; past the limit binds from there are refused (ESME_RBINDFAIL) unchecked.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +50,7 @@ from tidings.connectors.smpp.pdu import CommandStatus, Pdu, QuerySm, SubmitSm
 from tidings.connectors.smpp.server import BoundClient, SmppServer
 from tidings.connectors.smpp.stats import SmppSnapshot, StatusCounts, window_in_use
 from tidings.connectors.smpp.times import SmppTimeError, parse_smpp_time
+from tidings.core.ids import new_id
 from tidings.core.logs import get_logger
 from tidings.jobs.outbox import Job
 from tidings.messaging.drafts import check_options, make_draft
@@ -99,6 +104,8 @@ class Grant:
     credential_id: str
     tenant_id: str
     system_id: str
+    # This bind's own: its submits are rate-limited per bind (and per account).
+    bind_id: str = field(default_factory=lambda: new_id("bind"))
 
 
 class SmppGateway:
@@ -176,7 +183,11 @@ class SmppGateway:
     # --- binds ------------------------------------------------------------------------
 
     async def authenticate(self, system_id: str, password: str, peer: str) -> object | int:
-        checked = await self._check_password(bind_keys(system_id, peer), system_id, password)
+        # Too many failures from this address, in any process: refused unchecked.
+        if await self._rt.rate_limits.bind_blocked(peer):
+            log.warning("smpp_bind_refused", reason="address_rate_limited")
+            return CommandStatus.ESME_RBINDFAIL
+        checked = await self._check_password(peer, system_id, password)
         if isinstance(checked, int):
             return checked
         status, _ = await self._account(checked.tenant_id)
@@ -185,9 +196,10 @@ class SmppGateway:
             return CommandStatus.ESME_RBINDFAIL
         return Grant(checked.credential_id, checked.tenant_id, system_id)
 
-    async def _check_password(self, keys: tuple[str, str], system_id: str,
+    async def _check_password(self, peer: str, system_id: str,
                               password: str) -> BindCandidate | int:
         """The credential these bind fields name, or the status to refuse the bind with."""
+        keys = bind_keys(system_id, peer)
         if self._refused_as_locked(keys):
             return CommandStatus.ESME_RBINDFAIL
         async with self._rt.db.transaction(tenant=SYSTEM, write=False) as session:
@@ -200,6 +212,7 @@ class SmppGateway:
             good = await asyncio.to_thread(self._password_matches, candidate, password)
         if candidate is None or not good:
             delay = self._guard.failed(keys)
+            await self._rt.rate_limits.note_failed_bind(peer)
             log.warning("smpp_bind_refused", reason="credentials", slowed_by=delay)
             await asyncio.sleep(delay)
             return CommandStatus.ESME_RINVPASWD
@@ -236,6 +249,15 @@ class SmppGateway:
     async def on_request(self, client: BoundClient, link: Link, pdu: Pdu) -> None:
         grant = _grant(client)
         if isinstance(pdu, SubmitSm):
+            own_rate = await self._rt.account_rights.requests_per_second(grant.tenant_id)
+            if not await self._rt.rate_limits.check_submit(account_id=grant.tenant_id,
+                                                           bind_id=grant.bind_id,
+                                                           account_rps=own_rate):
+                # Each part counts: the client sends a throttled one again, and the
+                # parts that came are kept for it.
+                self._submits.count(CommandStatus.ESME_RTHROTTLED)
+                link.respond(pdu, CommandStatus.ESME_RTHROTTLED)
+                return
             await self._submit(grant, link, pdu)
         elif isinstance(pdu, QuerySm):
             await query_state(self._rt, grant.tenant_id, link, pdu)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request, Response
 
 from tidings.accounts.auth import Principal
 from tidings.accounts.deps import MayManageUsers
@@ -41,7 +44,7 @@ from tidings.users.service import (
 )
 from tidings.users.sessions import SessionUser, end_session
 from tidings.web.deps import PROBLEMS_OF_API_KEY_ROUTES, KnownQueryOnly, RuntimeDep, public
-from tidings.web.errors import Forbidden, NotFound, problem_responses
+from tidings.web.errors import Forbidden, NotFound, Unauthorized, problem_responses
 
 auth_router = APIRouter(prefix="/v1/auth", tags=["auth"])
 users_router = APIRouter(prefix="/v1/users", tags=["users"],
@@ -59,11 +62,29 @@ async def _logged_in(rt: Services, done: LoggedIn) -> LoginOut:
                     user=user_out(await user_view(rt, done.user)))
 
 
+# Failed logins count against the client's address too (web/ratelimits.py): past the
+# limit, a login from there is refused before the e-mail or the code is looked at.
+FAILED_LOGIN_CODES = frozenset({"invalid_credentials", "invalid_code"})
+
+
+@contextlib.asynccontextmanager
+async def _failures_counted(rt: Services, request: Request) -> AsyncIterator[None]:
+    address = request.client.host if request.client else ""
+    await rt.rate_limits.refuse_blocked_login(address)
+    try:
+        yield
+    except Unauthorized as refused:
+        if refused.code in FAILED_LOGIN_CODES:
+            await rt.rate_limits.note_failed_login(address)
+        raise
+
+
 @auth_router.post("/login", response_model=LoginOut | SecondFactorOut, summary="Log in",
                   operation_id="log_in", dependencies=[public],
                   responses=problem_responses(400, 401, 429))
-async def login(body: Login, rt: RuntimeDep) -> LoginOut | SecondFactorOut:
-    outcome = await log_in(rt, email=body.email, password=body.password)
+async def login(body: Login, rt: RuntimeDep, request: Request) -> LoginOut | SecondFactorOut:
+    async with _failures_counted(rt, request):
+        outcome = await log_in(rt, email=body.email, password=body.password)
     if isinstance(outcome, LoggedIn):
         return await _logged_in(rt, outcome)
     return SecondFactorOut(challenge=outcome.challenge)
@@ -72,9 +93,10 @@ async def login(body: Login, rt: RuntimeDep) -> LoginOut | SecondFactorOut:
 @auth_router.post("/mfa", response_model=LoginOut, summary="Log in: the second factor",
                   operation_id="log_in_second_factor", dependencies=[public],
                   responses=problem_responses(400, 401, 429))
-async def second_factor(body: SecondFactor, rt: RuntimeDep) -> LoginOut:
-    return await _logged_in(rt, await complete_second_factor(rt, challenge=body.challenge,
-                                                             code=body.code))
+async def second_factor(body: SecondFactor, rt: RuntimeDep, request: Request) -> LoginOut:
+    async with _failures_counted(rt, request):
+        done = await complete_second_factor(rt, challenge=body.challenge, code=body.code)
+    return await _logged_in(rt, done)
 
 
 @auth_router.post("/logout", status_code=204, summary="End this session",

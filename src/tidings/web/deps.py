@@ -15,6 +15,7 @@ from fastapi.security.base import SecurityBase
 
 from tidings.core.services import Services
 from tidings.web.errors import InvalidRequest, problem_responses
+from tidings.web.ratelimits import RATE_LIMIT_HEADER_DOCS
 
 
 async def get_runtime(request: Request) -> Services:
@@ -52,9 +53,11 @@ OPERATOR_KEY = BearerKey("OperatorKey", key_format="tdo_...",
 
 
 # What any route behind a key can answer, whatever it does: a malformed header or query
-# (400) and no valid key (401); with an API key also a terminated account (403) and a
-# Tidings-Account that is not below the key's account (404).
-PROBLEMS_OF_API_KEY_ROUTES = problem_responses(400, 401, 403, 404)
+# (400) and no valid key (401); with an API key also a terminated account (403), a
+# Tidings-Account that is not below the key's account (404) and too many requests (429).
+PROBLEMS_OF_API_KEY_ROUTES = {
+    **problem_responses(400, 401, 403, 404),
+    429: {**problem_responses(429)[429], "headers": RATE_LIMIT_HEADER_DOCS}}
 PROBLEMS_OF_OPERATOR_ROUTES = problem_responses(400, 401)
 
 
