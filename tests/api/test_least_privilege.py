@@ -124,3 +124,15 @@ async def test_bad_audit_queries_are_a_400(
         client: httpx.AsyncClient, rt: Runtime, acme: Tenant, params: dict[str, str]) -> None:
     response = await client.get("/v1/audit-events", headers=acme.headers, params=params)
     assert response.status_code == 400, response.text
+
+
+async def test_a_user_of_one_account_cannot_act_on_another(
+        client: httpx.AsyncClient, rt: Runtime, acme: Tenant, globex: Tenant) -> None:
+    owner = await session_headers(rt, await person(rt, acme.id, "owner"))
+    for call in (client.get("/v1/messages", headers={**owner, "Tidings-Account": globex.id}),
+                 client.post("/v1/users", headers={**owner, "Tidings-Account": globex.id},
+                             json={"email": "mole@example.com", "role": "owner"})):
+        assert_problem(await call, 404, "account_not_found")
+    theirs = await sent_message(client, globex)
+    assert_problem(await client.get(f"/v1/messages/{theirs['id']}", headers=owner), 404,
+                   "message_not_found")
