@@ -16,30 +16,26 @@ secret and lives five minutes; wrong codes count as failed log-ins.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.audit.service import Actor, audit_row, record
 from tidings.storage.db import SYSTEM
+from tidings.storage.vault import TenantKeys
 from tidings.users.mfa import check_second_factor
 from tidings.users.models import User, UserStatus
 from tidings.users.passwords import hash_password, needs_rehash, verify_password
 from tidings.users.service import email_index
 from tidings.users.sessions import SessionPolicy, start_session
+from tidings.users.user_tokens import TokenRefused, UserToken, make_token, read_token
 from tidings.web.errors import Unauthorized
 
 if TYPE_CHECKING:
     from tidings.core.services import Services
-
-class _Fingerprint(Protocol):  # TenantKeys.fingerprint
-    def __call__(self, data: bytes, *, purpose: str) -> str: ...
-
 
 CHALLENGE_LIFETIME = timedelta(minutes=5)
 CHALLENGE_PURPOSE = "users.login_challenge"
@@ -86,7 +82,8 @@ async def log_in(rt: Services, *, email: str, password: str) -> LoggedIn | Secon
         await _rehash(rt, user, password)
     if user.mfa_enabled_at is not None:
         platform = await rt.vault.platform_keys()
-        return SecondFactorNeeded(_sign(user, now + CHALLENGE_LIFETIME, platform.fingerprint))
+        return SecondFactorNeeded(make_token(platform, purpose=CHALLENGE_PURPOSE, user=user,
+                                             expires_at=now + CHALLENGE_LIFETIME))
     return await _succeeded(rt, user, now)
 
 
@@ -94,11 +91,11 @@ async def complete_second_factor(rt: Services, *, challenge: str, code: str) -> 
     """The second step: a TOTP code or a recovery code for the challenge's user."""
     now = rt.clock.now()
     platform = await rt.vault.platform_keys()
-    user_id = _verified_challenge(challenge, now, platform.fingerprint)
+    token = _verified_challenge(platform, challenge, now)
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
-        user = await session.get(User, user_id)
+        user = await session.get(User, token.user_id)
     if (user is None or not _may_try(user, now) or user.mfa_enabled_at is None
-            or not _same_password(user, challenge)):
+            or not token.still_valid_for(user)):
         raise _invalid_code()
     if not await check_second_factor(rt, user=user, code=code, now=now):
         await _failed(rt, user, now, reason="second_factor")
@@ -169,49 +166,14 @@ async def _audit(session: AsyncSession, user: User, now: datetime, action: str,
 # --- The signed challenge between the two steps ----------------------------------------
 
 
-def _sign(user: User, expires_at: datetime, fingerprint: _Fingerprint) -> str:
-    body = f"{user.id}.{int(expires_at.timestamp())}.{_password_epoch(user)}"
-    mac = fingerprint(body.encode(), purpose=CHALLENGE_PURPOSE)
-    return base64.urlsafe_b64encode(f"{body}.{mac}".encode()).decode().rstrip("=")
-
-
-def _verified_challenge(challenge: str, now: datetime, fingerprint: _Fingerprint) -> str:
-    """The user id of a genuine, unexpired challenge; else ``invalid_challenge``."""
-    parts = _challenge_parts(challenge)
-    if parts is None:
-        raise _invalid_challenge()
-    user_id, expires, epoch, mac = parts
-    expected = fingerprint(f"{user_id}.{expires}.{epoch}".encode(), purpose=CHALLENGE_PURPOSE)
-    if not hmac.compare_digest(mac, expected):
-        raise _invalid_challenge()
-    if now.timestamp() >= int(expires):
-        raise Unauthorized("The log-in has expired; start again with the password.",
-                           code="challenge_expired")
-    return user_id
-
-
-def _same_password(user: User, challenge: str) -> bool:
-    """Whether the password has not changed since the challenge was made."""
-    parts = _challenge_parts(challenge)
-    return parts is not None and parts[2] == _password_epoch(user)
-
-
-def _challenge_parts(challenge: str) -> tuple[str, str, str, str] | None:
-    if len(challenge) > 400:
-        return None
+def _verified_challenge(keys: TenantKeys, challenge: str, now: datetime) -> UserToken:
     try:
-        text = base64.urlsafe_b64decode(challenge + "=" * (-len(challenge) % 4)).decode()
-    except ValueError:
-        return None
-    parts = text.split(".")
-    if len(parts) != 4 or not parts[1].isdigit():
-        return None
-    return parts[0], parts[1], parts[2], parts[3]
-
-
-def _password_epoch(user: User) -> str:
-    # A password change since the challenge was made voids it.
-    return str(int(user.password_changed_at.timestamp()))
+        return read_token(keys, purpose=CHALLENGE_PURPOSE, token=challenge, now=now)
+    except TokenRefused as refused:
+        if refused.expired:
+            raise Unauthorized("The log-in has expired; start again with the password.",
+                               code="challenge_expired") from None
+        raise _invalid_challenge() from None
 
 
 def _invalid_challenge() -> Unauthorized:
