@@ -11,6 +11,7 @@ from tidings import __version__
 from tidings.accounts.api import router as accounts_router
 from tidings.core.clock import Clock
 from tidings.core.settings import Settings
+from tidings.mail.api import operator_router as operator_notices_router
 from tidings.messaging.api import router as messages_router
 from tidings.messaging.fast_send import FastSend
 from tidings.messaging.sandbox_api import router as sandbox_router
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     install_openapi(app)
     for router in (messages_router, accounts_router, numbers_router, webhooks_router,
                    sandbox_router, operator_router, operator_numbers_router, whatsapp_router,
-                   ops_router):
+                   operator_notices_router, ops_router):
         app.include_router(router)
     app.add_middleware(FastSend)  # inside the body limit and the access log
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
