@@ -80,6 +80,26 @@ async def test_a_notice_to_one_account_goes_to_its_owners_only(
     assert (kept.to, kept.account_id) == ("gus@globex.example", globex.id)
 
 
+async def test_sub_accounts_get_notices_unless_an_account_above_them_is_held_back(
+        rt: Runtime, client: httpx.AsyncClient, ops: dict[str, str],  # noqa: F811
+        acme: Tenant) -> None:
+    suspended = await make_tenant(rt, "Gone Co", status=AccountStatus.SUSPENDED)
+    held = await make_tenant(rt, "Gone EU", parent=suspended.id)  # active itself
+    reseller_client = await make_tenant(rt, "Acme EU", parent=acme.id)
+    await owner(rt, held.id, "hal@gone.example")
+    await owner(rt, reseller_client.id, "eve@acme.example")
+    answer = await client.post("/v1/operator/notices", headers=ops,
+                               json={**NOTICE, "all": True})
+    assert (answer.json()["queued"], answer.json()["accounts"]) == (1, 1)
+    await rt.worker_pool().drain()
+    [kept] = Mailbox(mailbox_path(rt.settings.data_dir)).read(await rt.vault.platform_keys())
+    assert (kept.to, kept.account_id) == ("eve@acme.example", reseller_client.id)
+    refused = await client.post("/v1/operator/notices", headers=ops,
+                                json={**NOTICE, "account_id": held.id})
+    assert_problem(refused, 409, "account_not_active")
+    assert "held back" in refused.json()["detail"]
+
+
 @pytest.mark.parametrize(("body", "status", "code"), [
     ({**NOTICE}, 400, "invalid_notice_audience"),
     ({**NOTICE, "all": True, "account_id": "ACME"}, 400, "invalid_notice_audience"),

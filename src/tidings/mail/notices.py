@@ -2,7 +2,8 @@
 
 A notice goes to every active user with the role ``owner`` of one account, or of every
 account that may send (active and trial, sub-accounts included: each is a client of the
-platform with its own owners). It is queued as one ``maintenance`` mail per owner, in
+platform with its own owners; one below a suspended or terminated account is held back
+with it, and is left out). It is queued as one ``maintenance`` mail per owner, in
 one transaction: all of them or, on any refusal, none. Each mail's audit event,
 ``notice.send``, names the operator who sent it, on the account's trail.
 """
@@ -18,12 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import SENDING_STATUSES, Account
 from tidings.accounts.permissions import Role
-from tidings.accounts.service import get_account
+from tidings.accounts.service import ancestry, effective_status
 from tidings.audit.service import Actor
 from tidings.mail.service import MailKind, check_body, check_subject, queue_mail, wake_sender
 from tidings.storage.db import SYSTEM
 from tidings.users.models import User, UserStatus
-from tidings.web.errors import Conflict, InvalidRequest
+from tidings.web.errors import Conflict, InvalidRequest, NotFound
 
 if TYPE_CHECKING:
     from tidings.core.services import Services
@@ -54,7 +55,7 @@ async def send_notice(rt: Services, *, account_id: str | None, everyone: bool, s
     async with rt.db.transaction(tenant=SYSTEM) as session:
         if account_id is not None:
             await _sending_account(session, account_id)
-        owners = await _owners(session, account_id)
+        owners = await _reachable(session, await _owners(session, account_id))
         if account_id is not None and not owners:
             raise Conflict(f"Account {account_id} has no active owner to write to.",
                            code="account_has_no_owner")
@@ -68,10 +69,24 @@ async def send_notice(rt: Services, *, account_id: str | None, everyone: bool, s
 
 
 async def _sending_account(session: AsyncSession, account_id: str) -> None:
-    account = await get_account(session, account_id=account_id)
-    if account.status not in SENDING_STATUSES:
-        raise Conflict(f"Account {account_id} is {account.status}: notices go to active "
-                       "and trial accounts.", code="account_not_active")
+    chain = await ancestry(session, account_id=account_id)
+    if not chain:
+        raise NotFound(f"No account {account_id!r}.", code="account_not_found")
+    status = effective_status(chain)
+    if status not in SENDING_STATUSES:
+        held = "" if status == chain[0].status else " (held back by an account above it)"
+        raise Conflict(f"Account {account_id} is {status}{held}: notices go to active and "
+                       "trial accounts.", code="account_not_active")
+
+
+async def _reachable(session: AsyncSession,
+                     owners: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The owners whose account is not held back by a suspended or terminated parent."""
+    sending: dict[str, bool] = {}
+    for tenant in dict.fromkeys(tenant for _, tenant in owners):
+        chain = await ancestry(session, account_id=tenant)
+        sending[tenant] = effective_status(chain) in SENDING_STATUSES
+    return [(user_id, tenant) for user_id, tenant in owners if sending[tenant]]
 
 
 async def _owners(session: AsyncSession,
