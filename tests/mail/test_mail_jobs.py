@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import TEST_ACTOR, Tenant
-from tests.mail.conftest import Relay, send_through
+from tests.connectors.smtp.test_connector import check_password, make_certificate
+from tests.mail.conftest import Relay, running_relay, send_through
 from tidings.audit.models import AuditEvent
 from tidings.core.clock import FakeClock
 from tidings.jobs.outbox import Job, claim
@@ -137,6 +139,33 @@ async def test_a_mail_to_a_user_goes_to_the_users_address_read_when_it_goes(
     assert mail.get_content() == BODY + "\r\n"
     assert await mailbox(rt) == []  # sent, so not kept
     assert await mail_jobs(rt) == []
+
+
+async def test_a_relay_with_starttls_and_a_login_takes_the_mail_over_tls(
+        rt: Runtime, acme: Tenant, tmp_path: Path) -> None:
+    certificate = make_certificate(tmp_path)
+    async with running_relay(tls_context=certificate.server_context(), require_starttls=True,
+                             authenticator=check_password, auth_require_tls=True) as tls:
+        send_through(rt, f"smtp+starttls://user:secret@127.0.0.1:{tls.port}"
+                         f"?ca_file={certificate.cert_file}")
+        await queue(rt, acme.id)
+        await rt.worker_pool().drain()
+    assert (len(tls.received), tls.logins, tls.over_tls) == (1, [b"user"], [True])
+    assert await mail_jobs(rt) == []
+
+
+async def test_a_relay_that_refuses_the_login_holds_the_mail_for_later(
+        rt: Runtime, acme: Tenant, tmp_path: Path) -> None:
+    certificate = make_certificate(tmp_path)
+    async with running_relay(tls_context=certificate.server_context(), require_starttls=True,
+                             authenticator=check_password, auth_require_tls=True) as tls:
+        send_through(rt, f"smtp+starttls://user:wrong@127.0.0.1:{tls.port}"
+                         f"?ca_file={certificate.cert_file}")
+        await queue(rt, acme.id)
+        await rt.worker_pool().drain()
+    assert tls.received == []
+    [job] = await mail_jobs(rt)  # the operator's to fix: the mail waits, it is not lost
+    assert job.run_at > rt.clock.now()
 
 
 async def test_a_temporary_refusal_is_retried_later_and_the_mail_goes_once(
