@@ -5,6 +5,7 @@ queued, and the mailbox listed newest first (sealed on disk, opened by the comma
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,3 +163,9 @@ def test_mail_list_refuses_a_bad_limit_and_needs_the_servers_keys(env: Env,
     assert run(env, "mail", "list", "--limit", "0").exit_code == 2
     elsewhere = run({**env, "TIDINGS_KEY_DIR": str(tmp_path / "no-keys")}, "mail", "list")
     assert (elsewhere.exit_code, "no master key" in elsewhere.output) == (1, True)
+    other_keys = tmp_path / "other-keys"
+    other_keys.mkdir(mode=0o700)
+    (other_keys / "master.key").write_text(base64.b64encode(bytes(32)).decode())
+    (other_keys / "master.key").chmod(0o600)
+    wrong = run({**env, "TIDINGS_KEY_DIR": str(other_keys)}, "mail", "list")
+    assert (wrong.exit_code, "sealed with other keys" in wrong.output) == (1, True)

@@ -37,7 +37,7 @@ def list_command(to: str | None, limit: int, as_json: bool) -> None:
 
 async def _read_mailbox(settings: Settings) -> list[KeptMail]:
     from tidings.mail.mailbox import Mailbox, mailbox_path
-    from tidings.storage.vault import MASTER_KEY_FILE, Vault
+    from tidings.storage.vault import MASTER_KEY_FILE, Vault, VaultError
 
     mailbox = Mailbox(mailbox_path(settings.data_dir))
     if not mailbox.path.is_file():
@@ -49,6 +49,9 @@ async def _read_mailbox(settings: Settings) -> list[KeptMail]:
     vault = await Vault.open(settings)
     try:
         return mailbox.read(await vault.platform_keys())
+    except VaultError:
+        fail(f"{mailbox.path} was sealed with other keys than these: run this with the "
+             "server's TIDINGS_KEY_DIR (or TIDINGS_MASTER_KEY) and TIDINGS_KEYSTORE_URL")
     finally:
         await vault.close()
 
