@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from tidings import __version__
 from tidings.accounts.api import router as accounts_router
+from tidings.audit.api import router as audit_router
 from tidings.core.clock import Clock
 from tidings.core.settings import Settings
 from tidings.mail.api import operator_router as operator_notices_router
@@ -20,6 +21,7 @@ from tidings.numbers.api import router as numbers_router
 from tidings.operators.api import router as ops_router
 from tidings.routing.api import router as operator_router
 from tidings.runtime import close_runtime, open_runtime
+from tidings.users.api import auth_router, users_router
 from tidings.web.api_docs import install_api_docs
 from tidings.web.errors import install_error_handlers
 from tidings.web.middleware import BodyLimit, RequestLog
@@ -34,6 +36,12 @@ an operator key, `tdo_...`). Errors are RFC 9457 `application/problem+json` with
 `code`; invalid input is a `400`, never a `422`. Lists refuse query parameters they do
 not take.
 """
+
+
+# Every router of the application; the route-permission test walks these.
+ROUTERS = (messages_router, accounts_router, auth_router, users_router, audit_router,
+           numbers_router, webhooks_router, sandbox_router, operator_router,
+           operator_numbers_router, whatsapp_router, operator_notices_router, ops_router)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -52,9 +60,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     install_error_handlers(app)
     install_api_docs(app)
     install_openapi(app)
-    for router in (messages_router, accounts_router, numbers_router, webhooks_router,
-                   sandbox_router, operator_router, operator_numbers_router, whatsapp_router,
-                   operator_notices_router, ops_router):
+    for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(FastSend)  # inside the body limit and the access log
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

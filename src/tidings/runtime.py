@@ -43,6 +43,7 @@ from tidings.storage.db import Database
 from tidings.storage.files import make_storage_private
 from tidings.storage.vault import Vault
 from tidings.storage.writer import GroupWriter
+from tidings.users.sessions import SessionPolicy
 from tidings.webhooks import tasks as webhook_tasks
 from tidings.webhooks.recording import AttemptRecorder
 from tidings.webhooks.sender import WebhookSender
@@ -181,7 +182,8 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
                            origin_concurrency_max=settings.webhook_origin_concurrency_max,
                            allow_private=settings.webhook_allow_private)
     rt = Runtime(settings, db, vault, clock, ConnectorRegistry([carrier]), sender,
-                 Authenticator(db, clock, cache_seconds=settings.api_key_cache_seconds),
+                 Authenticator(db, clock, cache_seconds=settings.api_key_cache_seconds,
+                               sessions=SessionPolicy.of(settings)),
                  GroupWriter(db), AttemptRecorder(db), platform_mail)
     rt.routes = RoutingCache(ttl_seconds=settings.routing_cache_seconds)
     rt.metrics.watch_smpp(rt.smpp_snapshots, rt.gateway_snapshot)

@@ -20,6 +20,7 @@ from tidings.audit.models import AuditEvent
 from tidings.core.clock import FakeClock
 from tidings.runtime import Runtime
 from tidings.storage.db import SYSTEM
+from tidings.users.sessions import SessionPolicy
 
 PROBLEM = "application/problem+json"
 
@@ -245,7 +246,7 @@ async def test_create_sub_account_with_its_own_key_and_secret(
     events = await audit_events(rt, sub["id"])
     assert [(e.action, e.table_name, e.row_id, e.fields) for e in events] == [
         ("create", "accounts", sub["id"], ["name", "status", "webhook_statuses", "webhook_url"]),
-        ("create", "api_keys", sub["api_key_id"], ["name"]),
+        ("create", "api_keys", sub["api_key_id"], ["created_by", "name"]),
     ]
     for event in events:
         assert (event.actor_type, event.actor_id) == ("api_key", acme.made.api_key_id)
@@ -356,7 +357,7 @@ async def test_create_key_shows_it_once(
 
     events = (await audit_events(rt, acme.id))[before:]
     assert [(e.action, e.table_name, e.row_id, e.fields) for e in events] == [
-        ("create", "api_keys", made["id"], ["name"])]
+        ("create", "api_keys", made["id"], ["allowed_ips", "created_by", "expires_at", "name", "scopes"])]
     assert (events[0].actor_type, events[0].actor_id) == ("api_key", acme.made.api_key_id)
     assert "deploy-bot-7" not in audit_text(events[0])
 
@@ -368,22 +369,33 @@ async def test_create_key_without_a_name_is_called_default(
     assert response.json()["name"] == "default"
 
 
-@pytest.mark.parametrize("body", [
-    {"name": ""}, {"name": "x" * 201}, {"name": "ci", "scopes": ["all"]}, {"name": 7},
-    {"key": "tdk_chosen_bymyself"},
+@pytest.mark.parametrize(("body", "code"), [
+    ({"name": ""}, "validation_failed"), ({"name": "x" * 201}, "validation_failed"),
+    ({"name": 7}, "validation_failed"), ({"key": "tdk_chosen_bymyself"}, "validation_failed"),
+    ({"name": "ci", "scopes": ["all"]}, "unknown_scope"),
+    ({"name": "ci", "scopes": "messages:send"}, "validation_failed"),
+    ({"name": "ci", "scopes": ["messages:send", "Messages:Read"]}, "unknown_scope"),
+    ({"name": "ci", "allowed_ips": ["10.0.0.0/33"]}, "invalid_cidr"),
+    ({"name": "ci", "allowed_ips": ["example.com"]}, "invalid_cidr"),
+    ({"name": "ci", "allowed_ips": ["10.0.0.1"] * 51}, "validation_failed"),
+    ({"name": "ci", "expires_at": "2000-01-01T00:00:00Z"}, "invalid_expiry"),
+    ({"name": "ci", "expires_at": "2030-01-01T00:00:00"}, "validation_failed"),  # no zone
+    ({"name": "ci", "expires_at": "soon"}, "validation_failed"),
 ])
 async def test_create_key_bad_input_changes_nothing(
-        client: httpx.AsyncClient, rt: Runtime, acme: Tenant, body: dict[str, Any]) -> None:
+        client: httpx.AsyncClient, rt: Runtime, acme: Tenant, body: dict[str, Any],
+        code: str) -> None:
     before = await snapshot(client, rt, acme)
     response = await client.post("/v1/keys", headers=acme.headers, json=body)
-    assert_problem(response, 400, "validation_failed")
+    assert_problem(response, 400, code)
     assert await snapshot(client, rt, acme) == before
 
 
 async def test_revoked_key_is_refused_at_once(
         client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, acme: Tenant) -> None:
     # A long cache, so "at once" is not just the test settings' zero cache at work.
-    rt.auth = Authenticator(rt.db, rt.clock, cache_seconds=3600)
+    rt.auth = Authenticator(rt.db, rt.clock, cache_seconds=3600,
+                            sessions=SessionPolicy.of(rt.settings))
     made = (await client.post("/v1/keys", headers=acme.headers, json={"name": "temp"})).json()
     doomed = {"Authorization": f"Bearer {made['key']}"}
     assert (await client.get("/v1/account", headers=doomed)).status_code == 200

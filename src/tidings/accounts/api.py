@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tidings.accounts.deps import CurrentPrincipal
+from tidings.accounts.deps import AnyMember, MayManageKeys, MayManageSubaccounts, MayManageWebhooks
+from tidings.accounts.key_limits import check_key_limits, networks_out, scopes_out
 from tidings.accounts.models import Account, AccountStatus, ApiKey
 from tidings.accounts.provision import provision_account
 from tidings.accounts.schemas import (
@@ -43,13 +44,15 @@ def account_out(account: Account) -> AccountOut:
 
 
 def key_out(key: ApiKey) -> ApiKeyOut:
-    return ApiKeyOut(id=key.id, name=key.name, prefix=key.prefix, created_at=key.created_at,
+    return ApiKeyOut(id=key.id, name=key.name, prefix=key.prefix, scopes=scopes_out(key),
+                     expires_at=key.expires_at, allowed_ips=networks_out(key),
+                     created_by=key.created_by, created_at=key.created_at,
                      revoked_at=key.revoked_at, last_used_at=key.last_used_at)
 
 
 @router.get("/account", response_model=AccountOut, summary="The account acted upon",
             operation_id="get_account")
-async def read_account(rt: RuntimeDep, principal: CurrentPrincipal) -> AccountOut:
+async def read_account(rt: RuntimeDep, principal: AnyMember) -> AccountOut:
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
         return account_out(await get_account(session, account_id=principal.tenant))
 
@@ -58,7 +61,7 @@ async def read_account(rt: RuntimeDep, principal: CurrentPrincipal) -> AccountOu
               summary="Rename, or set the webhook URL and the statuses it gets",
               operation_id="update_account", responses=problem_responses(413))
 async def update_account(body: UpdateAccount, rt: RuntimeDep,
-                         principal: CurrentPrincipal) -> AccountOut:
+                         principal: MayManageWebhooks) -> AccountOut:
     clear = "webhook_url" in body.model_fields_set and body.webhook_url is None
     check_webhook_url(body.webhook_url, field="webhook_url",
                       allow_private=rt.settings.webhook_allow_private)
@@ -77,7 +80,7 @@ async def update_account(body: UpdateAccount, rt: RuntimeDep,
 @router.get("/account/webhook-secret", response_model=WebhookSecretOut,
             summary="The secret that signs this account's webhooks",
             operation_id="get_webhook_secret")
-async def read_webhook_secret(rt: RuntimeDep, principal: CurrentPrincipal) -> WebhookSecretOut:
+async def read_webhook_secret(rt: RuntimeDep, principal: MayManageWebhooks) -> WebhookSecretOut:
     keys = await rt.vault.keys_for(principal.tenant)
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
         account = await get_account(session, account_id=principal.tenant)
@@ -89,7 +92,7 @@ async def read_webhook_secret(rt: RuntimeDep, principal: CurrentPrincipal) -> We
              summary="Create a sub-account",
              operation_id="create_sub_account", responses=problem_responses(413))
 async def create_sub_account(body: CreateSubAccount, rt: RuntimeDep,
-                             principal: CurrentPrincipal) -> AccountWithSecrets:
+                             principal: MayManageSubaccounts) -> AccountWithSecrets:
     if principal.account_status not in (AccountStatus.ACTIVE, AccountStatus.TRIAL):
         raise Forbidden(f"A {principal.account_status} account cannot create sub-accounts.",
                         code=f"account_{principal.account_status}")
@@ -103,7 +106,7 @@ async def create_sub_account(body: CreateSubAccount, rt: RuntimeDep,
 
 @router.get("/accounts", response_model=list[AccountOut], summary="Direct sub-accounts",
             dependencies=[KnownQueryOnly], operation_id="list_sub_accounts")
-async def list_sub_accounts(rt: RuntimeDep, principal: CurrentPrincipal) -> list[AccountOut]:
+async def list_sub_accounts(rt: RuntimeDep, principal: MayManageSubaccounts) -> list[AccountOut]:
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
         return [account_out(a) for a in await list_accounts(session, parent_id=principal.tenant)]
 
@@ -111,23 +114,27 @@ async def list_sub_accounts(rt: RuntimeDep, principal: CurrentPrincipal) -> list
 @router.post("/keys", status_code=201, response_model=NewApiKeyOut, summary="Create an API key",
              operation_id="create_api_key", responses=problem_responses(413))
 async def create_key(body: CreateApiKey, rt: RuntimeDep,
-                     principal: CurrentPrincipal) -> NewApiKeyOut:
+                     principal: MayManageKeys) -> NewApiKeyOut:
+    now = rt.clock.now()
+    limits = check_key_limits(scopes=body.scopes, expires_at=body.expires_at,
+                              allowed_ips=body.allowed_ips, granted=principal.permissions,
+                              now=now)
     async with rt.db.transaction(tenant=principal.tenant) as session:
         made = await do_create_api_key(session, tenant=principal.tenant, name=body.name,
-                                       actor=principal.actor, now=rt.clock.now())
+                                       actor=principal.actor, now=now, limits=limits)
     return NewApiKeyOut(**key_out(made.key).model_dump(), key=made.secret)
 
 
 @router.get("/keys", response_model=list[ApiKeyOut], summary="API keys of the account",
             dependencies=[KnownQueryOnly], operation_id="list_api_keys")
-async def list_keys(rt: RuntimeDep, principal: CurrentPrincipal) -> list[ApiKeyOut]:
+async def list_keys(rt: RuntimeDep, principal: MayManageKeys) -> list[ApiKeyOut]:
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
         return [key_out(k) for k in await list_api_keys(session, tenant=principal.tenant)]
 
 
 @router.delete("/keys/{key_id}", response_model=ApiKeyOut, summary="Revoke an API key",
                operation_id="revoke_api_key")
-async def revoke_key(key_id: str, rt: RuntimeDep, principal: CurrentPrincipal) -> ApiKeyOut:
+async def revoke_key(key_id: str, rt: RuntimeDep, principal: MayManageKeys) -> ApiKeyOut:
     async with rt.db.transaction(tenant=principal.tenant) as session:
         key = await do_revoke_api_key(session, tenant=principal.tenant, key_id=key_id[:40],
                                       actor=principal.actor, now=rt.clock.now())

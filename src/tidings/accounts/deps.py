@@ -1,22 +1,87 @@
-"""Who calls a route behind an API key: the key's account, or a sub-account of it."""
+"""Who calls a route behind an API key or a session token, and whether they may.
+
+Every route of an account declares what it needs with one of the aliases below
+(``MaySendMessages``, ``AnyMember``, …), each a ``Require``; ``tests/api/
+test_route_permissions.py`` walks the routes, fails on one that declares nothing and
+calls each as every role, expecting exactly the matrix of ``accounts/permissions.py``.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 
 from tidings.accounts.auth import Principal
+from tidings.accounts.permissions import Permission
+from tidings.users.sessions import MFA_REQUIRED, PASSWORD_CHANGE_REQUIRED
 from tidings.web.deps import API_KEY, RuntimeDep
+from tidings.web.errors import Forbidden
 
 
 async def get_principal(
+    request: Request,
     rt: RuntimeDep,
     authorization: Annotated[str | None, Depends(API_KEY)],
     tidings_account: Annotated[str | None, Header(
         max_length=40, description="Act on this sub-account of the key's account.")] = None,
 ) -> Principal:
-    return await rt.auth.authenticate(authorization, tidings_account)
+    client = request.client.host if request.client else None
+    return await rt.auth.authenticate(authorization, tidings_account, client_ip=client)
 
 
+def check_permission(principal: Principal, permission: Permission | None, *,
+                     passes: frozenset[str] = frozenset()) -> None:
+    """A 403 unless ``principal`` holds ``permission`` (None: any member of the account)
+    and has nothing else to do first, but what ``passes`` lets through."""
+    if principal.gate is not None and principal.gate not in passes:
+        raise Forbidden(_GATE_DETAIL[principal.gate], code=principal.gate)
+    if permission is not None and not principal.may(permission):
+        raise Forbidden(f"This needs the permission {permission.value!r}, which your "
+                        f"{'role' if principal.user_id else 'API key'} does not have.",
+                        code="permission_denied", permission=permission.value)
+
+
+class Require:
+    """A route's declared permission, checked for the caller; it hands on the principal.
+
+    ``permission`` None admits any user or key of the account (reading the account
+    itself). ``passes`` names the gates the route is the way out of.
+    """
+
+    def __init__(self, permission: Permission | None, *,
+                 passes: frozenset[str] = frozenset()) -> None:
+        self.permission, self.passes = permission, passes
+
+    async def __call__(self, principal: Annotated[Principal, Depends(get_principal)]
+                       ) -> Principal:
+        check_permission(principal, self.permission, passes=self.passes)
+        return principal
+
+
+_GATE_DETAIL = {
+    PASSWORD_CHANGE_REQUIRED: "Change your password first (POST /v1/auth/password).",
+    MFA_REQUIRED: "Your role needs a second factor: enrol one first "
+                  "(POST /v1/auth/mfa/totp).",
+}
+
+_P = Permission
+AnyMember = Annotated[Principal, Depends(Require(None))]
+MaySendMessages = Annotated[Principal, Depends(Require(_P.MESSAGES_SEND))]
+MayReadMessages = Annotated[Principal, Depends(Require(_P.MESSAGES_READ))]
+MayManageNumbers = Annotated[Principal, Depends(Require(_P.NUMBERS_MANAGE))]
+MayManageWebhooks = Annotated[Principal, Depends(Require(_P.WEBHOOKS_MANAGE))]
+MayManageKeys = Annotated[Principal, Depends(Require(_P.KEYS_MANAGE))]
+MayManageUsers = Annotated[Principal, Depends(Require(_P.USERS_MANAGE))]
+MayManageSubaccounts = Annotated[Principal, Depends(Require(_P.SUBACCOUNTS_MANAGE))]
+MayReadAudit = Annotated[Principal, Depends(Require(_P.AUDIT_READ))]
+# The way out of a gate: changing the password; enrolling a second factor.
+ChangingPassword = Annotated[Principal, Depends(Require(
+    None, passes=frozenset({PASSWORD_CHANGE_REQUIRED, MFA_REQUIRED})))]
+EnrollingMfa = Annotated[Principal, Depends(Require(None, passes=frozenset({MFA_REQUIRED})))]
+# Anyone signed in, whatever they must do first: reading one's session, logging out.
+SignedIn = Annotated[Principal, Depends(Require(
+    None, passes=frozenset({PASSWORD_CHANGE_REQUIRED, MFA_REQUIRED})))]
+
+# Kept for routes that read the principal before deciding (none should: declare one).
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

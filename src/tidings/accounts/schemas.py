@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from tidings.accounts.models import AccountStatus
+from tidings.accounts.permissions import Permission
 from tidings.messaging.schemas import WebhookUrl
 
 
@@ -52,12 +54,27 @@ class CreateSubAccount(_Strict):
 
 class CreateApiKey(_Strict):
     name: str = Field(default="default", min_length=1, max_length=200)
+    scopes: list[Annotated[str, Field(max_length=60)]] | None = Field(
+        default=None, max_length=len(Permission),
+        description="Permissions the key has, such as messages:send; never more than its "
+                    "creator's own. Omitted: the creator's own permissions.")
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="When the key stops working; omitted: never.")
+    allowed_ips: list[Annotated[str, Field(max_length=50)]] | None = Field(
+        default=None, max_length=50,
+        description="Addresses or CIDRs (203.0.113.0/24) the key may be used from; "
+                    "omitted: any.")
 
 
 class ApiKeyOut(BaseModel):
     id: str
     name: str
     prefix: str
+    scopes: list[Permission]
+    expires_at: datetime | None
+    allowed_ips: list[str]
+    created_by: str | None = Field(description="Who made the key: user:usr_…, api_key:key_…, "
+                                               "operator:….")
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None

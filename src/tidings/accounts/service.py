@@ -14,6 +14,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.accounts.key_limits import KeyLimits
 from tidings.accounts.models import Account, AccountStatus, ApiKey
 from tidings.audit.service import Actor, audit_row, record
 from tidings.core.ids import new_id
@@ -82,15 +83,23 @@ def new_account_id() -> str:
 
 
 async def do_create_api_key(session: AsyncSession, *, tenant: str, name: str, actor: Actor,
-                            now: datetime) -> NewApiKey:
+                            now: datetime, limits: KeyLimits | None = None) -> NewApiKey:
+    """A new key; without ``limits``, one with every permission of the account (what
+    the operator's ``tidings accounts keys create`` and a new account's first key get)."""
     prefix = secrets.token_hex(6)
     secret = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32).replace('_', 'A')}"
     key = ApiKey(id=new_id("key"), tenant_id=tenant, prefix=prefix,
                  secret_hash=hash_key_secret(secret), name=name or "default",
-                 created_at=now, revoked_at=None, last_used_at=None)
+                 created_at=now, revoked_at=None, last_used_at=None,
+                 created_by=f"{actor.type}:{actor.id}")
+    fields = ["name", "created_by"]
+    if limits is not None:
+        key.scopes, key.expires_at = limits.scopes_column, limits.expires_at
+        key.allowed_ips = limits.networks_column
+        fields += ["scopes", "expires_at", "allowed_ips"]
     session.add(key)
     await record(session, [audit_row(tenant=tenant, actor=actor, action="create",
-                                     table="api_keys", row_id=key.id, fields=["name"], now=now)])
+                                     table="api_keys", row_id=key.id, fields=fields, now=now)])
     return NewApiKey(key, secret)
 
 

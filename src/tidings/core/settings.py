@@ -87,6 +87,14 @@ class Settings(BaseSettings):
     platform_mail_relay: str = Field(default="", repr=False)  # may hold a password
     platform_mail_from: str = "notices@tidings.invalid"
     api_key_cache_seconds: float = 2.0
+    # People who log in (users/): a session lasts this long, and ends sooner when idle;
+    # a password is changed this often; this many failed log-ins lock a user, first for
+    # login_lock_minutes, twice as long for each further run of failures.
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    session_idle_minutes: float = Field(default=30.0, gt=0)
+    password_max_age_days: int = Field(default=90, ge=1)
+    login_lock_failures: int = Field(default=5, ge=1)
+    login_lock_minutes: float = Field(default=15.0, gt=0)
     routing_cache_seconds: float = Field(default=2.0, ge=0)  # route changes apply within
     connector_reload_seconds: float = Field(default=5.0, gt=0)  # connector changes apply within
     log_level: str = "INFO"

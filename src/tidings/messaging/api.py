@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import AwareDatetime
 
-from tidings.accounts.deps import CurrentPrincipal
+from tidings.accounts.deps import MayReadMessages, MaySendMessages
 from tidings.messaging.addresses import AddressError, normalize_e164
 from tidings.messaging.lifecycle import Status
 from tidings.messaging.schemas import (
@@ -51,7 +51,7 @@ IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", min
 
 @router.post("", status_code=201, response_model=MessageOut, summary="Send a message",
              operation_id="send_message", responses=problem_responses(409, 413))
-async def send_message(body: SendMessage, rt: RuntimeDep, principal: CurrentPrincipal,
+async def send_message(body: SendMessage, rt: RuntimeDep, principal: MaySendMessages,
                        response: Response,
                        idempotency_key: IdempotencyKeyHeader = None) -> MessageOut:
     ctx, draft = await prepare_send(rt, principal, body)
@@ -67,7 +67,7 @@ async def send_message(body: SendMessage, rt: RuntimeDep, principal: CurrentPrin
 @router.post("/batch", response_model=BatchResponse,
              summary="Send one template to many recipients",
              operation_id="send_batch", responses=problem_responses(409, 413))
-async def send_batch(body: SendBatch, rt: RuntimeDep, principal: CurrentPrincipal,
+async def send_batch(body: SendBatch, rt: RuntimeDep, principal: MaySendMessages,
                      response: Response,
                      idempotency_key: IdempotencyKeyHeader = None) -> BatchResponse:
     ctx, batch = await prepare_batch(rt, principal, body)
@@ -82,7 +82,7 @@ async def send_batch(body: SendBatch, rt: RuntimeDep, principal: CurrentPrincipa
 @router.get("/{message_id}", response_model=MessageOut, summary="A message and its history",
             operation_id="get_message")
 async def read_message(message_id: str, rt: RuntimeDep,
-                       principal: CurrentPrincipal) -> MessageOut:
+                       principal: MayReadMessages) -> MessageOut:
     _check_id(message_id)
     keys = await rt.vault.keys_for(principal.tenant)
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
@@ -94,7 +94,7 @@ async def read_message(message_id: str, rt: RuntimeDep,
 @router.get("", response_model=MessagePage, summary="List messages, newest first",
             dependencies=[KnownQueryOnly], operation_id="list_messages")
 async def list_endpoint(
-    rt: RuntimeDep, principal: CurrentPrincipal,
+    rt: RuntimeDep, principal: MayReadMessages,
     status: Annotated[Status | None, Query()] = None,
     to: Annotated[str | None, Query(max_length=64)] = None,
     channel: Annotated[Channel | None, Query()] = None,
@@ -118,7 +118,7 @@ async def list_endpoint(
              summary="Cancel a scheduled message",
              operation_id="cancel_message", responses=problem_responses(409))
 async def cancel_message(message_id: str, rt: RuntimeDep,
-                         principal: CurrentPrincipal) -> MessageOut:
+                         principal: MaySendMessages) -> MessageOut:
     _check_id(message_id)
     keys = await rt.vault.keys_for(principal.tenant)
     async with rt.db.transaction(tenant=principal.tenant) as session:

@@ -3,7 +3,7 @@
 The single-send endpoint is the hottest path of the API, and FastAPI's routing,
 dependency solving and response validation cost about as much as the send
 itself. This ASGI middleware answers a *plain* send directly: JSON body, no
-``Idempotency-Key``, a valid key, a body that passes the same ``SendMessage``
+``Idempotency-Key``, a valid key that may send, a body that passes the same ``SendMessage``
 schema and the same checks (``prepare_send``), stored by the same
 ``create_one``. Anything else, and any error found before the write, goes to
 the FastAPI endpoint with the body replayed, so errors, idempotent sends and
@@ -20,6 +20,8 @@ import orjson
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tidings.accounts.deps import check_permission
+from tidings.accounts.permissions import Permission
 from tidings.messaging.schemas import SendMessage
 from tidings.messaging.sending import create_one, prepare_send
 from tidings.web.errors import TidingsError
@@ -51,7 +53,8 @@ class FastSend:
         if not complete:
             return  # the client went away before it finished sending: nobody to answer
         rt: Services = scope["app"].state.runtime
-        checked = await _check(rt, headers, body)
+        client = scope.get("client")
+        checked = await _check(rt, headers, body, client[0] if client else None)
         if checked is None:
             await self.app(scope, replay_body(body, receive), send)
             return
@@ -64,14 +67,16 @@ class FastSend:
         await send({"type": "http.response.body", "body": payload})
 
 
-async def _check(rt: Services, headers: dict[bytes, str],
-                 body: bytes) -> tuple[SendContext, Draft] | None:
+async def _check(rt: Services, headers: dict[bytes, str], body: bytes,
+                 client_ip: str | None) -> tuple[SendContext, Draft] | None:
     """The context and draft of a plain send, or None to let the endpoint answer."""
     account = headers.get(b"tidings-account")
     if account is not None and len(account) > MAX_ACCOUNT_HEADER_CHARS:
         return None
     try:
-        principal = await rt.auth.authenticate(headers.get(b"authorization"), account)
+        principal = await rt.auth.authenticate(headers.get(b"authorization"), account,
+                                               client_ip=client_ip)
+        check_permission(principal, Permission.MESSAGES_SEND)
         return await prepare_send(rt, principal, SendMessage.model_validate_json(body))
     except (TidingsError, ValidationError):
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from tidings.accounts.deps import CurrentPrincipal
+from tidings.accounts.deps import MaySendMessages
 from tidings.messaging.inbound import receive_inbound
 from tidings.messaging.schemas import MAX_ADDRESS_CHARS, MAX_BODY_CHARS, MessageOut
 from tidings.messaging.service import created_out
@@ -28,7 +28,7 @@ class SimulatedInbound(BaseModel):
              summary="Simulate an inbound message to one of your numbers",
              operation_id="simulate_inbound", responses=problem_responses(413))
 async def simulate_inbound(body: SimulatedInbound, rt: RuntimeDep,
-                           principal: CurrentPrincipal) -> MessageOut:
+                           principal: MaySendMessages) -> MessageOut:
     created = await receive_inbound(rt, sender=body.from_, to=body.to, body=body.body,
                                     channel=body.channel, actor=principal.actor,
                                     allowed_root=principal.tenant)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks
 
-from tidings.accounts.deps import CurrentPrincipal
+from tidings.accounts.deps import MayManageNumbers
 from tidings.accounts.service import get_account
 from tidings.audit.service import Actor
 from tidings.core.services import Services
@@ -78,7 +78,7 @@ async def holder_of(rt: Services, number: str) -> str | None:
 
 @router.post("", status_code=202, response_model=ClaimOut, summary="Claim a number",
              operation_id="claim_number", responses=problem_responses(413))
-async def claim_number(body: ClaimNumber, rt: RuntimeDep, principal: CurrentPrincipal,
+async def claim_number(body: ClaimNumber, rt: RuntimeDep, principal: MayManageNumbers,
                        background: BackgroundTasks) -> ClaimOut:
     """Sends a one-time code to the number (SMS) or address (email); verify it with
     ``POST /v1/numbers/claims/{id}/verify`` to own the number."""
@@ -99,7 +99,7 @@ async def claim_number(body: ClaimNumber, rt: RuntimeDep, principal: CurrentPrin
              summary="Complete a claim with its code", operation_id="verify_number_claim",
              responses=problem_responses(409, 413, 429))
 async def verify_claim(claim_id: str, body: VerifyClaim, rt: RuntimeDep,
-                       principal: CurrentPrincipal) -> NumberOut:
+                       principal: MayManageNumbers) -> NumberOut:
     keys, platform = await rt.vault.keys_for(principal.tenant), await rt.vault.platform_keys()
     async with rt.db.transaction(tenant=principal.tenant) as session:
         outcome = await do_verify_claim(session, keys=keys, platform=platform,
@@ -112,7 +112,7 @@ async def verify_claim(claim_id: str, body: VerifyClaim, rt: RuntimeDep,
 
 @router.get("", response_model=list[NumberOut], summary="Numbers of the account",
             dependencies=[KnownQueryOnly], operation_id="list_numbers")
-async def list_endpoint(rt: RuntimeDep, principal: CurrentPrincipal) -> list[NumberOut]:
+async def list_endpoint(rt: RuntimeDep, principal: MayManageNumbers) -> list[NumberOut]:
     keys = await rt.vault.keys_for(principal.tenant)
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
         return [number_out(keys, n) for n in await list_numbers(session,
@@ -122,7 +122,7 @@ async def list_endpoint(rt: RuntimeDep, principal: CurrentPrincipal) -> list[Num
 @router.patch("/{number_id}", response_model=NumberOut, summary="Set a number's webhook URL",
               operation_id="update_number", responses=problem_responses(413))
 async def update_number(number_id: str, body: UpdateNumber, rt: RuntimeDep,
-                        principal: CurrentPrincipal) -> NumberOut:
+                        principal: MayManageNumbers) -> NumberOut:
     check_webhook_url(body.webhook_url, field="webhook_url",
                       allow_private=rt.settings.webhook_allow_private)
     keys = await rt.vault.keys_for(principal.tenant)
@@ -135,7 +135,7 @@ async def update_number(number_id: str, body: UpdateNumber, rt: RuntimeDep,
 
 @router.delete("/{number_id}", status_code=204, summary="Release a number",
                operation_id="release_number")
-async def release_number(number_id: str, rt: RuntimeDep, principal: CurrentPrincipal) -> None:
+async def release_number(number_id: str, rt: RuntimeDep, principal: MayManageNumbers) -> None:
     async with rt.db.transaction(tenant=principal.tenant) as session:
         await do_release_number(session, tenant=principal.tenant, number_id=number_id,
                                 actor=principal.actor, now=rt.clock.now())

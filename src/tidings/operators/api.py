@@ -8,10 +8,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from tidings.storage.db import SYSTEM
-from tidings.web.deps import RuntimeDep
+from tidings.web.deps import RuntimeDep, public
 from tidings.web.errors import TidingsError, problem_responses
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], dependencies=[public])
 
 
 @router.get("/healthz", summary="The process is up", operation_id="get_health")

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Account
 from tidings.accounts.permissions import Role
@@ -25,6 +26,7 @@ from tidings.messaging.addresses import AddressError, normalize_email
 from tidings.storage.vault import TenantKeys
 from tidings.users.models import User, UserStatus
 from tidings.users.passwords import hash_password, temporary_password
+from tidings.users.sessions import end_sessions_of
 from tidings.web.errors import Conflict, InvalidRequest, NotFound
 
 if TYPE_CHECKING:
@@ -61,6 +63,13 @@ def check_email(raw: str) -> str:
     except AddressError as exc:
         raise InvalidRequest(f"The e-mail address is not valid: {exc}.", code=exc.code,
                              parameter="email") from None
+
+
+async def user_keys(rt: Services, user: User) -> TenantKeys:
+    """The keys a user's secrets are kept under: its account's, or the platform's."""
+    if user.tenant_id is None:
+        return await rt.vault.platform_keys()
+    return await rt.vault.keys_for(user.tenant_id)
 
 
 async def email_index(rt: Services, email: str) -> str:
@@ -131,6 +140,69 @@ async def list_users(rt: Services, *, account_id: str) -> list[UserView]:
     async with rt.db.transaction(tenant=account_id, write=False) as session:
         rows = (await session.scalars(select(User).where(User.tenant_id == account_id)
                                       .order_by(User.created_at, User.id))).all()
-    return [UserView(u.id, keys.decrypt(u.email_enc, field=EMAIL_FIELD), u.role, u.status,
-                     u.mfa_enabled_at is not None, u.password_temporary_until is not None,
-                     u.created_at) for u in rows]
+    return [_view(u, keys) for u in rows]
+
+
+async def user_view(rt: Services, user: User) -> UserView:
+    return _view(user, await user_keys(rt, user))
+
+
+def _view(user: User, keys: TenantKeys) -> UserView:
+    return UserView(user.id, keys.decrypt(user.email_enc, field=EMAIL_FIELD), user.role,
+                    user.status, user.mfa_enabled_at is not None,
+                    user.password_temporary_until is not None, user.created_at)
+
+
+async def get_user(rt: Services, *, account_id: str, user_id: str) -> UserView:
+    """One user of the account; ``NotFound`` for another account's or an unknown id."""
+    views = [v for v in await list_users(rt, account_id=account_id) if v.id == user_id]
+    if not views:
+        raise NotFound(f"No user {user_id[:60]!r} in this account.", code="user_not_found")
+    return views[0]
+
+
+async def update_user(rt: Services, *, account_id: str, user_id: str, role: str | None,
+                      disabled: bool | None, actor: Actor) -> UserView:
+    """Change a user's role or disable (or enable) it; disabling ends its sessions.
+
+    The account keeps at least one active owner: the last cannot be demoted or disabled.
+    """
+    chosen = check_role(role) if role is not None else None
+    now = rt.clock.now()
+    async with rt.db.transaction(tenant=account_id) as session:
+        user = await session.scalar(select(User).where(User.id == user_id,
+                                                       User.tenant_id == account_id))
+        if user is None:
+            raise NotFound(f"No user {user_id[:60]!r} in this account.", code="user_not_found")
+        changed = _apply(user, chosen, disabled)
+        if changed:
+            await _keep_an_owner(session, account_id)
+            user.updated_at = now
+            if user.status == UserStatus.DISABLED:
+                await end_sessions_of(session, user_id=user.id, now=now)
+            await record(session, [audit_row(tenant=account_id, actor=actor,
+                                             action="user.update", table="users",
+                                             row_id=user.id, fields=changed, now=now)])
+    return await get_user(rt, account_id=account_id, user_id=user_id)
+
+
+def _apply(user: User, role: Role | None, disabled: bool | None) -> list[str]:
+    changed = []
+    if role is not None and role.value != user.role:
+        user.role = role.value
+        changed.append("role")
+    if disabled is not None:
+        status = UserStatus.DISABLED if disabled else UserStatus.ACTIVE
+        if status.value != user.status:
+            user.status = status.value
+            changed.append("status")
+    return changed
+
+
+async def _keep_an_owner(session: AsyncSession, account_id: str) -> None:
+    await session.flush()
+    owners = await session.scalar(select(func.count()).select_from(User).where(
+        User.tenant_id == account_id, User.role == Role.OWNER.value,
+        User.status == UserStatus.ACTIVE.value))
+    if not owners:
+        raise Conflict("The account must keep an active owner.", code="last_owner")

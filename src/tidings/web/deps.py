@@ -42,9 +42,10 @@ class BearerKey(SecurityBase):
         return request.headers.get("authorization")
 
 
-API_KEY = BearerKey("ApiKey", key_format="tdk_...",
+API_KEY = BearerKey("ApiKey", key_format="tdk_... or tds_...",
                     description="An account's API key, `tdk_...` (`POST /v1/keys`, or "
-                                "`tidings accounts create`).")
+                                "`tidings accounts create`), or a person's session token, "
+                                "`tds_...` (`POST /v1/auth/login`).")
 OPERATOR_KEY = BearerKey("OperatorKey", key_format="tdo_...",
                          description="An operator key, `tdo_...` "
                                      "(`tidings operator-keys create`).")
@@ -85,3 +86,12 @@ def _query_names(dependant: Dependant) -> set[str]:
 
 # Declared by every list route: ``@router.get("", dependencies=[KnownQueryOnly])``.
 KnownQueryOnly = Depends(reject_unknown_query)
+
+
+async def open_to_anyone() -> None:
+    """Declares a route that needs no credential (a log-in, a health check, a carrier's
+    signed callback): ``tests/api/test_route_permissions.py`` fails a route that
+    declares neither this nor a permission."""
+
+
+public = Depends(open_to_anyone)

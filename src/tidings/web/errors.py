@@ -19,11 +19,14 @@ PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
 # What each status means in this API, for the OpenAPI description of its answers.
 PROBLEM_MEANINGS = {
     400: "Invalid request: the body, a header or a query parameter (see `code`, `errors`).",
-    401: "No API key, or one that is malformed, unknown or revoked.",
-    403: "The account may not do this (e.g. it is suspended or terminated).",
+    401: "No API key or session token, or one that is malformed, unknown, revoked or "
+         "expired; a wrong e-mail address, password or code.",
+    403: "Not allowed: the key or the role lacks the permission, the account is suspended "
+         "or terminated, or the password or a second factor must be seen to first.",
     404: "Not found, or not visible to this key.",
     409: "Conflicts with the current state.",
     413: "The request body is too large.",
+    422: "The new password breaks a rule of the password policy (see `rule`).",
     429: "Too many attempts or requests; wait before trying again.",
     503: "Not available now; try again later.",
 }

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from tidings.accounts.deps import CurrentPrincipal
+from tidings.accounts.deps import MayManageWebhooks
 from tidings.web.deps import PROBLEMS_OF_API_KEY_ROUTES, KnownQueryOnly, RuntimeDep
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 from tidings.webhooks.service import get_delivery, list_deliveries
@@ -72,7 +72,7 @@ def delivery_out(d: WebhookDelivery, attempts: list[WebhookAttempt] | None = Non
 @router.get("", response_model=DeliveryPage, summary="Webhook deliveries, newest first",
             dependencies=[KnownQueryOnly], operation_id="list_webhook_deliveries")
 async def list_endpoint(
-    rt: RuntimeDep, principal: CurrentPrincipal,
+    rt: RuntimeDep, principal: MayManageWebhooks,
     message_id: Annotated[str | None, Query(pattern=r"^msg_[0-9a-z]{26}$")] = None,
     status: Annotated[DeliveryStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -88,7 +88,7 @@ async def list_endpoint(
 @router.get("/{delivery_id}", response_model=DeliveryOut,
             summary="One delivery with every attempt", operation_id="get_webhook_delivery")
 async def read_delivery(delivery_id: str, rt: RuntimeDep,
-                        principal: CurrentPrincipal) -> DeliveryOut:
+                        principal: MayManageWebhooks) -> DeliveryOut:
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
         delivery, attempts = await get_delivery(session, tenant=principal.tenant,
                                                 delivery_id=delivery_id[:40])

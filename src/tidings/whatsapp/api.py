@@ -35,10 +35,10 @@ from tidings.routing.service import (
     get_connector,
 )
 from tidings.storage.db import SYSTEM
-from tidings.web.deps import RuntimeDep
+from tidings.web.deps import RuntimeDep, public
 from tidings.web.errors import Forbidden, InvalidRequest, NotFound, TidingsError, problem_responses
 
-router = APIRouter(prefix="/v1/whatsapp", tags=["whatsapp"])
+router = APIRouter(prefix="/v1/whatsapp", tags=["whatsapp"], dependencies=[public])
 log = get_logger("tidings.whatsapp")
 
 

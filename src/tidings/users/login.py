@@ -1,0 +1,214 @@
+"""Logging in: a password, then a second factor when the user has one.
+
+A wrong address, a wrong password, a disabled or a locked user all get the same
+``401 invalid_credentials`` after the same work (one argon2 verification), so the
+answer says nothing about which addresses have users. ``login_lock_failures`` failed
+attempts in a row lock the user for ``login_lock_minutes``, doubled for each further
+run of failures; success resets the count. Every attempt on a known user is an
+audit event of its account, which its owner reads with ``GET /v1/audit-events``.
+
+With a second factor, the password step answers with a *challenge*: the user id, an
+expiry and the password's change time, signed with a platform key. It holds nothing
+secret and lives five minutes; wrong codes count as failed log-ins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.audit.service import Actor, audit_row, record
+from tidings.storage.db import SYSTEM
+from tidings.users.mfa import check_second_factor
+from tidings.users.models import User, UserStatus
+from tidings.users.passwords import hash_password, needs_rehash, verify_password
+from tidings.users.service import email_index
+from tidings.users.sessions import SessionPolicy, start_session
+from tidings.web.errors import Unauthorized
+
+if TYPE_CHECKING:
+    from tidings.core.services import Services
+
+class _Fingerprint(Protocol):  # TenantKeys.fingerprint
+    def __call__(self, data: bytes, *, purpose: str) -> str: ...
+
+
+CHALLENGE_LIFETIME = timedelta(minutes=5)
+CHALLENGE_PURPOSE = "users.login_challenge"
+MAX_LOCK = timedelta(days=1)
+# Verified when the address has no user, so that a miss costs what a hit costs.
+_DECOY_HASH = hash_password("Decoy password for addresses without a user 7")
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    token: str
+    expires_at: datetime
+    user: User
+
+
+@dataclass(frozen=True)
+class SecondFactorNeeded:
+    challenge: str
+
+
+def invalid_credentials() -> Unauthorized:
+    return Unauthorized("The e-mail address or the password is wrong.",
+                        code="invalid_credentials")
+
+
+async def log_in(rt: Services, *, email: str, password: str) -> LoggedIn | SecondFactorNeeded:
+    """The password step; ``Unauthorized`` (always the same) when it fails."""
+    index = await email_index(rt, email.strip())
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        user = await session.scalar(select(User).where(User.email_index == index))
+    stored = user.password_hash if user is not None else _DECOY_HASH
+    matches = await asyncio.to_thread(verify_password, stored, password)
+    now = rt.clock.now()
+    if user is None or not _may_try(user, now):
+        raise invalid_credentials()
+    if not matches:
+        await _failed(rt, user, now, reason="password")
+        raise invalid_credentials()
+    if user.password_temporary_until is not None and now >= user.password_temporary_until:
+        raise Unauthorized("The temporary password has expired; ask for a new one.",
+                           code="temporary_password_expired")
+    if needs_rehash(user.password_hash):
+        await _rehash(rt, user, password)
+    if user.mfa_enabled_at is not None:
+        platform = await rt.vault.platform_keys()
+        return SecondFactorNeeded(_sign(user, now + CHALLENGE_LIFETIME, platform.fingerprint))
+    return await _succeeded(rt, user, now)
+
+
+async def complete_second_factor(rt: Services, *, challenge: str, code: str) -> LoggedIn:
+    """The second step: a TOTP code or a recovery code for the challenge's user."""
+    now = rt.clock.now()
+    platform = await rt.vault.platform_keys()
+    user_id = _verified_challenge(challenge, now, platform.fingerprint)
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        user = await session.get(User, user_id)
+    if (user is None or not _may_try(user, now) or user.mfa_enabled_at is None
+            or not _same_password(user, challenge)):
+        raise _invalid_code()
+    if not await check_second_factor(rt, user=user, code=code, now=now):
+        await _failed(rt, user, now, reason="second_factor")
+        raise _invalid_code()
+    return await _succeeded(rt, user, now)
+
+
+def _may_try(user: User, now: datetime) -> bool:
+    if user.status != UserStatus.ACTIVE:
+        return False
+    return user.locked_until is None or now >= user.locked_until
+
+
+async def _failed(rt: Services, user: User, now: datetime, *, reason: str) -> None:
+    failures = user.failed_logins + 1
+    limit = rt.settings.login_lock_failures
+    locked_until = None
+    if failures % limit == 0:
+        runs = failures // limit
+        lock = timedelta(minutes=rt.settings.login_lock_minutes) * 2 ** (runs - 1)
+        locked_until = now + min(lock, MAX_LOCK)
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        values: dict[str, object] = {"failed_logins": User.failed_logins + 1}
+        if locked_until is not None:
+            values["locked_until"] = locked_until
+        await session.execute(update(User).where(User.id == user.id).values(**values))
+        await _audit(session, user, now, "user.login_failed", [reason])
+        if locked_until is not None:
+            await _audit(session, user, now, "user.locked", ["locked_until"])
+
+
+async def _succeeded(rt: Services, user: User, now: datetime) -> LoggedIn:
+    policy = SessionPolicy.of(rt.settings)
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        await session.execute(update(User).where(User.id == user.id)
+                              .values(failed_logins=0, locked_until=None))
+        token, row = await start_session(session, user=user, now=now, policy=policy)
+        await _audit(session, user, now, "user.login", ["session"])
+    return LoggedIn(token, row.expires_at, user)
+
+
+async def _rehash(rt: Services, user: User, password: str) -> None:
+    """Hash the password again with today's parameters (it was just verified)."""
+    hashed = await asyncio.to_thread(hash_password, password)
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        await session.execute(update(User).where(User.id == user.id)
+                              .values(password_hash=hashed))
+
+
+async def _audit(session: AsyncSession, user: User, now: datetime, action: str,
+                 fields: list[str]) -> None:
+    if user.tenant_id is None:
+        return  # staff: the operator's own records, not an account's (not yet kept)
+    await record(session, [audit_row(tenant=user.tenant_id, actor=Actor("user", user.id),
+                                     action=action, table="users", row_id=user.id,
+                                     fields=fields, now=now)])
+
+
+# --- The signed challenge between the two steps ----------------------------------------
+
+
+def _sign(user: User, expires_at: datetime, fingerprint: _Fingerprint) -> str:
+    body = f"{user.id}.{int(expires_at.timestamp())}.{_password_epoch(user)}"
+    mac = fingerprint(body.encode(), purpose=CHALLENGE_PURPOSE)
+    return base64.urlsafe_b64encode(f"{body}.{mac}".encode()).decode().rstrip("=")
+
+
+def _verified_challenge(challenge: str, now: datetime, fingerprint: _Fingerprint) -> str:
+    """The user id of a genuine, unexpired challenge; else ``invalid_challenge``."""
+    parts = _challenge_parts(challenge)
+    if parts is None:
+        raise _invalid_challenge()
+    user_id, expires, epoch, mac = parts
+    expected = fingerprint(f"{user_id}.{expires}.{epoch}".encode(), purpose=CHALLENGE_PURPOSE)
+    if not hmac.compare_digest(mac, expected):
+        raise _invalid_challenge()
+    if now.timestamp() >= int(expires):
+        raise Unauthorized("The log-in has expired; start again with the password.",
+                           code="challenge_expired")
+    return user_id
+
+
+def _same_password(user: User, challenge: str) -> bool:
+    """Whether the password has not changed since the challenge was made."""
+    parts = _challenge_parts(challenge)
+    return parts is not None and parts[2] == _password_epoch(user)
+
+
+def _challenge_parts(challenge: str) -> tuple[str, str, str, str] | None:
+    if len(challenge) > 400:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(challenge + "=" * (-len(challenge) % 4)).decode()
+    except ValueError:
+        return None
+    parts = text.split(".")
+    if len(parts) != 4 or not parts[1].isdigit():
+        return None
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+def _password_epoch(user: User) -> str:
+    # A password change since the challenge was made voids it.
+    return str(int(user.password_changed_at.timestamp()))
+
+
+def _invalid_challenge() -> Unauthorized:
+    return Unauthorized("The log-in challenge is not valid; start again with the password.",
+                        code="invalid_challenge")
+
+
+def _invalid_code() -> Unauthorized:
+    return Unauthorized("The code is wrong or was used already.", code="invalid_code")
+
+
