@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from tests.conftest import TEST_ACTOR, Tenant
 from tests.connectors.smtp.test_connector import check_password, make_certificate
@@ -24,8 +24,9 @@ from tidings.mail.service import MAIL_JOB, MailKind, queue_mail
 from tidings.mail.tasks import GIVE_UP_AFTER, send_batch
 from tidings.runtime import Runtime
 from tidings.storage.db import SYSTEM
+from tidings.users.models import User
 from tidings.users.service import create_user
-from tidings.web.errors import InvalidRequest
+from tidings.web.errors import InvalidRequest, NotFound
 
 TO = "ann@example.com"
 SUBJECT = "Maintenance on Sunday"
@@ -227,8 +228,24 @@ async def test_a_relay_down_for_a_day_fails_the_mail_with_its_last_error(
     assert (kept.id, kept.status, kept.error) == (mail_id, "failed", "connector_unavailable")
 
 
-async def test_a_mail_to_a_user_who_is_gone_fails(rt: Runtime, acme: Tenant) -> None:
-    mail_id = await queue(rt, acme.id, to_address=None, to_user_id="usr_gone")
+async def test_a_mail_to_a_user_of_another_account_or_none_is_refused(
+        rt: Runtime, acme: Tenant, globex: Tenant) -> None:
+    theirs = await create_user(rt, account_id=globex.id, email="gus@globex.example",
+                               role="owner", actor=TEST_ACTOR)
+    for user_id in (theirs.id, "usr_nobody"):
+        with pytest.raises(NotFound) as refused:
+            await queue(rt, acme.id, to_address=None, to_user_id=user_id)
+        assert refused.value.code == "user_not_found"
+    assert await mail_jobs(rt) == []
+
+
+async def test_a_mail_to_a_user_who_is_gone_when_it_goes_fails(
+        rt: Runtime, acme: Tenant) -> None:
+    user = await create_user(rt, account_id=acme.id, email="ann@acme.example", role="owner",
+                             actor=TEST_ACTOR)
+    mail_id = await queue(rt, acme.id, to_address=None, to_user_id=user.id)
+    async with rt.db.transaction(tenant=acme.id) as session:
+        await session.execute(delete(User).where(User.id == user.id))
     await rt.worker_pool().drain()
     [kept] = await mailbox(rt)
     assert (kept.id, kept.status, kept.error) == (mail_id, "failed", "mail_recipient_gone")

@@ -26,7 +26,8 @@ from tidings.jobs.outbox import Job, enqueue_rows, job_row
 from tidings.messaging.addresses import AddressError, normalize_email
 from tidings.storage.db import SYSTEM
 from tidings.storage.vault import TenantKeys
-from tidings.web.errors import InvalidRequest
+from tidings.users.models import User
+from tidings.web.errors import InvalidRequest, NotFound
 
 if TYPE_CHECKING:
     from tidings.core.services import Services
@@ -102,12 +103,15 @@ async def queue_mail(rt: Services, session: AsyncSession, *, kind: MailKind | st
     job is that tenant's (a session opened for a tenant must name it), and the audit
     event naming ``actor`` goes to its trail; without one the job is the platform's
     (a ``SYSTEM`` session). A ``mail_id`` whose job is still waiting is not queued again.
-    Bad input raises ``InvalidRequest`` before anything is written.
+    Bad input raises ``InvalidRequest`` (``NotFound`` for a user not of ``account_id``)
+    before anything is written.
     """
     if (to_user_id is None) == (to_address is None):
         raise ValueError("queue_mail takes exactly one of to_user_id and to_address")
     chosen, subject, body = check_kind(kind), check_subject(subject), check_body(body)
     address = check_address(to_address) if to_address is not None else None
+    if to_user_id is not None:
+        await _check_recipient(session, to_user_id, account_id)
     mail_id = mail_id or new_id("mail")
     if await _waiting(session, mail_id):
         return mail_id
@@ -127,6 +131,14 @@ async def queue_mail(rt: Services, session: AsyncSession, *, kind: MailKind | st
 def wake_sender(rt: Services) -> None:
     """After the commit: start the mail's job at once rather than at the next poll."""
     rt.wakeups.notify(MAIL_JOB)
+
+
+async def _check_recipient(session: AsyncSession, user_id: str, account_id: str | None) -> None:
+    """The user exists and belongs to the account the mail is about (staff: to none)."""
+    account = User.tenant_id.is_(None) if account_id is None else User.tenant_id == account_id
+    if await session.scalar(select(User.id).where(User.id == user_id, account)) is None:
+        raise NotFound(f"No user {user_id[:60]!r} in this account.", code="user_not_found",
+                       parameter="to_user_id")
 
 
 async def _waiting(session: AsyncSession, mail_id: str) -> bool:
