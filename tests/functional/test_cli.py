@@ -183,8 +183,16 @@ def test_set_status_suspends_an_account_and_the_server_stops_its_sends(
     sent = httpx.post(f"{server.url}/v1/messages", json=message, headers=auth(made["api_key"]))
     assert sent.status_code == 201, sent.text
 
-    result = ok(run_cli(env, "accounts", "set-status", made["id"], "suspended"))
-    assert f"{made['id']}: suspended" in result.stdout
+    ok(run_cli(env, "users", "create", "--account", made["id"], "--email",
+               "owner@hooli.example", "--role", "owner"))
+    result = ok(run_cli(env, "accounts", "set-status", made["id"], "suspended",
+                        "--reason", "Unpaid invoice 42"))
+    assert f"{made['id']}: suspended (1 owner(s) notified by mail)" in result.stdout
+
+    def mailed() -> bool:  # the server's workers send what the command queued
+        kept = ok(run_cli(env, "mail", "list", "--json")).stdout
+        return "owner@hooli.example" in kept and "Unpaid invoice 42" in kept
+    wait_for(mailed, "the owner is mailed the suspension and its reason")
     listed = json.loads(ok(run_cli(env, "accounts", "list", "--json")).stdout)
     assert {a["id"]: a["status"] for a in listed}[made["id"]] == "suspended"
 

@@ -44,6 +44,8 @@ from tidings.accounts.service import (
     list_api_keys,
 )
 from tidings.accounts.suspension import do_resume, do_suspend, reason_of
+from tidings.mail.account_notices import queue_suspension_notice
+from tidings.mail.service import wake_sender
 from tidings.storage.db import SYSTEM
 from tidings.web.deps import PROBLEMS_OF_API_KEY_ROUTES, KnownQueryOnly, RuntimeDep
 from tidings.web.errors import Forbidden, problem_responses
@@ -238,6 +240,9 @@ async def suspend_sub_account(sub_account_id: str, body: SuspendAccount, rt: Run
         account = await get_account(session, account_id=chain[0].id)
         await do_suspend(session, account=account, keys=keys, reason=body.reason,
                          by=principal.tenant, actor=principal.actor, now=rt.clock.now())
+        await queue_suspension_notice(rt, session, account=account, reason=body.reason,
+                                      actor=principal.actor, now=rt.clock.now())
+    wake_sender(rt)
     rt.auth.invalidate()
     return await _status_out(rt, account)
 

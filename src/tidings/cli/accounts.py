@@ -19,6 +19,7 @@ from tidings.accounts.service import (
 )
 from tidings.accounts.suspension import OPERATOR, do_set_status
 from tidings.cli.common import emit, operator_actor, with_runtime
+from tidings.mail.account_notices import queue_suspension_notice
 from tidings.messaging.schemas import URL_PATTERN
 from tidings.runtime import Runtime
 from tidings.webhooks.destinations import check_webhook_url
@@ -87,10 +88,16 @@ def set_status(account_id: str, status: str, reason: str | None) -> None:
         async with rt.db.transaction(tenant=account_id) as session:
             account = await get_account(session, account_id=account_id)
             keys = await rt.vault.keys_for(account.id)  # once it is known to exist
+            newly_suspended = (status == AccountStatus.SUSPENDED
+                               and account.status != AccountStatus.SUSPENDED)
             await do_set_status(session, account=account, keys=keys,
                                 status=AccountStatus(status), reason=reason, by=OPERATOR,
                                 actor=operator_actor(), now=rt.clock.now())
-        click.echo(f"{account_id}: {status}")
+            notified = await queue_suspension_notice(
+                rt, session, account=account, reason=reason, actor=operator_actor(),
+                now=rt.clock.now()) if newly_suspended else 0
+        click.echo(f"{account_id}: {status}"
+                   + (f" ({notified} owner(s) notified by mail)" if notified else ""))
     with_runtime(work)
 
 
