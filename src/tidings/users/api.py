@@ -18,14 +18,18 @@ from tidings.users.deps import EnrollingPerson, SignedInPerson
 from tidings.users.login import LoggedIn, complete_second_factor, log_in
 from tidings.users.mfa import begin_enrolment, confirm_enrolment
 from tidings.users.models import User
+from tidings.users.password_reset import complete_reset, request_reset
 from tidings.users.schemas import (
+    AskReset,
     ChangePassword,
+    ConfirmReset,
     ConfirmTotp,
     InviteUser,
     Login,
     LoginOut,
     NewUserOut,
     RecoveryCodesOut,
+    ResetAsked,
     SecondFactor,
     SecondFactorOut,
     SessionOut,
@@ -44,7 +48,7 @@ from tidings.users.service import (
 )
 from tidings.users.sessions import SessionUser, end_session
 from tidings.web.deps import PROBLEMS_OF_API_KEY_ROUTES, KnownQueryOnly, RuntimeDep, public
-from tidings.web.errors import Forbidden, NotFound, Unauthorized, problem_responses
+from tidings.web.errors import Forbidden, InvalidRequest, NotFound, Unauthorized, problem_responses
 
 auth_router = APIRouter(prefix="/v1/auth", tags=["auth"])
 users_router = APIRouter(prefix="/v1/users", tags=["users"],
@@ -97,6 +101,35 @@ async def second_factor(body: SecondFactor, rt: RuntimeDep, request: Request) ->
     async with _failures_counted(rt, request):
         done = await complete_second_factor(rt, challenge=body.challenge, code=body.code)
     return await _logged_in(rt, done)
+
+
+@auth_router.post("/password-reset", status_code=202, response_model=ResetAsked,
+                  summary="Forgot the password: a reset token by mail",
+                  operation_id="ask_password_reset", dependencies=[public],
+                  responses=problem_responses(400, 429))
+async def ask_reset(body: AskReset, rt: RuntimeDep, request: Request) -> ResetAsked:
+    address = request.client.host if request.client else ""
+    await rt.rate_limits.refuse_blocked_login(address)
+    # Each request counts as a failure of its address: nobody fills a mailbox from one.
+    await rt.rate_limits.note_failed_login(address)
+    await request_reset(rt, email=body.email)
+    return ResetAsked()
+
+
+@auth_router.post("/password-reset/confirm", status_code=204,
+                  summary="Forgot the password: the new one, with the mailed token",
+                  operation_id="confirm_password_reset", dependencies=[public],
+                  responses=problem_responses(400, 422, 429))
+async def confirm_reset(body: ConfirmReset, rt: RuntimeDep, request: Request) -> Response:
+    address = request.client.host if request.client else ""
+    await rt.rate_limits.refuse_blocked_login(address)
+    try:
+        await complete_reset(rt, token=body.token, new_password=body.new_password)
+    except InvalidRequest:
+        await rt.rate_limits.note_failed_login(address)
+        raise
+    rt.auth.invalidate()
+    return Response(status_code=204)
 
 
 @auth_router.post("/logout", status_code=204, summary="End this session",

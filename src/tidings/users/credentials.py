@@ -42,6 +42,23 @@ async def change_password(rt: Services, *, user_id: str, session_id: str, curren
                           new: str) -> None:
     """Replace the user's password; ``InvalidRequest`` for a wrong current one,
     ``PasswordRefused`` for a new one the policy refuses. Nothing changes on an error."""
+    user, earlier = await user_and_earlier_hashes(rt, user_id)
+    if not await asyncio.to_thread(verify_password, user.password_hash, current):
+        raise InvalidRequest("The current password is wrong.", code="wrong_password",
+                             parameter="current_password")
+    await replace_password(rt, user, earlier, new, keep_session=session_id)
+
+
+async def replace_password(rt: Services, user: User, earlier: list[str], new: str, *,
+                           keep_session: str | None) -> None:
+    """Check ``new`` against the policy and the user's history, then store it; every
+    session of the user but ``keep_session`` ends."""
+    email = (await user_keys(rt, user)).decrypt(user.email_enc, field=EMAIL_FIELD)
+    await _check(new, email, [user.password_hash, *earlier])
+    await _store(rt, user, keep_session, await asyncio.to_thread(hash_password, new))
+
+
+async def user_and_earlier_hashes(rt: Services, user_id: str) -> tuple[User, list[str]]:
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         user = await session.get(User, user_id)
         if user is None:
@@ -49,12 +66,7 @@ async def change_password(rt: Services, *, user_id: str, session_id: str, curren
         earlier = list((await session.scalars(
             select(PasswordHistory.password_hash).where(PasswordHistory.user_id == user_id)
             .order_by(PasswordHistory.created_at.desc()).limit(PASSWORD_HISTORY - 1))).all())
-    if not await asyncio.to_thread(verify_password, user.password_hash, current):
-        raise InvalidRequest("The current password is wrong.", code="wrong_password",
-                             parameter="current_password")
-    email = (await user_keys(rt, user)).decrypt(user.email_enc, field=EMAIL_FIELD)
-    await _check(new, email, [user.password_hash, *earlier])
-    await _store(rt, user, session_id, await asyncio.to_thread(hash_password, new))
+    return user, earlier
 
 
 async def _check(password: str, email: str, previous: list[str]) -> None:
@@ -67,7 +79,7 @@ async def _check(password: str, email: str, previous: list[str]) -> None:
                               parameter="new_password") from None
 
 
-async def _store(rt: Services, user: User, session_id: str, hashed: str) -> None:
+async def _store(rt: Services, user: User, session_id: str | None, hashed: str) -> None:
     now = rt.clock.now()
     async with rt.db.transaction(tenant=SYSTEM) as session:
         row = await session.get(User, user.id, with_for_update=True)

@@ -95,7 +95,7 @@ async def complete_second_factor(rt: Services, *, challenge: str, code: str) -> 
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         user = await session.get(User, token.user_id)
     if (user is None or not _may_try(user, now) or user.mfa_enabled_at is None
-            or not token.still_valid_for(user)):
+            or not token.still_valid_for(platform, user)):
         raise _invalid_code()
     if not await check_second_factor(rt, user=user, code=code, now=now):
         await _failed(rt, user, now, reason="second_factor")

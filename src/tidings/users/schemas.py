@@ -91,3 +91,18 @@ class NewUserOut(BaseModel):
 class UpdateUser(_Strict):
     role: str | None = Field(default=None, min_length=1, max_length=40)
     disabled: StrictBool | None = None
+
+
+class AskReset(_Strict):
+    email: str = Field(min_length=1, max_length=320)
+
+
+class ResetAsked(BaseModel):
+    status: Literal["mailed_if_known"] = Field(
+        default="mailed_if_known",
+        description="The same answer whether or not the address has a user.")
+
+
+class ConfirmReset(_Strict):
+    token: str = Field(min_length=1, max_length=400)
+    new_password: str = Field(min_length=1, max_length=1024)

@@ -1,9 +1,10 @@
 """Short-lived tokens that name a user, signed with a platform key: the log-in
 challenge between the password and the code, a password-reset link.
 
-They hold nothing secret: the user id, an expiry and the time the password last
-changed, so that a password change voids every token made before it (a reset link
-works once). Each use signs under its own ``purpose``: a challenge is no reset link.
+They hold nothing secret: the user id, an expiry and a keyed digest of the current
+password hash (salted anew at every change), so that a password change voids every
+token made before it (a reset link works once). Each use signs under its own
+``purpose``: a challenge is no reset link.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tidings.storage.vault import TenantKeys
 from tidings.users.models import User
 
 MAX_TOKEN_CHARS = 400
+EPOCH_PURPOSE = "users.password_epoch"
 
 
 class TokenRefused(ValueError):
@@ -32,13 +34,14 @@ class UserToken:
     user_id: str
     password_epoch: str
 
-    def still_valid_for(self, user: User) -> bool:
+    def still_valid_for(self, keys: TenantKeys, user: User) -> bool:
         """Whether the user's password has not changed since the token was made."""
-        return user.id == self.user_id and password_epoch(user) == self.password_epoch
+        return user.id == self.user_id and hmac.compare_digest(
+            password_epoch(keys, user), self.password_epoch)
 
 
 def make_token(keys: TenantKeys, *, purpose: str, user: User, expires_at: datetime) -> str:
-    body = f"{user.id}.{int(expires_at.timestamp())}.{password_epoch(user)}"
+    body = f"{user.id}.{int(expires_at.timestamp())}.{password_epoch(keys, user)}"
     mac = keys.fingerprint(body.encode(), purpose=purpose)
     return base64.urlsafe_b64encode(f"{body}.{mac}".encode()).decode().rstrip("=")
 
@@ -57,8 +60,8 @@ def read_token(keys: TenantKeys, *, purpose: str, token: str, now: datetime) -> 
     return UserToken(user_id, epoch)
 
 
-def password_epoch(user: User) -> str:
-    return str(int(user.password_changed_at.timestamp()))
+def password_epoch(keys: TenantKeys, user: User) -> str:
+    return keys.fingerprint(user.password_hash.encode(), purpose=EPOCH_PURPOSE)[:16]
 
 
 def _parts(token: str) -> tuple[str, str, str, str] | None:
