@@ -12,6 +12,7 @@ from tidings.accounts.api import router as accounts_router
 from tidings.audit.api import router as audit_router
 from tidings.core.clock import Clock
 from tidings.core.settings import Settings
+from tidings.mail.api import operator_router as operator_notices_router
 from tidings.messaging.api import router as messages_router
 from tidings.messaging.fast_send import FastSend
 from tidings.messaging.sandbox_api import router as sandbox_router
@@ -40,7 +41,7 @@ not take.
 # Every router of the application; the route-permission test walks these.
 ROUTERS = (messages_router, accounts_router, auth_router, users_router, audit_router,
            numbers_router, webhooks_router, sandbox_router, operator_router,
-           operator_numbers_router, whatsapp_router, ops_router)
+           operator_numbers_router, whatsapp_router, operator_notices_router, ops_router)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:

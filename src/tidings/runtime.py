@@ -29,6 +29,8 @@ from tidings.jobs.wakeup_bridge import PostgresWakeupBridge, asyncpg_dsn
 from tidings.jobs.wakeup_sockets import SocketWakeupBridge, socket_directory
 from tidings.jobs.wakeups import Wakeups
 from tidings.jobs.workers import WorkerPool
+from tidings.mail import tasks as mail_tasks
+from tidings.mail.sender import PlatformMailSender
 from tidings.messaging import tasks as messaging_tasks
 from tidings.messaging.idempotency import key_legacy_fingerprints
 from tidings.messaging.inbound import take_inbound
@@ -64,6 +66,7 @@ class Runtime:
     auth: Authenticator
     writer: GroupWriter
     webhook_recorder: AttemptRecorder
+    platform_mail: PlatformMailSender
     wakeups: Wakeups = field(default_factory=Wakeups)
     metrics: Metrics = field(default_factory=Metrics)
     workers: WorkerPool | None = None
@@ -110,7 +113,7 @@ def job_registry() -> JobRegistry:
 
 
 # The domains with work for the workers, in the order a drain runs their kinds.
-DOMAIN_TASKS = (messaging_tasks, webhook_tasks, smpp_tasks, audit_tasks)
+DOMAIN_TASKS = (messaging_tasks, webhook_tasks, smpp_tasks, mail_tasks, audit_tasks)
 JOBS = job_registry()
 JOB_KINDS = JOBS.kind_names
 
@@ -156,6 +159,7 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
                        start_background: bool = True) -> Runtime:
     """Build and start a runtime. ``start_background=False`` leaves workers to the caller."""
     make_storage_private(settings)
+    platform_mail = PlatformMailSender.from_settings(settings)  # a bad relay URL stops here
     await asyncio.to_thread(migrate, settings)
     clock = clock or Clock()
     db = open_database(settings)
@@ -180,7 +184,7 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
     rt = Runtime(settings, db, vault, clock, ConnectorRegistry([carrier]), sender,
                  Authenticator(db, clock, cache_seconds=settings.api_key_cache_seconds,
                                sessions=SessionPolicy.of(settings)),
-                 GroupWriter(db), AttemptRecorder(db))
+                 GroupWriter(db), AttemptRecorder(db), platform_mail)
     rt.routes = RoutingCache(ttl_seconds=settings.routing_cache_seconds)
     rt.metrics.watch_smpp(rt.smpp_snapshots, rt.gateway_snapshot)
     await sender.start()
@@ -230,5 +234,6 @@ async def close_runtime(rt: Runtime) -> None:
     if rt.wakeup_bridge is not None:
         await rt.wakeup_bridge.stop()
     await rt.webhook_sender.close()
+    await rt.platform_mail.close()
     await rt.vault.close()
     await rt.db.dispose()

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from tidings.core.clock import Clock
     from tidings.core.settings import Settings
     from tidings.jobs.wakeups import Wakeups
+    from tidings.mail.sender import PlatformMailSender
     from tidings.metrics import Metrics
     from tidings.routing.cache import RoutingCache
     from tidings.smpp_gateway.gateway import SmppGateway
@@ -39,6 +40,7 @@ class Services(Protocol):
     auth: Authenticator
     writer: GroupWriter
     webhook_recorder: AttemptRecorder
+    platform_mail: PlatformMailSender
     wakeups: Wakeups
     metrics: Metrics
     routes: RoutingCache

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # Who the one-time codes of number claims come from: an SMS sender id, an address.
     claim_code_sender: str = "Tidings"
     claim_code_email_sender: str = "verify@tidings.invalid"
+    # The platform's own mail (docs/mail.md): an SMTP relay URL, or empty for the local
+    # mailbox file in the data folder; and the address it comes from.
+    platform_mail_relay: str = Field(default="", repr=False)  # may hold a password
+    platform_mail_from: str = "notices@tidings.invalid"
     api_key_cache_seconds: float = 2.0
     # People who log in (users/): a session lasts this long, and ends sooner when idle;
     # a password is changed this often; this many failed log-ins lock a user, first for

@@ -1,0 +1,1 @@
+"""The platform's own mail to its clients: verification, suspension, password reset, notices."""
