@@ -21,6 +21,9 @@ from tidings.numbers.api import router as numbers_router
 from tidings.operators.api import router as ops_router
 from tidings.routing.api import router as operator_router
 from tidings.runtime import close_runtime, open_runtime
+from tidings.signup.api import operator_router as operator_signup_router
+from tidings.signup.api import router as verification_router
+from tidings.signup.api import signup_router
 from tidings.users.api import auth_router, users_router
 from tidings.web.api_docs import install_api_docs
 from tidings.web.errors import install_error_handlers
@@ -41,7 +44,8 @@ not take.
 # Every router of the application; the route-permission test walks these.
 ROUTERS = (messages_router, accounts_router, auth_router, users_router, audit_router,
            numbers_router, webhooks_router, sandbox_router, operator_router,
-           operator_numbers_router, whatsapp_router, operator_notices_router, ops_router)
+           operator_numbers_router, whatsapp_router, operator_notices_router, ops_router,
+           signup_router, verification_router, operator_signup_router)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:

@@ -15,9 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.auth import Principal
-from tidings.accounts.models import SENDING_STATUSES
+from tidings.accounts.models import SENDING_STATUSES, AccountStatus
 from tidings.core.services import Services
 from tidings.messaging import idempotency
 from tidings.messaging.drafts import Draft, SendOptions, check_options, make_draft, render_template
@@ -40,6 +41,7 @@ from tidings.messaging.service import (
     message_out,
 )
 from tidings.messaging.status_changes import DISPATCH_JOB
+from tidings.signup import trials
 from tidings.storage.writer import Rows, write_rows
 from tidings.web.errors import Forbidden, InvalidRequest
 from tidings.webhooks.destinations import check_webhook_url
@@ -66,7 +68,8 @@ def check_body(rt: Services, text: str, *, rendered: bool = False) -> None:
 
 async def send_context(rt: Services, principal: Principal) -> SendContext:
     keys = await rt.vault.keys_for(principal.tenant)
-    return SendContext(principal.tenant, keys, principal.actor, principal.webhooks)
+    return SendContext(principal.tenant, keys, principal.actor, principal.webhooks,
+                       trial=principal.account_status == AccountStatus.TRIAL)
 
 
 def _options(rt: Services, body: SendMessage | SendBatch) -> SendOptions:
@@ -106,7 +109,10 @@ def _whatsapp(body: SendMessage) -> dict[str, Any] | None:
 async def create_one(rt: Services, ctx: SendContext, draft: Draft) -> MessageOut:
     """Store one checked message; returns once it is durable."""
     rows, created = build_messages(ctx, [draft], rt.clock.now())
-    await rt.writer.write(ctx.tenant, rows)
+    if ctx.trial:
+        await _store_for_trial(rt, ctx, draft, rows)
+    else:
+        await rt.writer.write(ctx.tenant, rows)
     _after_create(rt, draft.channel, 1, webhooks=_has_webhooks(ctx, draft.status_callback))
     return created_out(created[0])
 
@@ -131,12 +137,58 @@ async def _create_idempotent(rt: Services, ctx: SendContext, draft: Draft, key: 
         if replay is not None and replay.message_id is not None:
             message = await get_message(session, tenant=ctx.tenant, message_id=replay.message_id)
             return message_out(message, ctx.keys), True
+        if ctx.trial:
+            await _admit_one(rt, session, ctx, draft)
         created = await do_create_messages(session, ctx=ctx, drafts=[draft], now=now)
         await idempotency.remember(session, tenant=ctx.tenant, key=key,
                                    request_hash=request_hash, message_id=created[0].row["id"],
                                    now=now)
     _after_create(rt, draft.channel, 1, webhooks=_has_webhooks(ctx, draft.status_callback))
     return created_out(created[0]), False
+
+
+# --- a trial account's messages (signup/trials.py) -------------------------------------
+
+async def _store_for_trial(rt: Services, ctx: SendContext, draft: Draft, rows: Rows) -> None:
+    """Admit and store a trial's message in one transaction, not through the group
+    writer: the allowance is counted where the message is written."""
+    try:
+        await _admitted_write(rt, ctx, draft, rows)
+    except IntegrityError:  # another process made the account's counter at that moment
+        await _admitted_write(rt, ctx, draft, rows)
+
+
+async def _admitted_write(rt: Services, ctx: SendContext, draft: Draft, rows: Rows) -> None:
+    async with rt.db.transaction(tenant=ctx.tenant) as session:
+        await _admit_one(rt, session, ctx, draft)
+        await write_rows(session, rows)
+
+
+async def _admit_one(rt: Services, session: AsyncSession, ctx: SendContext,
+                     draft: Draft) -> None:
+    [refusal] = await trials.admit(session, keys=ctx.keys, recipients=[draft.to],
+                                   allowance=rt.settings.trial_message_allowance,
+                                   now=rt.clock.now())
+    if refusal is not None:
+        raise refusal
+
+
+async def _admit_batch(rt: Services, session: AsyncSession, ctx: SendContext,
+                       batch: Batch) -> None:
+    """Reject, recipient by recipient, what a trial may not send; count the rest."""
+    refusals = await trials.admit(session, keys=ctx.keys,
+                                  recipients=[draft.to for _, draft in batch.drafts],
+                                  allowance=rt.settings.trial_message_allowance,
+                                  now=rt.clock.now())
+    admitted = []
+    for (index, draft), refusal in zip(batch.drafts, refusals, strict=True):
+        if refusal is None:
+            admitted.append((index, draft))
+        else:
+            batch.results[index] = BatchResult(index=index, status="rejected",
+                                               error=BatchError(code=refusal.code,
+                                                                detail=refusal.detail))
+    batch.drafts = admitted
 
 
 def _has_webhooks(ctx: SendContext, status_callback: str | None) -> bool:
@@ -201,7 +253,9 @@ async def store_batch(rt: Services, ctx: SendContext, batch: Batch, *, key: str 
                       request: dict[str, Any] | None = None) -> tuple[BatchResponse, bool]:
     """Store a checked batch (under an idempotency key when given, with ``request`` its
     fingerprint's source); the answer, and whether it replays an earlier one."""
-    if key is None:
+    if key is None and ctx.trial:
+        answer = await _store_trial_batch(rt, ctx, batch)
+    elif key is None:
         rows, answer = batch.build(ctx, rt.clock.now())
         if batch.drafts:
             await rt.writer.write(ctx.tenant, rows)
@@ -229,6 +283,8 @@ async def _batch_idempotent(rt: Services, ctx: SendContext, batch: Batch, key: s
         if replay is not None and replay.response_enc is not None:
             stored = ctx.keys.decrypt(replay.response_enc, field=idempotency.RESPONSE_FIELD)
             return BatchResponse.model_validate_json(stored), True
+        if ctx.trial:
+            await _admit_batch(rt, session, ctx, batch)
         rows, answer = batch.build(ctx, now)
         # The record first: a concurrent twin waits on its key here, before writing.
         await idempotency.remember(
@@ -237,3 +293,11 @@ async def _batch_idempotent(rt: Services, ctx: SendContext, batch: Batch, key: s
                                           field=idempotency.RESPONSE_FIELD))
         await write_rows(session, rows)
     return answer, False
+
+
+async def _store_trial_batch(rt: Services, ctx: SendContext, batch: Batch) -> BatchResponse:
+    async with rt.db.transaction(tenant=ctx.tenant) as session:
+        await _admit_batch(rt, session, ctx, batch)
+        rows, answer = batch.build(ctx, rt.clock.now())
+        await write_rows(session, rows)
+    return answer

@@ -40,6 +40,7 @@ class SendContext:
     keys: TenantKeys
     actor: Actor
     webhooks: Subscription  # the account's
+    trial: bool = False  # a trial account: to verified numbers, up to its allowance
 
 
 @dataclass(frozen=True)
