@@ -39,17 +39,23 @@ def test_nothing_waits_and_garbage_is_refused(env: Env) -> None:
     pending = json.loads(run(env, "accounts", "create", "--name", "Pending", "--status",
                              "pending_verification", "--json")[1])["id"]
     code, out = run(env, "accounts", "verify", pending)
-    assert code == 2 and "--trial or --active" in out
+    assert code == 2
+    assert "--trial or --active" in out
     code, out = run(env, "accounts", "verify", "acc_nope", "--trial")
-    assert code == 1 and "account_not_found" in out
+    assert code == 1
+    assert "account_not_found" in out
     code, out = run(env, "accounts", "verify", active, "--active")
-    assert code == 1 and "account_not_pending" in out
+    assert code == 1
+    assert "account_not_pending" in out
     code, out = run(env, "accounts", "verify", pending, "--trial")
-    assert code == 1 and "verification_not_submitted" in out
+    assert code == 1
+    assert "verification_not_submitted" in out
     code, out = run(env, "accounts", "reject", pending, "--reason", "  ")
-    assert code == 1 and "reason_required" in out
+    assert code == 1
+    assert "reason_required" in out
     code, out = run(env, "accounts", "reject", pending)
-    assert code == 2 and "--reason" in out
+    assert code == 2
+    assert "--reason" in out
     listed = json.loads(run(env, "accounts", "list", "--json")[1])
     assert {a["id"]: a["status"] for a in listed} == {active: "active",
                                                       pending: "pending_verification"}
@@ -80,13 +86,16 @@ def test_the_operator_lists_what_waits_and_verifies_it_as_a_trial_then_active(
                              "pending_verification", "--json")[1])["id"]
     submit_details(env, pending)
     code, out = run(env, "accounts", "verifications")
-    assert code == 0 and pending in out and "Pat Pending <pat@pending.example>" in out
+    assert code == 0
+    assert pending in out
+    assert "Pat Pending <pat@pending.example>" in out
     [waiting] = json.loads(run(env, "accounts", "verifications", "--json")[1])
     assert (waiting["account_id"], waiting["details"]["legal_name"]) == (pending, "Pending Ltd")
     code, out = run(env, "accounts", "verify", pending, "--trial", "--note", "Welcome")
     assert (code, out) == (0, f"{pending}: trial\n")
     assert run(env, "accounts", "verifications", "--json") == (0, "[]\n")
     code, out = run(env, "accounts", "verify", pending, "--trial")
-    assert code == 1 and "account_not_pending" in out
+    assert code == 1
+    assert "account_not_pending" in out
     decided = json.loads(run(env, "accounts", "verify", pending, "--active", "--json")[1])
     assert (decided["account_status"], decided["decision"]) == ("active", "active")

@@ -174,7 +174,8 @@ async def test_a_rejection_is_mailed_with_its_reason_and_the_owner_may_try_again
     assert rejected.json()["status"] == "rejected"
     assert rejected.json()["account_status"] == "pending_verification"
     told = (await mailbox(rt, clock))[-1]
-    assert told.kind == "verification" and "registration number is not found" in told.body
+    assert told.kind == "verification"
+    assert "registration number is not found" in told.body
     assert (await client.get("/v1/operator/verifications", headers=ops)).json() == []
     again = await client.put("/v1/account/verification", headers=owner, json=DETAILS)
     assert again.json()["status"] == "submitted"

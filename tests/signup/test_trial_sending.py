@@ -63,7 +63,8 @@ async def test_an_idempotent_send_holds_both_refusals_and_a_replay_is_not_counte
     assert refused.json()["code"] == "trial_recipient_not_verified"
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         usage = await session.get(TrialUsage, trial.id)
-    assert usage is not None and usage.messages_sent == 1
+    assert usage is not None
+    assert usage.messages_sent == 1
 
 
 async def test_an_idempotent_batch_counts_only_what_it_accepts(
