@@ -20,6 +20,7 @@ from tests.signup.conftest import (
     token_in,
     verify_number,
 )
+from tidings.audit.models import AuditEvent
 from tidings.core.clock import FakeClock
 from tidings.messaging.models import Message
 from tidings.runtime import Runtime
@@ -128,3 +129,25 @@ async def test_personal_data_of_the_sign_up_is_not_stored_in_clear(
         assert secret.encode() not in stored
     assert PASSWORD.encode() not in (mailbox_text := welcome.body.encode())
     assert b"founder@nimbus.example" not in mailbox_text
+
+
+async def test_each_write_of_the_sign_up_is_an_audit_event_naming_its_actor(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock) -> None:
+    assert (await client.post("/v1/signup", json=signup_body())).status_code == 202
+    [welcome] = await mailbox(rt, clock)
+    await client.post("/v1/signup/confirm", json={"token": token_in(welcome)})
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        events = (await session.scalars(select(AuditEvent).order_by(AuditEvent.id))).all()
+    trail = [(e.actor_type, e.actor_id.split("_")[0], e.action, e.table_name, sorted(e.fields))
+             for e in events]
+    assert trail == [
+        ("system", "signup", "create", "accounts",
+         ["name", "status", "webhook_statuses", "webhook_url"]),
+        ("system", "signup", "user.create", "users", ["email", "password", "role"]),
+        ("system", "signup", "create", "account_verifications", ["country", "legal_name"]),
+        ("system", "signup", "mail.queue", "platform_mail", ["body", "subject"]),
+        ("user", "usr", "update", "account_verifications", ["email_confirmed_at"]),
+    ]
+    text = " ".join(str(e.__dict__) for e in events)
+    assert "founder@nimbus.example" not in text
+    assert PASSWORD not in text

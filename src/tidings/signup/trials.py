@@ -89,6 +89,8 @@ async def messages_sent(session: AsyncSession, *, tenant: str) -> int:
     return usage.messages_sent if usage is not None else 0
 
 
-def start_usage(session: AsyncSession, *, tenant: str, now: datetime) -> None:
-    """The trial's counter, at zero, made with the trial."""
-    session.add(TrialUsage(tenant_id=tenant, messages_sent=0, updated_at=now))
+async def start_usage(session: AsyncSession, *, tenant: str, now: datetime) -> None:
+    """The trial's counter, made with the trial; an account that was a trial before
+    (suspended, then pending again) keeps what it sent then."""
+    if await session.get(TrialUsage, tenant) is None:
+        session.add(TrialUsage(tenant_id=tenant, messages_sent=0, updated_at=now))

@@ -216,7 +216,7 @@ async def _apply(session: AsyncSession, account: Account, row: AccountVerificati
         await do_update_account(session, account=account, actor=actor, now=now,
                                 status=AccountStatus(outcome.value))
     if outcome == Outcome.TRIAL:
-        start_usage(session, tenant=account.id, now=now)
+        await start_usage(session, tenant=account.id, now=now)
     row.status = (VerificationStatus.REJECTED if outcome == Outcome.REJECTED
                   else VerificationStatus.APPROVED).value
     row.decision, row.decision_note, row.decided_at = outcome.value, note, now
