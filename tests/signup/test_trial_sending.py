@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import smpplib.client
+import smpplib.exceptions
 from sqlalchemy import func, select
 
 from tests.conftest import TEST_ACTOR, Tenant, make_tenant
@@ -122,3 +124,39 @@ async def test_over_smpp_an_unverified_number_and_a_used_allowance_are_refused(
     assert await messages_of(rt, trial.id) == ALLOWANCE
     await client.link.unbind()
     await runner
+
+
+def smpplib_submits(port: int, system_id: str, password: str,
+                    destinations: list[str]) -> list[int]:
+    """Each submit_sm_resp's command_status, from a blocking smpplib client (an ESME
+    that is not ours) sending to each destination in turn."""
+    statuses: list[int] = []
+    client = smpplib.client.Client("127.0.0.1", port, timeout=10,
+                                   allow_unknown_opt_params=True)
+    client.set_message_sent_handler(lambda pdu: statuses.append(0))
+    client.connect()
+    try:
+        client.bind_transceiver(system_id=system_id, password=password)
+        for destination in destinations:
+            client.send_message(source_addr_ton=5, source_addr="Trialist", dest_addr_ton=1,
+                                dest_addr_npi=1, destination_addr=destination,
+                                short_message=b"Hello")
+            try:
+                client.read_once()
+            except smpplib.exceptions.PDUError as refused:
+                statuses.append(int(refused.args[1]))
+        client.unbind()
+    finally:
+        client.disconnect()
+    return statuses
+
+
+async def test_an_esme_of_another_make_gets_the_same_statuses(
+        rt: Runtime, clock: FakeClock, trial: Tenant, gateway: int) -> None:
+    system_id, password = await credential(rt, trial, clock)
+    destinations = [STRANGER[1:]] + [VERIFIED[1:]] * (ALLOWANCE + 1)
+    statuses = await asyncio.to_thread(smpplib_submits, gateway, system_id, password,
+                                       destinations)
+    assert statuses == ([CommandStatus.ESME_RINVDSTADR] + [CommandStatus.ESME_ROK] * ALLOWANCE
+                        + [CommandStatus.ESME_RSUBMITFAIL])
+    assert await messages_of(rt, trial.id) == ALLOWANCE
