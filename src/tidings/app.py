@@ -19,6 +19,8 @@ from tidings.messaging.sandbox_api import router as sandbox_router
 from tidings.numbers.api import operator_router as operator_numbers_router
 from tidings.numbers.api import router as numbers_router
 from tidings.operators.api import router as ops_router
+from tidings.operators.break_glass_api import account_router as break_glass_router
+from tidings.operators.break_glass_api import operator_router as operator_break_glass_router
 from tidings.routing.api import router as operator_router
 from tidings.runtime import close_runtime, open_runtime
 from tidings.signup.api import operator_router as operator_signup_router
@@ -43,9 +45,10 @@ not take.
 
 # Every router of the application; the route-permission test walks these.
 ROUTERS = (messages_router, accounts_router, auth_router, users_router, audit_router,
-           numbers_router, webhooks_router, sandbox_router, operator_router,
-           operator_numbers_router, whatsapp_router, operator_notices_router, ops_router,
-           signup_router, verification_router, operator_signup_router)
+           break_glass_router, numbers_router, webhooks_router, sandbox_router,
+           operator_router, operator_numbers_router, operator_break_glass_router,
+           whatsapp_router, operator_notices_router, ops_router, signup_router,
+           verification_router, operator_signup_router)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:

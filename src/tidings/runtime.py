@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tidings.accounts.auth import Authenticator
+from tidings.accounts.rights import AccountRightsCache
 from tidings.audit import tasks as audit_tasks
 from tidings.audit.chain import AuditChain
 from tidings.audit.legacy import key_legacy_chains
@@ -74,6 +75,11 @@ class Runtime:
     routes: RoutingCache = field(default_factory=lambda: RoutingCache(ttl_seconds=2.0))
     connector_supervisor: ConnectorSupervisor | None = None
     smpp_gateway: SmppGateway | None = None
+    account_rights: AccountRightsCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.account_rights = AccountRightsCache(
+            self.db, self.vault, cache_seconds=self.settings.account_rights_cache_seconds)
 
     @property
     def audit_chain(self) -> AuditChain:

@@ -54,3 +54,22 @@ def test_users_list_shows_the_accounts_users_without_their_passwords(acme: tuple
     assert made["temporary_password"] not in listed.output
     unknown = CliRunner().invoke(cli, ["users", "list", "--account", "acc_nope"], env=env)
     assert (unknown.exit_code, "account_not_found" in unknown.output) == (1, True)
+
+
+def test_users_create_makes_operator_staff_with_operator_only(acme: tuple[Env, str]) -> None:
+    env, account = acme
+    staff = CliRunner().invoke(cli, ["users", "create", "--operator", "--email",
+                                     "ops@example.com", "--role", "operator", "--json"], env=env)
+    assert staff.exit_code == 0, staff.output
+    made = json.loads(staff.output)
+    assert (made["account_id"], made["role"]) == (None, "operator")
+    for args, expected in [
+        (["--operator", "--account", account, "--role", "operator"], "either --account"),
+        (["--role", "operator"], "either --account"),
+        (["--operator", "--role", "owner"], "unknown_role"),
+        (["--account", account, "--role", "operator"], "unknown_role"),
+    ]:
+        refused = CliRunner().invoke(cli, ["users", "create", "--email", "x@example.com",
+                                           *args], env=env)
+        assert refused.exit_code != 0, args
+        assert expected in refused.output, (args, refused.output)

@@ -5,8 +5,9 @@ What differs from a reader's terminal, and only that: the server listens on a fr
 instead of 8000 and the receiver on another instead of 9000 (the URLs in the commands
 are rewritten, and ``TIDINGS_PORT`` tells ``tidings send``), ``.venv/bin/`` is the
 venv running the tests, and the shell runs in a fresh folder holding the server's
-``data``. The ``tdk_...``, ``msg_...`` and ``acc_...`` placeholders are filled, as a reader fills
-them, from the last key or message id printed before.
+``data``. The ``tdk_...``, ``tds_...``, ``msg_...``, ``acc_...`` and ``Tmp-pass-word``
+placeholders are filled, as a reader fills them, from the last key, token, id or
+temporary password printed before.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ DONE = "__TOUR_STEP_DONE__"
 STEP_TIMEOUT_SECONDS = 120.0
 WAIT_SECONDS = 30.0
 PLACEHOLDERS = {"tdk_...": re.compile(r"tdk_[A-Za-z0-9_\-]+"),
+                "tds_...": re.compile(r"tds_[A-Za-z0-9_\-]+"),
+                "Tmp-pass-word": re.compile(r"(?<=temporary_password: )[A-Za-z0-9\-]+"),
                 "msg_...": re.compile(r"msg_[0-9a-z]+"),
                 "acc_...": re.compile(r"acc_[0-9a-z]{26}")}
 PROBLEM = "tidings.dev/problems/"
@@ -194,3 +197,4 @@ def test_every_step_of_the_readme_tour_works_when_pasted(home: Path,
     assert '"direction":"inbound"' in transcript  # the inbound message, listed
     assert re.search(r'message\.inbound .*"body": "Hi"', transcript), transcript
     assert "\nok\n" in transcript  # tidings audit verify
+    assert '"must_change_password":true' in transcript  # Ann's first log-in

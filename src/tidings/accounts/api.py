@@ -6,15 +6,31 @@ from fastapi import APIRouter
 
 from tidings.accounts.deps import AnyMember, MayManageKeys, MayManageSubaccounts, MayManageWebhooks
 from tidings.accounts.key_limits import check_key_limits, networks_out, scopes_out
-from tidings.accounts.models import Account, AccountStatus, ApiKey
+from tidings.accounts.models import Account, AccountRights, AccountStatus, ApiKey
 from tidings.accounts.provision import provision_account
+from tidings.accounts.rights import (
+    Rights,
+    chain_below,
+    do_set_rights,
+    effective_of_chain,
+    ensure_may_create_subaccounts,
+    ensure_may_manage_users,
+    normalize_sender_ids,
+    rights_of,
+)
 from tidings.accounts.schemas import (
     AccountOut,
+    AccountStatusOut,
     AccountWithSecrets,
     ApiKeyOut,
     CreateApiKey,
     CreateSubAccount,
     NewApiKeyOut,
+    ResumeAccount,
+    RightsOut,
+    RightsValues,
+    SetRights,
+    SuspendAccount,
     UpdateAccount,
     WebhookSecretOut,
 )
@@ -27,6 +43,8 @@ from tidings.accounts.service import (
     list_accounts,
     list_api_keys,
 )
+from tidings.accounts.suspension import do_resume, do_suspend, reason_of
+from tidings.storage.db import SYSTEM
 from tidings.web.deps import PROBLEMS_OF_API_KEY_ROUTES, KnownQueryOnly, RuntimeDep
 from tidings.web.errors import Forbidden, problem_responses
 from tidings.webhooks.destinations import check_webhook_url
@@ -96,6 +114,7 @@ async def create_sub_account(body: CreateSubAccount, rt: RuntimeDep,
     if principal.account_status not in (AccountStatus.ACTIVE, AccountStatus.TRIAL):
         raise Forbidden(f"A {principal.account_status} account cannot create sub-accounts.",
                         code=f"account_{principal.account_status}")
+    ensure_may_create_subaccounts((await rt.account_rights.effective(principal.tenant)).rights)
     made = await provision_account(rt, name=body.name, parent_id=principal.tenant,
                                    status=AccountStatus(principal.account_status),
                                    actor=principal.actor, webhook_url=body.webhook_url,
@@ -115,6 +134,7 @@ async def list_sub_accounts(rt: RuntimeDep, principal: MayManageSubaccounts) -> 
              operation_id="create_api_key", responses=problem_responses(413))
 async def create_key(body: CreateApiKey, rt: RuntimeDep,
                      principal: MayManageKeys) -> NewApiKeyOut:
+    ensure_may_manage_users((await rt.account_rights.effective(principal.tenant)).rights)
     now = rt.clock.now()
     limits = check_key_limits(scopes=body.scopes, expires_at=body.expires_at,
                               allowed_ips=body.allowed_ips, granted=principal.permissions,
@@ -140,3 +160,100 @@ async def revoke_key(key_id: str, rt: RuntimeDep, principal: MayManageKeys) -> A
                                       actor=principal.actor, now=rt.clock.now())
     rt.auth.invalidate()
     return key_out(key)
+
+
+# --- sub-account rights and suspension --------------------------------------------------
+
+def _values(rights: Rights) -> RightsValues:
+    return RightsValues(
+        channels=None if rights.channels is None else sorted(rights.channels),
+        sender_ids=None if rights.sender_ids is None else sorted(rights.sender_ids),
+        monthly_message_cap=rights.monthly_message_cap,
+        requests_per_second=rights.requests_per_second,
+        may_create_subaccounts=rights.may_create_subaccounts,
+        may_manage_users=rights.may_manage_users)
+
+
+def _rights_out(account_id: str, own: Rights, effective: Rights) -> RightsOut:
+    return RightsOut(account_id=account_id, **_values(own).model_dump(),
+                     effective=_values(effective))
+
+
+@router.get("/accounts/{sub_account_id}/rights", response_model=RightsOut,
+            summary="The rights of a sub-account (or of the account acted upon)",
+            operation_id="get_sub_account_rights")
+async def read_rights(sub_account_id: str, rt: RuntimeDep,
+                      principal: AnyMember) -> RightsOut:
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        chain = await chain_below(session, account_id=sub_account_id[:40],
+                                  ancestor_id=principal.tenant, strictly=False)
+        row = await session.get(AccountRights, chain[0].id)
+        own = await rights_of(row, rt.vault) if row is not None else Rights()
+        effective = await effective_of_chain(session, rt.vault, chain)
+    return _rights_out(chain[0].id, own, effective.rights)
+
+
+@router.put("/accounts/{sub_account_id}/rights", response_model=RightsOut,
+            summary="Set the rights of a sub-account (by an account above it)",
+            operation_id="set_sub_account_rights", responses=problem_responses(413))
+async def set_rights(sub_account_id: str, body: SetRights, rt: RuntimeDep,
+                     principal: MayManageSubaccounts) -> RightsOut:
+    rights = Rights(
+        channels=None if body.channels is None else frozenset(body.channels),
+        sender_ids=None if body.sender_ids is None else normalize_sender_ids(body.sender_ids),
+        monthly_message_cap=body.monthly_message_cap,
+        requests_per_second=body.requests_per_second,
+        may_create_subaccounts=body.may_create_subaccounts,
+        may_manage_users=body.may_manage_users)
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        chain = await chain_below(session, account_id=sub_account_id[:40],
+                                  ancestor_id=principal.tenant)
+        limit = (await effective_of_chain(session, rt.vault, chain[1:])).rights
+    parent_id = chain[1].id  # the row is the parent's (migration 0016)
+    keys = await rt.vault.keys_for(parent_id)
+    async with rt.db.transaction(tenant=parent_id) as session:
+        account = await get_account(session, account_id=chain[0].id)
+        await do_set_rights(session, keys=keys, account=account, rights=rights, limit=limit,
+                            actor=principal.actor, now=rt.clock.now())
+    rt.account_rights.invalidate()
+    return _rights_out(chain[0].id, rights, rights.within(limit))
+
+
+async def _status_out(rt: RuntimeDep, account: Account) -> AccountStatusOut:
+    keys = await rt.vault.keys_for(account.id)
+    return AccountStatusOut(**account_out(account).model_dump(),
+                            status_reason=reason_of(account, keys))
+
+
+@router.post("/accounts/{sub_account_id}/suspend", response_model=AccountStatusOut,
+             summary="Suspend a sub-account and everything below it",
+             operation_id="suspend_sub_account", responses=problem_responses(413))
+async def suspend_sub_account(sub_account_id: str, body: SuspendAccount, rt: RuntimeDep,
+                              principal: MayManageSubaccounts) -> AccountStatusOut:
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        chain = await chain_below(session, account_id=sub_account_id[:40],
+                                  ancestor_id=principal.tenant)
+    keys = await rt.vault.keys_for(chain[0].id)
+    async with rt.db.transaction(tenant=chain[0].id) as session:  # as the account itself
+        account = await get_account(session, account_id=chain[0].id)
+        await do_suspend(session, account=account, keys=keys, reason=body.reason,
+                         by=principal.tenant, actor=principal.actor, now=rt.clock.now())
+    rt.auth.invalidate()
+    return await _status_out(rt, account)
+
+
+@router.post("/accounts/{sub_account_id}/resume", response_model=AccountStatusOut,
+             summary="Lift a sub-account's suspension made by this account or below it",
+             operation_id="resume_sub_account", responses=problem_responses(413))
+async def resume_sub_account(sub_account_id: str, body: ResumeAccount, rt: RuntimeDep,
+                             principal: MayManageSubaccounts) -> AccountStatusOut:
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        chain = await chain_below(session, account_id=sub_account_id[:40],
+                                  ancestor_id=principal.tenant)
+    keys = await rt.vault.keys_for(chain[0].id)
+    async with rt.db.transaction(tenant=chain[0].id) as session:
+        account = await get_account(session, account_id=chain[0].id)
+        await do_resume(session, account=account, keys=keys, reason=body.reason, chain=chain,
+                        by=principal.tenant, actor=principal.actor, now=rt.clock.now())
+    rt.auth.invalidate()
+    return await _status_out(rt, account)

@@ -46,7 +46,8 @@ class Require:
     """A route's declared permission, checked for the caller; it hands on the principal.
 
     ``permission`` None admits any user or key of the account (reading the account
-    itself). ``passes`` names the gates the route is the way out of.
+    itself). ``passes`` names gates to let through (the ways out of a gate, changing a
+    password or enrolling a second factor, are ``users/deps.py``'s, for any person).
     """
 
     def __init__(self, permission: Permission | None, *,
@@ -75,13 +76,5 @@ MayManageKeys = Annotated[Principal, Depends(Require(_P.KEYS_MANAGE))]
 MayManageUsers = Annotated[Principal, Depends(Require(_P.USERS_MANAGE))]
 MayManageSubaccounts = Annotated[Principal, Depends(Require(_P.SUBACCOUNTS_MANAGE))]
 MayReadAudit = Annotated[Principal, Depends(Require(_P.AUDIT_READ))]
-# The way out of a gate: changing the password; enrolling a second factor.
-ChangingPassword = Annotated[Principal, Depends(Require(
-    None, passes=frozenset({PASSWORD_CHANGE_REQUIRED, MFA_REQUIRED})))]
-EnrollingMfa = Annotated[Principal, Depends(Require(None, passes=frozenset({MFA_REQUIRED})))]
-# Anyone signed in, whatever they must do first: reading one's session, logging out.
-SignedIn = Annotated[Principal, Depends(Require(
-    None, passes=frozenset({PASSWORD_CHANGE_REQUIRED, MFA_REQUIRED})))]
-
 # Kept for routes that read the principal before deciding (none should: declare one).
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

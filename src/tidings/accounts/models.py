@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.storage.db import Base
@@ -38,6 +38,45 @@ class Account(Base):
     webhook_secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Why it is suspended or terminated, under the account's data key (free text).
+    status_reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Who suspended it ("operator", or the id of the account above it that did), and
+    # the status a resume restores.
+    suspended_by: Mapped[str | None] = mapped_column(String(60))
+    suspended_from: Mapped[str | None] = mapped_column(String(30))
+
+
+class AccountRights(Base):
+    """What a sub-account may do, set by an account above it; NULL: no restriction
+    beyond its parent's. ``tenant_id`` is the sub-account's parent, whose decision this
+    is (migration 0016 says why)."""
+
+    __tablename__ = "account_rights"
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    channels: Mapped[str | None] = mapped_column(String(100))  # space-separated
+    # A JSON list under the parent's data key: a sender may be a phone number or address.
+    sender_ids_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    monthly_message_cap: Mapped[int | None] = mapped_column(BigInteger)
+    requests_per_second: Mapped[int | None] = mapped_column(Integer)
+    may_create_subaccounts: Mapped[bool | None] = mapped_column(Boolean)
+    may_manage_users: Mapped[bool | None] = mapped_column(Boolean)
+    revision: Mapped[int] = mapped_column(Integer)  # one more at every change
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MessageCount(Base):
+    """Outbound messages of an account in a UTC month (``YYYY-MM``), kept while it
+    has a monthly cap and updated in the transaction of the messages it counts."""
+
+    __tablename__ = "message_counts"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    # The rights it was counted under: other rights, count the month again.
+    rights_version: Mapped[str] = mapped_column(String(40))
 
 
 class ApiKey(Base):

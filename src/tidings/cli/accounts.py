@@ -17,6 +17,7 @@ from tidings.accounts.service import (
     get_account,
     list_accounts,
 )
+from tidings.accounts.suspension import OPERATOR, do_set_status
 from tidings.cli.common import emit, operator_actor, with_runtime
 from tidings.cli.verifications import reject, verifications, verify
 from tidings.messaging.schemas import URL_PATTERN
@@ -79,13 +80,17 @@ def list_command(as_json: bool) -> None:
 @accounts.command("set-status")
 @click.argument("account_id")
 @click.argument("status", type=STATUSES)
-def set_status(account_id: str, status: str) -> None:
-    """Suspend, reactivate or terminate an account."""
+@click.option("--reason", default=None, help="Why (kept encrypted; shown to the account).")
+def set_status(account_id: str, status: str, reason: str | None) -> None:
+    """Suspend, reactivate or terminate an account; a suspension holds back everything
+    below it too, open SMPP binds included, and only the operator lifts its own."""
     async def work(rt: Runtime) -> None:
         async with rt.db.transaction(tenant=account_id) as session:
             account = await get_account(session, account_id=account_id)
-            await do_update_account(session, account=account, actor=operator_actor(),
-                                    now=rt.clock.now(), status=AccountStatus(status))
+            keys = await rt.vault.keys_for(account.id)  # once it is known to exist
+            await do_set_status(session, account=account, keys=keys,
+                                status=AccountStatus(status), reason=reason, by=OPERATOR,
+                                actor=operator_actor(), now=rt.clock.now())
         click.echo(f"{account_id}: {status}")
     with_runtime(work)
 

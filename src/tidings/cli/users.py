@@ -18,16 +18,22 @@ def users() -> None:
 
 
 @users.command("create")
-@click.option("--account", "account_id", required=True, help="The account the user belongs to.")
+@click.option("--account", "account_id", help="The account the user belongs to.")
+@click.option("--operator", "staff", is_flag=True,
+              help="A member of the operator's staff, of no account (role: operator).")
 @click.option("--email", required=True, help="The address the user logs in with.")
 @click.option("--role", required=True,
-              help="owner, admin, developer, billing, compliance, analyst or support.")
+              help="owner, admin, developer, billing, compliance, analyst or support; "
+                   "operator with --operator.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def create(account_id: str, email: str, role: str, as_json: bool) -> None:
+def create(account_id: str | None, staff: bool, email: str, role: str, as_json: bool) -> None:
     """Create a user with a temporary password (shown once, valid 72 hours, to be
     changed at the first login). Give it to the person by another channel than the
-    address itself."""
+    address itself. Staff must enrol a second factor before the operator API takes them."""
     from tidings.users.service import create_user
+
+    if (account_id is None) == (not staff):
+        raise click.UsageError("Give either --account acc_… or --operator.")
 
     async def work(rt: Runtime) -> None:
         made = await create_user(rt, account_id=account_id, email=email, role=role,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from tidings.accounts.auth import Authenticator
+    from tidings.accounts.rights import AccountRightsCache
     from tidings.audit.chain import AuditChain
     from tidings.connectors.base import DeliveryReport, InboundMessage
     from tidings.connectors.registry import ConnectorRegistry
@@ -38,6 +39,7 @@ class Services(Protocol):
     connectors: ConnectorRegistry
     webhook_sender: WebhookSender
     auth: Authenticator
+    account_rights: AccountRightsCache
     writer: GroupWriter
     webhook_recorder: AttemptRecorder
     platform_mail: PlatformMailSender

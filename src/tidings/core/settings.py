@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     password_max_age_days: int = Field(default=90, ge=1)
     login_lock_failures: int = Field(default=5, ge=1)
     login_lock_minutes: float = Field(default=15.0, gt=0)
+    # Sub-account rights changed in another process apply within this (here at once).
+    account_rights_cache_seconds: float = Field(default=2.0, ge=0)
     routing_cache_seconds: float = Field(default=2.0, ge=0)  # route changes apply within
     connector_reload_seconds: float = Field(default=5.0, gt=0)  # connector changes apply within
     log_level: str = "INFO"

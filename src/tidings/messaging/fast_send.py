@@ -80,9 +80,9 @@ async def _check(rt: Services, headers: dict[bytes, str], body: bytes,
         checked = await prepare_send(rt, principal, SendMessage.model_validate_json(body))
     except (TidingsError, ValidationError):
         return None
-    # A trial's send can still be refused where it is written (signup/trials.py): the
-    # endpoint answers it, so that its refusal is the framework's problem+json.
-    return None if checked[0].trial else checked
+    # A capped or trial account's send may be refused at the write (accounts/rights.py,
+    # signup/trials.py): the endpoint answers that, as the framework's problem+json.
+    return None if checked[0].monthly_cap is not None or checked[0].trial else checked
 
 
 def _first_headers(scope: Scope) -> dict[bytes, str]:

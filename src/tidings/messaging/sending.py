@@ -10,6 +10,7 @@ are woken.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.auth import Principal
 from tidings.accounts.models import SENDING_STATUSES, AccountStatus
+from tidings.accounts.rights import MonthlyCap, cap_reached, check_send, take_quota
 from tidings.core.services import Services
 from tidings.messaging import idempotency
 from tidings.messaging.drafts import Draft, SendOptions, check_options, make_draft, render_template
@@ -66,10 +68,21 @@ def check_body(rt: Services, text: str, *, rendered: bool = False) -> None:
                              code="body_too_long")
 
 
-async def send_context(rt: Services, principal: Principal) -> SendContext:
+async def send_context(rt: Services, principal: Principal,
+                       monthly_cap: MonthlyCap | None = None) -> SendContext:
     keys = await rt.vault.keys_for(principal.tenant)
     return SendContext(principal.tenant, keys, principal.actor, principal.webhooks,
-                       trial=principal.account_status == AccountStatus.TRIAL)
+                       monthly_cap, trial=principal.account_status == AccountStatus.TRIAL)
+
+
+async def check_rights(rt: Services, tenant: str, *, channels: Sequence[str],
+                       sender: str) -> MonthlyCap | None:
+    """Refuse what the account's rights (within those of every account above it) do
+    not allow; its monthly cap, counted when the messages are stored. Cached: no
+    database round trip."""
+    effective = await rt.account_rights.effective(tenant)
+    check_send(effective.rights, channels=channels, sender=sender)
+    return effective.monthly_cap
 
 
 def _options(rt: Services, body: SendMessage | SendBatch) -> SendOptions:
@@ -88,14 +101,17 @@ async def prepare_send(rt: Services, principal: Principal,
     ensure_can_send(principal)
     if body.channel != "email":  # an email's length is the schema's to bound
         check_body(rt, body.body)
-    draft = make_draft(_options(rt, body), to=body.to, body=body.body, now=rt.clock.now(),
+    options = _options(rt, body)
+    cap = await check_rights(rt, principal.tenant, sender=options.sender,
+                             channels=[options.channel, *(body.channels or ())])
+    draft = make_draft(options, to=body.to, body=body.body, now=rt.clock.now(),
                        subject=body.subject, html=body.html, whatsapp=_whatsapp(body),
                        fallback=(tuple(body.channels[1:]) if body.channels else (),
                                  body.fallback_after))
     if draft.channel == "whatsapp" and not draft.fallback_channels:
         # With a fallback, a closed window is a failure like any other: the next goes.
         await check_customer_service_window(rt, principal.tenant, draft)
-    return await send_context(rt, principal), draft
+    return await send_context(rt, principal, cap), draft
 
 
 def _whatsapp(body: SendMessage) -> dict[str, Any] | None:
@@ -108,11 +124,15 @@ def _whatsapp(body: SendMessage) -> dict[str, Any] | None:
 
 async def create_one(rt: Services, ctx: SendContext, draft: Draft) -> MessageOut:
     """Store one checked message; returns once it is durable."""
-    rows, created = build_messages(ctx, [draft], rt.clock.now())
-    if ctx.trial:
-        await _store_for_trial(rt, ctx, draft, rows)
-    else:
+    now = rt.clock.now()
+    rows, created = build_messages(ctx, [draft], now)
+    if ctx.monthly_cap is None and not ctx.trial:
         await rt.writer.write(ctx.tenant, rows)
+    else:  # counted in the messages' own transaction, so the cap and the trial hold exactly
+        try:
+            await _store_counted(rt, ctx, draft, rows, now)
+        except IntegrityError:  # another process made a trial's counter at that moment
+            await _store_counted(rt, ctx, draft, rows, now)
     _after_create(rt, draft.channel, 1, webhooks=_has_webhooks(ctx, draft.status_callback))
     return created_out(created[0])
 
@@ -139,6 +159,7 @@ async def _create_idempotent(rt: Services, ctx: SendContext, draft: Draft, key: 
             return message_out(message, ctx.keys), True
         if ctx.trial:
             await _admit_one(rt, session, ctx, draft)
+        await _take_quota(session, ctx, 1, now, whole=True)
         created = await do_create_messages(session, ctx=ctx, drafts=[draft], now=now)
         await idempotency.remember(session, tenant=ctx.tenant, key=key,
                                    request_hash=request_hash, message_id=created[0].row["id"],
@@ -147,22 +168,29 @@ async def _create_idempotent(rt: Services, ctx: SendContext, draft: Draft, key: 
     return created_out(created[0]), False
 
 
-# --- a trial account's messages (signup/trials.py) -------------------------------------
+async def _take_quota(session: AsyncSession, ctx: SendContext, wanted: int, now: datetime,
+                      *, whole: bool) -> int:
+    """How many of ``wanted`` messages the monthly cap lets through (all without a cap);
+    ``whole``: all or none, refused with ``monthly_cap_reached``."""
+    if ctx.monthly_cap is None:
+        return wanted
+    granted = await take_quota(session, tenant=ctx.tenant, cap=ctx.monthly_cap,
+                               wanted=wanted, now=now)
+    if whole and granted < wanted:
+        raise cap_reached()
+    return granted
 
-async def _store_for_trial(rt: Services, ctx: SendContext, draft: Draft, rows: Rows) -> None:
-    """Admit and store a trial's message in one transaction, not through the group
-    writer: the allowance is counted where the message is written."""
-    try:
-        await _admitted_write(rt, ctx, draft, rows)
-    except IntegrityError:  # another process made the account's counter at that moment
-        await _admitted_write(rt, ctx, draft, rows)
 
-
-async def _admitted_write(rt: Services, ctx: SendContext, draft: Draft, rows: Rows) -> None:
+async def _store_counted(rt: Services, ctx: SendContext, draft: Draft, rows: Rows,
+                         now: datetime) -> None:
     async with rt.db.transaction(tenant=ctx.tenant) as session:
-        await _admit_one(rt, session, ctx, draft)
+        if ctx.trial:
+            await _admit_one(rt, session, ctx, draft)
+        await _take_quota(session, ctx, 1, now, whole=True)
         await write_rows(session, rows)
 
+
+# --- a trial account's messages (signup/trials.py) -------------------------------------
 
 async def _admit_one(rt: Services, session: AsyncSession, ctx: SendContext,
                      draft: Draft) -> None:
@@ -211,10 +239,18 @@ class Batch:
     drafts: list[tuple[int, Draft]]
     results: list[BatchResult | None]
 
-    def build(self, ctx: SendContext, now: datetime) -> tuple[Rows, BatchResponse]:
-        rows, created = build_messages(ctx, [d for _, d in self.drafts], now)
+    def build(self, ctx: SendContext, now: datetime,
+              granted: int | None = None) -> tuple[Rows, BatchResponse]:
+        """Rows and answer for the first ``granted`` drafts (all by default); the rest
+        are rejected: the account's monthly cap has no room for them."""
+        taken = self.drafts if granted is None else self.drafts[:granted]
+        rows, created = build_messages(ctx, [d for _, d in taken], now)
         results = list(self.results)
-        for (index, draft), item in zip(self.drafts, created, strict=True):
+        refused = cap_reached()
+        for index, _ in self.drafts[len(taken):]:
+            results[index] = BatchResult(index=index, status="rejected", error=BatchError(
+                code=refused.code, detail=refused.detail))
+        for (index, draft), item in zip(taken, created, strict=True):
             results[index] = BatchResult(index=index, status="accepted",
                                          message_id=item.row["id"], to=draft.to,
                                          num_segments=draft.num_segments)
@@ -234,6 +270,8 @@ async def prepare_batch(rt: Services, principal: Principal,
     if options.channel != "sms":
         raise InvalidRequest("Batch sends are SMS only; send emails one by one.",
                              code="channel_unavailable")
+    cap = await check_rights(rt, principal.tenant, channels=[options.channel],
+                             sender=options.sender)
     batch = Batch(options.channel, options.status_callback, [], [])
     for index, recipient in enumerate(body.recipients):
         try:
@@ -246,15 +284,15 @@ async def prepare_batch(rt: Services, principal: Principal,
             batch.results.append(BatchResult(index=index, status="rejected",
                                              error=BatchError(code=exc.code,
                                                               detail=exc.detail)))
-    return await send_context(rt, principal), batch
+    return await send_context(rt, principal, cap), batch
 
 
 async def store_batch(rt: Services, ctx: SendContext, batch: Batch, *, key: str | None = None,
                       request: dict[str, Any] | None = None) -> tuple[BatchResponse, bool]:
     """Store a checked batch (under an idempotency key when given, with ``request`` its
     fingerprint's source); the answer, and whether it replays an earlier one."""
-    if key is None and ctx.trial:
-        answer = await _store_trial_batch(rt, ctx, batch)
+    if key is None and (ctx.monthly_cap is not None or ctx.trial):
+        answer = await _batch_counted(rt, ctx, batch)
     elif key is None:
         rows, answer = batch.build(ctx, rt.clock.now())
         if batch.drafts:
@@ -268,9 +306,31 @@ async def store_batch(rt: Services, ctx: SendContext, batch: Batch, *, key: str 
             answer, replayed = await _batch_idempotent(rt, ctx, batch, key, request_hash)
         if replayed:
             return answer, True
-    _after_create(rt, batch.channel, len(batch.drafts),
+    _after_create(rt, batch.channel, answer.accepted,
                   webhooks=_has_webhooks(ctx, batch.status_callback))
     return answer, False
+
+
+async def _batch_counted(rt: Services, ctx: SendContext, batch: Batch) -> BatchResponse:
+    """Store what the trial and the monthly cap let through, counted with it."""
+    now = rt.clock.now()
+    async with rt.db.transaction(tenant=ctx.tenant) as session:
+        rows, answer = await _build_counted(rt, session, ctx, batch, now)
+        await write_rows(session, rows)
+    return answer
+
+
+async def _build_counted(rt: Services, session: AsyncSession, ctx: SendContext, batch: Batch,
+                         now: datetime) -> tuple[Rows, BatchResponse]:
+    """A trial's refusals first (recipient by recipient), then the monthly cap's room;
+    what the cap refuses is given back to the trial's allowance, uncounted."""
+    if ctx.trial:
+        await _admit_batch(rt, session, ctx, batch)
+    granted = await _take_quota(session, ctx, len(batch.drafts), now, whole=False)
+    if ctx.trial and granted < len(batch.drafts):
+        await trials.give_back(session, tenant=ctx.tenant, count=len(batch.drafts) - granted,
+                               now=now)
+    return batch.build(ctx, now, granted)
 
 
 async def _batch_idempotent(rt: Services, ctx: SendContext, batch: Batch, key: str,
@@ -283,9 +343,7 @@ async def _batch_idempotent(rt: Services, ctx: SendContext, batch: Batch, key: s
         if replay is not None and replay.response_enc is not None:
             stored = ctx.keys.decrypt(replay.response_enc, field=idempotency.RESPONSE_FIELD)
             return BatchResponse.model_validate_json(stored), True
-        if ctx.trial:
-            await _admit_batch(rt, session, ctx, batch)
-        rows, answer = batch.build(ctx, now)
+        rows, answer = await _build_counted(rt, session, ctx, batch, now)
         # The record first: a concurrent twin waits on its key here, before writing.
         await idempotency.remember(
             session, tenant=ctx.tenant, key=key, request_hash=request_hash, now=now,
@@ -294,10 +352,3 @@ async def _batch_idempotent(rt: Services, ctx: SendContext, batch: Batch, key: s
         await write_rows(session, rows)
     return answer, False
 
-
-async def _store_trial_batch(rt: Services, ctx: SendContext, batch: Batch) -> BatchResponse:
-    async with rt.db.transaction(tenant=ctx.tenant) as session:
-        await _admit_batch(rt, session, ctx, batch)
-        rows, answer = batch.build(ctx, rt.clock.now())
-        await write_rows(session, rows)
-    return answer

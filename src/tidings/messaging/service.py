@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +29,9 @@ from tidings.web.errors import Conflict, InvalidRequest, NotFound
 from tidings.webhooks.service import INBOUND_EVENT, STATUS_EVENT, WebhookBatch
 from tidings.webhooks.subscriptions import Subscription
 
+if TYPE_CHECKING:
+    from tidings.accounts.rights import MonthlyCap
+
 EXPIRE_JOB = "message.expire"
 PERSONAL_FIELDS = ("to", "from", "body")
 _CURSOR_ID = re.compile(r"msg_[0-9a-z]{26}")
@@ -40,6 +43,8 @@ class SendContext:
     keys: TenantKeys
     actor: Actor
     webhooks: Subscription  # the account's
+    # The account's monthly cap: its messages are counted as they are stored.
+    monthly_cap: MonthlyCap | None = None
     trial: bool = False  # a trial account: to verified numbers, up to its allowance
 
 

@@ -94,3 +94,12 @@ async def start_usage(session: AsyncSession, *, tenant: str, now: datetime) -> N
     (suspended, then pending again) keeps what it sent then."""
     if await session.get(TrialUsage, tenant) is None:
         session.add(TrialUsage(tenant_id=tenant, messages_sent=0, updated_at=now))
+
+
+async def give_back(session: AsyncSession, *, tenant: str, count: int, now: datetime) -> None:
+    """Uncount ``count`` admitted messages that another limit (the monthly cap) refused,
+    in the same transaction: a refused message never counts."""
+    usage = await session.get(TrialUsage, tenant, with_for_update=True)
+    if usage is not None:
+        usage.messages_sent = max(0, usage.messages_sent - count)
+        usage.updated_at = now

@@ -15,6 +15,10 @@ through the same drafts, writer, tenancy, audit and webhooks as ``POST /v1/messa
 * Errors map to SMPP statuses: a bad destination is ESME_RINVDSTADR, a bad
   sender ESME_RINVSRCADR, a body the platform refuses ESME_RINVMSGLEN, an
   account that may not send ESME_RSUBMITFAIL.
+* Sub-account rights hold as on the API: a sender id the account may not use is
+  ESME_RINVSRCADR, SMS not among its channels ESME_RSUBMITFAIL, and its monthly cap
+  reached ESME_RTHROTTLED (a client keeps the message and tries again later, so
+  nothing is lost if the cap is raised; nothing is counted for it).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from tidings.core.logs import get_logger
 from tidings.jobs.outbox import Job
 from tidings.messaging.drafts import check_options, make_draft
 from tidings.messaging.schemas import MAX_VALIDITY_SECONDS
-from tidings.messaging.sending import check_body, create_one
+from tidings.messaging.sending import check_body, check_rights, create_one
 from tidings.messaging.service import SendContext
 from tidings.messaging.status_changes import SMPP_DELIVER_JOB
 from tidings.smpp_gateway.bind_guard import BindGuard, BindPolicy, bind_keys
@@ -300,6 +304,10 @@ class SmppGateway:
                 sender=from_smpp(pdu.source_addr_ton, pdu.source_addr), channel="sms",
                 status_callback=None, send_at=send_at, validity_period=validity_period,
                 now=now)
+        with _refused_as(CommandStatus.ESME_RINVSRCADR,
+                         channel_not_allowed=CommandStatus.ESME_RSUBMITFAIL):
+            cap = await check_rights(rt, grant.tenant_id, channels=[options.channel],
+                                     sender=options.sender)
         with _refused_as(CommandStatus.ESME_RINVMSGLEN):
             check_body(rt, body)
         with _refused_as(CommandStatus.ESME_RINVDSTADR):
@@ -309,10 +317,11 @@ class SmppGateway:
             draft = dataclasses.replace(draft, smpp_receipt_to=grant.credential_id)
         keys = await rt.vault.keys_for(grant.tenant_id)
         ctx = SendContext(grant.tenant_id, keys, Actor("smpp", grant.credential_id),
-                          webhooks, trial=status == AccountStatus.TRIAL)
+                          webhooks, cap, trial=status == AccountStatus.TRIAL)
         # A trial's refusals (docs/signup.md): an unverified number names the destination;
         # a used allowance is a submit that fails for good, not a throttle to retry.
         with _refused_as(CommandStatus.ESME_RSUBMITFAIL,
+                         monthly_cap_reached=CommandStatus.ESME_RTHROTTLED,
                          trial_recipient_not_verified=CommandStatus.ESME_RINVDSTADR):
             return (await create_one(rt, ctx, draft)).id
 

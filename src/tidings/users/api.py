@@ -5,17 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from tidings.accounts.auth import Principal
-from tidings.accounts.deps import (
-    ChangingPassword,
-    EnrollingMfa,
-    MayManageUsers,
-    SignedIn,
-)
-from tidings.accounts.permissions import permissions_of
+from tidings.accounts.deps import MayManageUsers
+from tidings.accounts.permissions import Role, permissions_of
+from tidings.accounts.rights import ensure_may_manage_users
 from tidings.core.services import Services
+from tidings.storage.db import SYSTEM
 from tidings.users.credentials import change_password
+from tidings.users.deps import EnrollingPerson, SignedInPerson
 from tidings.users.login import LoggedIn, complete_second_factor, log_in
 from tidings.users.mfa import begin_enrolment, confirm_enrolment
+from tidings.users.models import User
 from tidings.users.schemas import (
     ChangePassword,
     ConfirmTotp,
@@ -40,9 +39,9 @@ from tidings.users.service import (
     update_user,
     user_view,
 )
-from tidings.users.sessions import end_session
+from tidings.users.sessions import SessionUser, end_session
 from tidings.web.deps import PROBLEMS_OF_API_KEY_ROUTES, KnownQueryOnly, RuntimeDep, public
-from tidings.web.errors import Forbidden, InvalidRequest, problem_responses
+from tidings.web.errors import Forbidden, NotFound, problem_responses
 
 auth_router = APIRouter(prefix="/v1/auth", tags=["auth"])
 users_router = APIRouter(prefix="/v1/users", tags=["users"],
@@ -80,28 +79,28 @@ async def second_factor(body: SecondFactor, rt: RuntimeDep) -> LoginOut:
 
 @auth_router.post("/logout", status_code=204, summary="End this session",
                   operation_id="log_out", responses=PROBLEMS_OF_API_KEY_ROUTES)
-async def logout(rt: RuntimeDep, principal: SignedIn) -> Response:
-    async with rt.db.transaction(tenant=principal.key_account_id) as session:
-        await end_session(session, session_id=_session_of(principal), now=rt.clock.now())
+async def logout(rt: RuntimeDep, person: SignedInPerson) -> Response:
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        await end_session(session, session_id=person.session_id, now=rt.clock.now())
     rt.auth.invalidate()
     return Response(status_code=204)
 
 
 @auth_router.get("/session", response_model=SessionOut, summary="Who is logged in",
                  operation_id="get_session", responses=PROBLEMS_OF_API_KEY_ROUTES)
-async def read_session(rt: RuntimeDep, principal: SignedIn) -> SessionOut:
-    view = await get_user(rt, account_id=principal.key_account_id,
-                          user_id=_user_of(principal))
-    return SessionOut(user=user_out(view), account_id=principal.account_id,
-                      permissions=sorted(principal.permissions), gate=principal.gate)
+async def read_session(rt: RuntimeDep, person: SignedInPerson) -> SessionOut:
+    view = await _view(rt, person)
+    permissions = sorted(permissions_of(Role(person.role))) if person.role in set(Role) else []
+    return SessionOut(user=user_out(view), account_id=person.account_id,
+                      permissions=permissions, gate=person.gate)
 
 
 @auth_router.post("/password", status_code=204, summary="Change your password",
                   operation_id="change_password",
                   responses={**PROBLEMS_OF_API_KEY_ROUTES, **problem_responses(422)})
 async def password(body: ChangePassword, rt: RuntimeDep,
-                   principal: ChangingPassword) -> Response:
-    await change_password(rt, user_id=_user_of(principal), session_id=_session_of(principal),
+                   person: SignedInPerson) -> Response:
+    await change_password(rt, user_id=person.user_id, session_id=person.session_id,
                           current=body.current_password, new=body.new_password)
     rt.auth.invalidate()
     return Response(status_code=204)
@@ -111,9 +110,8 @@ async def password(body: ChangePassword, rt: RuntimeDep,
                   summary="Enrol an authenticator app: its secret",
                   operation_id="begin_totp_enrolment",
                   responses={**PROBLEMS_OF_API_KEY_ROUTES, **problem_responses(409)})
-async def begin_totp(rt: RuntimeDep, principal: EnrollingMfa) -> TotpEnrolmentOut:
-    view = await get_user(rt, account_id=principal.key_account_id,
-                          user_id=_user_of(principal))
+async def begin_totp(rt: RuntimeDep, person: EnrollingPerson) -> TotpEnrolmentOut:
+    view = await _view(rt, person)
     made = await begin_enrolment(rt, user_id=view.id, email=view.email)
     return TotpEnrolmentOut(otpauth_uri=made.otpauth_uri, secret=made.secret,
                             qr_svg=made.qr_svg)
@@ -124,8 +122,8 @@ async def begin_totp(rt: RuntimeDep, principal: EnrollingMfa) -> TotpEnrolmentOu
                   operation_id="confirm_totp_enrolment",
                   responses={**PROBLEMS_OF_API_KEY_ROUTES, **problem_responses(409)})
 async def confirm_totp(body: ConfirmTotp, rt: RuntimeDep,
-                       principal: EnrollingMfa) -> RecoveryCodesOut:
-    codes = await confirm_enrolment(rt, user_id=_user_of(principal), code=body.code)
+                       person: EnrollingPerson) -> RecoveryCodesOut:
+    codes = await confirm_enrolment(rt, user_id=person.user_id, code=body.code)
     rt.auth.invalidate()
     return RecoveryCodesOut(recovery_codes=codes)
 
@@ -133,6 +131,7 @@ async def confirm_totp(body: ConfirmTotp, rt: RuntimeDep,
 @users_router.post("", status_code=201, response_model=NewUserOut, summary="Invite a user",
                    operation_id="create_user", responses=problem_responses(409))
 async def invite(body: InviteUser, rt: RuntimeDep, principal: MayManageUsers) -> NewUserOut:
+    ensure_may_manage_users((await rt.account_rights.effective(principal.tenant)).rights)
     _check_grantable(principal, body.role)
     made = await create_user(rt, account_id=principal.tenant, email=body.email,
                              role=body.role, actor=principal.actor)
@@ -151,6 +150,7 @@ async def list_endpoint(rt: RuntimeDep, principal: MayManageUsers) -> list[UserO
                     operation_id="update_user", responses=problem_responses(409))
 async def update(user_id: str, body: UpdateUser, rt: RuntimeDep,
                  principal: MayManageUsers) -> UserOut:
+    ensure_may_manage_users((await rt.account_rights.effective(principal.tenant)).rights)
     current = await get_user(rt, account_id=principal.tenant, user_id=user_id[:60])
     _check_grantable(principal, current.role)
     if body.role is not None:
@@ -172,14 +172,10 @@ def _check_grantable(principal: Principal, role: str) -> None:
                         f"{', '.join(sorted(extra))}.", code="role_too_wide")
 
 
-def _user_of(principal: Principal) -> str:
-    if principal.user_id is None:
-        raise InvalidRequest("This needs a person's session token, not an API key.",
-                             code="not_a_session")
-    return principal.user_id
-
-
-def _session_of(principal: Principal) -> str:
-    _user_of(principal)
-    return principal.key_id
+async def _view(rt: Services, person: SessionUser) -> UserView:
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        user = await session.get(User, person.user_id)
+    if user is None:
+        raise NotFound("No such user.", code="user_not_found")
+    return await user_view(rt, user)
 

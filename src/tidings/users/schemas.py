@@ -67,8 +67,8 @@ class RecoveryCodesOut(BaseModel):
 
 class SessionOut(BaseModel):
     user: UserOut
-    account_id: str
-    permissions: list[Permission]
+    account_id: str | None = Field(description="Null for the operator's staff.")
+    permissions: list[Permission] = Field(description="In the account; none for staff.")
     gate: str | None = Field(description="What must be done first: password_change_required "
                                          "or mfa_required; null: nothing.")
 

@@ -12,17 +12,18 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Account
-from tidings.accounts.permissions import Role
+from tidings.accounts.permissions import OperatorRole, Role
 from tidings.audit.service import Actor, audit_row, record
 from tidings.core.ids import new_id
 from tidings.messaging.addresses import AddressError, normalize_email
+from tidings.storage.db import SYSTEM
 from tidings.storage.vault import TenantKeys
 from tidings.users.models import User, UserStatus
 from tidings.users.passwords import hash_password, temporary_password
@@ -41,7 +42,7 @@ class NewUser:
     """A created user, with the temporary password that is shown this once."""
 
     id: str
-    account_id: str
+    account_id: str | None  # None: the operator's staff
     email: str
     role: str
     temporary_password: str
@@ -49,11 +50,22 @@ class NewUser:
 
 
 def check_role(raw: str) -> Role:
+    return _one_of(Role, raw, "role")
+
+
+def check_operator_role(raw: str) -> OperatorRole:
+    return _one_of(OperatorRole, raw, "staff role")
+
+
+_R = TypeVar("_R", Role, OperatorRole)
+
+
+def _one_of(roles: type[_R], raw: str, what: str) -> _R:
     try:
-        return Role(raw)
+        return roles(raw)
     except ValueError:
-        roles = ", ".join(role.value for role in Role)
-        raise InvalidRequest(f"There is no role {raw[:40]!r}; the roles are {roles}.",
+        names = ", ".join(role.value for role in roles)
+        raise InvalidRequest(f"There is no {what} {raw[:40]!r}; the roles are {names}.",
                              code="unknown_role", parameter="role") from None
 
 
@@ -78,24 +90,28 @@ async def email_index(rt: Services, email: str) -> str:
     return platform.blind_index(email.lower(), field=EMAIL_FIELD)
 
 
-async def create_user(rt: Services, *, account_id: str, email: str, role: str,
+async def create_user(rt: Services, *, account_id: str | None, email: str, role: str,
                       actor: Actor) -> NewUser:
-    """A user of ``account_id``; ``InvalidRequest`` for a bad address or role,
-    ``NotFound`` for an unknown account, ``Conflict`` for an address that has a user."""
-    address, chosen = check_email(email), check_role(role)
-    keys = await _account_keys(rt, account_id)
+    """A user of ``account_id``, or of the operator's staff when it is None (role
+    ``operator``); ``InvalidRequest`` for a bad address or role, ``NotFound`` for an
+    unknown account, ``Conflict`` for an address that has a user."""
+    address = check_email(email)
+    if account_id is None:
+        chosen: Role | OperatorRole = check_operator_role(role)
+        keys = await rt.vault.platform_keys()
+    else:
+        chosen = check_role(role)
+        keys = await _account_keys(rt, account_id)
     index = await email_index(rt, address)
     now = rt.clock.now()
     password = temporary_password()
     hashed = await asyncio.to_thread(hash_password, password)  # argon2: ~0.2 s of CPU
     user = _new_user(account_id, address, chosen, keys, index, hashed, now)
     try:
-        async with rt.db.transaction(tenant=account_id) as session:
+        async with rt.db.transaction(tenant=account_id or SYSTEM) as session:
             session.add(user)
             await session.flush()
-            await record(session, [audit_row(
-                tenant=account_id, actor=actor, action="user.create", table="users",
-                row_id=user.id, fields=["email", "role", "password"], now=now)])
+            await _record_creation(session, user, actor, now)
     except IntegrityError:
         raise Conflict("A user with this e-mail address exists.", code="email_taken",
                        parameter="email") from None
@@ -103,8 +119,19 @@ async def create_user(rt: Services, *, account_id: str, email: str, role: str,
                    now + timedelta(hours=TEMPORARY_PASSWORD_HOURS))
 
 
-def _new_user(account_id: str, email: str, role: Role, keys: TenantKeys, index: str,
-              password_hash: str, now: datetime) -> User:
+async def _record_creation(session: AsyncSession, user: User, actor: Actor,
+                           now: datetime) -> None:
+    if user.tenant_id is None:
+        # Staff belong to no account's trail, and the platform has none of its own yet
+        # (audit events are chained per account).
+        return
+    await record(session, [audit_row(
+        tenant=user.tenant_id, actor=actor, action="user.create", table="users",
+        row_id=user.id, fields=["email", "role", "password"], now=now)])
+
+
+def _new_user(account_id: str | None, email: str, role: Role | OperatorRole,
+              keys: TenantKeys, index: str, password_hash: str, now: datetime) -> User:
     return User(id=new_id("usr"), tenant_id=account_id,
                 email_enc=keys.encrypt(email, field=EMAIL_FIELD), email_index=index,
                 role=role.value, status=UserStatus.ACTIVE.value, password_hash=password_hash,

@@ -4,7 +4,7 @@ Each table belongs to an account (``tenant_id``) and gets the cross-tenant polic
 migration 0013 on PostgreSQL.
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0017
 Create Date: 2026-12-07 10:00:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from tidings.storage.sqltypes import UTCDateTime
 
 revision = "0018"
-down_revision = "0015"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
