@@ -160,3 +160,26 @@ async def test_an_esme_of_another_make_gets_the_same_statuses(
     assert statuses == ([CommandStatus.ESME_RINVDSTADR] + [CommandStatus.ESME_ROK] * ALLOWANCE
                         + [CommandStatus.ESME_RSUBMITFAIL])
     assert await messages_of(rt, trial.id) == ALLOWANCE
+
+
+async def test_what_a_monthly_cap_refuses_a_trial_does_not_count(
+        client: httpx.AsyncClient, rt: Runtime) -> None:
+    parent = await make_tenant(rt, "Parent", status=AccountStatus.TRIAL)
+    child = await make_tenant(rt, "Child", parent=parent.id, status=AccountStatus.TRIAL)
+    keys = await rt.vault.keys_for(child.id)
+    async with rt.db.transaction(tenant=child.id) as session:
+        row, code = await do_start(session, keys=keys, number=VERIFIED, actor=TEST_ACTOR,
+                                   now=rt.clock.now())
+        await do_confirm(session, keys=keys, row_id=row.id, code=code, actor=TEST_ACTOR,
+                         now=rt.clock.now())
+    capped = await client.put(f"/v1/accounts/{child.id}/rights", headers=parent.headers,
+                              json={"monthly_message_cap": 1})
+    assert capped.status_code == 200, capped.text
+    answer = await client.post("/v1/messages/batch", headers=child.headers, json={
+        "from": "Child", "body": "Hi", "recipients": [{"to": VERIFIED}] * 2})
+    codes = [(r.get("error") or {}).get("code") for r in answer.json()["results"]]
+    assert codes == [None, "monthly_cap_reached"]
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        usage = await session.get(TrialUsage, child.id)
+    assert usage is not None
+    assert usage.messages_sent == 1
