@@ -22,7 +22,7 @@ from tidings.core.clock import FakeClock
 from tidings.messaging.models import Message
 from tidings.runtime import Runtime
 from tidings.signup.models import TrialUsage
-from tidings.signup.verified_numbers import do_confirm, do_start
+from tidings.signup.verified_numbers import STARTS_PER_HOUR, do_confirm, do_start
 from tidings.smpp_gateway.gateway import SmppGateway
 from tidings.storage.db import SYSTEM
 
@@ -183,3 +183,20 @@ async def test_what_a_monthly_cap_refuses_a_trial_does_not_count(
         usage = await session.get(TrialUsage, child.id)
     assert usage is not None
     assert usage.messages_sent == 1
+
+
+async def test_a_trial_cannot_pump_codes_to_numbers_of_its_choosing(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, trial: Tenant) -> None:
+    # The fixture's verification was the first start of the hour.
+    for n in range(STARTS_PER_HOUR - 1):
+        started = await client.post("/v1/verified-numbers", headers=trial.headers,
+                                    json={"number": f"+491512345{n:04d}"})
+        assert started.status_code == 202, started.text
+    pumped = await client.post("/v1/verified-numbers", headers=trial.headers,
+                               json={"number": "+4915123459999"})
+    assert pumped.status_code == 429
+    assert pumped.json()["code"] == "too_many_codes"
+    clock.advance(3601)
+    later = await client.post("/v1/verified-numbers", headers=trial.headers,
+                              json={"number": "+4915123459999"})
+    assert later.status_code == 202, later.text

@@ -137,7 +137,8 @@ def number_out(keys: TenantKeys, row: VerifiedNumber) -> VerifiedNumberOut:
 
 @router.post("/verified-numbers", status_code=202, response_model=VerifiedNumberOut,
              summary="Verify a number a trial may send to: sends it a code",
-             operation_id="start_number_verification", responses=problem_responses(409, 413))
+             operation_id="start_number_verification",
+             responses=problem_responses(409, 413, 429))
 async def start_verified_number(body: VerifiedNumberIn, rt: RuntimeDep,
                                 principal: MayManageNumbers,
                                 background: BackgroundTasks) -> VerifiedNumberOut:

@@ -9,9 +9,9 @@ the account deletes it.
 from __future__ import annotations
 
 import hmac
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.audit.service import Actor, audit_row, record
@@ -24,6 +24,9 @@ from tidings.web.errors import Conflict, InvalidRequest, NotFound, TidingsError,
 
 ID_CHARS = 40
 TABLE = "verified_numbers"
+# Each start sends an SMS at the platform's cost: a trial may not turn the code sender
+# into a pump to numbers of its choosing (SMS pumping fraud).
+STARTS_PER_HOUR = 10
 
 
 def code_hash(keys: TenantKeys, row_id: str, code: str) -> str:
@@ -33,6 +36,7 @@ def code_hash(keys: TenantKeys, row_id: str, code: str) -> str:
 async def do_start(session: AsyncSession, *, keys: TenantKeys, number: str, actor: Actor,
                    now: datetime) -> tuple[VerifiedNumber, str]:
     """A pending verification of ``number`` (normalised) and the code to send to it."""
+    await _check_rate(session, keys.tenant_id, now)
     index = number_index(keys, number)
     if await session.scalar(select(VerifiedNumber.id).where(
             VerifiedNumber.tenant_id == keys.tenant_id, VerifiedNumber.number_index == index,
@@ -48,6 +52,15 @@ async def do_start(session: AsyncSession, *, keys: TenantKeys, number: str, acto
     session.add(row)
     await _audit(session, row, actor, "create", ["number"], now)
     return row, code
+
+
+async def _check_rate(session: AsyncSession, tenant: str, now: datetime) -> None:
+    started = await session.scalar(select(func.count()).select_from(VerifiedNumber).where(
+        VerifiedNumber.tenant_id == tenant,
+        VerifiedNumber.created_at > now - timedelta(hours=1)))
+    if (started or 0) >= STARTS_PER_HOUR:
+        raise TooManyRequests(f"At most {STARTS_PER_HOUR} numbers an hour; try again later.",
+                              code="too_many_codes")
 
 
 async def do_confirm(session: AsyncSession, *, keys: TenantKeys, row_id: str, code: str,
