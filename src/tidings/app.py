@@ -23,6 +23,9 @@ from tidings.operators.break_glass_api import account_router as break_glass_rout
 from tidings.operators.break_glass_api import operator_router as operator_break_glass_router
 from tidings.routing.api import router as operator_router
 from tidings.runtime import close_runtime, open_runtime
+from tidings.signup.api import operator_router as operator_signup_router
+from tidings.signup.api import router as verification_router
+from tidings.signup.api import signup_router
 from tidings.users.api import auth_router, users_router
 from tidings.web.api_docs import install_api_docs
 from tidings.web.errors import install_error_handlers
@@ -44,7 +47,8 @@ not take.
 ROUTERS = (messages_router, accounts_router, auth_router, users_router, audit_router,
            break_glass_router, numbers_router, webhooks_router, sandbox_router,
            operator_router, operator_numbers_router, operator_break_glass_router,
-           operator_notices_router, whatsapp_router, ops_router)
+           operator_notices_router, whatsapp_router, ops_router, signup_router,
+           verification_router, operator_signup_router)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:

@@ -254,12 +254,13 @@ async def test_create_sub_account_with_its_own_key_and_secret(
         assert "eu.acme.test" not in audit_text(event)
 
 
-async def test_sub_account_of_a_trial_account_is_on_trial(
+async def test_a_trial_account_cannot_create_sub_accounts(
         client: httpx.AsyncClient, rt: Runtime) -> None:
+    # Each would bring a free allowance of its own: a trial's allowance is one.
     trial = await make_tenant(rt, "Trialist", status=AccountStatus.TRIAL)
     response = await client.post("/v1/accounts", headers=trial.headers, json={"name": "Sub"})
-    assert response.status_code == 201, response.text
-    assert response.json()["status"] == "trial"
+    assert_problem(response, 403, "account_trial")
+    assert (await client.get("/v1/accounts", headers=trial.headers)).json() == []
 
 
 async def test_list_sub_accounts_shows_direct_children_only(

@@ -20,8 +20,10 @@ LISTS = [
     ("/v1/numbers", "tenant"),
     ("/v1/accounts", "tenant"),
     ("/v1/keys", "tenant"),
+    ("/v1/verified-numbers", "tenant"),
     ("/v1/operator/connectors", "operator"),
     ("/v1/operator/routes", "operator"),
+    ("/v1/operator/verifications", "operator"),
 ]
 
 

@@ -113,12 +113,13 @@ async def read_webhook_secret(rt: RuntimeDep, principal: MayManageWebhooks) -> W
              operation_id="create_sub_account", responses=problem_responses(413))
 async def create_sub_account(body: CreateSubAccount, rt: RuntimeDep,
                              principal: MayManageSubaccounts) -> AccountWithSecrets:
-    if principal.account_status not in (AccountStatus.ACTIVE, AccountStatus.TRIAL):
+    # Not a trial either: each sub-account would bring a free allowance of its own.
+    if principal.account_status != AccountStatus.ACTIVE:
         raise Forbidden(f"A {principal.account_status} account cannot create sub-accounts.",
                         code=f"account_{principal.account_status}")
     ensure_may_create_subaccounts((await rt.account_rights.effective(principal.tenant)).rights)
     made = await provision_account(rt, name=body.name, parent_id=principal.tenant,
-                                   status=AccountStatus(principal.account_status),
+                                   status=AccountStatus.ACTIVE,
                                    actor=principal.actor, webhook_url=body.webhook_url,
                                    webhook_statuses=body.webhook_statuses)
     return AccountWithSecrets(**account_out(made.account).model_dump(), api_key=made.api_key,

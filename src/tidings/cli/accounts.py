@@ -19,6 +19,7 @@ from tidings.accounts.service import (
 )
 from tidings.accounts.suspension import OPERATOR, do_set_status
 from tidings.cli.common import emit, operator_actor, with_runtime
+from tidings.cli.verifications import reject, verifications, verify
 from tidings.mail.account_notices import queue_suspension_notice
 from tidings.messaging.schemas import URL_PATTERN
 from tidings.runtime import Runtime
@@ -128,6 +129,12 @@ def set_webhook(account_id: str, url: str | None, no_url: bool, statuses: str | 
         shown = ",".join(statuses_out(account.webhook_statuses) or ["every change"])
         click.echo(f"{account_id}: {account.webhook_url or 'no webhook URL'}; {shown}")
     with_runtime(work)
+
+
+# Verification (docs/signup.md): verifications, verify, reject.
+accounts.add_command(verifications)
+accounts.add_command(verify)
+accounts.add_command(reject)
 
 
 def _statuses(text: str | None) -> list[str] | None:

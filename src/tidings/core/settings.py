@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     # mailbox file in the data folder; and the address it comes from.
     platform_mail_relay: str = Field(default="", repr=False)  # may hold a password
     platform_mail_from: str = "notices@tidings.invalid"
+    # Sign-up (docs/signup.md): "open" lets anyone create a pending account with
+    # POST /v1/signup; a trial account sends this many messages, to verified numbers
+    # only; links in the platform's mail start with public_url.
+    signup: Literal["open", "closed"] = "closed"
+    trial_message_allowance: int = Field(default=50, ge=0, le=1_000_000)
+    public_url: str = "http://127.0.0.1:8000"
     api_key_cache_seconds: float = 2.0
     # People who log in (users/): a session lasts this long, and ends sooner when idle;
     # a password is changed this often; this many failed log-ins lock a user, first for

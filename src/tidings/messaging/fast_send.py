@@ -105,7 +105,9 @@ async def _check(rt: Services, scope: Scope, headers: dict[bytes, str], body: by
                                             SendMessage.model_validate_json(body))
     except (TidingsError, ValidationError):
         return None
-    if context.monthly_cap is not None:  # may be refused at the write: the endpoint answers
+    # A capped or trial account's send may be refused at the write (accounts/rights.py,
+    # signup/trials.py): the endpoint answers that, as the framework's problem+json.
+    if context.monthly_cap is not None or context.trial:
         return None
     return _Checked(context, draft, quota)
 

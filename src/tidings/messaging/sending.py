@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.auth import Principal
-from tidings.accounts.models import SENDING_STATUSES
+from tidings.accounts.models import SENDING_STATUSES, AccountStatus
 from tidings.accounts.rights import MonthlyCap, cap_reached, check_send, take_quota
 from tidings.core.services import Services
 from tidings.messaging import idempotency
@@ -43,6 +43,7 @@ from tidings.messaging.service import (
     message_out,
 )
 from tidings.messaging.status_changes import DISPATCH_JOB
+from tidings.signup import trials
 from tidings.storage.writer import Rows, write_rows
 from tidings.web.errors import Forbidden, InvalidRequest
 from tidings.webhooks.destinations import check_webhook_url
@@ -71,7 +72,7 @@ async def send_context(rt: Services, principal: Principal,
                        monthly_cap: MonthlyCap | None = None) -> SendContext:
     keys = await rt.vault.keys_for(principal.tenant)
     return SendContext(principal.tenant, keys, principal.actor, principal.webhooks,
-                       monthly_cap)
+                       monthly_cap, trial=principal.account_status == AccountStatus.TRIAL)
 
 
 async def check_rights(rt: Services, tenant: str, *, channels: Sequence[str],
@@ -125,12 +126,13 @@ async def create_one(rt: Services, ctx: SendContext, draft: Draft) -> MessageOut
     """Store one checked message; returns once it is durable."""
     now = rt.clock.now()
     rows, created = build_messages(ctx, [draft], now)
-    if ctx.monthly_cap is None:
+    if ctx.monthly_cap is None and not ctx.trial:
         await rt.writer.write(ctx.tenant, rows)
-    else:  # counted in the messages' own transaction, so the cap holds exactly
-        async with rt.db.transaction(tenant=ctx.tenant) as session:
-            await _take_quota(session, ctx, 1, now, whole=True)
-            await write_rows(session, rows)
+    else:  # counted in the messages' own transaction, so the cap and the trial hold exactly
+        try:
+            await _store_counted(rt, ctx, draft, rows, now)
+        except IntegrityError:  # another process made a trial's counter at that moment
+            await _store_counted(rt, ctx, draft, rows, now)
     _after_create(rt, draft.channel, 1, webhooks=_has_webhooks(ctx, draft.status_callback))
     return created_out(created[0])
 
@@ -155,6 +157,8 @@ async def _create_idempotent(rt: Services, ctx: SendContext, draft: Draft, key: 
         if replay is not None and replay.message_id is not None:
             message = await get_message(session, tenant=ctx.tenant, message_id=replay.message_id)
             return message_out(message, ctx.keys), True
+        if ctx.trial:
+            await _admit_one(rt, session, ctx, draft)
         await _take_quota(session, ctx, 1, now, whole=True)
         created = await do_create_messages(session, ctx=ctx, drafts=[draft], now=now)
         await idempotency.remember(session, tenant=ctx.tenant, key=key,
@@ -175,6 +179,44 @@ async def _take_quota(session: AsyncSession, ctx: SendContext, wanted: int, now:
     if whole and granted < wanted:
         raise cap_reached()
     return granted
+
+
+async def _store_counted(rt: Services, ctx: SendContext, draft: Draft, rows: Rows,
+                         now: datetime) -> None:
+    async with rt.db.transaction(tenant=ctx.tenant) as session:
+        if ctx.trial:
+            await _admit_one(rt, session, ctx, draft)
+        await _take_quota(session, ctx, 1, now, whole=True)
+        await write_rows(session, rows)
+
+
+# --- a trial account's messages (signup/trials.py) -------------------------------------
+
+async def _admit_one(rt: Services, session: AsyncSession, ctx: SendContext,
+                     draft: Draft) -> None:
+    [refusal] = await trials.admit(session, keys=ctx.keys, recipients=[draft.to],
+                                   allowance=rt.settings.trial_message_allowance,
+                                   now=rt.clock.now())
+    if refusal is not None:
+        raise refusal
+
+
+async def _admit_batch(rt: Services, session: AsyncSession, ctx: SendContext,
+                       batch: Batch) -> None:
+    """Reject, recipient by recipient, what a trial may not send; count the rest."""
+    refusals = await trials.admit(session, keys=ctx.keys,
+                                  recipients=[draft.to for _, draft in batch.drafts],
+                                  allowance=rt.settings.trial_message_allowance,
+                                  now=rt.clock.now())
+    admitted = []
+    for (index, draft), refusal in zip(batch.drafts, refusals, strict=True):
+        if refusal is None:
+            admitted.append((index, draft))
+        else:
+            batch.results[index] = BatchResult(index=index, status="rejected",
+                                               error=BatchError(code=refusal.code,
+                                                                detail=refusal.detail))
+    batch.drafts = admitted
 
 
 def _has_webhooks(ctx: SendContext, status_callback: str | None) -> bool:
@@ -249,8 +291,8 @@ async def store_batch(rt: Services, ctx: SendContext, batch: Batch, *, key: str 
                       request: dict[str, Any] | None = None) -> tuple[BatchResponse, bool]:
     """Store a checked batch (under an idempotency key when given, with ``request`` its
     fingerprint's source); the answer, and whether it replays an earlier one."""
-    if key is None and ctx.monthly_cap is not None:
-        answer = await _batch_capped(rt, ctx, batch)
+    if key is None and (ctx.monthly_cap is not None or ctx.trial):
+        answer = await _batch_counted(rt, ctx, batch)
     elif key is None:
         rows, answer = batch.build(ctx, rt.clock.now())
         if batch.drafts:
@@ -269,14 +311,26 @@ async def store_batch(rt: Services, ctx: SendContext, batch: Batch, *, key: str 
     return answer, False
 
 
-async def _batch_capped(rt: Services, ctx: SendContext, batch: Batch) -> BatchResponse:
-    """Store as many recipients as the monthly cap has room for, counted with them."""
+async def _batch_counted(rt: Services, ctx: SendContext, batch: Batch) -> BatchResponse:
+    """Store what the trial and the monthly cap let through, counted with it."""
     now = rt.clock.now()
     async with rt.db.transaction(tenant=ctx.tenant) as session:
-        granted = await _take_quota(session, ctx, len(batch.drafts), now, whole=False)
-        rows, answer = batch.build(ctx, now, granted)
+        rows, answer = await _build_counted(rt, session, ctx, batch, now)
         await write_rows(session, rows)
     return answer
+
+
+async def _build_counted(rt: Services, session: AsyncSession, ctx: SendContext, batch: Batch,
+                         now: datetime) -> tuple[Rows, BatchResponse]:
+    """A trial's refusals first (recipient by recipient), then the monthly cap's room;
+    what the cap refuses is given back to the trial's allowance, uncounted."""
+    if ctx.trial:
+        await _admit_batch(rt, session, ctx, batch)
+    granted = await _take_quota(session, ctx, len(batch.drafts), now, whole=False)
+    if ctx.trial and granted < len(batch.drafts):
+        await trials.give_back(session, tenant=ctx.tenant, count=len(batch.drafts) - granted,
+                               now=now)
+    return batch.build(ctx, now, granted)
 
 
 async def _batch_idempotent(rt: Services, ctx: SendContext, batch: Batch, key: str,
@@ -289,8 +343,7 @@ async def _batch_idempotent(rt: Services, ctx: SendContext, batch: Batch, key: s
         if replay is not None and replay.response_enc is not None:
             stored = ctx.keys.decrypt(replay.response_enc, field=idempotency.RESPONSE_FIELD)
             return BatchResponse.model_validate_json(stored), True
-        granted = await _take_quota(session, ctx, len(batch.drafts), now, whole=False)
-        rows, answer = batch.build(ctx, now, granted)
+        rows, answer = await _build_counted(rt, session, ctx, batch, now)
         # The record first: a concurrent twin waits on its key here, before writing.
         await idempotency.remember(
             session, tenant=ctx.tenant, key=key, request_hash=request_hash, now=now,
@@ -298,3 +351,4 @@ async def _batch_idempotent(rt: Services, ctx: SendContext, batch: Batch, key: s
                                           field=idempotency.RESPONSE_FIELD))
         await write_rows(session, rows)
     return answer, False
+

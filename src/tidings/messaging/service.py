@@ -45,6 +45,7 @@ class SendContext:
     webhooks: Subscription  # the account's
     # The account's monthly cap: its messages are counted as they are stored.
     monthly_cap: MonthlyCap | None = None
+    trial: bool = False  # a trial account: to verified numbers, up to its allowance
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ def load_all() -> None:
     import tidings.numbers.models
     import tidings.operators.models
     import tidings.routing.models
+    import tidings.signup.models
     import tidings.smpp_gateway.models
     import tidings.users.models
     import tidings.webhooks.models

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
-from tidings.accounts.models import SENDING_STATUSES
+from tidings.accounts.models import SENDING_STATUSES, AccountStatus
 from tidings.accounts.service import ancestry, effective_status
 from tidings.audit.service import Actor
 from tidings.connectors.smpp.addresses import from_smpp
@@ -339,9 +339,12 @@ class SmppGateway:
             draft = dataclasses.replace(draft, smpp_receipt_to=grant.credential_id)
         keys = await rt.vault.keys_for(grant.tenant_id)
         ctx = SendContext(grant.tenant_id, keys, Actor("smpp", grant.credential_id),
-                          webhooks, cap)
+                          webhooks, cap, trial=status == AccountStatus.TRIAL)
+        # A trial's refusals (docs/signup.md): an unverified number names the destination;
+        # a used allowance is a submit that fails for good, not a throttle to retry.
         with _refused_as(CommandStatus.ESME_RSUBMITFAIL,
-                         monthly_cap_reached=CommandStatus.ESME_RTHROTTLED):
+                         monthly_cap_reached=CommandStatus.ESME_RTHROTTLED,
+                         trial_recipient_not_verified=CommandStatus.ESME_RINVDSTADR):
             return (await create_one(rt, ctx, draft)).id
 
     async def _account(self, tenant: str) -> tuple[str, Subscription]:

@@ -39,5 +39,15 @@ def describe(app: FastAPI) -> dict[str, Any]:
     schemas["Problem"] = problem
     for operations in schema["paths"].values():
         for operation in operations.values():
-            operation["responses"].pop("422", None)
+            if _is_fastapi_validation(operation["responses"].get("422")):
+                del operation["responses"]["422"]
     return schema
+
+
+def _is_fastapi_validation(response: dict[str, Any] | None) -> bool:
+    """FastAPI's own ``422`` (never answered: invalid input is a 400), not a route's
+    declared one (a refused password is a 422 problem)."""
+    if response is None:
+        return False
+    content = response.get("content", {}).get("application/json", {})
+    return "HTTPValidationError" in str(content.get("schema", {}))
