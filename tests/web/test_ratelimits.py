@@ -19,7 +19,6 @@ from redis.asyncio import Redis
 
 from tidings.core.settings import Settings
 from tidings.web.errors import TooManyRequests
-from tidings.web.local_windows import LocalFixedWindow
 from tidings.web.ratelimits import (
     RateLimits,
     address_bucket,
@@ -77,8 +76,7 @@ def redis_url() -> str:
 async def stored_keys(limits: RateLimits) -> list[str]:
     """Every key the storage holds, whichever the storage."""
     if isinstance(limits.storage, MemoryStorage):
-        local = limits._limiter.keys() if isinstance(limits._limiter, LocalFixedWindow) else []
-        return [*limits.storage.storage, *limits.storage.events, *local]
+        return [*limits.storage.storage, *limits.storage.events]
     assert isinstance(limits.storage, RedisStorage)
     prefix = limits.storage.bridge.key_prefix
     async with Redis.from_url(redis_url()) as client:

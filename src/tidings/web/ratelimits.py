@@ -46,7 +46,6 @@ from limits.errors import StorageError
 
 from tidings.core.logs import get_logger
 from tidings.web.errors import TooManyRequests
-from tidings.web.local_windows import LocalFixedWindow
 
 if TYPE_CHECKING:
     from tidings.core.settings import Settings
@@ -112,10 +111,7 @@ class RateLimits:
     def __init__(self, settings: Settings, storage: Storage, *,
                  address_key: AddressKey, closing: Callable[[], Any] | None = None) -> None:
         self.storage = storage
-        self._limiter: RateLimiter | LocalFixedWindow = (
-            LocalFixedWindow() if isinstance(storage, MemoryStorage)
-            and settings.rate_limit_strategy == "fixed-window"
-            else STRATEGIES[settings.rate_limit_strategy](storage))
+        self._limiter: RateLimiter = STRATEGIES[settings.rate_limit_strategy](storage)
         self._credentials = {kind: parse_many(getattr(settings, name))
                              for kind, name in CREDENTIAL_SETTINGS.items()}
         self._account = parse_many(settings.rate_limit_account)
