@@ -25,7 +25,13 @@ from tidings.core.ids import new_id
 from tidings.core.services import Services
 from tidings.mail.service import MailKind, queue_mail, wake_sender
 from tidings.signup.models import AccountVerification, VerificationStatus
-from tidings.signup.tokens import CONFIRMATION_LIFETIME, check_token, make_token, token_user
+from tidings.signup.tokens import (
+    CONFIRMATION_LIFETIME,
+    check_address,
+    confirmation_token,
+    invalid_token,
+    read_confirmation,
+)
 from tidings.storage.db import SYSTEM
 from tidings.users.credentials import PasswordRefused
 from tidings.users.models import User, UserStatus
@@ -134,8 +140,7 @@ async def _create(rt: Services, *, company: str, email: str, country: str,
             audit_row(tenant=account_id, actor=SIGNUP_ACTOR, action="create",
                       table="account_verifications", row_id=verification_id,
                       fields=["legal_name", "country"], now=now)])
-        token = make_token(platform, user_id=user.id, email_index=index,
-                           expires_at=now + CONFIRMATION_LIFETIME)
+        token = confirmation_token(platform, user=user, expires_at=now + CONFIRMATION_LIFETIME)
         await queue_mail(rt, session, kind=MailKind.ADDRESS_CONFIRMATION,
                          subject="Confirm your e-mail address", body=_confirm_text(rt, token),
                          now=now, actor=SIGNUP_ACTOR, to_user_id=user.id,
@@ -171,14 +176,13 @@ async def _tell_existing(rt: Services, user: User) -> None:
 
 async def confirm_address(rt: Services, token: str) -> None:
     """Mark the address of the token's user confirmed (once; again is no change)."""
-    user_id, _, _ = token_user(token)
     platform, now = await rt.vault.platform_keys(), rt.clock.now()
+    content = read_confirmation(platform, token, now=now)
     async with rt.db.transaction(tenant=SYSTEM) as session:
-        user = await session.get(User, user_id)
+        user = await session.get(User, content.user_id)
         if user is None or user.tenant_id is None:
-            raise InvalidRequest("The confirmation token is not valid.", code="invalid_token",
-                                 parameter="token")
-        check_token(platform, token, email_index=user.email_index, now=now)
+            raise invalid_token()
+        check_address(platform, content, user)
         await _mark_confirmed(session, tenant=user.tenant_id, user_id=user.id, now=now)
 
 

@@ -1,16 +1,18 @@
 """Short-lived tokens that name a user, signed with a platform key: the log-in
 challenge between the password and the code, a password-reset link.
 
-They hold nothing secret: the user id, an expiry and a keyed digest of the current
-password hash (salted anew at every change), so that a password change voids every
-token made before it (a reset link works once). Each use signs under its own
-``purpose``: a challenge is no reset link.
+They hold nothing secret: the user id, an expiry and a keyed digest of what the token
+is bound to: by default the current password hash (salted anew at every change), so
+that a password change voids every token made before it (a reset link works once); a
+sign-up's confirmation link binds the address instead (``bound_to_address``). Each use
+signs under its own ``purpose``: a challenge is no reset link.
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +21,7 @@ from tidings.users.models import User
 
 MAX_TOKEN_CHARS = 400
 EPOCH_PURPOSE = "users.password_epoch"
+ADDRESS_PURPOSE = "users.address_epoch"
 
 
 class TokenRefused(ValueError):
@@ -29,19 +32,32 @@ class TokenRefused(ValueError):
         self.expired = expired
 
 
+Binding = Callable[[TenantKeys, User], str]  # what must not change for a token to hold
+
+
+def password_epoch(keys: TenantKeys, user: User) -> str:
+    return keys.fingerprint(user.password_hash.encode(), purpose=EPOCH_PURPOSE)[:16]
+
+
+def bound_to_address(keys: TenantKeys, user: User) -> str:
+    return keys.fingerprint(user.email_index.encode(), purpose=ADDRESS_PURPOSE)[:16]
+
+
 @dataclass(frozen=True)
 class UserToken:
     user_id: str
-    password_epoch: str
+    binding: str
 
-    def still_valid_for(self, keys: TenantKeys, user: User) -> bool:
-        """Whether the user's password has not changed since the token was made."""
-        return user.id == self.user_id and hmac.compare_digest(
-            password_epoch(keys, user), self.password_epoch)
+    def still_valid_for(self, keys: TenantKeys, user: User,
+                        bind: Binding = password_epoch) -> bool:
+        """Whether what the token is bound to (the password, by default) has not
+        changed since it was made."""
+        return user.id == self.user_id and hmac.compare_digest(bind(keys, user), self.binding)
 
 
-def make_token(keys: TenantKeys, *, purpose: str, user: User, expires_at: datetime) -> str:
-    body = f"{user.id}.{int(expires_at.timestamp())}.{password_epoch(keys, user)}"
+def make_token(keys: TenantKeys, *, purpose: str, user: User, expires_at: datetime,
+               bind: Binding = password_epoch) -> str:
+    body = f"{user.id}.{int(expires_at.timestamp())}.{bind(keys, user)}"
     mac = keys.fingerprint(body.encode(), purpose=purpose)
     return base64.urlsafe_b64encode(f"{body}.{mac}".encode()).decode().rstrip("=")
 
@@ -58,10 +74,6 @@ def read_token(keys: TenantKeys, *, purpose: str, token: str, now: datetime) -> 
     if now.timestamp() >= int(expires):
         raise TokenRefused(expired=True)
     return UserToken(user_id, epoch)
-
-
-def password_epoch(keys: TenantKeys, user: User) -> str:
-    return keys.fingerprint(user.password_hash.encode(), purpose=EPOCH_PURPOSE)[:16]
 
 
 def _parts(token: str) -> tuple[str, str, str, str] | None:
