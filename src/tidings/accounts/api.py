@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from tidings.accounts.auth import Principal
 from tidings.accounts.deps import AnyMember, MayManageKeys, MayManageSubaccounts, MayManageWebhooks
 from tidings.accounts.key_limits import check_key_limits, networks_out, scopes_out
 from tidings.accounts.models import Account, AccountRights, AccountStatus, ApiKey
@@ -44,9 +45,11 @@ from tidings.accounts.service import (
     list_api_keys,
 )
 from tidings.accounts.suspension import do_resume, do_suspend, reason_of
+from tidings.core.services import Services
 from tidings.mail.account_notices import queue_suspension_notice
 from tidings.mail.service import wake_sender
 from tidings.storage.db import SYSTEM
+from tidings.storage.vault import TenantKeys
 from tidings.web.deps import PROBLEMS_OF_API_KEY_ROUTES, KnownQueryOnly, RuntimeDep
 from tidings.web.errors import Forbidden, problem_responses
 from tidings.webhooks.destinations import check_webhook_url
@@ -222,6 +225,16 @@ async def set_rights(sub_account_id: str, body: SetRights, rt: RuntimeDep,
     return _rights_out(chain[0].id, rights, rights.within(limit))
 
 
+async def _below_with_keys(rt: Services, sub_account_id: str,
+                           principal: Principal) -> tuple[list[Account], TenantKeys]:
+    """The sub-account's ancestry up to the root (404 unless below the caller), and
+    its keys."""
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        chain = await chain_below(session, account_id=sub_account_id[:40],
+                                  ancestor_id=principal.tenant)
+    return chain, await rt.vault.keys_for(chain[0].id)
+
+
 async def _status_out(rt: RuntimeDep, account: Account) -> AccountStatusOut:
     keys = await rt.vault.keys_for(account.id)
     return AccountStatusOut(**account_out(account).model_dump(),
@@ -233,10 +246,7 @@ async def _status_out(rt: RuntimeDep, account: Account) -> AccountStatusOut:
              operation_id="suspend_sub_account", responses=problem_responses(413))
 async def suspend_sub_account(sub_account_id: str, body: SuspendAccount, rt: RuntimeDep,
                               principal: MayManageSubaccounts) -> AccountStatusOut:
-    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
-        chain = await chain_below(session, account_id=sub_account_id[:40],
-                                  ancestor_id=principal.tenant)
-    keys = await rt.vault.keys_for(chain[0].id)
+    chain, keys = await _below_with_keys(rt, sub_account_id, principal)
     async with rt.db.transaction(tenant=chain[0].id) as session:  # as the account itself
         account = await get_account(session, account_id=chain[0].id)
         await do_suspend(session, account=account, keys=keys, reason=body.reason,
@@ -253,10 +263,7 @@ async def suspend_sub_account(sub_account_id: str, body: SuspendAccount, rt: Run
              operation_id="resume_sub_account", responses=problem_responses(413))
 async def resume_sub_account(sub_account_id: str, body: ResumeAccount, rt: RuntimeDep,
                              principal: MayManageSubaccounts) -> AccountStatusOut:
-    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
-        chain = await chain_below(session, account_id=sub_account_id[:40],
-                                  ancestor_id=principal.tenant)
-    keys = await rt.vault.keys_for(chain[0].id)
+    chain, keys = await _below_with_keys(rt, sub_account_id, principal)
     async with rt.db.transaction(tenant=chain[0].id) as session:
         account = await get_account(session, account_id=chain[0].id)
         await do_resume(session, account=account, keys=keys, reason=body.reason, chain=chain,
