@@ -87,5 +87,3 @@ MayManageKeys = Annotated[Principal, Depends(Require(_P.KEYS_MANAGE))]
 MayManageUsers = Annotated[Principal, Depends(Require(_P.USERS_MANAGE))]
 MayManageSubaccounts = Annotated[Principal, Depends(Require(_P.SUBACCOUNTS_MANAGE))]
 MayReadAudit = Annotated[Principal, Depends(Require(_P.AUDIT_READ))]
-# Kept for routes that read the principal before deciding (none should: declare one).
-CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
