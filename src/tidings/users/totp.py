@@ -5,12 +5,12 @@ new code every 30 seconds. Everything here is pure: no database, no wall clock (
 passes ``now``), no logging. Exception messages never carry a secret or a code.
 
 Recovery codes are the way back in when the phone is lost. Only a keyed hash of each is
-stored, so a copy of the database alone does not give them away.
+stored (``users/mfa.py``, under the account's index key), so a copy of the database
+alone does not give them away.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import io
 import math
@@ -34,7 +34,6 @@ RECOVERY_GROUPS = (4, 4, 2)
 RECOVERY_CODE_COUNT = 10
 # The keys the caller derives from the key store are 32 bytes; less would make the
 # hashes easier to attack than the key store promises.
-MIN_RECOVERY_KEY_BYTES = 32
 
 _ASCII_DIGITS = frozenset("0123456789")
 
@@ -102,23 +101,6 @@ def new_recovery_codes(count: int = RECOVERY_CODE_COUNT) -> list[str]:
     while len(codes) < count:
         codes.add(_new_recovery_code())
     return sorted(codes)
-
-
-def hash_recovery_code(code: str, key: bytes) -> str:
-    """The keyed hash (HMAC-SHA-256, hex) to store in place of a recovery code.
-
-    Case, spaces and dashes do not count, so ``K7QM 3XWA 9P`` hashes as ``k7qm-3xwa-9p``.
-    """
-    if len(key) < MIN_RECOVERY_KEY_BYTES:
-        raise ValueError(f"the recovery-code key must be at least {MIN_RECOVERY_KEY_BYTES} bytes")
-    normalised = normalise_recovery_code(code).encode("utf-8")
-    return hmac.new(key, normalised, hashlib.sha256).hexdigest()
-
-
-def recovery_code_matches(code: str, hashed: str, key: bytes) -> bool:
-    """Whether ``code`` is the recovery code whose hash under ``key`` is ``hashed``."""
-    candidate = hash_recovery_code(code, key).encode("ascii")
-    return hmac.compare_digest(candidate, hashed.encode("utf-8"))
 
 
 def normalise_recovery_code(code: str) -> str:
