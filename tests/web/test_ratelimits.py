@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from tidings.core.settings import Settings
 from tidings.web.errors import TooManyRequests
 from tidings.web.ratelimits import (
+    Quota,
     RateLimits,
     address_bucket,
     open_rate_limits,
@@ -76,7 +77,8 @@ def redis_url() -> str:
 async def stored_keys(limits: RateLimits) -> list[str]:
     """Every key the storage holds, whichever the storage."""
     if isinstance(limits.storage, MemoryStorage):
-        return [*limits.storage.storage, *limits.storage.events]
+        local = [str(bucket) for bucket in limits.local.buckets()] if limits.local else []
+        return [*limits.storage.storage, *limits.storage.events, *local]
     assert isinstance(limits.storage, RedisStorage)
     prefix = limits.storage.bridge.key_prefix
     async with Redis.from_url(redis_url()) as client:
@@ -297,3 +299,10 @@ def test_garbage_in_the_environment_is_refused(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(ValidationError, match="rate_limit_api_key"):
         Settings()
 
+
+
+def test_the_fast_paths_raw_fields_say_what_the_named_fields_say() -> None:
+    quota = Quota(limit=100, window_seconds=60, remaining=42, reset_seconds=17)
+    named = {name.lower().encode(): value.encode() for name, value in quota.headers().items()}
+    assert dict(quota.raw_headers()) == named
+    assert named[b"ratelimit-policy"] == b"100;w=60"

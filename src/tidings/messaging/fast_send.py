@@ -62,7 +62,7 @@ class FastSend:
         except RateLimited as refused:  # answered here: shedding load must cost little
             scope["route"] = ROUTE
             await _answer(send, refused.status, orjson.dumps(refused.to_problem(PATH)),
-                          PROBLEM_MEDIA_TYPE, refused.quota.refusal_headers())
+                          PROBLEM_MEDIA_TYPE, _raw(refused.quota.refusal_headers()))
             return
         if checked is None:
             await self.app(scope, replay_body(body, receive), send)
@@ -71,7 +71,7 @@ class FastSend:
         created = await create_one(rt, checked.context, checked.draft)
         payload = orjson.dumps(created.model_dump(mode="json", by_alias=True))
         await _answer(send, 201, payload, "application/json",
-                      checked.quota.headers() if checked.quota else {})
+                      checked.quota.raw_headers() if checked.quota else [])
 
 
 @dataclass(frozen=True)
@@ -113,12 +113,15 @@ async def _check(rt: Services, scope: Scope, headers: dict[bytes, str], body: by
 
 
 async def _answer(send: Send, status: int, payload: bytes, content_type: str,
-                  headers: dict[str, str]) -> None:
-    raw = [(b"content-type", content_type.encode()),
-           (b"content-length", str(len(payload)).encode()),
-           *((name.lower().encode(), value.encode()) for name, value in headers.items())]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
+                  headers: list[tuple[bytes, bytes]]) -> None:
+    headers = [(b"content-type", content_type.encode()),
+               (b"content-length", b"%d" % len(payload)), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
 
 
 def _first_headers(scope: Scope) -> dict[bytes, str]:

@@ -10,10 +10,12 @@ before its credentials are looked at.
 
 The counting is the ``limits`` library's: a strategy (a fixed window by default, the
 cheapest) over a storage, in memory for one process or in Redis when
-``TIDINGS_REDIS_URL`` is set, so that several processes share the buckets. A check in
-memory costs microseconds and no database round trip. If Redis fails, requests are let
-through (and a warning logged): losing the limits for a while is better than losing
-the service.
+``TIDINGS_REDIS_URL`` is set, so that several processes share the buckets. In one
+process with the default fixed window, the windows are counted by
+``web/local_windows.py`` instead, with the same answers at a fraction of the library's
+in-memory cost (measured there). A check costs no database round trip. If Redis fails,
+requests are let through (and a warning logged): losing the limits for a while is
+better than losing the service.
 
 A refused HTTP request is a ``TooManyRequests`` problem with ``Retry-After`` and the
 ``RateLimit-Limit``, ``RateLimit-Remaining``, ``RateLimit-Reset`` and
@@ -34,7 +36,7 @@ from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from limits import RateLimitItem, RateLimitItemPerSecond, parse_many
+from limits import RateLimitItemPerSecond, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import (
     FixedWindowRateLimiter,
@@ -46,6 +48,7 @@ from limits.errors import StorageError
 
 from tidings.core.logs import get_logger
 from tidings.web.errors import TooManyRequests
+from tidings.web.local_windows import Charged, Limit, LocalWindows
 
 if TYPE_CHECKING:
     from tidings.core.settings import Settings
@@ -91,6 +94,13 @@ class Quota:
                 "RateLimit-Reset": str(self.reset_seconds),
                 "RateLimit-Policy": f"{self.limit};w={self.window_seconds}"}
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """``headers()`` as an ASGI answer carries them, for the single-send fast path."""
+        return [(b"ratelimit-limit", b"%d" % self.limit),
+                (b"ratelimit-remaining", b"%d" % self.remaining),
+                (b"ratelimit-reset", b"%d" % self.reset_seconds),
+                (b"ratelimit-policy", b"%d;w=%d" % (self.limit, self.window_seconds))]
+
     def refusal_headers(self) -> dict[str, str]:
         """For a 429: the same fields, and when to try again."""
         return {"Retry-After": str(max(1, self.reset_seconds)), **self.headers()}
@@ -112,12 +122,16 @@ class RateLimits:
                  address_key: AddressKey, closing: Callable[[], Any] | None = None) -> None:
         self.storage = storage
         self._limiter: RateLimiter = STRATEGIES[settings.rate_limit_strategy](storage)
-        self._credentials = {kind: parse_many(getattr(settings, name))
+        # One process's fixed windows are counted here, not by the library (its cost:
+        # web/local_windows.py).
+        self.local = (LocalWindows() if isinstance(storage, MemoryStorage)
+                      and settings.rate_limit_strategy == "fixed-window" else None)
+        self._credentials = {kind: _limits(getattr(settings, name))
                              for kind, name in CREDENTIAL_SETTINGS.items()}
-        self._account = parse_many(settings.rate_limit_account)
-        self._failed_logins = parse_many(settings.rate_limit_failed_logins_per_ip)
-        self._failed_binds = parse_many(settings.rate_limit_failed_binds_per_ip)
-        self._per_second: dict[int, list[RateLimitItem]] = {}
+        self._account = _limits(settings.rate_limit_account)
+        self._failed_logins = _limits(settings.rate_limit_failed_logins_per_ip)
+        self._failed_binds = _limits(settings.rate_limit_failed_binds_per_ip)
+        self._per_second: dict[int, tuple[Limit, ...]] = {}
         self._address_key = address_key
         self._closing = closing
         self._down_until = 0.0
@@ -131,15 +145,22 @@ class RateLimits:
         ``RateLimited`` (a 429) when either is spent. ``account_rps``: the account's own
         requests per second instead of the default. Returns the tighter limit's quota,
         for the answer's RateLimit fields (None if the storage failed)."""
-        credential_items, account_items = self._items(credential[0], account_rps)
-        refused = await self._charge(credential_items, ("credential", *credential))
-        if refused is None:
-            refused = await self._charge(account_items, ("account", account_id))
-        if refused is not None:
-            raise RateLimited(refused)
+        credential_limits, account_limits = self._limits_of(credential[0], account_rps)
+        plan = ((credential_limits, ("credential", *credential)),
+                (account_limits, ("account", account_id)))
+        if self.local is not None:
+            charged = self.local.charge(plan)
+            quota = _quota_of(charged)
+            if not charged.allowed:
+                raise RateLimited(quota)
+            return quota
+        for limits, bucket in plan:
+            refused = await self._charge(limits, bucket)
+            if refused is not None:
+                raise RateLimited(refused)
         return await self._quota(*min(
-            [(item, ("credential", *credential)) for item in credential_items]
-            + [(item, ("account", account_id)) for item in account_items], key=_rate_of))
+            ((limit, bucket) for limits, bucket in plan for limit in limits),
+            key=lambda pair: pair[0].rate))
 
     async def check_submit(self, *, account_id: str, bind_id: str,
                            account_rps: int | None = None) -> bool:
@@ -151,15 +172,15 @@ class RateLimits:
             return False
         return True
 
-    def _items(self, kind: str, account_rps: int | None,
-               ) -> tuple[list[RateLimitItem], list[RateLimitItem]]:
+    def _limits_of(self, kind: str, account_rps: int | None,
+                   ) -> tuple[tuple[Limit, ...], tuple[Limit, ...]]:
         credential = self._credentials.get(kind) or self._credentials[DEFAULT_CREDENTIAL]
         if account_rps is None:
             return credential, self._account
         per_second = self._per_second.get(account_rps)
         if per_second is None:  # 0 or less: nothing may go
-            per_second = self._per_second[account_rps] = [
-                RateLimitItemPerSecond(max(0, account_rps))]
+            per_second = self._per_second[account_rps] = (
+                Limit.of(RateLimitItemPerSecond(max(0, account_rps))),)
         return credential, per_second
 
     # --- failed logins and binds, per client address ------------------------------
@@ -193,53 +214,64 @@ class RateLimits:
     def _address(self, address: str) -> str:
         return self._address_key(address_bucket(address))
 
-    # --- the library --------------------------------------------------------------
+    # --- counting: this process's windows, or the library's storage ----------------
 
-    async def _charge(self, items: Sequence[RateLimitItem], bucket: Bucket) -> Quota | None:
-        """Hit each limit; the quota of the first that refused, or None."""
+    async def _charge(self, limits: Sequence[Limit], bucket: Bucket) -> Quota | None:
+        """Hit each limit in the library's storage; the quota of the first that
+        refused, or None."""
         if self._storage_down():
             return None
         try:
-            for item in items:
-                if not await self._limiter.hit(item, *bucket):
-                    return await self._stats(item, bucket)
+            for limit in limits:
+                if not await self._limiter.hit(limit.item, *bucket):
+                    return await self._stats(limit, bucket)
         except StorageError:
             self._storage_failed()
         return None
 
-    async def _note(self, items: Sequence[RateLimitItem], bucket: Bucket) -> None:
+    async def _note(self, limits: Sequence[Limit], bucket: Bucket) -> None:
+        if self.local is not None:
+            for limit in limits:
+                self.local.hit(limit, bucket)
+            return
         if self._storage_down():
             return
         try:
-            for item in items:
-                await self._limiter.hit(item, *bucket)
+            for limit in limits:
+                await self._limiter.hit(limit.item, *bucket)
         except StorageError:
             self._storage_failed()
 
-    async def _blocked(self, items: Sequence[RateLimitItem], bucket: Bucket) -> Quota | None:
+    async def _blocked(self, limits: Sequence[Limit], bucket: Bucket) -> Quota | None:
+        if self.local is not None:
+            for limit in limits:
+                standing = self.local.peek(limit, bucket)
+                if not standing.allowed:
+                    return _quota_of(standing)
+            return None
         if self._storage_down():
             return None
         try:
-            for item in items:
-                if not await self._limiter.test(item, *bucket):
-                    return await self._stats(item, bucket)
+            for limit in limits:
+                if not await self._limiter.test(limit.item, *bucket):
+                    return await self._stats(limit, bucket)
         except StorageError:
             self._storage_failed()
         return None
 
-    async def _quota(self, item: RateLimitItem, bucket: Bucket) -> Quota | None:
+    async def _quota(self, limit: Limit, bucket: Bucket) -> Quota | None:
         if self._storage_down():
             return None
         try:
-            return await self._stats(item, bucket)
+            return await self._stats(limit, bucket)
         except StorageError:
             self._storage_failed()
             return None
 
-    async def _stats(self, item: RateLimitItem, bucket: Bucket) -> Quota:
-        stats = await self._limiter.get_window_stats(item, *bucket)
+    async def _stats(self, limit: Limit, bucket: Bucket) -> Quota:
+        stats = await self._limiter.get_window_stats(limit.item, *bucket)
         reset = max(0, math.ceil(stats.reset_time - time.time()))
-        return Quota(limit=item.amount, window_seconds=item.get_expiry(),
+        return Quota(limit=limit.amount, window_seconds=limit.period,
                      remaining=max(0, stats.remaining), reset_seconds=reset)
 
     def _storage_down(self) -> bool:
@@ -257,6 +289,15 @@ class RateLimits:
             self.storage.timer.cancel()  # its expiry sweep, if one is under way
         if self._closing is not None:
             await self._closing()
+
+
+def _limits(setting: str) -> tuple[Limit, ...]:
+    return tuple(Limit.of(item) for item in parse_many(setting))
+
+
+def _quota_of(charged: Charged) -> Quota:
+    return Quota(limit=charged.limit.amount, window_seconds=charged.limit.period,
+                 remaining=charged.remaining, reset_seconds=math.ceil(charged.reset_seconds))
 
 
 # Where a request's charge is kept, so that the endpoint a fast path hands a request over
@@ -292,11 +333,6 @@ RATE_LIMIT_HEADER_DOCS: dict[str, dict[str, Any]] = {
         ("RateLimit-Limit", "Requests the tightest limit allows in its window."),
         ("RateLimit-Remaining", "Requests left in the window."),
         ("RateLimit-Reset", "Seconds until the window frees a request."))}
-
-
-def _rate_of(limit: tuple[RateLimitItem, Bucket]) -> float:
-    """Requests per second a limit allows: the lower, the tighter."""
-    return limit[0].amount / limit[0].get_expiry()
 
 
 def address_bucket(address: str) -> str:
