@@ -30,10 +30,14 @@ serve: $(STAMP)
 
 ## test: the whole suite (PostgreSQL too when TIDINGS_TEST_POSTGRES_URL is set), lint, types,
 ## the import layering ([tool.importlinter] in pyproject.toml)
+# The suite starts hundreds of `tidings` processes; each would compile our modules again
+# where the environment says not to write bytecode (PYTHONDONTWRITEBYTECODE), 0.12 s of
+# the 1.2 s a CLI command takes. compileall writes it once, whatever that says.
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
+	$(BIN)/python -m compileall -q src
 	$(BIN)/pytest $(PARALLEL) --cov --cov-report=term:skip-covered
 
 ## test-fast: the suite without the process-killing functional tests

@@ -17,10 +17,9 @@ import orjson
 import pytest
 from aiohttp import web
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import delete, func, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import delete, func, select
 
-from tests.pg import PG_ADMIN_URL, as_owner, fresh_database, role_settings
+from tests.pg import PG_ADMIN_URL, as_owner, empty_database, fresh_database, role_settings
 from tidings.accounts.models import AccountStatus
 from tidings.accounts.provision import Provisioned, provision_account
 from tidings.app import create_app
@@ -85,15 +84,7 @@ def copy_database(source: Path, target: Path) -> None:
 async def _truncate_all(rt: Runtime) -> None:
     if rt.db.is_sqlite:
         return
-    owner = create_async_engine(as_owner(rt.settings.resolved_database_url()))
-    try:
-        async with owner.begin() as conn:
-            tables = (await conn.execute(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                "AND tablename <> 'alembic_version'"))).scalars().all()
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    finally:
-        await owner.dispose()
+    await empty_database(as_owner(rt.settings.resolved_database_url()))
     # Opening the runtime checkpointed the chains an earlier test left behind.
     async with rt.vault.keystore.begin() as conn:
         await conn.execute(delete(audit_checkpoints_table))

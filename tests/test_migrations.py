@@ -21,7 +21,7 @@ from tests.conftest import TEST_ACTOR
 from tests.pg import OWNER_ROLE, PG_ADMIN_URL, as_owner, fresh_database, run_as_admin
 from tidings.core.settings import Settings
 from tidings.messaging.inbound import receive_inbound
-from tidings.migrations.run import alembic_config, upgrade
+from tidings.migrations.run import _at_head, alembic_config, head_revision, stored_revision, upgrade
 from tidings.numbers.models import NUMBER_FIELD, PhoneNumber
 from tidings.numbers.service import do_assign_number, list_numbers
 from tidings.runtime import close_runtime, migrate, open_runtime
@@ -65,6 +65,34 @@ async def test_the_latest_migration_steps_down_and_up(empty_database_url: str) -
     await asyncio.to_thread(command.downgrade, config, "-1")
     await asyncio.to_thread(command.upgrade, config, "head")
     assert await _index_differences(url) == []
+
+
+async def test_a_database_at_the_head_is_not_handed_to_alembic_again(
+        empty_database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = empty_database_url
+    assert await asyncio.to_thread(stored_revision, url) is None  # nothing there yet
+    await asyncio.to_thread(upgrade, url)
+    assert await asyncio.to_thread(stored_revision, url) == head_revision()
+    assert head_revision() is not None
+
+    handed: list[str] = []
+    real_upgrade = command.upgrade
+    monkeypatch.setattr(command, "upgrade",
+                        lambda config, revision: handed.append(revision)
+                        or real_upgrade(config, revision))
+    await asyncio.to_thread(upgrade, url)
+    assert handed == []  # at the head: the version row said so
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "-1")
+    await asyncio.to_thread(upgrade, url)
+    assert handed == ["head"]  # one behind: Alembic brings it up
+    assert await asyncio.to_thread(stored_revision, url) == head_revision()
+
+
+def test_a_version_that_cannot_be_read_leaves_the_decision_to_alembic(tmp_path: Path) -> None:
+    garbage = tmp_path / "not-a-database.db"
+    garbage.write_bytes(b"this is not SQLite" * 100)
+    assert not _at_head(f"sqlite+aiosqlite:///{garbage}")
+    assert not _at_head("postgresql+asyncpg://nobody@127.0.0.1:1/none")
 
 
 # --------------------------------------------------------------------------- 0013: roles
