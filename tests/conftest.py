@@ -44,6 +44,13 @@ hypothesis_settings.register_profile("tidings", deadline=None)
 hypothesis_settings.load_profile("tidings")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow files first (the process-level functional tests, each up to two
+    minutes): ``pytest-xdist`` hands files out in this order, so the quick ones fill the
+    end of the run instead of one core finishing a long file while the other idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh database, dropped at the end: the app role's URL (see tests/pg.py)."""
