@@ -16,6 +16,7 @@ import httpx
 import orjson
 import pytest
 from aiohttp import web
+from argon2 import PasswordHasher
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import delete, func, select
 
@@ -32,8 +33,10 @@ from tidings.migrations.run import upgrade
 from tidings.numbers.api import assign_number
 from tidings.numbers.codes import PLATFORM_ACCOUNT
 from tidings.runtime import Runtime, close_runtime, open_runtime
+from tidings.smpp_gateway import service as smpp_gateway_service
 from tidings.storage.db import SYSTEM
 from tidings.storage.vault import audit_checkpoints_table
+from tidings.users import passwords
 from tidings.webhooks.models import WebhookDelivery
 
 TEST_ACTOR = Actor("operator", "tests")
@@ -49,6 +52,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     minutes): ``pytest-xdist`` hands files out in this order, so the quick ones fill the
     end of the run instead of one core finishing a long file while the other idles."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+# argon2 as production runs it (64 MiB, three passes, four lanes) costs 130 ms a hash or a
+# check on two cores; the suite logs people in and binds SMPP clients thousands of times.
+# The same argon2id at its cheapest, but where a test is about the parameters themselves
+# (rehashing, the stand-in hash's cost): those ask for ``real_password_hashing``.
+QUICK_ARGON2 = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.fixture(autouse=True)
+def _quick_password_hashing(request: pytest.FixtureRequest,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("real_password_hashing") is None:
+        monkeypatch.setattr(passwords, "_HASHER", QUICK_ARGON2)
+        monkeypatch.setattr(smpp_gateway_service, "_HASHER", QUICK_ARGON2)
+    # The SMPP gateway's stand-in hash is made once a process: with this test's hasher.
+    smpp_gateway_service.stand_in_hash.cache_clear()
 
 
 @pytest.fixture(scope="session")

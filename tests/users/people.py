@@ -11,7 +11,7 @@ from sqlalchemy import update
 from tests.conftest import TEST_ACTOR
 from tidings.runtime import Runtime
 from tidings.storage.db import SYSTEM
-from tidings.users import totp
+from tidings.users import passwords, totp
 from tidings.users.mfa import TOTP_SECRET_COLUMN
 from tidings.users.models import User
 from tidings.users.passwords import hash_password
@@ -19,7 +19,15 @@ from tidings.users.service import create_user, user_keys
 from tidings.users.sessions import SessionPolicy, start_session
 
 PASSWORD = "Quiet-Harbour-Lantern-42"
-_HASH = hash_password(PASSWORD)  # argon2 once per test process, not per user
+_HASHES: dict[int, str] = {}  # argon2 once per test process and hasher, not per user
+
+
+def _password_hash() -> str:
+    """PASSWORD's hash under the hasher in use (tests/conftest.py may swap it)."""
+    hasher = id(passwords._HASHER)
+    if hasher not in _HASHES:
+        _HASHES[hasher] = hash_password(PASSWORD)
+    return _HASHES[hasher]
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ async def person(rt: Runtime, account_id: str, role: str, *, email: str | None =
         keys = await user_keys(rt, user)
         now = rt.clock.now()
         await session.execute(update(User).where(User.id == made.id).values(
-            password_hash=_HASH, password_temporary_until=None, password_changed_at=now,
+            password_hash=_password_hash(), password_temporary_until=None, password_changed_at=now,
             mfa_secret_enc=keys.encrypt(secret, field=TOTP_SECRET_COLUMN) if secret else None,
             mfa_enabled_at=now if secret else None))
     return Person(made.id, made.email, PASSWORD, secret)

@@ -30,6 +30,8 @@ from tidings.users.passwords import (
 # Cheap settings for the hashes of earlier passwords, so the reuse tests stay quick:
 # verify_password reads the settings from each hash.
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+# What production hashes with: these tests are about its parameters (tests/conftest.py).
+pytestmark = pytest.mark.real_password_hashing
 
 # Each rule with a password that breaks it and only it, and the same password mended,
 # which the whole policy accepts: so a rule fires for its own reason and no other.
