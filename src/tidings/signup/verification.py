@@ -9,7 +9,7 @@ transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 
@@ -38,8 +38,6 @@ from tidings.users.models import User, UserStatus
 from tidings.web.errors import Conflict, InvalidRequest, NotFound
 
 TABLE = "account_verifications"
-DETAIL_FIELDS = ["legal_name", "country", "registration_number", "contact_name",
-                 "contact_email", "contact_phone", "intended_use"]
 
 
 class Outcome(StrEnum):
@@ -59,6 +57,9 @@ class Details:
     contact_email: str
     contact_phone: str | None
     intended_use: str
+
+
+DETAIL_FIELDS = [field.name for field in fields(Details)]  # what the audit event names
 
 
 @dataclass(frozen=True)
