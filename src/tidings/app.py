@@ -21,6 +21,8 @@ from tidings.numbers.api import router as numbers_router
 from tidings.operators.api import router as ops_router
 from tidings.operators.break_glass_api import account_router as break_glass_router
 from tidings.operators.break_glass_api import operator_router as operator_break_glass_router
+from tidings.portal.errors import error_page
+from tidings.portal.routes import install_portal
 from tidings.routing.api import router as operator_router
 from tidings.runtime import close_runtime, open_runtime
 from tidings.signup.api import operator_router as operator_signup_router
@@ -64,11 +66,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     app = FastAPI(title="Tidings", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, docs_url=None, redoc_url=None)
-    install_error_handlers(app)
+    install_error_handlers(app, pages=error_page)
     install_api_docs(app)
     install_openapi(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_portal(app)  # /portal and /operator: pages, not in the OpenAPI description
     app.add_middleware(FastSend)  # inside the body limit and the access log
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)  # outermost: ids, the access log and metrics see all

@@ -26,6 +26,8 @@ from tidings.accounts.deps import Require
 from tidings.accounts.permissions import Permission, Role, allows
 from tidings.app import ROUTERS
 from tidings.operators.deps import get_operator
+from tidings.portal.deps import PageRequire
+from tidings.portal.routes import PAGE_ROUTERS
 from tidings.runtime import Runtime
 from tidings.users.deps import Person
 from tidings.web.deps import open_to_anyone
@@ -34,17 +36,18 @@ OPERATOR, PUBLIC, PERSON = "operator", "anyone", "the signed-in person"
 
 
 def routes() -> Iterator[APIRoute]:
-    for router in ROUTERS:
+    """The API's routes and the portal's pages."""
+    for router in (*ROUTERS, *PAGE_ROUTERS):
         for route in router.routes:
             assert isinstance(route, APIRoute), route
             yield route
 
 
-def declared(dependant: Dependant) -> list[Require | str]:
+def declared(dependant: Dependant) -> list[Require | PageRequire | str]:
     """What a route's dependencies declare about its callers, in the order they run."""
-    found: list[Require | str] = []
+    found: list[Require | PageRequire | str] = []
     for sub in dependant.dependencies:
-        if isinstance(sub.call, Require):
+        if isinstance(sub.call, Require | PageRequire):
             found.append(sub.call)
         elif sub.call is get_operator:
             found.append(OPERATOR)

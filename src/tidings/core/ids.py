@@ -17,3 +17,10 @@ def new_id(prefix: str) -> str:
     millis = time.time_ns() // 1_000_000
     value = (millis << 80) | int.from_bytes(os.urandom(10), "big")  # 48 + 80 bits
     return prefix + "_" + "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+
+
+def id_floor(prefix: str, at_millis: int) -> str:
+    """The smallest id ``new_id(prefix)`` can give at ``at_millis`` (Unix milliseconds) or
+    later: ``id >= id_floor(...)`` picks rows created since then through the id's index."""
+    value = at_millis << 80
+    return prefix + "_" + "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])

@@ -188,6 +188,7 @@ class MessageFilters:
     direction: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    error_code: str | None = None
 
 
 async def list_messages(session: AsyncSession, *, tenant: str, keys: TenantKeys,
@@ -204,6 +205,8 @@ async def list_messages(session: AsyncSession, *, tenant: str, keys: TenantKeys,
         query = query.where(Message.channel == filters.channel)
     if filters.direction:
         query = query.where(Message.direction == filters.direction)
+    if filters.error_code:
+        query = query.where(Message.error_code == filters.error_code)
     if filters.created_after:
         query = query.where(Message.created_at >= filters.created_after)
     if filters.created_before:

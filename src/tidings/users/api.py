@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
 from fastapi import APIRouter, Request, Response
 
 from tidings.accounts.auth import Principal
@@ -15,7 +12,7 @@ from tidings.core.services import Services
 from tidings.storage.db import SYSTEM
 from tidings.users.credentials import change_password
 from tidings.users.deps import EnrollingPerson, SignedInPerson
-from tidings.users.login import LoggedIn, complete_second_factor, log_in
+from tidings.users.login import LoggedIn, complete_second_factor, failures_counted, log_in
 from tidings.users.mfa import begin_enrolment, confirm_enrolment
 from tidings.users.models import User
 from tidings.users.password_reset import complete_reset, request_reset
@@ -48,7 +45,7 @@ from tidings.users.service import (
 )
 from tidings.users.sessions import SessionUser, end_session
 from tidings.web.deps import PROBLEMS_OF_API_KEY_ROUTES, KnownQueryOnly, RuntimeDep, public
-from tidings.web.errors import Forbidden, InvalidRequest, NotFound, Unauthorized, problem_responses
+from tidings.web.errors import Forbidden, InvalidRequest, NotFound, problem_responses
 
 auth_router = APIRouter(prefix="/v1/auth", tags=["auth"])
 users_router = APIRouter(prefix="/v1/users", tags=["users"],
@@ -66,28 +63,11 @@ async def _logged_in(rt: Services, done: LoggedIn) -> LoginOut:
                     user=user_out(await user_view(rt, done.user)))
 
 
-# Failed logins count against the client's address too (web/ratelimits.py): past the
-# limit, a login from there is refused before the e-mail or the code is looked at.
-FAILED_LOGIN_CODES = frozenset({"invalid_credentials", "invalid_code"})
-
-
-@contextlib.asynccontextmanager
-async def _failures_counted(rt: Services, request: Request) -> AsyncIterator[None]:
-    address = request.client.host if request.client else ""
-    await rt.rate_limits.refuse_blocked_login(address)
-    try:
-        yield
-    except Unauthorized as refused:
-        if refused.code in FAILED_LOGIN_CODES:
-            await rt.rate_limits.note_failed_login(address)
-        raise
-
-
 @auth_router.post("/login", response_model=LoginOut | SecondFactorOut, summary="Log in",
                   operation_id="log_in", dependencies=[public],
                   responses=problem_responses(400, 401, 429))
 async def login(body: Login, rt: RuntimeDep, request: Request) -> LoginOut | SecondFactorOut:
-    async with _failures_counted(rt, request):
+    async with failures_counted(rt, _address(request)):
         outcome = await log_in(rt, email=body.email, password=body.password)
     if isinstance(outcome, LoggedIn):
         return await _logged_in(rt, outcome)
@@ -98,7 +78,7 @@ async def login(body: Login, rt: RuntimeDep, request: Request) -> LoginOut | Sec
                   operation_id="log_in_second_factor", dependencies=[public],
                   responses=problem_responses(400, 401, 429))
 async def second_factor(body: SecondFactor, rt: RuntimeDep, request: Request) -> LoginOut:
-    async with _failures_counted(rt, request):
+    async with failures_counted(rt, _address(request)):
         done = await complete_second_factor(rt, challenge=body.challenge, code=body.code)
     return await _logged_in(rt, done)
 
@@ -217,6 +197,10 @@ async def update(user_id: str, body: UpdateUser, rt: RuntimeDep,
                              role=body.role, disabled=body.disabled, actor=principal.actor)
     rt.auth.invalidate()
     return user_out(view)
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else ""
 
 
 def _check_grantable(principal: Principal, role: str) -> None:

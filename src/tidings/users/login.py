@@ -16,6 +16,8 @@ secret and lives five minutes; wrong codes count as failed log-ins.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -101,6 +103,24 @@ async def complete_second_factor(rt: Services, *, challenge: str, code: str) -> 
         await _failed(rt, user, now, reason="second_factor")
         raise _invalid_code()
     return await _succeeded(rt, user, now)
+
+
+# Failed logins count against the client's address too (web/ratelimits.py): past the
+# limit, a login from there is refused before the e-mail or the code is looked at.
+FAILED_LOGIN_CODES = frozenset({"invalid_credentials", "invalid_code"})
+
+
+@contextlib.asynccontextmanager
+async def failures_counted(rt: Services, address: str) -> AsyncIterator[None]:
+    """Around a log-in step from ``address``: refused while the address is blocked, and a
+    wrong password or code counted against it (the API and the portal alike)."""
+    await rt.rate_limits.refuse_blocked_login(address)
+    try:
+        yield
+    except Unauthorized as refused:
+        if refused.code in FAILED_LOGIN_CODES:
+            await rt.rate_limits.note_failed_login(address)
+        raise
 
 
 def _may_try(user: User, now: datetime) -> bool:

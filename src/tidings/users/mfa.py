@@ -53,6 +53,21 @@ async def begin_enrolment(rt: Services, *, user_id: str, email: str) -> Enrolmen
     return Enrolment(secret, uri, totp.qr_svg(uri))
 
 
+async def pending_or_new_enrolment(rt: Services, *, user_id: str, email: str) -> Enrolment:
+    """The secret waiting for its first code, else a new one: a page drawn again (a
+    reload, a wrong code) shows the QR code the app has already scanned."""
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        user = await session.get(User, user_id)
+        if user is None:
+            raise NotFound("No such user.", code="user_not_found")
+        if user.mfa_enabled_at is None and user.mfa_secret_enc is not None:
+            keys = await user_keys(rt, user)
+            secret = keys.decrypt(user.mfa_secret_enc, field=TOTP_SECRET_COLUMN)
+            uri = totp.provisioning_uri(secret, account_name=email)
+            return Enrolment(secret, uri, totp.qr_svg(uri))
+    return await begin_enrolment(rt, user_id=user_id, email=email)
+
+
 async def confirm_enrolment(rt: Services, *, user_id: str, code: str) -> list[str]:
     """Put the pending secret in force with a code from the app; the recovery codes."""
     now = rt.clock.now()

@@ -110,6 +110,13 @@ async def end_session(session: AsyncSession, *, session_id: str, now: datetime) 
                           .values(ended_at=now))
 
 
+async def end_session_of_token(session: AsyncSession, *, token: str, now: datetime) -> None:
+    """Log-out where the token is at hand rather than its session (a browser's cookie)."""
+    await session.execute(update(UserSession).where(UserSession.token_hash == hash_token(token),
+                                                    UserSession.ended_at.is_(None))
+                          .values(ended_at=now))
+
+
 async def end_sessions_of(session: AsyncSession, *, user_id: str, now: datetime,
                           keep: str | None = None) -> None:
     """End every open session of a user but ``keep`` (the one that made a change)."""

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 if TYPE_CHECKING:  # FastAPI is imported by the app, not by every user of these errors
+    from collections.abc import Callable
+
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -144,23 +146,36 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> Proble
     return ProblemResponse(err.to_problem(request.url.path), status_code=err.status)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, *,
+                           pages: Callable[[Request, TidingsError], Response | None] | None
+                           = None) -> None:
+    """Errors become problem+json; ``pages`` may answer those of a web page instead (it
+    returns None for a request that is not a page's)."""
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    @app.exception_handler(TidingsError)
-    async def _tidings(request: Request, exc: TidingsError) -> ProblemResponse:
-        headers = exc.extra.pop("headers", None)
-        return ProblemResponse(exc.to_problem(request.url.path), status_code=exc.status,
+    def answer(request: Request, err: TidingsError) -> Response:
+        page = pages(request, err) if pages is not None else None
+        if page is not None:
+            return page
+        headers = err.extra.pop("headers", None)
+        return ProblemResponse(err.to_problem(request.url.path), status_code=err.status,
                                headers=headers)
 
+    @app.exception_handler(TidingsError)
+    async def _tidings(request: Request, exc: TidingsError) -> Response:
+        return answer(request, exc)
+
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> ProblemResponse:
-        return _validation_problem(request, exc)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        problem = _validation_problem(request, exc)
+        page = pages(request, InvalidRequest("The form was not filled in as it should be.",
+                                             code="validation_failed")) if pages else None
+        return page if page is not None else problem
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         err = TidingsError(str(exc.detail), code=code, status=exc.status_code)
         err.title = str(exc.detail)
-        return ProblemResponse(err.to_problem(request.url.path), status_code=exc.status_code)
+        return answer(request, err)

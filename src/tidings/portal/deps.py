@@ -1,0 +1,116 @@
+"""Who looks at a page, and whether they may: the same principal and the same permission
+matrix as the API (``accounts/deps.py``), from the session cookie instead of a header.
+
+Without a valid session the browser goes to the log-in page and, once logged in, comes
+back to where it was (``LoginRequired``); a person who must first change a password or
+enrol a second factor goes to that page (``GateRedirect``); a missing permission is a 403
+page. Every unsafe request is checked for the form token first (``csrf.check``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote, urlsplit
+
+from fastapi import Depends, Request
+
+from tidings.accounts.auth import Principal
+from tidings.accounts.deps import check_permission
+from tidings.accounts.permissions import Permission
+from tidings.core.services import Services
+from tidings.portal import csrf, session_cookie
+from tidings.users.sessions import MFA_REQUIRED, PASSWORD_CHANGE_REQUIRED
+from tidings.web.deps import RuntimeDep
+from tidings.web.errors import Unauthorized
+from tidings.web.ratelimits import charge_once
+
+LOGIN_PATH = "/portal/login"
+GATE_PAGES = {PASSWORD_CHANGE_REQUIRED: "/portal/password", MFA_REQUIRED: "/portal/mfa"}
+
+
+class LoginRequired(Exception):
+    """No valid session: to the log-in page, then back to ``next_path``."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.location = f"{LOGIN_PATH}?next={quote(next_path, safe='/')}"
+
+
+class GateRedirect(Exception):
+    """The person must see to something first (``users/sessions.py``'s gates)."""
+
+    def __init__(self, gate: str) -> None:
+        super().__init__(gate)
+        self.location = GATE_PAGES[gate]
+
+
+def safe_next(raw: str | None) -> str:
+    """Where to go after logging in: a path of the portal, never another site."""
+    if raw and raw.startswith("/portal") and not raw.startswith("/portal/login") \
+            and "//" not in raw and "\\" not in raw and len(raw) < 500:
+        return raw
+    return "/portal"
+
+
+async def page_principal(request: Request, rt: Services, *,
+                         on_behalf_of: str | None = None) -> Principal:
+    token = session_cookie.token_of(request)
+    if token is None:
+        raise LoginRequired(_here(request))
+    client = request.client.host if request.client else None
+    try:
+        principal = await rt.auth.authenticate(f"Bearer {token}", on_behalf_of,
+                                               client_ip=client)
+    except Unauthorized:
+        raise LoginRequired(_here(request)) from None
+    await charge_once(rt.rate_limits, request.scope, account_id=principal.account_id,
+                      credential=(principal.actor.type, principal.actor.id),
+                      account_rps=await rt.account_rights.requests_per_second(
+                          principal.account_id))
+    return principal
+
+
+async def acting_on(request: Request, rt: Services, account_id: str,
+                    permission: Permission) -> Principal:
+    """The person's principal on ``account_id``, a sub-account of theirs (as the API's
+    ``Tidings-Account`` header); ``NotFound`` for any other account."""
+    principal = await page_principal(request, rt, on_behalf_of=account_id)
+    check_permission(principal, permission)
+    return principal
+
+
+def _here(request: Request) -> str:
+    """The page to come back to: this one, or for a form or an htmx request the page
+    it was sent from."""
+    if request.method == "GET" and not request.headers.get("hx-request"):
+        query = f"?{request.url.query}" if request.url.query else ""
+        return request.url.path + query
+    current = urlsplit(request.headers.get("hx-current-url") or request.headers.get("referer")
+                       or "")
+    path = current.path + (f"?{current.query}" if current.query else "")
+    return safe_next(path)
+
+
+class PageRequire:
+    """A page's declared permission (None: any member of the account), checked for the
+    person behind the session cookie: ``accounts.deps.Require`` for pages.
+    ``tests/api/test_route_permissions.py`` walks the pages with the routes."""
+
+    def __init__(self, permission: Permission | None, *,
+                 passes: frozenset[str] = frozenset()) -> None:
+        self.permission, self.passes = permission, passes
+
+    async def __call__(self, request: Request, rt: RuntimeDep) -> Principal:
+        await csrf.check(request)
+        principal = await page_principal(request, rt)
+        if principal.gate is not None and principal.gate not in self.passes:
+            raise GateRedirect(principal.gate)
+        check_permission(principal, self.permission, passes=self.passes)
+        return principal
+
+
+_P = Permission
+PageMember = Annotated[Principal, Depends(PageRequire(None))]
+PageReadMessages = Annotated[Principal, Depends(PageRequire(_P.MESSAGES_READ))]
+PageSendMessages = Annotated[Principal, Depends(PageRequire(_P.MESSAGES_SEND))]
+PageReadReports = Annotated[Principal, Depends(PageRequire(_P.REPORTS_READ))]

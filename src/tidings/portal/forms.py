@@ -1,0 +1,35 @@
+"""Reading a form's fields with a message a person understands, shown next to the field.
+
+FastAPI would answer a missing or malformed form field with a ``400`` problem; a page
+takes every field as text (empty when missing) and checks it here, so that the form
+comes back filled in, with the message beside the field that needs it, and nothing
+changed.
+"""
+
+from __future__ import annotations
+
+from tidings.portal.templating import gettext as _
+
+
+class FormErrors(dict[str, str]):
+    """Field name → what is wrong with it; ``""`` for the form as a whole."""
+
+    def add(self, field: str, message: str) -> FormErrors:
+        self.setdefault(field, message)
+        return self
+
+
+def text_field(errors: FormErrors, name: str, raw: str, *, label: str, max_length: int,
+               required: bool = True, strip: bool = True) -> str:
+    """``raw`` checked: present when required, at most ``max_length`` characters, no
+    control characters; what to use (stripped unless ``strip`` is False)."""
+    value = raw.strip() if strip else raw
+    if required and not value.strip():
+        errors.add(name, _("Enter the %(label)s.") % {"label": _(label).lower()})
+    elif len(value) > max_length:
+        errors.add(name, _("%(label)s is too long: at most %(max)d characters.")
+                   % {"label": _(label), "max": max_length})
+    elif any(ord(c) < 32 and c not in "\r\n\t" for c in value):
+        errors.add(name, _("%(label)s holds characters that cannot be typed.")
+                   % {"label": _(label)})
+    return value
