@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from tidings.core.ids import new_id
+from tidings.core.ids import id_floor, new_id
 
 ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -52,3 +52,14 @@ def test_ids_sort_by_creation_time_and_do_not_repeat() -> None:
     later = new_id("evt")
     assert len(set(first)) == 1000
     assert all(earlier < later for earlier in first)
+
+
+def test_an_id_floor_sorts_below_every_id_made_from_then_on_and_above_earlier_ones() -> None:
+    before = new_id("msg")
+    time.sleep(0.002)
+    now_ms = time.time_ns() // 1_000_000
+    floor = id_floor("msg", now_ms)
+    after = new_id("msg")
+    assert before < floor <= after
+    assert floor == "msg_" + _base32(now_ms, 10) + "0" * 16
+    assert id_floor("msg", now_ms + 1) > floor
