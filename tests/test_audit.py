@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select, text, update
 
@@ -476,3 +477,20 @@ def test_cli_verify_without_the_servers_keys_says_so(
     assert result.returncode == 1, result.stdout + result.stderr
     assert "no master key at" in result.stderr
     assert not (tmp_path / "data-keys").exists()  # no key was made up
+
+
+async def test_the_api_verifies_the_callers_chain_only(
+        client: httpx.AsyncClient, rt: Runtime, sealed: tuple[Tenant, Tenant]) -> None:
+    acme, globex = sealed
+    intact = await client.post("/v1/audit-events/verify", headers=acme.headers)
+    assert intact.status_code == 200, intact.text
+    assert intact.json() == {"intact": True, "sealed_events": 5, "unsealed_events": 0,
+                             "problems": []}
+    first = (await chain(rt, globex.id))[0]
+    await execute(rt, "UPDATE audit_events SET actor_id = 'mallory' WHERE id = :id",
+                  id=first.id)
+    assert (await client.post("/v1/audit-events/verify", headers=acme.headers)).json()[
+        "intact"] is True  # another tenant's break is not Acme's, nor shown to it
+    broken = (await client.post("/v1/audit-events/verify", headers=globex.headers)).json()
+    assert broken["intact"] is False
+    assert len(broken["problems"]) == 1

@@ -15,6 +15,7 @@ from sqlalchemy import Select, select
 
 from tidings.accounts.deps import MayReadAudit
 from tidings.audit.models import AuditEvent
+from tidings.audit.verify import verify
 from tidings.web.deps import PROBLEMS_OF_API_KEY_ROUTES, KnownQueryOnly, RuntimeDep
 from tidings.web.errors import InvalidRequest
 
@@ -94,3 +95,21 @@ def _out(event: AuditEvent) -> AuditEventOut:
                          action=event.action, table=event.table_name, row_id=event.row_id,
                          fields=list(event.fields), created_at=event.created_at,
                          sealed=event.seq is not None)
+
+
+class ChainCheckOut(BaseModel):
+    intact: bool = Field(description="No event of the chain is missing, changed or re-sealed, "
+                                     "and it reaches its checkpoint.")
+    sealed_events: int
+    unsealed_events: int = Field(description="Not in the chain yet (sealed within seconds).")
+    problems: list[str] = Field(description="The first break, if any.")
+
+
+@router.post("/verify", response_model=ChainCheckOut,
+             summary="Check the account's audit chain (reads only)",
+             operation_id="verify_audit_chain")
+async def verify_endpoint(rt: RuntimeDep, principal: MayReadAudit) -> ChainCheckOut:
+    """What ``tidings audit verify --account`` checks, for the account itself."""
+    report = await verify(rt.db, rt.audit_chain, tenant=principal.tenant)
+    return ChainCheckOut(intact=report.ok, sealed_events=report.sealed_events,
+                         unsealed_events=report.unsealed_events, problems=report.problems)

@@ -8,6 +8,8 @@ changed.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from tidings.portal.templating import gettext as _
 
 
@@ -33,3 +35,12 @@ def text_field(errors: FormErrors, name: str, raw: str, *, label: str, max_lengt
         errors.add(name, _("%(label)s holds characters that cannot be typed.")
                    % {"label": _(label)})
     return value
+
+
+def schema_errors(errors: FormErrors, invalid: ValidationError, fields: set[str]) -> FormErrors:
+    """A schema's complaints, each beside its field (else at the top of the form)."""
+    for error in invalid.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        field = loc[0] if loc and loc[0] in fields else ""
+        errors.add(field, error.get("msg", ""))
+    return errors

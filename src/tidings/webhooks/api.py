@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field
 
 from tidings.accounts.deps import MayManageWebhooks
 from tidings.web.deps import PROBLEMS_OF_API_KEY_ROUTES, KnownQueryOnly, RuntimeDep
+from tidings.web.errors import problem_responses
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
-from tidings.webhooks.service import get_delivery, list_deliveries
+from tidings.webhooks.service import DELIVER_JOB, get_delivery, list_deliveries, resend_delivery
 
 router = APIRouter(prefix="/v1/webhook-deliveries", tags=["webhooks"],
                    responses=PROBLEMS_OF_API_KEY_ROUTES)
@@ -93,3 +94,17 @@ async def read_delivery(delivery_id: str, rt: RuntimeDep,
         delivery, attempts = await get_delivery(session, tenant=principal.tenant,
                                                 delivery_id=delivery_id[:40])
     return delivery_out(delivery, attempts)
+
+
+@router.post("/{delivery_id}/resend", status_code=201, response_model=DeliveryOut,
+             summary="Send a finished delivery's event again",
+             operation_id="resend_webhook_delivery", responses=problem_responses(409))
+async def resend(delivery_id: str, rt: RuntimeDep, principal: MayManageWebhooks) -> DeliveryOut:
+    """A new delivery of the same event (same ``Tidings-Event-Id``) to the same URL."""
+    async with rt.db.transaction(tenant=principal.tenant) as session:
+        resent = await resend_delivery(session, tenant=principal.tenant,
+                                       delivery_id=delivery_id[:40], actor=principal.actor,
+                                       now=rt.clock.now())
+        out = delivery_out(resent)
+    rt.wakeups.notify(DELIVER_JOB)
+    return out

@@ -10,11 +10,12 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.audit.service import Actor, audit_row, record
 from tidings.core.ids import new_id
 from tidings.jobs.outbox import enqueue_rows, job_row
 from tidings.storage.bulk import insert_many
 from tidings.storage.db import SessionOrConnection
-from tidings.web.errors import NotFound
+from tidings.web.errors import Conflict, NotFound
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 
 DELIVERIES = cast(Table, WebhookDelivery.__table__)
@@ -87,3 +88,27 @@ async def get_delivery(session: AsyncSession, *, tenant: str,
         WebhookAttempt.delivery_id == delivery_id, WebhookAttempt.tenant_id == tenant)
         .order_by(WebhookAttempt.number))
     return delivery, list(attempts.all())
+
+
+async def resend_delivery(session: AsyncSession, *, tenant: str, delivery_id: str,
+                          actor: Actor, now: datetime) -> WebhookDelivery:
+    """Send a finished delivery's event once more, as a new delivery: the same event id
+    (``Tidings-Event-Id``, so a receiver that keeps ids sees a repeat), the same URL,
+    attempts counted afresh. One still being delivered is a ``Conflict``: it is already
+    on its way, and resending it would send it twice."""
+    original, _ = await get_delivery(session, tenant=tenant, delivery_id=delivery_id)
+    if original.status == "pending":
+        raise Conflict("This delivery is still being attempted; wait for its outcome.",
+                       code="webhook_delivery_pending")
+    batch = WebhookBatch.empty()
+    batch.add(tenant=tenant, message_id=original.message_id, sequence=original.sequence,
+              event_type=original.event_type, urls=[original.url], now=now)
+    [row] = batch.deliveries
+    row["event_id"] = original.event_id
+    await batch.flush(session)
+    await record(session, [audit_row(tenant=tenant, actor=actor, action="webhook.resend",
+                                     table="webhook_deliveries", row_id=row["id"],
+                                     fields=["event_id", "url"], now=now)])
+    resent = await session.get(WebhookDelivery, row["id"])
+    assert resent is not None
+    return resent
