@@ -8,12 +8,22 @@ from fastapi import FastAPI
 from tidings.portal.assets import STATIC_PATH, PortalStatic
 from tidings.portal.deps import GateRedirect, LoginRequired
 from tidings.portal.errors import login_required
-from tidings.portal.pages import audit, auth, dashboard, keys, messages, send, team, webhooks
+from tidings.portal.pages import (
+    audit,
+    auth,
+    dashboard,
+    keys,
+    messages,
+    numbers,
+    send,
+    team,
+    webhooks,
+)
 from tidings.portal.security import PageHeaders
 
 # Every router of pages; the route-permission test walks these with the API's.
 PAGE_ROUTERS = (auth.router, dashboard.router, messages.router, send.router, keys.router,
-                webhooks.router, team.router, audit.router)
+                webhooks.router, numbers.router, team.router, audit.router)
 
 
 def install_portal(app: FastAPI) -> None:
