@@ -15,6 +15,7 @@ from tidings.core.settings import Settings
 from tidings.mail.api import operator_router as operator_notices_router
 from tidings.messaging.api import router as messages_router
 from tidings.messaging.fast_send import FastSend
+from tidings.messaging.reports_api import router as reports_router
 from tidings.messaging.sandbox_api import router as sandbox_router
 from tidings.numbers.api import operator_router as operator_numbers_router
 from tidings.numbers.api import router as numbers_router
@@ -50,7 +51,7 @@ ROUTERS = (messages_router, accounts_router, auth_router, users_router, audit_ro
            break_glass_router, numbers_router, webhooks_router, sandbox_router,
            operator_router, operator_numbers_router, operator_break_glass_router,
            operator_notices_router, whatsapp_router, ops_router, signup_router,
-           verification_router, operator_signup_router)
+           verification_router, operator_signup_router, reports_router)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
