@@ -9,7 +9,7 @@ LOCK   := requirements/constraints.txt
 # fixture starts once and no test leans on another file's leftovers.
 PARALLEL := -n auto --dist loadfile
 
-.PHONY: serve test test-fast lint bench lock clean
+.PHONY: serve test test-fast lint bench lock clean chromium
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +33,18 @@ serve: $(STAMP)
 # The suite starts hundreds of `tidings` processes; each would compile our modules again
 # where the environment says not to write bytecode (PYTHONDONTWRITEBYTECODE), 0.12 s of
 # the 1.2 s a CLI command takes. compileall writes it once, whatever that says.
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m compileall -q src
 	$(BIN)/pytest $(PARALLEL) --cov --cov-report=term:skip-covered
+
+## chromium: Debian's chromium, the browser of the portal's tests (tests/portal/browser)
+# Playwright drives the system's browser: `playwright install` would download one of its
+# own, which an offline machine cannot, and Debian keeps chromium patched for us.
+chromium:
+	command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
 
 ## test-fast: the suite without the process-killing functional tests
 test-fast: $(STAMP)

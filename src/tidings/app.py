@@ -19,6 +19,7 @@ from tidings.messaging.reports_api import router as reports_router
 from tidings.messaging.sandbox_api import router as sandbox_router
 from tidings.numbers.api import operator_router as operator_numbers_router
 from tidings.numbers.api import router as numbers_router
+from tidings.operators.accounts_api import router as operator_accounts_router
 from tidings.operators.api import router as ops_router
 from tidings.operators.break_glass_api import account_router as break_glass_router
 from tidings.operators.break_glass_api import operator_router as operator_break_glass_router
@@ -51,7 +52,8 @@ ROUTERS = (messages_router, accounts_router, auth_router, users_router, audit_ro
            break_glass_router, numbers_router, webhooks_router, sandbox_router,
            operator_router, operator_numbers_router, operator_break_glass_router,
            operator_notices_router, whatsapp_router, ops_router, signup_router,
-           verification_router, operator_signup_router, reports_router)
+           verification_router, operator_signup_router, reports_router,
+           operator_accounts_router)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:

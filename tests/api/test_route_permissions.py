@@ -26,7 +26,7 @@ from tidings.accounts.deps import Require
 from tidings.accounts.permissions import Permission, Role, allows
 from tidings.app import ROUTERS
 from tidings.operators.deps import get_operator
-from tidings.portal.deps import PageRequire
+from tidings.portal.deps import OperatorPage, PagePerson, PageRequire
 from tidings.portal.routes import PAGE_ROUTERS
 from tidings.runtime import Runtime
 from tidings.users.deps import Person
@@ -49,11 +49,11 @@ def declared(dependant: Dependant) -> list[Require | PageRequire | str]:
     for sub in dependant.dependencies:
         if isinstance(sub.call, Require | PageRequire):
             found.append(sub.call)
-        elif sub.call is get_operator:
+        elif sub.call is get_operator or isinstance(sub.call, OperatorPage):
             found.append(OPERATOR)
         elif sub.call is open_to_anyone:
             found.append(PUBLIC)
-        elif isinstance(sub.call, Person):
+        elif isinstance(sub.call, Person | PagePerson):
             found.append(PERSON)
         found += declared(sub)
     return found

@@ -102,13 +102,13 @@ async def test_a_wrong_password_and_an_unknown_address_look_alike(
 
 
 @pytest.mark.parametrize(("fields", "field", "message"), [
-    ({"email": "", "password": "x"}, "email", "Enter the email."),
-    ({"email": "a@example.com", "password": ""}, "password", "Enter the password."),
+    ({"email": "", "password": "x"}, "email", "Email: this field is required."),
+    ({"email": "a@example.com", "password": ""}, "password", "Password: this field is required."),
     ({"email": "a" * 400 + "@example.com", "password": "x"}, "email",
      "Email is too long: at most 320 characters."),
     ({"email": "a\x00b@example.com", "password": "x"}, "email",
      "Email holds characters that cannot be typed."),
-    ({}, "email", "Enter the email."),
+    ({}, "email", "Email: this field is required."),
 ])
 async def test_bad_login_input_is_shown_next_to_its_field(
         client: httpx.AsyncClient, rt: Runtime, fields: dict[str, str], field: str,
@@ -185,7 +185,7 @@ async def test_an_owner_without_a_second_factor_enrols_one(
     assert gated.status_code == 303
     assert gated.headers["location"] == "/portal/mfa"
     page = await client.get("/portal/mfa")
-    assert 'src="data:image/svg+xml;base64,' in page.text
+    assert 'src="data:image/svg+xml;charset=utf-8,' in page.text
     secret = page.text.split('id="totp-secret">')[1].split("<")[0]
     token = form_token(page)
     wrong = await client.post("/portal/mfa", data={"_csrf": token, "code": "123"})

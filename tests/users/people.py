@@ -42,10 +42,11 @@ class Person:
         return pyotp.TOTP(self.totp_secret).at(now)
 
 
-async def person(rt: Runtime, account_id: str, role: str, *, email: str | None = None,
-                 mfa: bool = True) -> Person:
-    """A user who chose ``PASSWORD`` and, with ``mfa``, enrolled an authenticator app."""
-    address = email or f"{role}.{account_id[-8:]}@example.com"
+async def person(rt: Runtime, account_id: str | None, role: str, *,
+                 email: str | None = None, mfa: bool = True) -> Person:
+    """A user who chose ``PASSWORD`` and, with ``mfa``, enrolled an authenticator app;
+    ``account_id`` None: a member of the operator's staff."""
+    address = email or f"{role}.{(account_id or 'staff')[-8:]}@example.com"
     made = await create_user(rt, account_id=account_id, email=address, role=role,
                              actor=TEST_ACTOR)
     secret = totp.new_secret() if mfa else None

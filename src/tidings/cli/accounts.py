@@ -17,11 +17,10 @@ from tidings.accounts.service import (
     get_account,
     list_accounts,
 )
-from tidings.accounts.suspension import OPERATOR, do_set_status
 from tidings.cli.common import emit, operator_actor, with_runtime
 from tidings.cli.verifications import reject, verifications, verify
-from tidings.mail.account_notices import queue_suspension_notice
 from tidings.messaging.schemas import URL_PATTERN
+from tidings.operators.account_status import set_account_status
 from tidings.runtime import Runtime
 from tidings.webhooks.destinations import check_webhook_url
 from tidings.webhooks.subscriptions import CHOICES, statuses_out
@@ -86,17 +85,10 @@ def set_status(account_id: str, status: str, reason: str | None) -> None:
     """Suspend, reactivate or terminate an account; a suspension holds back everything
     below it too, open SMPP binds included, and only the operator lifts its own."""
     async def work(rt: Runtime) -> None:
-        async with rt.db.transaction(tenant=account_id) as session:
-            account = await get_account(session, account_id=account_id)
-            keys = await rt.vault.keys_for(account.id)  # once it is known to exist
-            newly_suspended = (status == AccountStatus.SUSPENDED
-                               and account.status != AccountStatus.SUSPENDED)
-            await do_set_status(session, account=account, keys=keys,
-                                status=AccountStatus(status), reason=reason, by=OPERATOR,
-                                actor=operator_actor(), now=rt.clock.now())
-            notified = await queue_suspension_notice(
-                rt, session, account=account, reason=reason, actor=operator_actor(),
-                now=rt.clock.now()) if newly_suspended else 0
+        done = await set_account_status(rt, account_id=account_id,
+                                        status=AccountStatus(status), reason=reason,
+                                        actor=operator_actor())
+        notified = done.owners_notified
         click.echo(f"{account_id}: {status}"
                    + (f" ({notified} owner(s) notified by mail)" if notified else ""))
     with_runtime(work)

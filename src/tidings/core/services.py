@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from tidings.audit.chain import AuditChain
     from tidings.connectors.base import DeliveryReport, InboundMessage
     from tidings.connectors.registry import ConnectorRegistry
+    from tidings.connectors.smpp.stats import SmppSnapshot
     from tidings.core.clock import Clock
     from tidings.core.settings import Settings
     from tidings.jobs.wakeups import Wakeups
@@ -53,6 +54,9 @@ class Services(Protocol):
     @property
     def audit_chain(self) -> AuditChain:
         """The audit chains' key and checkpoints."""
+
+    def smpp_snapshots(self) -> list[tuple[str, SmppSnapshot]]:
+        """Each SMPP connector running in this process: binds, window, counts."""
 
     async def report_sink(self, connector: str,
                           reports: Sequence[DeliveryReport]) -> list[bool]:

@@ -43,4 +43,4 @@ async def message_report(rt: RuntimeDep, principal: MayReadReports,
         days=days, total=found.total, by_status=dict(found.by_status),
         by_channel=dict(found.by_channel), delivery_rate=found.delivery_rate,
         failures_by_error_code=[FailureCount(error_code=code, messages=n)
-                                for code, n in found.failures_by_code])
+                                for code, n in found.failures_by_code()])

@@ -18,10 +18,18 @@ from tidings.accounts.auth import Principal
 from tidings.accounts.deps import check_permission
 from tidings.accounts.permissions import Permission
 from tidings.core.services import Services
+from tidings.operators.deps import Operator
 from tidings.portal import csrf, session_cookie
-from tidings.users.sessions import MFA_REQUIRED, PASSWORD_CHANGE_REQUIRED
+from tidings.storage.db import SYSTEM
+from tidings.users.sessions import (
+    MFA_REQUIRED,
+    PASSWORD_CHANGE_REQUIRED,
+    SessionPolicy,
+    SessionUser,
+    load_session,
+)
 from tidings.web.deps import RuntimeDep
-from tidings.web.errors import Unauthorized
+from tidings.web.errors import Forbidden, Unauthorized
 from tidings.web.ratelimits import charge_once
 
 LOGIN_PATH = "/portal/login"
@@ -109,7 +117,53 @@ class PageRequire:
         return principal
 
 
+class PagePerson:
+    """The signed-in person, of an account or of the operator's staff: the pages about
+    oneself (the landing page, changing a password, enrolling a second factor), as
+    ``users.deps.Person`` is for ``/v1/auth``. ``passes`` names the gates let through."""
+
+    def __init__(self, *, passes: frozenset[str] = frozenset()) -> None:
+        self.passes = passes
+
+    async def __call__(self, request: Request, rt: RuntimeDep) -> SessionUser:
+        await csrf.check(request)
+        person = await signed_in_person(request, rt)
+        if person.gate is not None and person.gate not in self.passes:
+            raise GateRedirect(person.gate)
+        return person
+
+
+class OperatorPage:
+    """A member of the operator's staff, logged in with a second factor (as the operator
+    API's ``operators.deps.get_operator`` admits a staff session); a client's user gets
+    the 403 page."""
+
+    async def __call__(self, request: Request, rt: RuntimeDep) -> Operator:
+        await csrf.check(request)
+        person = await signed_in_person(request, rt)
+        if person.account_id is not None:
+            raise Forbidden("These pages are for the operator's staff.",
+                            code="not_operator_staff")
+        if person.gate is not None:
+            raise GateRedirect(person.gate)
+        return Operator(person.user_id)
+
+
+async def signed_in_person(request: Request, rt: Services) -> SessionUser:
+    token = session_cookie.token_of(request)
+    if token is None:
+        raise LoginRequired(_here(request))
+    try:
+        async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+            return await load_session(session, token=token, now=rt.clock.now(),
+                                      policy=SessionPolicy.of(rt.settings))
+    except Unauthorized:
+        raise LoginRequired(_here(request)) from None
+
+
 _P = Permission
+AnyPerson = Annotated[SessionUser, Depends(PagePerson())]
+StaffMember = Annotated[Operator, Depends(OperatorPage())]
 PageMember = Annotated[Principal, Depends(PageRequire(None))]
 PageReadMessages = Annotated[Principal, Depends(PageRequire(_P.MESSAGES_READ))]
 PageSendMessages = Annotated[Principal, Depends(PageRequire(_P.MESSAGES_SEND))]

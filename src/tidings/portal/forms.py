@@ -27,7 +27,7 @@ def text_field(errors: FormErrors, name: str, raw: str, *, label: str, max_lengt
     control characters; what to use (stripped unless ``strip`` is False)."""
     value = raw.strip() if strip else raw
     if required and not value.strip():
-        errors.add(name, _("Enter the %(label)s.") % {"label": _(label).lower()})
+        errors.add(name, _("%(label)s: this field is required.") % {"label": _(label)})
     elif len(value) > max_length:
         errors.add(name, _("%(label)s is too long: at most %(max)d characters.")
                    % {"label": _(label), "max": max_length})
@@ -42,5 +42,11 @@ def schema_errors(errors: FormErrors, invalid: ValidationError, fields: set[str]
     for error in invalid.errors():
         loc = [str(part) for part in error.get("loc", ())]
         field = loc[0] if loc and loc[0] in fields else ""
-        errors.add(field, error.get("msg", ""))
+        errors.add(field, _readable(error.get("msg", "")))
     return errors
+
+
+def _readable(message: str) -> str:
+    """Pydantic's message without its "Value error, " prefix, as a sentence."""
+    message = message.removeprefix("Value error, ")
+    return message[:1].upper() + message[1:]

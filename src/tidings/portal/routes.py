@@ -15,6 +15,7 @@ from tidings.portal.pages import (
     keys,
     messages,
     numbers,
+    operator,
     send,
     team,
     webhooks,
@@ -23,7 +24,8 @@ from tidings.portal.security import PageHeaders
 
 # Every router of pages; the route-permission test walks these with the API's.
 PAGE_ROUTERS = (auth.router, dashboard.router, messages.router, send.router, keys.router,
-                webhooks.router, numbers.router, team.router, audit.router)
+                webhooks.router, numbers.router, team.router, audit.router,
+                operator.router)
 
 
 def install_portal(app: FastAPI) -> None:

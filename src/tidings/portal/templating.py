@@ -8,7 +8,6 @@ template. See docs/portal.md, "Translations".
 
 from __future__ import annotations
 
-import base64
 import functools
 from contextvars import ContextVar
 from pathlib import Path
@@ -57,7 +56,6 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True)
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals.update(static=STATIC_PATH, htmx=HTMX.file)
-    env.filters["b64"] = lambda text: base64.b64encode(str(text).encode()).decode("ascii")
     return env
 
 

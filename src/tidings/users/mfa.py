@@ -38,6 +38,10 @@ class Enrolment:
     otpauth_uri: str
     qr_svg: str
 
+    @property
+    def qr_data_uri(self) -> str:
+        return totp.qr_data_uri(self.otpauth_uri)
+
 
 async def begin_enrolment(rt: Services, *, user_id: str, email: str) -> Enrolment:
     """A new secret for the user's app; ``Conflict`` when a second factor is in force."""

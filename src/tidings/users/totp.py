@@ -53,6 +53,12 @@ def qr_svg(uri: str) -> str:
     return str(_qr(uri).svg_inline(scale=4))
 
 
+def qr_data_uri(uri: str) -> str:
+    """The URI as a QR code in an ``<img>``'s ``data:`` URL (an SVG with its namespace,
+    which an image needs and an inline ``<svg>`` does not)."""
+    return str(_qr(uri).svg_data_uri(scale=4))
+
+
 def qr_png(uri: str) -> bytes:
     """The URI as a QR code, a PNG image (segno writes PNG itself, without Pillow)."""
     buffer = io.BytesIO()

@@ -77,7 +77,9 @@ def _day(errors: FormErrors, name: str, raw: str) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw[:10])
+        if len(raw) != len("YYYY-MM-DD"):
+            raise ValueError(raw)
+        return date.fromisoformat(raw)
     except ValueError:
         errors.add(name, _("Enter a date as YYYY-MM-DD."))
         return None

@@ -10,10 +10,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import Response
 
-from tidings.accounts.auth import Principal
 from tidings.core.services import Services
 from tidings.portal import csrf, session_cookie
-from tidings.portal.deps import PageRequire, safe_next
+from tidings.portal.deps import PagePerson, safe_next
 from tidings.portal.errors import redirect
 from tidings.portal.forms import FormErrors, text_field
 from tidings.portal.templating import render
@@ -31,6 +30,7 @@ from tidings.users.service import UserView, user_view
 from tidings.users.sessions import (
     MFA_REQUIRED,
     PASSWORD_CHANGE_REQUIRED,
+    SessionUser,
     end_session_of_token,
 )
 from tidings.web.deps import RuntimeDep, public
@@ -39,10 +39,10 @@ from tidings.web.errors import TidingsError, Unauthorized
 router = APIRouter(prefix="/portal", include_in_schema=False)
 FormToken = Depends(csrf.check)
 Field = Annotated[str, Form()]
-# The pages that lead out of a gate let that gate through.
-Changing = Annotated[Principal, Depends(PageRequire(None, passes=frozenset(
+# The pages that lead out of a gate let that gate through; staff use them too.
+Changing = Annotated[SessionUser, Depends(PagePerson(passes=frozenset(
     {PASSWORD_CHANGE_REQUIRED, MFA_REQUIRED})))]
-Enrolling = Annotated[Principal, Depends(PageRequire(None, passes=frozenset({MFA_REQUIRED})))]
+Enrolling = Annotated[SessionUser, Depends(PagePerson(passes=frozenset({MFA_REQUIRED})))]
 
 
 @router.get("/login", dependencies=[public])
@@ -109,13 +109,13 @@ async def logout(request: Request, rt: RuntimeDep) -> Response:
 
 
 @router.get("/password")
-async def password_page(request: Request, principal: Changing) -> Response:
-    return render(request, "password.html", principal=principal, errors=FormErrors(),
-                  forced=principal.gate == PASSWORD_CHANGE_REQUIRED)
+async def password_page(request: Request, person: Changing) -> Response:
+    return render(request, "password.html", principal=None, errors=FormErrors(),
+                  forced=person.gate == PASSWORD_CHANGE_REQUIRED)
 
 
 @router.post("/password")
-async def password_submit(request: Request, rt: RuntimeDep, principal: Changing,
+async def password_submit(request: Request, rt: RuntimeDep, person: Changing,
                           current_password: Field = "", new_password: Field = "") -> Response:
     errors = FormErrors()
     current = text_field(errors, "current_password", current_password,
@@ -124,46 +124,46 @@ async def password_submit(request: Request, rt: RuntimeDep, principal: Changing,
                      max_length=1024, strip=False)
     if not errors:
         try:
-            await change_password(rt, user_id=principal.user_id or "",
-                                  session_id=principal.key_id, current=current, new=new)
+            await change_password(rt, user_id=person.user_id, session_id=person.session_id,
+                                  current=current, new=new)
         except TidingsError as refused:
-            field = "current_password" if refused.status == 401 else "new_password"
+            field = "current_password" if refused.code == "wrong_password" else "new_password"
             errors.add(field, refused.detail)
         else:
             rt.auth.invalidate()
             return redirect(request, "/portal")
-    return render(request, "password.html", principal=principal, errors=errors, status=400,
-                  forced=principal.gate == PASSWORD_CHANGE_REQUIRED)
+    return render(request, "password.html", principal=None, errors=errors, status=400,
+                  forced=person.gate == PASSWORD_CHANGE_REQUIRED)
 
 
 @router.get("/mfa")
-async def mfa_page(request: Request, rt: RuntimeDep, principal: Enrolling) -> Response:
-    view = await _user_view(rt, principal)
+async def mfa_page(request: Request, rt: RuntimeDep, person: Enrolling) -> Response:
+    view = await _user_view(rt, person.user_id)
     if view.mfa_enabled:
-        return render(request, "mfa.html", principal=principal, enrolled=True,
+        return render(request, "mfa.html", principal=None, enrolled=True,
                       enrolment=None, errors=FormErrors(), recovery_codes=None)
     enrolment = await pending_or_new_enrolment(rt, user_id=view.id, email=view.email)
-    return render(request, "mfa.html", principal=principal, enrolled=False,
+    return render(request, "mfa.html", principal=None, enrolled=False,
                   enrolment=enrolment, errors=FormErrors(), recovery_codes=None)
 
 
 @router.post("/mfa")
-async def mfa_confirm(request: Request, rt: RuntimeDep, principal: Enrolling,
+async def mfa_confirm(request: Request, rt: RuntimeDep, person: Enrolling,
                       code: Field = "") -> Response:
     errors = FormErrors()
     code = text_field(errors, "code", code, label="Code", max_length=32)
     if not errors:
         try:
-            codes = await confirm_enrolment(rt, user_id=principal.user_id or "", code=code)
+            codes = await confirm_enrolment(rt, user_id=person.user_id, code=code)
         except TidingsError as refused:
             errors.add("code", refused.detail)
         else:
             rt.auth.invalidate()
-            return render(request, "mfa.html", principal=principal, enrolled=True,
+            return render(request, "mfa.html", principal=None, enrolled=True,
                           enrolment=None, errors=errors, recovery_codes=codes)
-    view = await _user_view(rt, principal)
+    view = await _user_view(rt, person.user_id)
     enrolment = await pending_or_new_enrolment(rt, user_id=view.id, email=view.email)
-    return render(request, "mfa.html", principal=principal, enrolled=False,
+    return render(request, "mfa.html", principal=None, enrolled=False,
                   enrolment=enrolment, errors=errors, recovery_codes=None, status=400)
 
 
@@ -185,9 +185,9 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-async def _user_view(rt: Services, principal: Principal) -> UserView:
+async def _user_view(rt: Services, user_id: str) -> UserView:
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
-        user = await session.get(User, principal.user_id)
+        user = await session.get(User, user_id)
     if user is None:
         raise Unauthorized("No such user.", code="user_not_found")
     return await user_view(rt, user)

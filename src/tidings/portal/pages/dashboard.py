@@ -11,13 +11,13 @@ from markupsafe import Markup
 from starlette.responses import Response
 
 from tidings.accounts.models import Account
-from tidings.accounts.permissions import Permission
+from tidings.accounts.permissions import Permission, Role, permissions_of
 from tidings.accounts.service import list_accounts
 from tidings.core.services import Services
 from tidings.messaging.lifecycle import Status
-from tidings.messaging.stats import FAILED, Period, period
+from tidings.messaging.stats import FAILED, Period, period, periods
 from tidings.portal.charts import Bar, bar_chart
-from tidings.portal.deps import PageMember, PageReadReports
+from tidings.portal.deps import AnyPerson, PageReadReports
 from tidings.portal.errors import redirect
 from tidings.portal.templating import gettext as _
 from tidings.portal.templating import render
@@ -42,9 +42,14 @@ LANDING = ((Permission.REPORTS_READ, "/portal/dashboard"),
 
 
 @router.get("")
-async def landing(request: Request, principal: PageMember) -> Response:
+async def landing(request: Request, person: AnyPerson) -> Response:
+    """The operator's staff to their console; a client's user to the first page the
+    role may see (a role that may see none of them: changing one's password)."""
+    if person.account_id is None:
+        return redirect(request, "/operator")
+    granted = permissions_of(Role(person.role))
     for permission, path in LANDING:
-        if principal.may(permission):
+        if permission in granted:
             return redirect(request, path)
     return redirect(request, "/portal/password")
 
@@ -55,16 +60,15 @@ async def dashboard(request: Request, rt: RuntimeDep, principal: PageReadReports
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     tenant = principal.tenant
     async with rt.db.transaction(tenant=tenant, write=False) as session:
-        today = await period(session, tenant=tenant, since=midnight)
-        week = await period(session, tenant=tenant, since=now - timedelta(days=7))
-        month = await period(session, tenant=tenant, since=now - timedelta(days=30))
+        today, week, month = await periods(session, tenant=tenant, starts=[
+            midnight, now - timedelta(days=7), now - timedelta(days=30)])
         children = await list_accounts(session, parent_id=tenant)
     subaccounts = await _subaccount_months(rt, children[:MAX_SUBACCOUNTS_SHOWN], now)
     return render(request, "dashboard.html", principal=principal,
                   periods=[(_("Today"), today), (_("Last 7 days"), week),
                            (_("Last 30 days"), month)],
                   status_chart=_status_chart(month), channel_chart=_channel_chart(month),
-                  failures=month.failures_by_code, subaccounts=subaccounts,
+                  failures=month.failures_by_code(), subaccounts=subaccounts,
                   more_subaccounts=max(len(children) - MAX_SUBACCOUNTS_SHOWN, 0))
 
 
@@ -73,8 +77,7 @@ async def _subaccount_months(rt: Services, children: list[Account],
     out = []
     for child in children:
         async with rt.db.transaction(tenant=child.id, write=False) as session:
-            month = await period(session, tenant=child.id, since=now - timedelta(days=30),
-                                 top_failures=0)
+            month = await period(session, tenant=child.id, since=now - timedelta(days=30))
         out.append(SubaccountMonth(child.id, child.name, month))
     return out
 

@@ -76,18 +76,31 @@ async def message_log(request: Request, rt: RuntimeDep, principal: PageReadMessa
 
 @router.get("/{message_id}")
 async def message_page(request: Request, rt: RuntimeDep, message_id: str,
-                       principal: PageReadMessages) -> Response:
-    context = await _message_context(rt, principal, message_id)
-    return render(request, "message.html", principal=principal, **context)
+                       principal: PageReadMessages, account: str = "") -> Response:
+    """A message of the account, or with ``?account=`` of one of its sub-accounts."""
+    reader = await _sub_account_reader(rt, request, principal, account)
+    context = await _message_context(rt, reader, message_id)
+    return render(request, "message.html", principal=principal, account=account, **context)
 
 
 @router.get("/{message_id}/timeline")
 async def message_timeline(request: Request, rt: RuntimeDep, message_id: str,
-                           principal: PageReadMessages) -> Response:
+                           principal: PageReadMessages, account: str = "") -> Response:
     """The moving part of a message's page, which htmx fetches every few seconds until
     the message's status is final."""
-    context = await _message_context(rt, principal, message_id)
-    return render(request, "_timeline.html", principal=principal, **context)
+    reader = await _sub_account_reader(rt, request, principal, account)
+    context = await _message_context(rt, reader, message_id)
+    return render(request, "_timeline.html", principal=principal, account=account,
+                  **context)
+
+
+async def _sub_account_reader(rt: Services, request: Request, principal: Principal,
+                              account: str) -> Principal:
+    errors = FormErrors()
+    reader = await _reader(rt, request, principal, account[:40], errors)
+    if errors:  # not a sub-account of the reader's: as a message that is not there
+        raise NotFound(_("There is no such message."), code="message_not_found")
+    return reader
 
 
 async def _message_context(rt: Services, principal: Principal,
@@ -118,9 +131,11 @@ def _filters(query: QueryParams, errors: FormErrors) -> MessageFilters:
     to = None
     if raw_to := query.get("to", "").strip():
         try:
-            to = normalize_e164(raw_to[:64])
+            if len(raw_to) > 64:
+                raise AddressError("too long", code="invalid_phone_number")
+            to = normalize_e164(raw_to)
         except AddressError:
-            errors.add("to", _("Enter the number in international form, e.g. +447700900123."))
+            errors.add("to", _("Enter the number in international form, e.g. +12025550173."))
     error_code = query.get("error_code", "").strip() or None
     if error_code and not ERROR_CODE.fullmatch(error_code):
         errors.add("error_code", _("That is not an error code."))
@@ -147,7 +162,9 @@ def _day(errors: FormErrors, name: str, raw: str) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw[:10])
+        if len(raw) != len("YYYY-MM-DD"):
+            raise ValueError(raw)
+        return date.fromisoformat(raw)
     except ValueError:
         errors.add(name, _("Enter a date as YYYY-MM-DD."))
         return None

@@ -22,7 +22,7 @@ from tidings.messaging.schemas import Channel, SendMessage
 from tidings.messaging.sending import create_one_idempotent, prepare_send
 from tidings.portal.deps import PageSendMessages
 from tidings.portal.errors import redirect
-from tidings.portal.forms import FormErrors, text_field
+from tidings.portal.forms import FormErrors, schema_errors, text_field
 from tidings.portal.templating import gettext as _
 from tidings.portal.templating import render
 from tidings.web.deps import RuntimeDep
@@ -58,6 +58,8 @@ async def send_submit(request: Request, rt: RuntimeDep, principal: PageSendMessa
     to = text_field(errors, "to", to, label="To", max_length=320)
     sender = text_field(errors, "from", sender, label="From", max_length=320)
     body = text_field(errors, "body", body, label="Message", max_length=100_000, strip=False)
+    subject = text_field(errors, "subject", subject, label="Subject", max_length=998,
+                         required=channel == "email")
     if channel not in {c.value for c in Channel}:
         errors.add("channel", _("Choose one of the listed channels."))
     key = values["idempotency_key"][:100]
@@ -66,15 +68,13 @@ async def send_submit(request: Request, rt: RuntimeDep, principal: PageSendMessa
     try:
         message = SendMessage.model_validate(
             {"to": to, "from": sender, "channel": channel, "body": body,
-             **({"subject": subject.strip()} if channel == "email" and subject.strip() else {})})
+             **({"subject": subject} if channel == "email" else {})})
         ctx, draft = await prepare_send(rt, principal, message)
         sent, _replayed = await create_one_idempotent(
             rt, ctx, draft, key=f"portal:{key}",
             request=message.model_dump(mode="json", by_alias=True))
     except ValidationError as invalid:
-        for error in invalid.errors():
-            field = str(error["loc"][0]) if error["loc"] else ""
-            errors.add(field if field in values else "", error["msg"])
+        schema_errors(errors, invalid, set(values) - {"idempotency_key"})
         return _form(request, principal, values, errors, status=400)
     except TidingsError as refused:
         errors.add(_field_of(refused), refused.detail)

@@ -1,0 +1,66 @@
+"""The platform at a glance, for the operator's console: messages a minute over the
+last hour, the jobs waiting by kind, the webhook backlog, and each connector's
+delivery rate over the last day. Every count reads an indexed range (message ids
+begin with their creation time) or the small job and pending-delivery tables."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from tidings.core.ids import id_floor
+from tidings.core.services import Services
+from tidings.jobs.outbox import Job
+from tidings.messaging.lifecycle import Status
+from tidings.messaging.models import Message
+from tidings.messaging.stats import SETTLED
+from tidings.storage.db import SYSTEM
+from tidings.webhooks.models import WebhookDelivery
+
+
+@dataclass
+class ConnectorDay:
+    name: str
+    by_status: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def delivery_rate(self) -> float | None:
+        settled = sum(self.by_status[s] for s in SETTLED)
+        return self.by_status[Status.DELIVERED] / settled if settled else None
+
+
+@dataclass(frozen=True)
+class PlatformNow:
+    messages_last_hour: int
+    jobs_waiting: dict[str, int]
+    webhooks_pending: int
+    connectors: list[ConnectorDay]
+
+    @property
+    def messages_per_minute(self) -> float:
+        return self.messages_last_hour / 60
+
+
+async def platform_now(rt: Services, now: datetime) -> PlatformNow:
+    hour = id_floor("msg", int((now - timedelta(hours=1)).timestamp() * 1000))
+    day = id_floor("msg", int((now - timedelta(days=1)).timestamp() * 1000))
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        last_hour = await session.scalar(select(func.count()).select_from(Message)
+                                         .where(Message.id >= hour))
+        jobs = await session.execute(select(Job.kind, func.count()).group_by(Job.kind))
+        pending = await session.scalar(select(func.count()).select_from(WebhookDelivery)
+                                       .where(WebhookDelivery.status == "pending"))
+        by_connector = await session.execute(
+            select(Message.connector, Message.status, func.count())
+            .where(Message.id >= day, Message.connector.is_not(None))
+            .group_by(Message.connector, Message.status))
+    connectors: dict[str, ConnectorDay] = {}
+    for name, status, count in by_connector.all():
+        connectors.setdefault(str(name), ConnectorDay(str(name))).by_status[status] += count
+    return PlatformNow(messages_last_hour=int(last_hour or 0),
+                       jobs_waiting={kind: n for kind, n in jobs.all()},
+                       webhooks_pending=int(pending or 0),
+                       connectors=sorted(connectors.values(), key=lambda c: c.name))
