@@ -13,6 +13,7 @@ from tidings.accounts.suspension import OPERATOR, do_set_status
 from tidings.audit.service import Actor
 from tidings.core.services import Services
 from tidings.mail.account_notices import queue_suspension_notice
+from tidings.mail.service import wake_sender
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ async def set_account_status(rt: Services, *, account_id: str, status: AccountSt
         notified = await queue_suspension_notice(
             rt, session, account=account, reason=reason, actor=actor,
             now=rt.clock.now()) if newly_suspended else 0
+    if notified:
+        wake_sender(rt)
     rt.auth.invalidate()  # this process at once; the others within their cache windows
     rt.account_rights.invalidate()
     return StatusSet(account_id, status.value, notified)

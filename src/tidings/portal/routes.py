@@ -17,6 +17,7 @@ from tidings.portal.pages import (
     numbers,
     operator,
     send,
+    subaccounts,
     team,
     webhooks,
 )
@@ -24,7 +25,7 @@ from tidings.portal.security import PageHeaders
 
 # Every router of pages; the route-permission test walks these with the API's.
 PAGE_ROUTERS = (auth.router, dashboard.router, messages.router, send.router, keys.router,
-                webhooks.router, numbers.router, team.router, audit.router,
+                webhooks.router, numbers.router, team.router, subaccounts.router, audit.router,
                 operator.router)
 
 
