@@ -17,6 +17,7 @@ from tidings.portal.pages import (
     numbers,
     operator,
     send,
+    send_csv,
     subaccounts,
     team,
     webhooks,
@@ -24,9 +25,9 @@ from tidings.portal.pages import (
 from tidings.portal.security import PageHeaders
 
 # Every router of pages; the route-permission test walks these with the API's.
-PAGE_ROUTERS = (auth.router, dashboard.router, messages.router, send.router, keys.router,
-                webhooks.router, numbers.router, team.router, subaccounts.router, audit.router,
-                operator.router)
+PAGE_ROUTERS = (auth.router, dashboard.router, messages.router, send.router, send_csv.router,
+                keys.router, webhooks.router, numbers.router, team.router, subaccounts.router,
+                audit.router, operator.router)
 
 
 def install_portal(app: FastAPI) -> None:
