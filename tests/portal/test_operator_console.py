@@ -58,6 +58,7 @@ async def test_the_platform_page_counts_messages_and_backlogs(
     await settle(rt, clock)
     await settle(rt, clock, seconds=10)
     after = await client.get("/operator")
+    assert "<td>sandbox</td><td class=\"num\">3</td>" in after.text  # all in the last minute
     assert "sandbox" in after.text
     assert "100.0 %" in after.text
 

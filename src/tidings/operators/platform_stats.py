@@ -1,7 +1,8 @@
 """The platform at a glance, for the operator's console: messages a minute over the
 last hour, the jobs waiting by kind, the webhook backlog, and each connector's
-delivery rate over the last day. Every count reads an indexed range (message ids
-begin with their creation time) or the small job and pending-delivery tables."""
+messages in the last minute and delivery rate over the last day. Every count reads an
+indexed range (message ids begin with their creation time) or the small job and
+pending-delivery tables."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from tidings.core.ids import id_floor
 from tidings.core.services import Services
@@ -25,6 +26,7 @@ from tidings.webhooks.models import WebhookDelivery
 class ConnectorDay:
     name: str
     by_status: Counter[str] = field(default_factory=Counter)
+    last_minute: int = 0  # messages it carried that were created in the last minute
 
     @property
     def delivery_rate(self) -> float | None:
@@ -45,6 +47,7 @@ class PlatformNow:
 
 
 async def platform_now(rt: Services, now: datetime) -> PlatformNow:
+    minute = id_floor("msg", int((now - timedelta(minutes=1)).timestamp() * 1000))
     hour = id_floor("msg", int((now - timedelta(hours=1)).timestamp() * 1000))
     day = id_floor("msg", int((now - timedelta(days=1)).timestamp() * 1000))
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
@@ -53,13 +56,16 @@ async def platform_now(rt: Services, now: datetime) -> PlatformNow:
         jobs = await session.execute(select(Job.kind, func.count()).group_by(Job.kind))
         pending = await session.scalar(select(func.count()).select_from(WebhookDelivery)
                                        .where(WebhookDelivery.status == "pending"))
+        recent = case((Message.id >= minute, 1), else_=0)
         by_connector = await session.execute(
-            select(Message.connector, Message.status, func.count())
+            select(Message.connector, Message.status, func.count(), func.sum(recent))
             .where(Message.id >= day, Message.connector.is_not(None))
             .group_by(Message.connector, Message.status))
     connectors: dict[str, ConnectorDay] = {}
-    for name, status, count in by_connector.all():
-        connectors.setdefault(str(name), ConnectorDay(str(name))).by_status[status] += count
+    for name, status, count, last_minute in by_connector.all():
+        day_of = connectors.setdefault(str(name), ConnectorDay(str(name)))
+        day_of.by_status[status] += count
+        day_of.last_minute += int(last_minute or 0)
     return PlatformNow(messages_last_hour=int(last_hour or 0),
                        jobs_waiting={kind: n for kind, n in jobs.all()},
                        webhooks_pending=int(pending or 0),

@@ -68,10 +68,11 @@ async def decide(request: Request, rt: RuntimeDep, account_id: str, operator: St
 async def connectors(request: Request, rt: RuntimeDep, operator: StaffMember) -> Response:
     configured = await get_connectors(rt, operator)
     links = dict(rt.smpp_snapshots())
+    traffic = {c.name: c for c in (await platform_now(rt, rt.clock.now())).connectors}
     errors = {c.name: await show_connector_errors(c.name, rt, operator, limit=LAST_ERRORS)
               for c in configured}
     return render(request, "operator/connectors.html", principal=None, staff=operator,
-                  connectors=configured, links=links, last_errors=errors,
+                  connectors=configured, links=links, last_errors=errors, traffic=traffic,
                   routes=await get_routes(rt, operator),
                   runs_here=rt.settings.run_workers)
 
