@@ -8,6 +8,8 @@ changed.
 
 from __future__ import annotations
 
+from datetime import date
+
 from pydantic import ValidationError
 
 from tidings.portal.templating import gettext as _
@@ -35,6 +37,19 @@ def text_field(errors: FormErrors, name: str, raw: str, *, label: str, max_lengt
         errors.add(name, _("%(label)s holds characters that cannot be typed.")
                    % {"label": _(label)})
     return value
+
+
+def date_field(errors: FormErrors, name: str, raw: str) -> date | None:
+    """A day as the browser's date field sends it (YYYY-MM-DD), or None when empty."""
+    if not raw:
+        return None
+    try:
+        if len(raw) != len("YYYY-MM-DD"):
+            raise ValueError(raw)
+        return date.fromisoformat(raw)
+    except ValueError:
+        errors.add(name, _("Enter a date as YYYY-MM-DD."))
+        return None
 
 
 def schema_errors(errors: FormErrors, invalid: ValidationError, fields: set[str]) -> FormErrors:

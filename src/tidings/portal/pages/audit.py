@@ -6,7 +6,7 @@ endpoints: ``GET /v1/audit-events`` and ``POST /v1/audit-events/verify``."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from tidings.audit.api import ChainCheckOut, list_endpoint, verify_endpoint
 from tidings.portal.deps import PageReadAudit
-from tidings.portal.forms import FormErrors
+from tidings.portal.forms import FormErrors, date_field
 from tidings.portal.templating import gettext as _
 from tidings.portal.templating import render
 from tidings.web.deps import RuntimeDep
@@ -41,7 +41,7 @@ async def _page(request: Request, rt: RuntimeDep, principal: PageReadAudit,
     errors = FormErrors()
     actor = _matching(errors, "actor", query.get("actor", ""), ACTOR)
     action = _matching(errors, "action", query.get("action", ""), ACTION)
-    since, until = _day(errors, "from", query.get("from", "")), _day(errors, "until",
+    since, until = date_field(errors, "from", query.get("from", "")), date_field(errors, "until",
                                                                     query.get("until", ""))
     events, next_href = [], None
     if not errors:
@@ -73,13 +73,3 @@ def _matching(errors: FormErrors, name: str, raw: str, pattern: re.Pattern[str])
     return value
 
 
-def _day(errors: FormErrors, name: str, raw: str) -> date | None:
-    if not raw:
-        return None
-    try:
-        if len(raw) != len("YYYY-MM-DD"):
-            raise ValueError(raw)
-        return date.fromisoformat(raw)
-    except ValueError:
-        errors.add(name, _("Enter a date as YYYY-MM-DD."))
-        return None

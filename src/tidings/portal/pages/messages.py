@@ -9,7 +9,7 @@ whole table. Numbers and bodies follow the reader's role, as in the API.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -32,7 +32,7 @@ from tidings.messaging.service import (
 )
 from tidings.messaging.views import as_seen_by
 from tidings.portal.deps import PageReadMessages, acting_on
-from tidings.portal.forms import FormErrors
+from tidings.portal.forms import FormErrors, date_field
 from tidings.portal.templating import gettext as _
 from tidings.portal.templating import render
 from tidings.web.deps import RuntimeDep
@@ -140,8 +140,8 @@ def _filters(query: QueryParams, errors: FormErrors) -> MessageFilters:
     if error_code and not ERROR_CODE.fullmatch(error_code):
         errors.add("error_code", _("That is not an error code."))
         error_code = None
-    after = _day(errors, "from", query.get("from", ""))
-    before = _day(errors, "until", query.get("until", ""))
+    after = date_field(errors, "from", query.get("from", ""))
+    before = date_field(errors, "until", query.get("until", ""))
     return MessageFilters(
         status=status, to=to, channel=channel, direction=direction, error_code=error_code,
         created_after=datetime.combine(after, time(), UTC) if after else None,
@@ -156,18 +156,6 @@ def _one_of(errors: FormErrors, name: str, raw: str, allowed: set[str]) -> str |
         errors.add(name, _("Choose one of the listed values."))
         return None
     return raw
-
-
-def _day(errors: FormErrors, name: str, raw: str) -> date | None:
-    if not raw:
-        return None
-    try:
-        if len(raw) != len("YYYY-MM-DD"):
-            raise ValueError(raw)
-        return date.fromisoformat(raw)
-    except ValueError:
-        errors.add(name, _("Enter a date as YYYY-MM-DD."))
-        return None
 
 
 async def _reader(rt: Services, request: Request, principal: Principal, account: str,
