@@ -7,6 +7,7 @@ API, a webhook receiver, or a new browser profile then meets."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from collections.abc import AsyncIterator
@@ -48,18 +49,30 @@ class Receiver:
         self.posts.append((request.headers.get("Tidings-Event-Id", ""), await request.json()))
         return web.Response(status=204)
 
-    async def wait_for(self, count: int, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.posts) < count:
-            assert time.monotonic() < deadline, f"{len(self.posts)} posts, not {count}"
-            await asyncio.sleep(0.1)
-
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     found = Receiver()
     async with post_endpoint(found.handle) as url:
         yield found, url
+
+
+async def deliveries_finished(portal: Portal, person: Person, message_id: str, count: int,
+                              timeout: float = 20.0) -> None:
+    """Until the message has ``count`` webhook deliveries and none is pending: what the
+    pages show once the server has recorded the receiver's answers."""
+    deadline = time.monotonic() + timeout
+    async with api(portal, person.api_key) as client:
+        while True:
+            found = await client.get("/v1/webhook-deliveries",
+                                     params={"message_id": message_id})
+            assert found.status_code == 200, found.text
+            statuses = [d["status"] for d in found.json()["data"]]
+            if len(statuses) >= count and "pending" not in statuses:
+                assert len(statuses) == count, statuses
+                return
+            assert time.monotonic() < deadline, statuses
+            await asyncio.sleep(0.1)
 
 
 def api(portal: Portal, key: str) -> httpx.AsyncClient:
@@ -106,7 +119,7 @@ async def test_webhooks_post_the_chosen_statuses_and_resend_repeats_the_same_eve
 
     message_id = await portal.send_by_api(owner, "+12025550177", "Your table is ready")
     await portal.wait_until_final(owner, [message_id])
-    await got.wait_for(1)
+    await deliveries_finished(portal, owner, message_id, 1)
     [(event_id, body)] = got.posts
     assert event_id
     assert body["id"] == event_id
@@ -123,7 +136,8 @@ async def test_webhooks_post_the_chosen_statuses_and_resend_repeats_the_same_eve
 
     await page.wait_for_url(MESSAGE_PAGE)
     assert message_id in page.url
-    await got.wait_for(2)
+    await deliveries_finished(portal, owner, message_id, 2)
+    assert len(got.posts) == 2
     assert got.posts[1][0] == event_id, "a resend is the same event"
     assert got.posts[1][1]["data"]["message_id"] == message_id
     resent_id = page.url.rsplit("#", 1)[1]
@@ -136,7 +150,7 @@ async def test_webhooks_post_the_chosen_statuses_and_resend_repeats_the_same_eve
     # The message's own page resends too.
     await deliveries.first.get_by_role("button", name="Resend").click()
     await page.wait_for_url(MESSAGE_PAGE)
-    await got.wait_for(3)
+    await deliveries_finished(portal, owner, message_id, 3)
     assert [posted[0] for posted in got.posts] == [event_id] * 3
     await page.reload()
     await expect(page.locator("article.delivery")).to_have_count(3)
@@ -200,9 +214,14 @@ async def server_runtime(portal: Portal) -> AsyncIterator[Runtime]:
     """The server's database and keys opened here, no workers: to read the code the
     platform sent to a number, as the phone would (``tests.conftest.codes_sent``)."""
     env = portal.server.env
-    runtime = await open_runtime(Settings(
-        data_dir=env["TIDINGS_DATA_DIR"], smpp_port=0, webhook_allow_private=True),
-        start_background=False)
+    umask = os.umask(0o022)  # opening a runtime makes this process's umask private:
+    os.umask(umask)          # put back after, for the screenshots written later
+    try:
+        runtime = await open_runtime(Settings(
+            data_dir=env["TIDINGS_DATA_DIR"], smpp_port=0, webhook_allow_private=True),
+            start_background=False)
+    finally:
+        os.umask(umask)
     try:
         yield runtime
     finally:

@@ -191,9 +191,9 @@ async def test_new_staff_change_the_password_enrol_a_second_factor_and_see_the_p
 
     await page.wait_for_url(re.compile(r".*/operator$"))
     await expect(page.get_by_role("heading", name="Platform", level=1)).to_be_visible()
-    menu = page.get_by_role("navigation", name="Operator")
+    # The staff's menu: the console's pages, none of a client's.
+    menu = page.get_by_role("banner").get_by_role("navigation")
     await expect(menu.get_by_role("link")).to_have_text(["Platform", "Accounts", "Connectors"])
-    await expect(page.get_by_role("navigation", name="Main")).to_have_count(0)
     await expect(page.locator('[data-stat="per-minute"]')).to_have_text(re.compile(r"^\d"))
     await expect(page.locator('[data-stat="webhooks-pending"]')).to_have_text(
         re.compile(r"^\d"))
@@ -225,6 +225,18 @@ async def test_an_account_that_signed_up_is_verified_as_a_trial(
     row = page.locator(f"#account-{client.account_id}")
     await expect(row.locator(".status")).to_have_text("trial")
     assert await account_status(portal, client.session) == "trial"
+
+
+async def test_the_details_waiting_for_verification_are_labelled_in_words(
+        staff_page: Page, portal: Portal) -> None:
+    """Staff read "Legal name", "Intended use"…: not the API's field names."""
+    client = await sign_up(portal)
+    page = staff_page
+    await page.goto("/operator/accounts")
+    labels = page.locator(f"#verify-{client.account_id} dl.facts dt")
+    await expect(labels.first).to_be_visible()
+    for label in await labels.all_inner_texts():
+        assert "_" not in label, f"a field's name shown as its label: {label!r}"
 
 
 async def test_rejecting_without_a_reason_shows_the_error_beside_the_reason(
@@ -297,4 +309,4 @@ async def test_a_clients_user_gets_the_403_page_at_the_console(owner_page: Page)
         await expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
         await expect(page.get_by_role("alert")).to_have_text(
             "These pages are for the operator's staff.")
-        await expect(page.get_by_role("navigation", name="Operator")).to_have_count(0)
+        await expect(page.get_by_role("link", name="Accounts")).to_have_count(0)

@@ -28,6 +28,11 @@ from tidings.web.errors import TidingsError
 router = APIRouter(prefix="/operator", include_in_schema=False)
 Field = Annotated[str, Form()]
 DECISIONS = ("trial", "active", "reject", "suspended", "terminated")
+# The verification details a client gave (signup.schemas.VerificationDetailsOut), in words.
+DETAIL_LABELS = {"legal_name": "Legal name", "country": "Country",
+                 "registration_number": "Registration number", "contact_name": "Contact",
+                 "contact_email": "Contact's e-mail", "contact_phone": "Contact's phone",
+                 "intended_use": "Intended use"}
 LAST_ERRORS = 5
 
 
@@ -92,6 +97,6 @@ async def _apply(rt: RuntimeDep, operator: Operator, account_id: str, decision: 
 async def _accounts_page(request: Request, rt: RuntimeDep, operator: Operator,
                          errors: FormErrors, *, status: int = 200) -> Response:
     return render(request, "operator/accounts.html", principal=None, staff=operator,
-                  pending=await list_pending(rt, operator),
+                  pending=await list_pending(rt, operator), detail_labels=DETAIL_LABELS,
                   accounts=await list_all(rt, operator, status=None, limit=200),
                   errors=errors, status=status)
