@@ -9,7 +9,7 @@ LOCK   := requirements/constraints.txt
 # fixture starts once and no test leans on another file's leftovers.
 PARALLEL := -n auto --dist loadfile
 
-.PHONY: serve test test-fast lint bench lock clean chromium
+.PHONY: serve test test-fast lint bench lock clean chromium screenshots
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ test: $(STAMP) chromium
 # own, which an offline machine cannot, and Debian keeps chromium patched for us.
 chromium:
 	command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
+
+## screenshots: the portal's pictures in docs/portal/, taken by its browser tests
+screenshots: $(STAMP) chromium
+	TIDINGS_SCREENSHOTS_DIR=docs/portal $(BIN)/pytest -q -p no:cacheprovider tests/portal/browser
 
 ## test-fast: the suite without the process-killing functional tests
 test-fast: $(STAMP)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import time
@@ -48,7 +49,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-sync"]
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
-SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "portal"
+# Every test saves what its page shows; `make screenshots` writes them where
+# docs/portal.md finds them, a plain test run into build/ (so that it changes no tracked file).
+ROOT = Path(__file__).resolve().parents[3]
+SCREENSHOTS = ROOT / os.environ.get("TIDINGS_SCREENSHOTS_DIR", "build/screenshots")
 # Pages answer in milliseconds; a message needs a few seconds to be delivered. Playwright's
 # default of 5 s is tight on two cores shared with other processes.
 expect.set_options(timeout=10_000)
@@ -275,8 +279,8 @@ Screenshot = Callable[[Page, str], Awaitable[Path]]
 
 @pytest.fixture
 def screenshot() -> Screenshot:
-    """Save what ``page`` shows, at its viewport, as ``docs/portal/<name>.png``: the
-    pictures docs/portal.md shows, made by the tests so that they follow the pages."""
+    """Save what ``page`` shows, at its viewport, as ``<name>.png`` in ``SCREENSHOTS``:
+    the pictures docs/portal.md shows, made by the tests so that they follow the pages."""
 
     async def save(page: Page, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
