@@ -23,6 +23,8 @@ from typing import IO
 import httpx
 from aiohttp import web
 
+from tests.functional.cli_forks import by_exec, run_forked
+
 TIDINGS = str(Path(sys.executable).with_name("tidings")) if Path(
     sys.executable).with_name("tidings").exists() else (shutil.which("tidings") or "tidings")
 READY_TIMEOUT_SECONDS = 60.0
@@ -53,7 +55,10 @@ def tidings_env(data_dir: Path, **settings: str | float | int) -> dict[str, str]
 
 def run_cli(env: Mapping[str, str], *args: str, timeout: float = 120.0,
             stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``tidings ARGS`` to completion; never raises on a non-zero exit."""
+    """Run ``tidings ARGS`` to completion in a process of its own (forked from one that
+    imported the CLI already: ``cli_forks.py``); never raises on a non-zero exit."""
+    if not by_exec():
+        return run_forked(args, env, timeout=timeout, stdin=stdin)
     return subprocess.run([TIDINGS, *args], env=dict(env), capture_output=True, text=True,
                           timeout=timeout, input=stdin, check=False)
 
