@@ -59,11 +59,19 @@ async def test_suspending_a_sub_account_holds_its_subtree_and_resuming_restores_
     assert [(e.actor_id, e.fields) for e in events] == [
         (parent.made.api_key_id, ["status", "status_reason", "suspended_by"])]
 
+    for tenant in (child, grandchild):  # no new credential slips out of a suspension
+        assert_problem(await client.post("/v1/keys", headers=tenant.headers,
+                                         json={"name": "escape"}), 403, "account_suspended")
+    assert [k["name"] for k in (await client.get("/v1/keys", headers=child.headers)).json()] \
+        == ["default"]
+
     response = await post(client, parent, child.id, "resume")
     assert response.status_code == 200, response.text
     assert (response.json()["status"], response.json()["status_reason"]) == ("active", None)
     for tenant in (child, grandchild):
         assert await sends(client, tenant) == 201
+    assert (await client.post("/v1/keys", headers=child.headers,
+                              json={"name": "after"})).status_code == 201
 
 
 async def test_a_resume_restores_the_status_the_account_had(

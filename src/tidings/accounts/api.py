@@ -140,6 +140,10 @@ async def list_sub_accounts(rt: RuntimeDep, principal: MayManageSubaccounts) -> 
              operation_id="create_api_key", responses=problem_responses(413))
 async def create_key(body: CreateApiKey, rt: RuntimeDep,
                      principal: MayManageKeys) -> NewApiKeyOut:
+    # A suspension holds the subtree where it is: no new credential slips out of it.
+    if principal.account_status in (AccountStatus.SUSPENDED, AccountStatus.TERMINATED):
+        raise Forbidden(f"A {principal.account_status} account cannot create API keys.",
+                        code=f"account_{principal.account_status}")
     ensure_may_manage_users((await rt.account_rights.effective(principal.tenant)).rights)
     now = rt.clock.now()
     limits = check_key_limits(scopes=body.scopes, expires_at=body.expires_at,
