@@ -50,3 +50,14 @@ async def test_garbage_and_strangers_change_nothing(
     assert as_client.status_code == 401
     account = (await client.get("/v1/account", headers=acme.headers)).json()
     assert account["status"] == "active"
+
+
+async def test_a_bad_account_list_query_is_refused(
+        client: httpx.AsyncClient, acme: Tenant, ops: dict[str, str]) -> None:  # noqa: F811
+    for params in ({"status": "sleeping"}, {"limit": 0}, {"limit": "many"},
+                   {"limit": 1001}):
+        assert_problem(await client.get("/v1/operator/accounts", headers=ops, params=params),
+                       400, "validation_failed")
+    assert_problem(await client.get("/v1/operator/accounts", headers=ops,
+                                    params={"owner": "x"}), 400, "unknown_query_parameter")
+    assert (await client.get("/v1/operator/accounts", headers=acme.headers)).status_code == 401

@@ -15,10 +15,11 @@ from fastapi import Depends, Header, Request, Response
 
 from tidings.accounts.auth import Principal
 from tidings.accounts.permissions import Permission
+from tidings.core.services import Services
 from tidings.users.sessions import MFA_REQUIRED, PASSWORD_CHANGE_REQUIRED
 from tidings.web.deps import API_KEY, RuntimeDep
 from tidings.web.errors import Forbidden
-from tidings.web.ratelimits import charge_once
+from tidings.web.ratelimits import Quota, charge_once
 
 
 async def get_principal(
@@ -29,16 +30,24 @@ async def get_principal(
     tidings_account: Annotated[str | None, Header(
         max_length=40, description="Act on this sub-account of the key's account.")] = None,
 ) -> Principal:
+    principal, quota = await charged_principal(rt, request, authorization, tidings_account)
+    if quota is not None:
+        response.headers.update(quota.headers())
+    return principal
+
+
+async def charged_principal(rt: Services, request: Request, authorization: str | None,
+                           on_behalf_of: str | None) -> tuple[Principal, Quota | None]:
+    """Who holds ``authorization`` (acting on ``on_behalf_of``), the request charged to
+    their credential's and their account's rate limits: the API's and the portal's."""
     client = request.client.host if request.client else None
-    principal = await rt.auth.authenticate(authorization, tidings_account, client_ip=client)
+    principal = await rt.auth.authenticate(authorization, on_behalf_of, client_ip=client)
     actor = principal.actor
     quota = await charge_once(
         rt.rate_limits, request.scope, account_id=principal.account_id,
         credential=(actor.type, actor.id),
         account_rps=await rt.account_rights.requests_per_second(principal.account_id))
-    if quota is not None:
-        response.headers.update(quota.headers())
-    return principal
+    return principal, quota
 
 
 def check_permission(principal: Principal, permission: Permission | None, *,

@@ -31,6 +31,12 @@ SETTLED = (Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.EXPIRED,
 FAILED = frozenset(SETTLED) - {Status.DELIVERED}
 
 
+def delivery_rate(by_status: Counter[str]) -> float | None:
+    """Delivered among the outbound messages whose fate is known; None: none yet."""
+    settled = sum(by_status[s] for s in SETTLED)
+    return by_status[Status.DELIVERED] / settled if settled else None
+
+
 @dataclass
 class Period:
     """Counts of one account's messages created since ``since``."""
@@ -46,9 +52,7 @@ class Period:
 
     @property
     def delivery_rate(self) -> float | None:
-        """Delivered among the outbound messages whose fate is known; None: none yet."""
-        settled = sum(self.by_status[s] for s in SETTLED)
-        return self.by_status[Status.DELIVERED] / settled if settled else None
+        return delivery_rate(self.by_status)
 
     @property
     def failed(self) -> int:

@@ -15,9 +15,8 @@ from sqlalchemy import case, func, select
 from tidings.core.ids import id_floor
 from tidings.core.services import Services
 from tidings.jobs.outbox import Job
-from tidings.messaging.lifecycle import Status
 from tidings.messaging.models import Message
-from tidings.messaging.stats import SETTLED
+from tidings.messaging.stats import delivery_rate
 from tidings.storage.db import SYSTEM
 from tidings.webhooks.models import WebhookDelivery
 
@@ -30,8 +29,7 @@ class ConnectorDay:
 
     @property
     def delivery_rate(self) -> float | None:
-        settled = sum(self.by_status[s] for s in SETTLED)
-        return self.by_status[Status.DELIVERED] / settled if settled else None
+        return delivery_rate(self.by_status)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Depends, Request
 
 from tidings.accounts.auth import Principal
-from tidings.accounts.deps import check_permission
+from tidings.accounts.deps import charged_principal, check_permission
 from tidings.accounts.permissions import Permission
 from tidings.core.services import Services
 from tidings.operators.deps import Operator
@@ -30,7 +30,6 @@ from tidings.users.sessions import (
 )
 from tidings.web.deps import RuntimeDep
 from tidings.web.errors import Forbidden, Unauthorized
-from tidings.web.ratelimits import charge_once
 
 LOGIN_PATH = "/portal/login"
 GATE_PAGES = {PASSWORD_CHANGE_REQUIRED: "/portal/password", MFA_REQUIRED: "/portal/mfa"}
@@ -65,16 +64,10 @@ async def page_principal(request: Request, rt: Services, *,
     token = session_cookie.token_of(request)
     if token is None:
         raise LoginRequired(_here(request))
-    client = request.client.host if request.client else None
     try:
-        principal = await rt.auth.authenticate(f"Bearer {token}", on_behalf_of,
-                                               client_ip=client)
+        principal, _ = await charged_principal(rt, request, f"Bearer {token}", on_behalf_of)
     except Unauthorized:
         raise LoginRequired(_here(request)) from None
-    await charge_once(rt.rate_limits, request.scope, account_id=principal.account_id,
-                      credential=(principal.actor.type, principal.actor.id),
-                      account_rps=await rt.account_rights.requests_per_second(
-                          principal.account_id))
     return principal
 
 

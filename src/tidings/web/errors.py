@@ -168,10 +168,9 @@ def install_error_handlers(app: FastAPI, *,
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        problem = _validation_problem(request, exc)
         page = pages(request, InvalidRequest("The form was not filled in as it should be.",
                                              code="validation_failed")) if pages else None
-        return page if page is not None else problem
+        return page if page is not None else _validation_problem(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -28,10 +28,10 @@ from tests.portal.browser.conftest import (
     Person,
     Portal,
     Screenshot,
+    first_log_in,
     log_in,
     sign_in,
 )
-from tests.portal.pages import form_token
 
 pytestmark = pytest.mark.slow
 
@@ -69,27 +69,7 @@ def new_staff(portal: Portal) -> Person:
 def staff(portal: Portal) -> Person:
     """Staff who have been through the first log-in (the forms posted as a browser posts
     them; the browser's own first log-in is a test below), with an open session."""
-    person = new_staff(portal)
-    with httpx.Client(base_url=portal.url, timeout=10.0) as browser:
-        login = browser.get("/portal/login")
-        signed = browser.post("/portal/login", data={
-            "_csrf": form_token(login), "email": person.email, "password": person.password})
-        assert signed.status_code == 303, signed.text[:500]
-        page = browser.get("/portal/password")
-        changed = browser.post("/portal/password", data={
-            "_csrf": form_token(page), "current_password": person.password,
-            "new_password": NEW_PASSWORD})
-        assert changed.status_code == 303, changed.text[:500]
-        person.password = NEW_PASSWORD
-        page = browser.get("/portal/mfa")
-        secret = re.search(r'<code id="totp-secret">([A-Z2-7]+)</code>', page.text)
-        assert secret, page.text[:500]
-        person.totp_secret = secret.group(1)
-        enrolled = browser.post("/portal/mfa", data={
-            "_csrf": form_token(page), "code": person.code_now()})
-        assert 'id="recovery-codes"' in enrolled.text, enrolled.text[:500]
-        person.session_cookie = browser.cookies["tidings_session"]
-    return person
+    return first_log_in(portal, new_staff(portal))
 
 
 @pytest.fixture
