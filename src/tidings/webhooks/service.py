@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -88,6 +88,19 @@ async def get_delivery(session: AsyncSession, *, tenant: str,
         WebhookAttempt.delivery_id == delivery_id, WebhookAttempt.tenant_id == tenant)
         .order_by(WebhookAttempt.number))
     return delivery, list(attempts.all())
+
+
+async def attempts_of(session: AsyncSession, *, tenant: str,
+                      delivery_ids: Sequence[str]) -> dict[str, list[WebhookAttempt]]:
+    """Every attempt of these deliveries in one read, by delivery, in order."""
+    found: dict[str, list[WebhookAttempt]] = {delivery_id: [] for delivery_id in delivery_ids}
+    if delivery_ids:
+        rows = await session.scalars(select(WebhookAttempt).where(
+            WebhookAttempt.delivery_id.in_(delivery_ids), WebhookAttempt.tenant_id == tenant)
+            .order_by(WebhookAttempt.delivery_id, WebhookAttempt.number))
+        for attempt in rows.all():
+            found[attempt.delivery_id].append(attempt)
+    return found
 
 
 async def resend_delivery(session: AsyncSession, *, tenant: str, delivery_id: str,

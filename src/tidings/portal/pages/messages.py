@@ -37,7 +37,7 @@ from tidings.portal.templating import gettext as _
 from tidings.portal.templating import render
 from tidings.web.deps import RuntimeDep
 from tidings.web.errors import NotFound, TidingsError
-from tidings.webhooks.service import get_delivery, list_deliveries
+from tidings.webhooks.service import attempts_of, list_deliveries
 
 router = APIRouter(prefix="/portal/messages", include_in_schema=False)
 PAGE_SIZE = 50
@@ -113,11 +113,12 @@ async def _message_context(rt: Services, principal: Principal,
         events = await get_events(session, tenant=principal.tenant, message_id=message_id)
         deliveries = []
         if principal.may(Permission.WEBHOOKS_MANAGE):
-            for delivery in await list_deliveries(session, tenant=principal.tenant,
-                                                  message_id=message_id, status=None,
-                                                  cursor=None, limit=50):
-                deliveries.append(await get_delivery(session, tenant=principal.tenant,
-                                                     delivery_id=delivery.id))
+            listed = await list_deliveries(session, tenant=principal.tenant,
+                                           message_id=message_id, status=None, cursor=None,
+                                           limit=50)
+            attempts = await attempts_of(session, tenant=principal.tenant,
+                                         delivery_ids=[d.id for d in listed])
+            deliveries = [(d, attempts[d.id]) for d in listed]
     shown = as_seen_by(message_out(message, keys, events), principal.permissions)
     return {"message": shown, "deliveries": deliveries,
             "moving": message.status not in FINAL, "refresh_seconds": REFRESH_SECONDS}
