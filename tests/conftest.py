@@ -4,6 +4,8 @@ a runtime with a fake clock, an HTTP client on the real app, and a real webhook 
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +22,14 @@ from argon2 import PasswordHasher
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import delete, func, select
 
-from tests.pg import PG_ADMIN_URL, as_owner, empty_database, fresh_database, role_settings
+from tests.pg import (
+    PG_ADMIN_URL,
+    as_owner,
+    empty_database,
+    fresh_database,
+    fresh_keystore,
+    role_settings,
+)
 from tidings.accounts.models import AccountStatus
 from tidings.accounts.provision import Provisioned, provision_account
 from tidings.app import create_app
@@ -35,11 +44,14 @@ from tidings.numbers.codes import PLATFORM_ACCOUNT
 from tidings.runtime import Runtime, close_runtime, open_runtime
 from tidings.smpp_gateway import service as smpp_gateway_service
 from tidings.storage.db import SYSTEM
-from tidings.storage.vault import audit_checkpoints_table
+from tidings.storage.keystore import audit_checkpoints_table, erasure_ledger_table
+from tidings.storage.subject_keys import ciphers_of
 from tidings.users import passwords
 from tidings.webhooks.models import WebhookDelivery
 
 TEST_ACTOR = Actor("operator", "tests")
+# The master key of the PostgreSQL key store that a test process's runtimes share.
+POSTGRES_MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
 
 # No time limit per example: speed is measured in bench/, not here, and a slow example
 # (a full garbage collection, a numbering plan loaded on first use, coverage) is no bug.
@@ -81,6 +93,16 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def postgres_keystore_url() -> Iterator[str]:
+    """The key store on PostgreSQL: a database of its own that the app and system roles
+    cannot open (PSE-2), for the runtimes of the PostgreSQL variant of every test."""
+    if not PG_ADMIN_URL:
+        pytest.skip("TIDINGS_TEST_POSTGRES_URL is not set")
+    with fresh_keystore("tidings_test_keys") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty SQLite database at the newest revision, migrated once per test process:
     each test starts from a copy (its runtime still runs the migrations, which find
@@ -112,9 +134,11 @@ async def _truncate_all(rt: Runtime) -> None:
     if rt.db.is_sqlite:
         return
     await empty_database(as_owner(rt.settings.resolved_database_url()))
-    # Opening the runtime checkpointed the chains an earlier test left behind.
+    # Opening the runtime checkpointed the chains an earlier test left behind; the
+    # erasures of earlier tests are theirs (the keys stay: this runtime holds some).
     async with rt.vault.keystore.begin() as conn:
         await conn.execute(delete(audit_checkpoints_table))
+        await conn.execute(delete(erasure_ledger_table))
 
 
 @pytest.fixture(autouse=True)
@@ -126,12 +150,18 @@ def _no_outgoing_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    # On PostgreSQL the three roles: tenant work, work across tenants, migrations.
+def settings(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Settings:
+    # On PostgreSQL the three roles: tenant work, work across tenants, migrations; and
+    # the key store in a database of its own.
+    keystore = ({"keystore_url": request.getfixturevalue("postgres_keystore_url"),
+                 "master_key": POSTGRES_MASTER_KEY}  # the key store outlives each test
+                if database_url.startswith("postgresql") else {})
     return Settings(data_dir=tmp_path / "data", database_url=database_url,
-                    **role_settings(database_url),
+                    **role_settings(database_url), **keystore,
                     sandbox_receipt_delay_seconds=5.0, sandbox_poll_seconds=3600.0,
                     api_key_cache_seconds=0.0, smpp_port=0,
+                    # A test meets a few people: a few keys made ahead, not 256.
+                    subject_key_pool_batch=8,
                     # The suite's webhook receivers listen on loopback.
                     webhook_allow_private=True)
 
@@ -281,8 +311,11 @@ async def codes_sent(rt: Runtime, to: str) -> list[str]:
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         rows = (await session.scalars(select(Message).where(
             Message.tenant_id == PLATFORM_ACCOUNT).order_by(Message.id))).all()
-    return [re.findall(r"\b[0-9]{6}\b", keys.decrypt(row.body_enc, field="messages.body"))[0]
-            for row in rows if keys.decrypt(row.to_enc, field="messages.to") == to]
+    ciphers = await ciphers_of(keys, rows)
+    clear = [(c.decrypt(row.to_enc, field="messages.to"),
+              c.decrypt(row.body_enc, field="messages.body"))
+             for row in rows if (c := ciphers[row.id]) is not None]
+    return [re.findall(r"\b[0-9]{6}\b", body)[0] for number, body in clear if number == to]
 
 
 async def assign(rt: Runtime, tenant: str, number: str) -> dict[str, Any]:

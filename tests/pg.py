@@ -19,6 +19,7 @@ PG_ADMIN_URL = os.environ.get("TIDINGS_TEST_POSTGRES_URL", "")
 OWNER_ROLE = "tidings_test_owner"  # owns the schema, runs `tidings migrate`
 APP_ROLE = "tidings_test_app"  # TIDINGS_DATABASE_URL: tenant work only
 SYSTEM_ROLE = "tidings_test_system"  # TIDINGS_SYSTEM_DATABASE_URL: across tenants
+KEYS_ROLE = "tidings_test_keys"  # TIDINGS_KEYSTORE_URL: the key store, a database apart
 RUNTIME_GROUP = "tidings_runtime"
 CROSS_TENANT_GROUP = "tidings_cross_tenant"
 
@@ -58,6 +59,7 @@ ROLES = (
     _create_role(OWNER_ROLE, f"LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE {CROSS_TENANT_GROUP}"),
     _create_role(APP_ROLE, f"LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE {RUNTIME_GROUP}"),
     _create_role(SYSTEM_ROLE, f"LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE {CROSS_TENANT_GROUP}"),
+    _create_role(KEYS_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS"),
 )
 
 
@@ -90,6 +92,21 @@ def fresh_database(prefix: str) -> Iterator[PgDatabase]:
                          system_url=f"postgresql+asyncpg://{SYSTEM_ROLE}@{host}/{name}",
                          owner_url=f"postgresql+asyncpg://{OWNER_ROLE}@{host}/{name}",
                          admin_dsn=f"postgresql://{userinfo}@{host}/{name}")
+    finally:
+        asyncio.run(run_as_admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@contextmanager
+def fresh_keystore(prefix: str) -> Iterator[str]:
+    """A database for the key store, owned by its own role, that no other role may
+    connect to (docs/operations.md, the key store on PostgreSQL); its URL."""
+    admin = PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    asyncio.run(run_as_admin(admin, *ROLES, f"CREATE DATABASE {name} OWNER {KEYS_ROLE}",
+                             f"REVOKE ALL ON DATABASE {name} FROM PUBLIC"))
+    host = admin.split("://", 1)[1].split("@", 1)[1].rsplit("/", 1)[0]
+    try:
+        yield f"postgresql+asyncpg://{KEYS_ROLE}@{host}/{name}"
     finally:
         asyncio.run(run_as_admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 

@@ -55,9 +55,9 @@ def keystore_rows(data_dir: Path) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
-def unwrap(master_key: bytes, wrapped: bytes, aad: bytes) -> bytes:
+def unwrap(wrapping_key: bytes, wrapped: bytes, aad: bytes) -> bytes:
     """The documented wrap format, independently of the vault: nonce || AES-GCM."""
-    return AESGCM(master_key).decrypt(wrapped[:12], wrapped[12:], aad)
+    return AESGCM(wrapping_key).decrypt(wrapped[:12], wrapped[12:], aad)
 
 
 # --------------------------------------------------------------------------- encryption
@@ -182,9 +182,16 @@ async def test_key_store_holds_only_wrapped_keys(vault: Vault, settings: Setting
     [(tenant_id, version, wrapped_data, wrapped_index)] = keystore_rows(settings.data_dir)
     assert (tenant_id, version) == ("tenant-a", 1)
 
+    # master key -> the tenant's key-encryption key (version 1) -> its data and index keys
     master = load_master_key(settings)
-    data_key = unwrap(master, wrapped_data, b"tidings-tenant-key:tenant-a")
-    index_key = unwrap(master, wrapped_index, b"tidings-tenant-index-key:tenant-a")
+    with sqlite3.connect(settings.data_dir / "keys.db") as conn:
+        [(wrapped_kek,)] = conn.execute(
+            "SELECT wrapped_key FROM tenant_keks WHERE tenant_id = 'tenant-a'").fetchall()
+    conn.close()
+    kek = unwrap(master, wrapped_kek,
+                 b"tidings-tenant-kek:" + b"\0\0\0\x08tenant-a" + b"\0\0\0\x011")
+    data_key = unwrap(kek, wrapped_data, b"tidings-tenant-key:tenant-a")
+    index_key = unwrap(kek, wrapped_index, b"tidings-tenant-index-key:tenant-a")
     assert len(data_key) == len(index_key) == 32
     assert data_key != index_key
 

@@ -37,6 +37,8 @@ from tidings.messaging.idempotency import key_legacy_fingerprints
 from tidings.messaging.inbound import take_inbound
 from tidings.metrics import Metrics
 from tidings.migrations.run import upgrade
+from tidings.privacy import tasks as privacy_tasks
+from tidings.privacy.erasure import replay_erasures
 from tidings.routing.cache import RoutingCache
 from tidings.smpp_gateway import tasks as smpp_tasks
 from tidings.smpp_gateway.gateway import SmppGateway
@@ -122,7 +124,8 @@ def job_registry() -> JobRegistry:
 
 
 # The domains with work for the workers, in the order a drain runs their kinds.
-DOMAIN_TASKS = (messaging_tasks, webhook_tasks, smpp_tasks, mail_tasks, audit_tasks)
+DOMAIN_TASKS = (messaging_tasks, webhook_tasks, smpp_tasks, mail_tasks, audit_tasks,
+                privacy_tasks)
 JOBS = job_registry()
 JOB_KINDS = JOBS.kind_names
 
@@ -181,6 +184,11 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
     vault = await Vault.open(settings)
     await key_legacy_fingerprints(db, vault)
     await key_legacy_chains(db, AuditChain.of(vault), now=clock.now())
+    # Before any traffic: a database restored from a backup older than some erasures
+    # must not serve those people's messages again (docs/privacy.md, erasure).
+    replayed = await replay_erasures(db, vault)
+    if replayed:
+        log.info("erasure_ledger_replayed", entries=replayed)
     carrier = SandboxCarrier(SandboxLedger(sandbox_ledger_url(settings)),
                              receipt_delay_seconds=settings.sandbox_receipt_delay_seconds,
                              poll_seconds=settings.sandbox_poll_seconds,
@@ -199,6 +207,8 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
     rt.metrics.watch_smpp(rt.smpp_snapshots, rt.gateway_snapshot)
     await sender.start()
     rt.writer.start()
+    if start_background:  # keys erased by other processes stop being used here
+        vault.watch_erasures(settings.erasure_poll_seconds)
     rt.webhook_recorder.start()
     rt.wakeup_bridge = (
         SocketWakeupBridge(socket_directory(db.url), rt.wakeups, JOB_KINDS) if db.is_sqlite

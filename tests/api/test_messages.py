@@ -33,8 +33,10 @@ from tidings.connectors.sandbox.carrier import SandboxCarrier
 from tidings.core.clock import FakeClock
 from tidings.jobs.outbox import Job
 from tidings.messaging.models import Message, MessageEvent
+from tidings.messaging.service import cipher_of
 from tidings.messaging.tasks import apply_reports
 from tidings.runtime import Runtime
+from tidings.storage.ciphers import VaultError
 from tidings.storage.db import SYSTEM
 from tidings.webhooks.models import WebhookDelivery
 
@@ -203,9 +205,10 @@ async def test_numbers_are_stored_in_e164(client: httpx.AsyncClient, rt: Runtime
     assert (await read(client, acme, sent["id"]))["to"] == NUMBER
 
     stored = await stored_message(rt, sent["id"])
-    keys = await rt.vault.keys_for(acme.id)
-    assert keys.decrypt(stored.to_enc, field="messages.to") == NUMBER
-    assert keys.decrypt(stored.from_enc, field="messages.from") == "+12025550199"
+    cipher = await cipher_of(await rt.vault.keys_for(acme.id), stored)
+    assert cipher is not None
+    assert cipher.decrypt(stored.to_enc, field="messages.to") == NUMBER
+    assert cipher.decrypt(stored.from_enc, field="messages.from") == "+12025550199"
     # The blind index is of the normalised number, so an exact look-up finds it.
     assert await listed_ids(client, acme, to=NUMBER) == [sent["id"]]
 
@@ -781,10 +784,15 @@ async def test_personal_data_is_not_stored_in_clear(
         for plain in plaintexts:
             assert plain not in dump, name
 
-    # It is ciphertext of the values, not something else: the tenant's keys open it.
+    # It is ciphertext of the values, not something else: the recipient's key opens it,
+    # and the tenant's own data key does not.
     keys = await rt.vault.keys_for(acme.id)
-    assert keys.decrypt(row.body_enc, field="messages.body") == secret_body
-    assert keys.decrypt(row.to_enc, field="messages.to") == NUMBER
+    assert keys.subjects is not None
+    [subject] = (await keys.subjects.by_ids([row.subject_key])).values()
+    assert subject.decrypt(row.body_enc, field="messages.body") == secret_body
+    assert subject.decrypt(row.to_enc, field="messages.to") == NUMBER
+    with pytest.raises(VaultError):
+        keys.decrypt(row.body_enc, field="messages.body")
     assert row.to_index == keys.blind_index(NUMBER, field="messages.to")
 
     if database_url.startswith("sqlite"):

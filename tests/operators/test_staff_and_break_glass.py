@@ -14,7 +14,7 @@ from tests.users.people import PASSWORD, person, session_headers
 from tests.users.test_auth_api import assert_problem, log_in
 from tidings.core.clock import FakeClock
 from tidings.runtime import Runtime
-from tidings.storage.vault import tenant_keys_table
+from tidings.storage.keystore import tenant_keys_table
 from tidings.users.service import create_user
 
 NUMBER = "+12025550173"

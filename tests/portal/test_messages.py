@@ -16,11 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import HookServer, Tenant, make_tenant, settle
+from tests.conftest import TEST_ACTOR, HookServer, Tenant, make_tenant, settle
 from tests.portal.pages import page_error, signed_in
 from tests.users.people import person
 from tidings.core.clock import FakeClock
 from tidings.portal.pages.messages import PAGE_SIZE
+from tidings.privacy.erasure import erase_subject
 from tidings.runtime import Runtime
 
 NUMBER, OTHER_NUMBER = "+12025550188", "+12025550174"  # not the pages' example number
@@ -402,3 +403,19 @@ async def test_a_malformed_message_id_is_a_404_page(
     assert page.status_code == 404
     assert page_error(page) == "message_not_found"
     assert "<h1>Not found</h1>" in page.text
+
+
+async def test_an_erased_persons_messages_show_as_erased(
+        client: httpx.AsyncClient, rt: Runtime, acme: Tenant) -> None:
+    erased = await send(client, acme)
+    kept = await send(client, acme, to=OTHER_NUMBER)
+    assert await erase_subject(rt, tenant=acme.id, address=NUMBER, actor=TEST_ACTOR)
+    await as_role(client, rt, acme, "owner")
+    listed = await log(client)
+    assert [row.id for row in rows(listed)] == [kept]  # the erased row has no number to show
+    assert f'href="/portal/messages/{erased}"' in listed.text
+    assert NUMBER not in listed.text
+    page = await client.get(f"/portal/messages/{erased}")
+    assert page.status_code == 200
+    assert "data was erased on request" in page.text
+    assert "Secret words" not in page.text

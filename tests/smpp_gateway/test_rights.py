@@ -166,7 +166,8 @@ async def test_a_suspension_by_the_operators_cli_in_another_process_unbinds_the_
     esme = Esme(port)
     await asyncio.to_thread(esme.bind, system_id, password)
     urls = {name: getattr(settings, name) for name in (
-        "database_url", "system_database_url", "migrate_database_url") if getattr(settings, name)}
+        "database_url", "system_database_url", "migrate_database_url", "keystore_url",
+        "master_key") if getattr(settings, name)}
     env = tidings_env(settings.data_dir, **urls)
     try:
         done = await run_cli_async(env, "accounts", "set-status", acme.id, "suspended",

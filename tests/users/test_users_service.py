@@ -13,7 +13,7 @@ from tidings.audit.models import AuditEvent
 from tidings.core.clock import FakeClock
 from tidings.runtime import Runtime
 from tidings.storage.db import SYSTEM
-from tidings.storage.vault import tenant_keys_table
+from tidings.storage.keystore import tenant_keys_table
 from tidings.users.models import User
 from tidings.users.passwords import verify_password
 from tidings.users.service import TEMPORARY_PASSWORD_HOURS, create_user, list_users

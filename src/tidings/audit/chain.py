@@ -23,7 +23,8 @@ import orjson
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tidings.storage.vault import Vault, audit_checkpoints_table, insert_if_absent
+from tidings.storage.keystore import audit_checkpoints_table, insert_if_absent
+from tidings.storage.vault import Vault
 
 CHECKPOINTS = audit_checkpoints_table
 

@@ -18,6 +18,7 @@ from tidings.accounts.service import (
     list_accounts,
 )
 from tidings.cli.common import emit, operator_actor, with_runtime
+from tidings.cli.key_rotation import rotate_command
 from tidings.cli.verifications import reject, verifications, verify
 from tidings.messaging.schemas import URL_PATTERN
 from tidings.operators.account_status import set_account_status
@@ -135,7 +136,10 @@ def _statuses(text: str | None) -> list[str] | None:
 
 @click.group("keys")
 def keys() -> None:
-    """Create and revoke API keys."""
+    """Create and revoke API keys; rotate the key store's key-encryption keys."""
+
+
+keys.add_command(rotate_command)
 
 
 @keys.command("create")

@@ -29,7 +29,7 @@ def verify_command(account_id: str | None) -> None:
     """
     settings = Settings()
     require_database(settings)
-    _require_keys(settings)
+    require_keys(settings)
     report = asyncio.run(_verify(settings, account_id))
     click.echo(f"chains: {report.tenants}, events: {report.sealed_events}, "
                f"unsealed: {report.unsealed_events}")
@@ -39,7 +39,7 @@ def verify_command(account_id: str | None) -> None:
     sys.exit(0 if report.ok else 2)
 
 
-def _require_keys(settings: Settings) -> None:
+def require_keys(settings: Settings) -> None:
     """The server's keys, or a clear refusal: a fresh key would call every chain altered."""
     key_file = settings.resolved_key_dir() / MASTER_KEY_FILE
     if not settings.master_key and not key_file.is_file():

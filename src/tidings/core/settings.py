@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     # Sub-account rights changed in another process apply within this (here at once).
     account_rights_cache_seconds: float = Field(default=2.0, ge=0)
     routing_cache_seconds: float = Field(default=2.0, ge=0)  # route changes apply within
+    # Data subjects' keys kept unwrapped in memory, per tenant (docs/privacy.md); an
+    # erasure in another process stops this one using the subject's key within
+    # erasure_poll_seconds.
+    subject_key_cache_size: int = Field(default=20_000, ge=1, le=10_000_000)
+    # Keys made ahead, in one key-store transaction, for people not met before.
+    subject_key_pool_batch: int = Field(default=256, ge=1, le=100_000)
+    erasure_poll_seconds: float = Field(default=2.0, gt=0)
     connector_reload_seconds: float = Field(default=5.0, gt=0)  # connector changes apply within
     log_level: str = "INFO"
     extra_connectors: list[str] = Field(default_factory=list)

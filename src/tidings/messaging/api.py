@@ -30,6 +30,7 @@ from tidings.messaging.sending import (
 )
 from tidings.messaging.service import (
     MessageFilters,
+    cipher_of,
     do_cancel_message,
     get_events,
     get_message,
@@ -37,6 +38,7 @@ from tidings.messaging.service import (
     message_out,
 )
 from tidings.messaging.views import as_seen_by
+from tidings.storage.subject_keys import ciphers_of
 from tidings.web.deps import PROBLEMS_OF_API_KEY_ROUTES, KnownQueryOnly, RuntimeDep
 from tidings.web.errors import InvalidRequest, NotFound, problem_responses
 from tidings.webhooks.service import DELIVER_JOB
@@ -89,7 +91,8 @@ async def read_message(message_id: str, rt: RuntimeDep,
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
         message = await get_message(session, tenant=principal.tenant, message_id=message_id)
         events = await get_events(session, tenant=principal.tenant, message_id=message_id)
-    return as_seen_by(message_out(message, keys, events), principal.permissions)
+    cipher = await cipher_of(keys, message)
+    return as_seen_by(message_out(message, cipher, events), principal.permissions)
 
 
 @router.get("", response_model=MessagePage, summary="List messages, newest first",
@@ -112,7 +115,8 @@ async def list_endpoint(
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
         rows, next_cursor = await list_messages(session, tenant=principal.tenant, keys=keys,
                                                 filters=filters, cursor=cursor, limit=limit)
-    return MessagePage(data=[as_seen_by(message_out(m, keys), principal.permissions)
+    ciphers = await ciphers_of(keys, rows)
+    return MessagePage(data=[as_seen_by(message_out(m, ciphers[m.id]), principal.permissions)
                              for m in rows], next_cursor=next_cursor)
 
 
@@ -129,7 +133,7 @@ async def cancel_message(message_id: str, rt: RuntimeDep,
                                           webhooks=principal.webhooks, now=rt.clock.now())
     rt.wakeups.notify(DELIVER_JOB)
     rt.metrics.count_moves({"canceled": 1})
-    return message_out(message, keys)
+    return message_out(message, await cipher_of(keys, message))
 
 
 def _check_id(message_id: str) -> None:

@@ -24,9 +24,14 @@ from tidings.messaging.addresses import (
 )
 from tidings.messaging.drafts import UNSEGMENTED
 from tidings.messaging.models import Message
-from tidings.messaging.service import Created, SendContext, do_receive_inbound
+from tidings.messaging.service import (
+    Created,
+    SendContext,
+    do_receive_inbound,
+)
 from tidings.messaging.status_changes import SMPP_DELIVER_JOB
 from tidings.numbers.service import Owner, number_index, owner_of
+from tidings.privacy.subjects import subjects_for
 from tidings.smpp_gateway.service import has_active_credential
 from tidings.storage.db import SYSTEM
 from tidings.web.errors import Forbidden, InvalidRequest, NotFound, TidingsError
@@ -120,10 +125,12 @@ async def receive_inbound(rt: Services, *, sender: str, to: str, body: str, chan
     webhooks = replace(Subscription.of(account), url=owner.webhook_url or account.webhook_url)
     ctx = SendContext(account.id, keys, actor, webhooks)
     encoding, num_segments = _form(channel, body)
+    # The sender's key before the transaction: nothing in it waits on the key store.
+    [subject] = await subjects_for(keys, [origin])
     # Urgent: the carrier waits for our answer (an SMSC's deliver_sm_resp).
     async with rt.db.transaction(tenant=account.id, urgent=True) as session:
         created = await do_receive_inbound(
-            session, ctx=ctx, sender=origin, to=number, body=body, channel=channel,
+            session, ctx=ctx, subject=subject, sender=origin, to=number, body=body, channel=channel,
             encoding=encoding, num_segments=num_segments, now=rt.clock.now(),
             carrier=carrier)
         if channel == "whatsapp":  # the customer wrote: free-form replies for 24 hours

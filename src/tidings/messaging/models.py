@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, true
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.storage.db import Base, BigIntPK
@@ -21,6 +21,11 @@ class Message(Base):
         Index("ix_messages_tenant_id_id", "tenant_id", "id"),
         Index("ix_messages_tenant_id_to_index", "tenant_id", "to_index"),
         Index("ix_messages_connector_carrier_message_id", "connector", "carrier_message_id"),
+        Index("ix_messages_tenant_id_subject_key", "tenant_id", "subject_key"),
+        # Inbound messages only: an outbound message costs no entry here.
+        Index("ix_messages_tenant_id_from_index", "tenant_id", "from_index",
+              sqlite_where=text("from_index IS NOT NULL"),
+              postgresql_where=text("from_index IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -44,6 +49,13 @@ class Message(Base):
     smpp_receipt_to: Mapped[str | None] = mapped_column(String(40))
     # email subject and HTML, WhatsApp template or media: vault-encrypted JSON
     content_enc: Mapped[bytes | None] = mapped_column(Ciphertext)
+    # The data subject's key (the recipient's, or the sender's of an inbound message) in
+    # the key store: to, from, body and content are under it. NULL: stored before
+    # subject keys, under the tenant's data key.
+    subject_key: Mapped[str | None] = mapped_column(String(40))
+    # An inbound message's sender's blind index (its data subject's; an outbound
+    # message's subject is its recipient, ``to_index``). NULL on outbound messages.
+    from_index: Mapped[str | None] = mapped_column(String(64))
     fallback_channels: Mapped[str | None] = mapped_column(String(60))  # still to try, in order
     fallback_after: Mapped[int | None] = mapped_column(Integer)  # seconds sent, undelivered
     event_count: Mapped[int] = mapped_column(Integer)

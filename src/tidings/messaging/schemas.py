@@ -164,10 +164,12 @@ class MessageOut(BaseModel):
     direction: Direction
     channel: Channel
     status: Status
-    to: str
-    from_: str = Field(alias="from")
+    to: str | None = Field(description="Null once the person it was sent to (or, for an "
+                                       "inbound message, from) was erased.")
+    from_: str | None = Field(alias="from", description="Null once the person was erased.")
     body: str | None = Field(description="Null when the caller may not read message "
-                                         "content (messages:read_content).")
+                                         "content (messages:read_content), or once the "
+                                         "person was erased.")
     subject: str | None = None
     html: str | None = None
     template: WhatsAppTemplate | None = None

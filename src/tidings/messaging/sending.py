@@ -11,7 +11,7 @@ are woken.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -37,13 +37,16 @@ from tidings.messaging.schemas import (
 from tidings.messaging.service import (
     SendContext,
     build_messages,
+    cipher_of,
     created_out,
     do_create_messages,
     get_message,
     message_out,
 )
 from tidings.messaging.status_changes import DISPATCH_JOB
+from tidings.privacy.subjects import subjects_for
 from tidings.signup import trials
+from tidings.storage.ciphers import SubjectKey
 from tidings.storage.writer import Rows, write_rows
 from tidings.web.errors import Forbidden, InvalidRequest
 from tidings.webhooks.destinations import check_webhook_url
@@ -124,8 +127,9 @@ def _whatsapp(body: SendMessage) -> dict[str, Any] | None:
 
 async def create_one(rt: Services, ctx: SendContext, draft: Draft) -> MessageOut:
     """Store one checked message; returns once it is durable."""
+    subjects = await subjects_for(ctx.keys, [draft.to])
     now = rt.clock.now()
-    rows, created = build_messages(ctx, [draft], now)
+    rows, created = build_messages(ctx, [draft], subjects, now)
     if ctx.monthly_cap is None and not ctx.trial:
         await rt.writer.write(ctx.tenant, rows)
     else:  # counted in the messages' own transaction, so the cap and the trial hold exactly
@@ -150,17 +154,19 @@ async def create_one_idempotent(rt: Services, ctx: SendContext, draft: Draft, *,
 
 async def _create_idempotent(rt: Services, ctx: SendContext, draft: Draft, key: str,
                              request_hash: str) -> tuple[MessageOut, bool]:
+    subjects = await subjects_for(ctx.keys, [draft.to])
     now = rt.clock.now()
     async with rt.db.transaction(tenant=ctx.tenant) as session:
         replay = await idempotency.find_replay(session, tenant=ctx.tenant, key=key,
                                                request_hash=request_hash)
         if replay is not None and replay.message_id is not None:
             message = await get_message(session, tenant=ctx.tenant, message_id=replay.message_id)
-            return message_out(message, ctx.keys), True
+            return message_out(message, await cipher_of(ctx.keys, message)), True
         if ctx.trial:
             await _admit_one(rt, session, ctx, draft)
         await _take_quota(session, ctx, 1, now, whole=True)
-        created = await do_create_messages(session, ctx=ctx, drafts=[draft], now=now)
+        created = await do_create_messages(session, ctx=ctx, drafts=[draft],
+                                           subjects=subjects, now=now)
         await idempotency.remember(session, tenant=ctx.tenant, key=key,
                                    request_hash=request_hash, message_id=created[0].row["id"],
                                    now=now)
@@ -238,13 +244,20 @@ class Batch:
     status_callback: str | None
     drafts: list[tuple[int, Draft]]
     results: list[BatchResult | None]
+    subjects: dict[int, SubjectKey] = field(default_factory=dict)  # by the draft's index
+
+    async def key_subjects(self, ctx: SendContext) -> None:
+        """Every recipient's key, before the batch's transaction opens."""
+        found = await subjects_for(ctx.keys, [draft.to for _, draft in self.drafts])
+        self.subjects = {index: key for (index, _), key in zip(self.drafts, found, strict=True)}
 
     def build(self, ctx: SendContext, now: datetime,
               granted: int | None = None) -> tuple[Rows, BatchResponse]:
         """Rows and answer for the first ``granted`` drafts (all by default); the rest
         are rejected: the account's monthly cap has no room for them."""
         taken = self.drafts if granted is None else self.drafts[:granted]
-        rows, created = build_messages(ctx, [d for _, d in taken], now)
+        rows, created = build_messages(ctx, [d for _, d in taken],
+                                       [self.subjects[i] for i, _ in taken], now)
         results = list(self.results)
         refused = cap_reached()
         for index, _ in self.drafts[len(taken):]:
@@ -291,6 +304,7 @@ async def store_batch(rt: Services, ctx: SendContext, batch: Batch, *, key: str 
                       request: dict[str, Any] | None = None) -> tuple[BatchResponse, bool]:
     """Store a checked batch (under an idempotency key when given, with ``request`` its
     fingerprint's source); the answer, and whether it replays an earlier one."""
+    await batch.key_subjects(ctx)
     if key is None and (ctx.monthly_cap is not None or ctx.trial):
         answer = await _batch_counted(rt, ctx, batch)
     elif key is None:

@@ -23,6 +23,8 @@ from tidings.messaging.lifecycle import Status
 from tidings.messaging.models import Message, MessageEvent
 from tidings.messaging.schemas import MessageEventOut, MessageOut
 from tidings.messaging.status_changes import DISPATCH_JOB, StatusChanges, load_states
+from tidings.storage.ciphers import FieldCipher, SubjectKey
+from tidings.storage.subject_keys import ciphers_of
 from tidings.storage.vault import TenantKeys
 from tidings.storage.writer import Rows, write_rows
 from tidings.web.errors import Conflict, InvalidRequest, NotFound
@@ -59,25 +61,30 @@ class Created:
     content_json: str | None = None
 
 
-def _message_row(ctx: SendContext, draft: Draft, *, message_id: str, status: Status,
-                 now: datetime) -> dict[str, Any]:
-    keys = ctx.keys
+def _message_row(ctx: SendContext, draft: Draft, subject: SubjectKey, *, message_id: str,
+                 status: Status, now: datetime) -> dict[str, Any]:
     return {
         "id": message_id, "tenant_id": ctx.tenant, "direction": "outbound",
         "channel": draft.channel, "status": status.value,
-        "to_enc": keys.encrypt(draft.to, field="messages.to"),
-        "to_index": keys.blind_index(draft.to, field="messages.to"),
-        "from_enc": keys.encrypt(draft.sender, field="messages.from"),
-        "body_enc": keys.encrypt(draft.body, field="messages.body"),
+        "to_enc": subject.encrypt(draft.to, field="messages.to"),
+        "to_index": subject.index,  # the recipient's blind index is the subject's
+        "from_enc": subject.encrypt(draft.sender, field="messages.from"),
+        "body_enc": subject.encrypt(draft.body, field="messages.body"),
         "encoding": draft.encoding, "num_segments": draft.num_segments,
         "status_callback": draft.status_callback, "send_at": draft.send_at,
         "expires_at": draft.expires_at, "connector": None, "carrier_message_id": None,
         "error_code": None, "smpp_receipt_to": draft.smpp_receipt_to,
         "fallback_channels": ",".join(draft.fallback_channels) or None,
         "fallback_after": draft.fallback_after,
-        "content_enc": keys.encrypt_optional(draft.content_json, field=CONTENT_FIELD),
+        "content_enc": subject.encrypt_optional(draft.content_json, field=CONTENT_FIELD),
+        "subject_key": subject.key_id,
         "event_count": 1, "created_at": now, "updated_at": now,
     }
+
+
+async def cipher_of(keys: TenantKeys, message: Message) -> FieldCipher | None:
+    """``ciphers_of`` for one message."""
+    return (await ciphers_of(keys, [message]))[message.id]
 
 
 def _event_row(*, tenant: str, message_id: str, seq: int, status: str, applied: bool,
@@ -87,17 +94,19 @@ def _event_row(*, tenant: str, message_id: str, seq: int, status: str, applied: 
             "connector": None, "created_at": now}
 
 
-def build_messages(ctx: SendContext, drafts: Sequence[Draft],
+def build_messages(ctx: SendContext, drafts: Sequence[Draft], subjects: Sequence[SubjectKey],
                    now: datetime) -> tuple[Rows, list[Created]]:
-    """Rows for new messages, their first event, dispatch jobs, webhooks and audit."""
+    """Rows for new messages, their first event, dispatch jobs, webhooks and audit;
+    ``subjects`` the recipients' keys (``privacy.subjects.subjects_for``, called before a
+    transaction opens)."""
     created, rows, webhooks = [], Rows(), WebhookBatch.empty()
     request = request_ids.job_payload()  # worker log lines about these messages name it
-    for draft in drafts:
+    for draft, subject in zip(drafts, subjects, strict=True):
         message_id = new_id("msg")
         status = Status.SCHEDULED if draft.send_at else Status.QUEUED
-        created.append(Created(_message_row(ctx, draft, message_id=message_id, status=status,
-                                            now=now), draft.to, draft.sender, draft.body,
-                               draft.content_json))
+        created.append(Created(_message_row(ctx, draft, subject, message_id=message_id,
+                                            status=status, now=now),
+                               draft.to, draft.sender, draft.body, draft.content_json))
         rows.add("message_events", [_event_row(
             tenant=ctx.tenant, message_id=message_id, seq=1, status=status, applied=True,
             source="api", error_code=None, now=now)])
@@ -123,29 +132,33 @@ def build_messages(ctx: SendContext, drafts: Sequence[Draft],
 
 
 async def do_create_messages(session: AsyncSession, *, ctx: SendContext,
-                             drafts: Sequence[Draft], now: datetime) -> list[Created]:
+                             drafts: Sequence[Draft], subjects: Sequence[SubjectKey],
+                             now: datetime) -> list[Created]:
     """Store messages in the caller's transaction (the send path uses the group writer)."""
-    rows, created = build_messages(ctx, drafts, now)
+    rows, created = build_messages(ctx, drafts, subjects, now)
     await write_rows(session, rows)
     return created
 
 
-async def do_receive_inbound(session: AsyncSession, *, ctx: SendContext, sender: str, to: str,
-                             body: str, channel: str, encoding: str, num_segments: int,
-                             now: datetime, carrier: tuple[str, str | None] | None = None
-                             ) -> Created:
-    """Store an inbound message and queue its ``message.inbound`` webhook."""
+async def do_receive_inbound(session: AsyncSession, *, ctx: SendContext, subject: SubjectKey,
+                             sender: str, to: str, body: str, channel: str, encoding: str,
+                             num_segments: int, now: datetime,
+                             carrier: tuple[str, str | None] | None = None) -> Created:
+    """Store an inbound message and queue its ``message.inbound`` webhook; ``subject`` is
+    the sender's key (``privacy.subjects.subjects_for``): the person who wrote is its
+    data subject."""
     keys, message_id = ctx.keys, new_id("msg")
     row = {
         "id": message_id, "tenant_id": ctx.tenant, "direction": "inbound", "channel": channel,
-        "status": Status.RECEIVED.value, "to_enc": keys.encrypt(to, field="messages.to"),
+        "status": Status.RECEIVED.value, "to_enc": subject.encrypt(to, field="messages.to"),
         "to_index": keys.blind_index(to, field="messages.to"),
-        "from_enc": keys.encrypt(sender, field="messages.from"),
-        "body_enc": keys.encrypt(body, field="messages.body"), "encoding": encoding,
+        "from_enc": subject.encrypt(sender, field="messages.from"),
+        "body_enc": subject.encrypt(body, field="messages.body"), "encoding": encoding,
         "num_segments": num_segments, "status_callback": None, "send_at": None,
         "expires_at": None, "connector": carrier[0] if carrier else None,
         "carrier_message_id": carrier[1] if carrier else None,
         "error_code": None, "smpp_receipt_to": None, "content_enc": None,
+        "subject_key": subject.key_id, "from_index": subject.index,
         "fallback_channels": None, "fallback_after": None,
         "event_count": 1, "created_at": now, "updated_at": now,
     }
@@ -234,15 +247,13 @@ def decode_cursor(cursor: str) -> str:
     return value
 
 
-def message_out(message: Message, keys: TenantKeys,
+def message_out(message: Message, cipher: FieldCipher | None,
                 events: Sequence[MessageEvent] | None = None) -> MessageOut:
+    """The API's view; ``cipher`` from ``ciphers_of`` (``None``: the subject was erased,
+    and the message keeps only what is not personal)."""
     return MessageOut(
         id=message.id, account_id=message.tenant_id, direction=message.direction,
-        channel=message.channel, status=message.status,
-        to=keys.decrypt(message.to_enc, field="messages.to"),
-        from_=keys.decrypt(message.from_enc, field="messages.from"),
-        body=keys.decrypt(message.body_enc, field="messages.body"),
-        **content_fields(keys.decrypt_optional(message.content_enc, field=CONTENT_FIELD)),
+        channel=message.channel, status=message.status, **_personal_fields(message, cipher),
         encoding=message.encoding, num_segments=message.num_segments,
         status_callback=message.status_callback, send_at=message.send_at,
         expires_at=message.expires_at, error_code=message.error_code,
@@ -252,6 +263,17 @@ def message_out(message: Message, keys: TenantKeys,
                             error_code=e.error_code, connector=e.connector,
                             created_at=e.created_at) for e in events],
     )
+
+
+def _personal_fields(message: Message, cipher: FieldCipher | None) -> dict[str, Any]:
+    if cipher is None:
+        return {"to": None, "from_": None, "body": None}
+    return {
+        "to": cipher.decrypt(message.to_enc, field="messages.to"),
+        "from_": cipher.decrypt(message.from_enc, field="messages.from"),
+        "body": cipher.decrypt(message.body_enc, field="messages.body"),
+        **content_fields(cipher.decrypt_optional(message.content_enc, field=CONTENT_FIELD)),
+    }
 
 
 def created_out(created: Created) -> MessageOut:

@@ -61,6 +61,7 @@ class MessageState:
     from_enc: bytes | None = None
     body_enc: bytes | None = None
     content_enc: bytes | None = None
+    subject_key: str | None = None  # whose key the ciphertexts are under (with them)
     loaded_carrier_key: tuple[str | None, str | None] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -74,7 +75,8 @@ class MessageState:
 # The columns in the order of MessageState's fields (the ciphertexts, optional, come
 # last): rows become states by position, cheaper than by name.
 _COLUMNS = tuple(f.name for f in fields(MessageState) if f.init)
-_CONTENT_COLUMNS = tuple(name for name in _COLUMNS if name.endswith("_enc"))
+_CONTENT_COLUMNS = tuple(name for name in _COLUMNS
+                         if name.endswith("_enc") or name == "subject_key")
 _STATE_COLUMNS = tuple(name for name in _COLUMNS if name not in _CONTENT_COLUMNS)
 
 

@@ -32,13 +32,16 @@ from tidings.messaging.status_changes import (
     load_states_by_id,
 )
 from tidings.routing.router import Routed, Router
+from tidings.storage.ciphers import FieldCipher
 from tidings.storage.db import SYSTEM, SessionOrConnection
+from tidings.storage.subject_keys import ciphers_of
 from tidings.webhooks.subscriptions import Subscription
 
 if TYPE_CHECKING:
     from tidings.core.services import Services
 
 EXPIRED_ERROR = "validity_period_elapsed"
+SUBJECT_ERASED_ERROR = "subject_erased"
 
 
 async def _subscriptions(session: SessionOrConnection,
@@ -59,7 +62,11 @@ async def dispatch_batch(rt: Services, jobs: Sequence[ClaimedJob]) -> None:
     ready = await _prepare_dispatch(rt, jobs)
     if not ready:
         return
-    outbound = [(await _outbound(rt, m), m.tenant_id) for m in ready.values()]
+    outbound, erased = await _outbound(rt, list(ready.values()))
+    if erased:
+        await _fail_erased(rt, jobs, erased)
+        if not outbound:
+            return
     router = Router(rt.connectors, await rt.routes.table(rt.db))
     routed = await router.submit(outbound)
     await _record_submissions(rt, jobs, routed)
@@ -103,18 +110,56 @@ async def _prepare_dispatch(rt: Services, jobs: Sequence[ClaimedJob]) -> dict[st
     return ready
 
 
-async def _outbound(rt: Services, message: MessageState) -> OutboundMessage:
-    keys = await rt.vault.keys_for(message.tenant_id)
+async def _outbound(rt: Services, messages: Sequence[MessageState]
+                    ) -> tuple[list[tuple[OutboundMessage, str]], list[MessageState]]:
+    """The messages in clear for the carriers, and those whose subject was erased after
+    they were stored (their key is gone: nothing to send)."""
+    outbound, erased = [], []
+    by_tenant: dict[str, list[MessageState]] = defaultdict(list)
+    for message in messages:
+        by_tenant[message.tenant_id].append(message)
+    for tenant, states in by_tenant.items():
+        keys = await rt.vault.keys_for(tenant)
+        ciphers = await ciphers_of(keys, states)  # the batch's subjects in one look-up
+        for message in states:
+            cipher = ciphers[message.id]
+            if cipher is None:
+                erased.append(message)
+            else:
+                outbound.append((_in_clear(message, cipher), tenant))
+    return outbound, erased
+
+
+def _in_clear(message: MessageState, cipher: FieldCipher) -> OutboundMessage:
     if message.to_enc is None or message.from_enc is None or message.body_enc is None:
         raise ValueError("dispatch needs the message loaded with its content")
     return OutboundMessage(
         message_id=message.id, channel=message.channel,
-        to=keys.decrypt(message.to_enc, field="messages.to"),
-        sender=keys.decrypt(message.from_enc, field="messages.from"),
-        body=keys.decrypt(message.body_enc, field="messages.body"),
+        to=cipher.decrypt(message.to_enc, field="messages.to"),
+        sender=cipher.decrypt(message.from_enc, field="messages.from"),
+        body=cipher.decrypt(message.body_enc, field="messages.body"),
         encoding=message.encoding, num_segments=message.num_segments,
-        content=channel_content(message.channel, keys.decrypt_optional(
+        content=channel_content(message.channel, cipher.decrypt_optional(
             message.content_enc, field="messages.content")))
+
+
+async def _fail_erased(rt: Services, jobs: Sequence[ClaimedJob],
+                       erased: Sequence[MessageState]) -> None:
+    """A message whose person was erased between its storing and its dispatch fails,
+    never to be sent: its job is done."""
+    ids = {m.id for m in erased}
+    now = rt.clock.now()
+    async with rt.db.core(tenant=SYSTEM) as session:
+        messages = await load_states_by_id(session, list(ids))
+        changes = await _changes(session, list(messages.values()), now)
+        for message in messages.values():
+            changes.report(message, Status.FAILED, source="dispatcher",
+                           error_code=SUBJECT_ERASED_ERROR)
+        woken = await changes.flush(session)
+        await complete(session, [j.id for j in jobs if j.ref_id in ids])
+    rt.metrics.count_moves(changes.moved)
+    if woken:
+        rt.wakeups.notify(*woken)
 
 
 async def _record_submissions(rt: Services, jobs: Sequence[ClaimedJob],

@@ -21,7 +21,8 @@ _HIDDEN_CONTENT = {"body": None, "subject": None, "html": None, "template": None
 def as_seen_by(message: MessageOut, permissions: Set[Permission]) -> MessageOut:
     changes: dict[str, object] = {}
     if number_view(permissions) is not ContentView.FULL:
-        changes |= {"to": mask_address(message.to), "from_": mask_address(message.from_)}
+        changes |= {"to": message.to and mask_address(message.to),
+                    "from_": message.from_ and mask_address(message.from_)}
     if body_view(permissions) is not ContentView.FULL:
         changes |= _HIDDEN_CONTENT
     return message.model_copy(update=changes) if changes else message

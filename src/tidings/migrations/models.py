@@ -10,6 +10,7 @@ def load_all() -> None:
     import tidings.messaging.models
     import tidings.numbers.models
     import tidings.operators.models
+    import tidings.privacy.models
     import tidings.routing.models
     import tidings.signup.models
     import tidings.smpp_gateway.models

@@ -15,7 +15,7 @@ from tidings.accounts.permissions import Permission
 from tidings.core.services import Services
 from tidings.messaging.api import MESSAGE_ID
 from tidings.messaging.schemas import MessageOut
-from tidings.messaging.service import get_events, get_message, message_out
+from tidings.messaging.service import cipher_of, get_events, get_message, message_out
 from tidings.messaging.views import as_seen_by
 from tidings.operators.break_glass import (
     MAX_MINUTES,
@@ -91,7 +91,7 @@ async def read_endpoint(account_id: str, message_id: str, rt: RuntimeDep,
         if grant is not None:
             await record_read(session, grant=grant, actor=operator.actor,
                               message_id=message.id, now=now)
-    out = message_out(message, keys, events)
+    out = message_out(message, await cipher_of(keys, message), events)
     return out if grant is not None else as_seen_by(out, WITHOUT_GRANT)
 
 

@@ -30,7 +30,9 @@ from tidings.jobs.registry import JobRegistry
 from tidings.messaging.status_changes import SMPP_DELIVER_JOB, MessageState, load_states_by_id
 from tidings.smpp_gateway.models import SmppCredential
 from tidings.smpp_gateway.queries import smpp_state, smpp_time
+from tidings.storage.ciphers import FieldCipher
 from tidings.storage.db import SYSTEM
+from tidings.storage.subject_keys import ciphers_of
 
 if TYPE_CHECKING:
     from tidings.core.services import Services
@@ -53,7 +55,8 @@ async def deliver_batch(rt: Services, jobs: Sequence[ClaimedJob]) -> None:
     sends = []
     for job in jobs:
         message = messages.get(job.ref_id)
-        if message is None:
+        cipher = None if message is None else await cipher_for(rt, message)
+        if message is None or cipher is None:  # gone, or its person erased since
             done.append(job.id)
             continue
         system_ids = _targets(job, message, credentials)
@@ -63,7 +66,7 @@ async def deliver_batch(rt: Services, jobs: Sequence[ClaimedJob]) -> None:
         elif not links:
             waiting.append(job.id)
         else:
-            sends.append((job, _send(rt, job, message, links[0])))
+            sends.append((job, _send(job, message, cipher, links[0])))
     results = await asyncio.gather(*(send for _, send in sends))
     if gateway is not None:  # once per batch
         gateway.deliveries["ok"] += sum(results)
@@ -86,11 +89,16 @@ def _targets(job: ClaimedJob, message: MessageState,
     return {system_id for _, tenant, system_id in credentials if tenant == message.tenant_id}
 
 
-async def _send(rt: Services, job: ClaimedJob, message: MessageState, link: Link) -> bool:
+async def cipher_for(rt: Services, message: MessageState) -> FieldCipher | None:
     keys = await rt.vault.keys_for(message.tenant_id)
-    to = keys.decrypt(message.to_enc or b"", field="messages.to")
-    sender = keys.decrypt(message.from_enc or b"", field="messages.from")
-    body = keys.decrypt(message.body_enc or b"", field="messages.body")
+    return (await ciphers_of(keys, [message]))[message.id]
+
+
+async def _send(job: ClaimedJob, message: MessageState, cipher: FieldCipher,
+                link: Link) -> bool:
+    to = cipher.decrypt(message.to_enc or b"", field="messages.to")
+    sender = cipher.decrypt(message.from_enc or b"", field="messages.from")
+    body = cipher.decrypt(message.body_enc or b"", field="messages.body")
     if (job.payload or {}).get("type") == "receipt":
         pdus = [_receipt(message, to=to, sender=sender, body=body)]
     else:

@@ -1,18 +1,22 @@
-"""The one place personal data is encrypted.
+"""The one place keys are made, unwrapped, cached and destroyed.
 
-Envelope encryption in two levels:
+Envelope encryption in three levels (the tables in ``keystore.py``):
 
 * a 32-byte **master key** (``TIDINGS_MASTER_KEY`` or a 0600 file in the key folder,
-  ``TIDINGS_KEY_DIR``, by default beside the data folder and not in it)
-  wraps every tenant's keys and never touches a database;
-* each tenant has a random 32-byte **data key** (AES-256-GCM) and a 32-byte
-  **blind-index key** (HMAC-SHA256), stored only wrapped, in a key store database
-  kept apart from the main database, so a copy of the main database alone reveals
-  nothing, and deleting a tenant's key row erases that tenant's data (crypto-erasure).
+  ``TIDINGS_KEY_DIR``, by default beside the data folder and not in it) wraps every
+  tenant's key-encryption keys and never touches a database;
+* each tenant has a **key-encryption key** (KEK), versioned: rotation
+  (``kek_rotation.py``) re-wraps the keys below under a new one and destroys the old,
+  without touching any data;
+* under it, the tenant's **data key** and **blind-index key** (``TenantKeys``), and a
+  **data key per data subject** (``SubjectKey``, ``subject_keys.py``).
 
-Field ciphertext is ``version (1 byte) || nonce (12 bytes) || ciphertext + tag``. The
-GCM associated data binds the format version, the tenant id and the field name, so a
-value copied to another tenant or another column fails to decrypt.
+All of them live only wrapped, in a key store kept apart from the application
+database, so a copy of that database alone reveals nothing. Deleting a subject's key
+erases that subject; deleting a tenant's keys erases the tenant (crypto-erasure). Each
+erasure is written to the **erasure ledger** in the same transaction, which other
+processes read to drop the keys they cached (``poll_erasures``) and which is replayed on
+the application database after a restore (``tidings.privacy.ledger_replay``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import hmac
 import os
 import secrets
@@ -28,34 +31,38 @@ import stat
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Column, Integer, LargeBinary, MetaData, Table, Text, delete, event, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tidings.core.logs import get_logger
 from tidings.core.settings import Settings
-from tidings.storage.sqltypes import UTCDateTime
+from tidings.storage.ciphers import KEY_BYTES, TenantKeys, VaultError, length_prefixed, unwrap, wrap
+from tidings.storage.keystore import (
+    create_keystore,
+    erasure_ledger_table,
+    insert_if_absent,
+    kek_table,
+    make_keystore_engine,
+    subject_keys_table,
+    tenant_keys_table,
+)
+from tidings.storage.subject_keys import POOL_BATCH, SubjectKeyring
 
 __all__ = ["PLATFORM_KEYRING", "TenantKeys", "Vault", "VaultError", "load_keys",
            "load_master_key"]
 
-KEY_BYTES = 32
-NONCE_BYTES = 12
-TAG_BYTES = 16
-FORMAT_VERSION = 1
 MASTER_KEY_FILE = "master.key"
 
 # Distinct labels so a wrapped data key can never be unwrapped as an index key
 # (or the other way round), nor moved to another tenant's row.
-_DATA_KEY_LABEL = b"tidings-tenant-key:"
-_INDEX_KEY_LABEL = b"tidings-tenant-index-key:"
+DATA_KEY_LABEL = b"tidings-tenant-key:"
+INDEX_KEY_LABEL = b"tidings-tenant-index-key:"
+_KEK_LABEL = b"tidings-tenant-kek:"
 _AUDIT_KEY_LABEL = b"tidings-audit-chain-key:v1"
-_FIELD_AAD_LABEL = b"tidings-field:v%d:" % FORMAT_VERSION
+ACTIVE, RETIRED = "active", "retired"
 
 # The keyring of the platform itself, beside the tenants' in the key store: its index key
 # makes blind indexes that must match across tenants (a number belongs to at most one
@@ -63,119 +70,23 @@ _FIELD_AAD_LABEL = b"tidings-field:v%d:" % FORMAT_VERSION
 # can take this name (account ids are ``acc_…``).
 PLATFORM_KEYRING = "*platform*"
 
-_VERSION_PREFIX = bytes([FORMAT_VERSION])
+# How many entries ``poll_erasures`` reads again below the last it saw: a PostgreSQL
+# sequence hands numbers out in insert order, not commit order, so an erasure whose
+# transaction was slower can appear below one already seen.
+_LEDGER_OVERLAP = 100
+
 log = get_logger("tidings.vault")
-_HEADER_BYTES = 1 + NONCE_BYTES
 
 
-class VaultError(Exception):
-    """Data or keys cannot be decrypted, or the key material is unusable."""
+def kek_aad(tenant_id: str, version: int) -> bytes:
+    return _KEK_LABEL + length_prefixed(tenant_id, str(version))
 
 
-# --------------------------------------------------------------------------- tenant keys
-
-
-class TenantKeys:
-    """One tenant's unwrapped keys: synchronous and cheap, for the hot path.
-
-    Ciphers are built once here; ``encrypt``/``decrypt`` only draw a nonce and run
-    AES-GCM, a few microseconds for a short field.
-    """
-
-    __slots__ = ("_aad_cache", "_data_aead", "_index_mac", "key_version", "tenant_id")
-
-    def __init__(
-        self, tenant_id: str, data_key: bytes, index_key: bytes, *, key_version: int = 1
-    ) -> None:
-        if len(data_key) != KEY_BYTES or len(index_key) != KEY_BYTES:
-            raise VaultError("tenant keys must be 32 bytes each")
-        self.tenant_id = tenant_id
-        self.key_version = key_version
-        self._data_aead: AESGCM | None = AESGCM(data_key)
-        # The HMAC key schedule is computed once; each index call copies the state.
-        self._index_mac: hmac.HMAC | None = hmac.new(index_key, digestmod=hashlib.sha256)
-        self._aad_cache: dict[str, bytes] = {}
-
-    def __repr__(self) -> str:
-        return f"TenantKeys(tenant_id={self.tenant_id!r}, key_version={self.key_version})"
-
-    def encrypt(self, plaintext: str, *, field: str) -> bytes:
-        """Encrypt ``plaintext`` for column ``field``; a fresh random nonce every call."""
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = self._aead().encrypt(nonce, plaintext.encode(), self._aad(field))
-        return _VERSION_PREFIX + nonce + sealed
-
-    def decrypt(self, blob: bytes, *, field: str) -> str:
-        """Decrypt a value from ``encrypt``; ``VaultError`` if tampered or misplaced."""
-        if len(blob) < _HEADER_BYTES + TAG_BYTES or blob[0] != FORMAT_VERSION:
-            raise VaultError(f"not a vault ciphertext (field {field!r})")
-        try:
-            plaintext = self._aead().decrypt(
-                blob[1:_HEADER_BYTES], blob[_HEADER_BYTES:], self._aad(field)
-            )
-        except InvalidTag:
-            # Deliberately vague: tampering, wrong tenant and wrong field look alike.
-            raise VaultError(
-                f"cannot decrypt field {field!r} for tenant {self.tenant_id!r}: "
-                "tampered, or written for another tenant or field"
-            ) from None
-        return plaintext.decode()
-
-    def encrypt_optional(self, plaintext: str | None, *, field: str) -> bytes | None:
-        """``encrypt``, passing ``None`` through (nullable columns)."""
-        return None if plaintext is None else self.encrypt(plaintext, field=field)
-
-    def decrypt_optional(self, blob: bytes | None, *, field: str) -> str | None:
-        """``decrypt``, passing ``None`` through (nullable columns)."""
-        return None if blob is None else self.decrypt(blob, field=field)
-
-    def blind_index(self, value: str, *, field: str) -> str:
-        """Deterministic search token: hex HMAC-SHA256(index key, field NUL value).
-
-        Equal values in the same tenant and field give equal tokens, so equality
-        look-ups work without decrypting; other tenants and fields get unrelated ones.
-        """
-        return self.fingerprint(value.encode(), purpose=field)
-
-    def fingerprint(self, data: bytes, *, purpose: str) -> str:
-        """Hex HMAC-SHA256(index key, purpose NUL data): a keyed digest of ``data``.
-
-        What a check needs to recognise a value again (an idempotent request) without
-        storing anything a copy of the database could be matched against: without
-        the tenant's key the digest cannot be recomputed, and after crypto-erasure
-        not even with every other key. ``purpose`` keeps it apart from blind indexes.
-        """
-        base = self._index_mac
-        if base is None:
-            raise self._destroyed()
-        mac = base.copy()
-        mac.update(purpose.encode() + b"\x00" + data)
-        return mac.hexdigest()
-
-    def _aead(self) -> AESGCM:
-        aead = self._data_aead
-        if aead is None:
-            raise self._destroyed()
-        return aead
-
-    def _destroyed(self) -> VaultError:
-        return VaultError(f"the keys of tenant {self.tenant_id!r} were destroyed")
-
-    def _aad(self, field: str) -> bytes:
-        # Few distinct fields exist, so building the AAD once per field keeps it off
-        # the hot path. The tenant id is length-prefixed so (tenant, field) pairs
-        # cannot collide whatever characters they contain.
-        aad = self._aad_cache.get(field)
-        if aad is None:
-            tenant = self.tenant_id.encode()
-            aad = _FIELD_AAD_LABEL + len(tenant).to_bytes(4, "big") + tenant + field.encode()
-            self._aad_cache[field] = aad
-        return aad
-
-    def _revoke(self) -> None:
-        """Make this object unusable: callers holding it must not outlive erasure."""
-        self._data_aead = None
-        self._index_mac = None
+class _WrappedKeys(NamedTuple):
+    key_version: int
+    data_key: bytes
+    index_key: bytes
+    kek_version: int | None  # None: wrapped by the master key (before KEKs)
 
 
 # --------------------------------------------------------------------------- master key
@@ -271,80 +182,14 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-# --------------------------------------------------------------------------- key store
-
-_keystore_metadata = MetaData()
-
-tenant_keys_table = Table(
-    "tenant_keys",
-    _keystore_metadata,
-    Column("tenant_id", Text, primary_key=True),
-    Column("key_version", Integer, nullable=False),
-    Column("wrapped_data_key", LargeBinary, nullable=False),
-    Column("wrapped_index_key", LargeBinary, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-)
-
-
-# The head of each tenant's audit chain, HMAC'd under the audit key: kept here, apart
-# from the database, so that deleting the chain's last events cannot go unnoticed.
-audit_checkpoints_table = Table(
-    "audit_checkpoints",
-    _keystore_metadata,
-    Column("tenant_id", Text, primary_key=True),
-    Column("seq", Integer, nullable=False),
-    Column("hash", Text, nullable=False),
-    Column("mac", Text, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-)
-
-
-class _WrappedKeys(NamedTuple):
-    key_version: int
-    data_key: bytes
-    index_key: bytes
-
-
-def _make_keystore_engine(url: str) -> AsyncEngine:
-    if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _tune_keystore_sqlite)
-        return engine
-    # Keys are loaded once per tenant and then cached: a small pool is plenty.
-    return create_async_engine(url, pool_size=2, max_overflow=3, pool_pre_ping=True)
-
-
-def _tune_keystore_sqlite(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA synchronous=FULL")  # a created key must survive a crash
-    cursor.execute("PRAGMA busy_timeout=30000")
-    # Overwrite deleted rows with zeros, so a destroyed tenant's wrapped keys do
-    # not linger in free pages where the master key could still unwrap them.
-    cursor.execute("PRAGMA secure_delete=ON")
-    cursor.close()
-
-
-def insert_if_absent(dialect_name: str, values: dict[str, Any],
-                     table: Table = tenant_keys_table) -> Insert:
-    """``INSERT ... ON CONFLICT (tenant_id) DO NOTHING`` for the key store's dialect."""
-    if dialect_name == "postgresql":
-        return postgresql.insert(table).values(values).on_conflict_do_nothing(
-            index_elements=["tenant_id"]
-        )
-    if dialect_name == "sqlite":
-        return sqlite.insert(table).values(values).on_conflict_do_nothing(
-            index_elements=["tenant_id"]
-        )
-    raise VaultError(f"unsupported key store database: {dialect_name}")
-
-
 # --------------------------------------------------------------------------- vault
 
 
 class Vault:
     """Hands out each tenant's keys, creating them on first use, cached afterwards."""
 
-    def __init__(self, master_key: bytes, engine: AsyncEngine) -> None:
+    def __init__(self, master_key: bytes, engine: AsyncEngine, *,
+                 subject_cache_size: int = 20_000, subject_pool_batch: int = POOL_BATCH) -> None:
         if len(master_key) != KEY_BYTES:
             raise ValueError(f"the master key must be {KEY_BYTES} bytes")
         self._master = AESGCM(master_key)
@@ -353,9 +198,14 @@ class Vault:
         # holds it and a tenant's crypto-erasure leaves its audit chain verifiable.
         self.audit_key = hmac.digest(master_key, _AUDIT_KEY_LABEL, "sha256")
         self._cache: dict[str, TenantKeys] = {}
+        self._keks: dict[tuple[str, int], AESGCM] = {}
+        self._subject_cache_size = subject_cache_size
+        self._subject_pool_batch = subject_pool_batch
         # One lock per tenant: a burst of first requests creates one key, while
         # loading different tenants still proceeds in parallel.
         self._locks: dict[str, asyncio.Lock] = {}
+        self._ledger_seen = 0  # the last ledger entry this process has applied
+        self._watcher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, settings: Settings) -> Vault:
@@ -366,14 +216,18 @@ class Vault:
         if settings.keys_in_data_dir:
             log.warning("keys_in_data_dir", data_dir=str(settings.data_dir),
                         advice="move master.key and keys.db apart: see docs/operations.md")
-        engine = _make_keystore_engine(settings.resolved_keystore_url())
+        engine = make_keystore_engine(settings.resolved_keystore_url())
         try:
-            async with engine.begin() as conn:
-                await conn.run_sync(_keystore_metadata.create_all)
+            await create_keystore(engine)
         except BaseException:
             await engine.dispose()
             raise
-        return cls(master_key, engine)
+        vault = cls(master_key, engine, subject_cache_size=settings.subject_key_cache_size,
+                    subject_pool_batch=settings.subject_key_pool_batch)
+        vault._ledger_seen = await latest_erasure(engine)  # nothing cached yet to drop
+        return vault
+
+    # ------------------------------------------------------------------ tenants
 
     async def keys_for(self, tenant_id: str) -> TenantKeys:
         """The tenant's keys, created on first use; ``VaultError`` if they won't unwrap."""
@@ -385,7 +239,7 @@ class Vault:
         async with self._lock_for(tenant_id):
             keys = self._cache.get(tenant_id)
             if keys is None:
-                keys = self._unwrap(tenant_id, await self._load_or_create(tenant_id))
+                keys = await self._unwrap(tenant_id, await self._load_or_create(tenant_id))
                 self._cache[tenant_id] = keys
             return keys
 
@@ -393,21 +247,119 @@ class Vault:
         """The platform's keyring: for blind indexes that must match across tenants."""
         return await self.keys_for(PLATFORM_KEYRING)
 
-    async def destroy_tenant_keys(self, tenant_id: str) -> None:
-        """Crypto-erase a tenant: delete its keys so its ciphertext is unreadable.
+    async def destroy_tenant_keys(self, tenant_id: str, *,
+                                  now: datetime | None = None) -> None:
+        """Crypto-erase a tenant: delete its KEKs and every key under them, so its
+        ciphertext is unreadable, and write the erasure to the ledger.
 
-        Also revokes this process's cached ``TenantKeys``. Other processes keep a
-        cached copy until they restart, and on PostgreSQL the deleted row survives
-        until vacuumed (and in backups), still unwrappable with the master key.
+        This process drops its cached keys at once, others at their next
+        ``poll_erasures``. On PostgreSQL the deleted rows survive until vacuumed (and
+        in the key store's backups): the ledger replay is what keeps a restore from
+        bringing the tenant's data back.
         """
         async with self._lock_for(tenant_id):
             async with self._engine.begin() as conn:
-                await conn.execute(
-                    delete(tenant_keys_table).where(tenant_keys_table.c.tenant_id == tenant_id)
-                )
-            keys = self._cache.pop(tenant_id, None)
-            if keys is not None:
-                keys._revoke()
+                for table in (tenant_keys_table, subject_keys_table, kek_table):
+                    await conn.execute(delete(table).where(table.c.tenant_id == tenant_id))
+                await conn.execute(insert(erasure_ledger_table).values(
+                    tenant_id=tenant_id, subject_key=None, erased_at=now or datetime.now(UTC)))
+            self._forget_tenant(tenant_id)
+
+    # ------------------------------------------------------------------ subjects
+
+    async def erase_subject(self, tenant_id: str, key_id: str, *,
+                            now: datetime | None = None) -> bool:
+        """Destroy one subject's key and write the erasure to the ledger (at ``now``,
+        the wall clock by default), in one transaction; ``False`` if there was no such
+        key (erased already)."""
+        table = subject_keys_table
+        async with self._engine.begin() as conn:
+            gone = await conn.execute(delete(table).where(
+                table.c.tenant_id == tenant_id, table.c.key_id == key_id))
+            if not gone.rowcount:
+                return False
+            await conn.execute(insert(erasure_ledger_table).values(
+                tenant_id=tenant_id, subject_key=key_id, erased_at=now or datetime.now(UTC)))
+        self._forget_subject(tenant_id, key_id)
+        return True
+
+    async def poll_erasures(self) -> int:
+        """Drop the cached keys that another process erased; how many entries were read.
+
+        Every process that encrypts runs this every few seconds, so a subject's key
+        erased elsewhere stops being used here within that time.
+        """
+        ledger = erasure_ledger_table
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(
+                ledger.c.seq, ledger.c.tenant_id, ledger.c.subject_key,
+            ).where(ledger.c.seq > self._ledger_seen - _LEDGER_OVERLAP))).all()
+        for seq, tenant_id, key_id in rows:
+            if key_id is None:
+                self._forget_tenant(tenant_id)
+            else:
+                self._forget_subject(tenant_id, key_id)
+            self._ledger_seen = max(self._ledger_seen, seq)
+        return len(rows)
+
+    def watch_erasures(self, every_seconds: float) -> None:
+        """``poll_erasures`` every so often, until ``close``."""
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch(every_seconds))
+
+    async def _watch(self, every_seconds: float) -> None:
+        while True:
+            await asyncio.sleep(every_seconds)
+            try:
+                await self.poll_erasures()
+            except Exception as exc:  # a key store hiccup: the next round tries again
+                log.warning("erasure_poll_failed", error=type(exc).__name__)
+
+    # ------------------------------------------------------------------ key-encryption keys
+
+    async def active_kek(self, tenant_id: str) -> tuple[int, AESGCM]:
+        """The tenant's KEK that wraps new keys, made on first use. Read from the key
+        store each time (a rotation elsewhere moves it), which only key creation does."""
+        row = await self._active_kek_row(tenant_id)
+        if row is None:
+            await self.insert_kek(tenant_id, 1)
+            row = await self._active_kek_row(tenant_id)
+            if row is None:
+                raise VaultError(f"keys of tenant {tenant_id!r} were destroyed while "
+                                 "being created")
+        version, wrapped = row
+        return version, self._remember_kek(tenant_id, version, wrapped)
+
+    async def kek(self, tenant_id: str, version: int) -> AESGCM:
+        """One version of the tenant's KEK, active or retired, to unwrap with."""
+        kek = self._keks.get((tenant_id, version))
+        if kek is not None:
+            return kek
+        async with self._engine.connect() as conn:
+            wrapped = await conn.scalar(select(kek_table.c.wrapped_key).where(
+                kek_table.c.tenant_id == tenant_id, kek_table.c.version == version))
+        if wrapped is None:
+            raise VaultError(f"key-encryption key {version} of tenant {tenant_id!r} was "
+                             "destroyed")
+        return self._remember_kek(tenant_id, version, bytes(wrapped))
+
+    async def insert_kek(self, tenant_id: str, version: int) -> None:
+        """A new random KEK ``version`` for the tenant, active, if that version is absent."""
+        values = {"tenant_id": tenant_id, "version": version, "state": ACTIVE,
+                  "wrapped_key": wrap(self._master, secrets.token_bytes(KEY_BYTES),
+                                      kek_aad(tenant_id, version)),
+                  "created_at": datetime.now(UTC), "retired_at": None}
+        async with self._engine.begin() as own:
+            await own.execute(insert_if_absent(own.dialect.name, values, kek_table))
+
+    def forget_kek(self, tenant_id: str, version: int) -> None:
+        self._keks.pop((tenant_id, version), None)
+
+    def master_unwrap(self, wrapped: bytes, aad: bytes, *, what: str) -> bytes:
+        """A key wrapped by the master key itself (tenant keys made before KEKs)."""
+        return unwrap(self._master, wrapped, aad, what=what)
+
+    # ------------------------------------------------------------------ plumbing
 
     @property
     def keystore(self) -> AsyncEngine:
@@ -415,11 +367,53 @@ class Vault:
         return self._engine
 
     async def close(self) -> None:
-        """Release the key store's connections."""
+        """Stop watching the ledger, delete the unused keys of the subject key pools;
+        release the key store's connections."""
+        for keys in self._cache.values():
+            if keys.subjects is not None:
+                try:
+                    await keys.subjects.discard_pool()
+                except Exception as exc:  # unused random keys left behind: harmless
+                    log.warning("subject_key_pool_not_discarded", error=type(exc).__name__)
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         await self._engine.dispose()
 
     def _lock_for(self, tenant_id: str) -> asyncio.Lock:
         return self._locks.setdefault(tenant_id, asyncio.Lock())
+
+    def _forget_tenant(self, tenant_id: str) -> None:
+        keys = self._cache.pop(tenant_id, None)
+        if keys is not None:
+            keys._revoke()
+            if keys.subjects is not None:
+                keys.subjects.forget_all()
+        for cached in [k for k in self._keks if k[0] == tenant_id]:
+            del self._keks[cached]
+
+    def _forget_subject(self, tenant_id: str, key_id: str) -> None:
+        keys = self._cache.get(tenant_id)
+        if keys is not None and keys.subjects is not None:
+            keys.subjects.forget(key_id)
+
+    def _remember_kek(self, tenant_id: str, version: int, wrapped: bytes) -> AESGCM:
+        kek = self._keks.get((tenant_id, version))
+        if kek is None:
+            kek = AESGCM(unwrap(self._master, wrapped, kek_aad(tenant_id, version),
+                                what=f"the key-encryption key of tenant {tenant_id!r}: "
+                                     "wrong master key?"))
+            self._keks[(tenant_id, version)] = kek
+        return kek
+
+    async def _active_kek_row(self, tenant_id: str) -> tuple[int, bytes] | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(kek_table.c.version, kek_table.c.wrapped_key)
+                                      .where(kek_table.c.tenant_id == tenant_id,
+                                             kek_table.c.state == ACTIVE))).first()
+        return None if row is None else (row[0], bytes(row[1]))
 
     async def _load_or_create(self, tenant_id: str) -> _WrappedKeys:
         wrapped = await self._select(tenant_id)
@@ -436,48 +430,45 @@ class Vault:
     async def _select(self, tenant_id: str) -> _WrappedKeys | None:
         table = tenant_keys_table
         query = select(
-            table.c.key_version, table.c.wrapped_data_key, table.c.wrapped_index_key
+            table.c.key_version, table.c.wrapped_data_key, table.c.wrapped_index_key,
+            table.c.kek_version,
         ).where(table.c.tenant_id == tenant_id)
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
-        return _WrappedKeys(row[0], bytes(row[1]), bytes(row[2]))
+        return _WrappedKeys(row[0], bytes(row[1]), bytes(row[2]), row[3])
 
     async def _insert_new(self, tenant_id: str) -> None:
+        version, kek = await self.active_kek(tenant_id)
         tenant = tenant_id.encode()
         values = {
             "tenant_id": tenant_id,
             "key_version": 1,
-            "wrapped_data_key": self._wrap_new_key(_DATA_KEY_LABEL + tenant),
-            "wrapped_index_key": self._wrap_new_key(_INDEX_KEY_LABEL + tenant),
+            "wrapped_data_key": wrap(kek, secrets.token_bytes(KEY_BYTES),
+                                     DATA_KEY_LABEL + tenant),
+            "wrapped_index_key": wrap(kek, secrets.token_bytes(KEY_BYTES),
+                                      INDEX_KEY_LABEL + tenant),
             "created_at": datetime.now(UTC),
+            "kek_version": version,
         }
         async with self._engine.begin() as conn:
             await conn.execute(insert_if_absent(conn.dialect.name, values))
 
-    def _unwrap(self, tenant_id: str, wrapped: _WrappedKeys) -> TenantKeys:
+    async def _unwrap(self, tenant_id: str, wrapped: _WrappedKeys) -> TenantKeys:
         tenant = tenant_id.encode()
-        return TenantKeys(
-            tenant_id,
-            self._unwrap_key(wrapped.data_key, _DATA_KEY_LABEL + tenant, tenant_id),
-            self._unwrap_key(wrapped.index_key, _INDEX_KEY_LABEL + tenant, tenant_id),
-            key_version=wrapped.key_version,
-        )
-
-    def _wrap_new_key(self, aad: bytes) -> bytes:
-        """A fresh random key, wrapped: nonce || AES-GCM(master, key, aad)."""
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        return nonce + self._master.encrypt(nonce, secrets.token_bytes(KEY_BYTES), aad)
-
-    def _unwrap_key(self, wrapped: bytes, aad: bytes, tenant_id: str) -> bytes:
-        try:
-            return self._master.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], aad)
-        except (InvalidTag, ValueError):
-            raise VaultError(
-                f"cannot unwrap the keys of tenant {tenant_id!r}: wrong master key, "
-                "or the key store was tampered with"
-            ) from None
+        what = f"the keys of tenant {tenant_id!r}"
+        if wrapped.kek_version is None:
+            data = self.master_unwrap(wrapped.data_key, DATA_KEY_LABEL + tenant, what=what)
+            index = self.master_unwrap(wrapped.index_key, INDEX_KEY_LABEL + tenant, what=what)
+        else:
+            kek = await self.kek(tenant_id, wrapped.kek_version)
+            data = unwrap(kek, wrapped.data_key, DATA_KEY_LABEL + tenant, what=what)
+            index = unwrap(kek, wrapped.index_key, INDEX_KEY_LABEL + tenant, what=what)
+        return TenantKeys(tenant_id, data, index, key_version=wrapped.key_version,
+                          subjects=SubjectKeyring(self, tenant_id,
+                                                  cache_size=self._subject_cache_size,
+                                                  pool_batch=self._subject_pool_batch))
 
 
 async def load_keys(settings: Settings, keyrings: Iterable[str]) -> dict[str, TenantKeys]:
@@ -488,3 +479,10 @@ async def load_keys(settings: Settings, keyrings: Iterable[str]) -> dict[str, Te
         return {name: await vault.keys_for(name) for name in keyrings}
     finally:
         await vault.close()
+
+
+async def latest_erasure(engine: AsyncEngine) -> int:
+    """The ledger's last sequence number (0 when empty)."""
+    async with engine.connect() as conn:
+        return int(await conn.scalar(select(func.coalesce(
+            func.max(erasure_ledger_table.c.seq), 0))) or 0)

@@ -24,8 +24,9 @@ from tidings.jobs.outbox import ClaimedJob, complete, retry_many_later
 from tidings.jobs.registry import JobRegistry
 from tidings.messaging.models import Message, MessageEvent
 from tidings.messaging.status_changes import DISPATCH_JOB
+from tidings.storage.ciphers import FieldCipher
 from tidings.storage.db import SYSTEM
-from tidings.storage.vault import TenantKeys
+from tidings.storage.subject_keys import ciphers_of
 from tidings.webhooks.backoff import next_attempt_delay, should_give_up
 from tidings.webhooks.models import WebhookDelivery
 from tidings.webhooks.recording import WRITTEN, Answered
@@ -41,7 +42,7 @@ DELIVERIES = cast(Table, WebhookDelivery.__table__)
 MESSAGES = cast(Table, Message.__table__)
 EVENTS = cast(Table, MessageEvent.__table__)
 _MESSAGE_COLUMNS = ("id", "direction", "channel", "to_enc", "from_enc", "body_enc",
-                    "num_segments", "encoding")
+                    "num_segments", "encoding", "subject_key")
 _EVENT_COLUMNS = ("message_id", "seq", "status", "error_code", "created_at")
 # A delivery deferred (its endpoint stalled, its slots held elsewhere) waits this long.
 DEFERRED_RETRY = timedelta(seconds=1)
@@ -122,7 +123,8 @@ async def _render(rt: Services, jobs: Sequence[ClaimedJob]) -> tuple[list[_Pendi
         secrets = {tenant: secret for tenant, secret in secret_rows.all()}
     pending, finished = [], []
     now_ts = int(rt.clock.now().timestamp())
-    signing_keys: dict[str, tuple[TenantKeys, str]] = {}  # one decrypt per tenant and batch
+    signing_keys: dict[str, str] = {}  # one decrypt per tenant and batch
+    ciphers: dict[str, FieldCipher | None] = {}  # the messages' subjects' keys
     for job in jobs:
         delivery = by_id.get(job.ref_id)
         if delivery is None or delivery.status != "pending":
@@ -131,11 +133,13 @@ async def _render(rt: Services, jobs: Sequence[ClaimedJob]) -> tuple[list[_Pendi
         tenant = delivery.tenant_id
         if tenant not in signing_keys:
             keys = await rt.vault.keys_for(tenant)
-            signing_keys[tenant] = (keys, keys.decrypt(secrets[tenant],
-                                                       field="accounts.webhook_secret"))
-        keys, secret = signing_keys[tenant]
+            signing_keys[tenant] = keys.decrypt(secrets[tenant], field="accounts.webhook_secret")
+            ciphers.update(await ciphers_of(keys, [
+                messages[d.message_id] for d in by_id.values() if d.tenant_id == tenant]))
+        secret = signing_keys[tenant]
         message = messages[delivery.message_id]
-        body = render_payload(delivery, message, events[(message.id, delivery.sequence)], keys)
+        body = render_payload(delivery, message, events[(message.id, delivery.sequence)],
+                              ciphers[message.id])
         headers = {SIGNATURE_HEADER: sign(secret, body, timestamp=now_ts),
                    "Content-Type": "application/json", "Tidings-Event-Id": delivery.event_id,
                    "Tidings-Delivery-Id": delivery.id}
@@ -145,17 +149,21 @@ async def _render(rt: Services, jobs: Sequence[ClaimedJob]) -> tuple[list[_Pendi
 
 
 def render_payload(delivery: Delivery, message: Row[Any], event: Row[Any],
-                   keys: TenantKeys) -> bytes:
-    """The event's JSON: ``message`` has ``_MESSAGE_COLUMNS``, ``event`` ``_EVENT_COLUMNS``."""
+                   cipher: FieldCipher | None) -> bytes:
+    """The event's JSON: ``message`` has ``_MESSAGE_COLUMNS``, ``event`` ``_EVENT_COLUMNS``;
+    ``cipher`` its subject's key (``None``: erased since, and ``to``/``from`` are null)."""
+    def clear(blob: bytes, field: str) -> str | None:
+        return None if cipher is None else cipher.decrypt(blob, field=field)
+
     data: dict[str, Any] = {
         "message_id": message.id, "status": event.status, "error_code": event.error_code,
         "direction": message.direction, "channel": message.channel,
-        "to": keys.decrypt(message.to_enc, field="messages.to"),
-        "from": keys.decrypt(message.from_enc, field="messages.from"),
+        "to": clear(message.to_enc, "messages.to"),
+        "from": clear(message.from_enc, "messages.from"),
         "num_segments": message.num_segments, "encoding": message.encoding,
     }
     if delivery.event_type == INBOUND_EVENT:
-        data["body"] = keys.decrypt(message.body_enc, field="messages.body")
+        data["body"] = clear(message.body_enc, "messages.body")
     return orjson.dumps({
         "id": delivery.event_id, "type": delivery.event_type,
         "created_at": event.created_at.isoformat(), "account_id": delivery.tenant_id,

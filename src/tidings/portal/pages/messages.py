@@ -25,6 +25,7 @@ from tidings.messaging.lifecycle import FINAL, Status
 from tidings.messaging.schemas import Channel, Direction
 from tidings.messaging.service import (
     MessageFilters,
+    cipher_of,
     get_events,
     get_message,
     list_messages,
@@ -35,6 +36,7 @@ from tidings.portal.deps import PageReadMessages, acting_on
 from tidings.portal.forms import FormErrors, date_field
 from tidings.portal.templating import gettext as _
 from tidings.portal.templating import render
+from tidings.storage.subject_keys import ciphers_of
 from tidings.web.deps import RuntimeDep
 from tidings.web.errors import NotFound, TidingsError
 from tidings.webhooks.service import attempts_of, list_deliveries
@@ -64,7 +66,9 @@ async def message_log(request: Request, rt: RuntimeDep, principal: PageReadMessa
         except TidingsError as refused:
             errors.add("cursor", refused.detail)
         else:
-            rows = [as_seen_by(message_out(m, keys), reader.permissions) for m in found]
+            ciphers = await ciphers_of(keys, found)
+            rows = [as_seen_by(message_out(m, ciphers[m.id]), reader.permissions)
+                    for m in found]
     next_href = None
     if next_cursor:
         next_href = "/portal/messages?" + urlencode({**dict(query), "cursor": next_cursor})
@@ -119,7 +123,8 @@ async def _message_context(rt: Services, principal: Principal,
             attempts = await attempts_of(session, tenant=principal.tenant,
                                          delivery_ids=[d.id for d in listed])
             deliveries = [(d, attempts[d.id]) for d in listed]
-    shown = as_seen_by(message_out(message, keys, events), principal.permissions)
+    shown = as_seen_by(message_out(message, await cipher_of(keys, message), events),
+                       principal.permissions)
     return {"message": shown, "deliveries": deliveries,
             "moving": message.status not in FINAL, "refresh_seconds": REFRESH_SECONDS}
 
