@@ -151,11 +151,14 @@ def _no_outgoing_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def settings(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Settings:
-    # On PostgreSQL the three roles: tenant work, work across tenants, migrations; and
-    # the key store in a database of its own.
+    # On PostgreSQL the three roles: tenant work, work across tenants, migrations; and,
+    # for the tests marked ``pg_keystore``, the key store in a database of its own (the
+    # others keep it in a SQLite file: a PostgreSQL key store costs each test's runtime
+    # a few dozen more round trips and commits, minutes over the suite).
     keystore = ({"keystore_url": request.getfixturevalue("postgres_keystore_url"),
                  "master_key": POSTGRES_MASTER_KEY}  # the key store outlives each test
-                if database_url.startswith("postgresql") else {})
+                if database_url.startswith("postgresql")
+                and request.node.get_closest_marker("pg_keystore") else {})
     return Settings(data_dir=tmp_path / "data", database_url=database_url,
                     **role_settings(database_url), **keystore,
                     sandbox_receipt_delay_seconds=5.0, sandbox_poll_seconds=3600.0,

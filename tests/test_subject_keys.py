@@ -18,11 +18,17 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import event, select
 
 from tidings.core.settings import Settings
+from tidings.privacy.subjects import subjects_for
 from tidings.storage import kek_rotation
 from tidings.storage.ciphers import SubjectKey, VaultError, wrap
 from tidings.storage.kek_rotation import keyrings, rotate_kek
 from tidings.storage.keystore import insert_if_absent, subject_keys_table
-from tidings.storage.subject_keys import POOL_BATCH, new_key_id, subject_key_aad
+from tidings.storage.subject_keys import (
+    POOL_BATCH,
+    SubjectKeyring,
+    new_key_id,
+    subject_key_aad,
+)
 from tidings.storage.vault import DATA_KEY_LABEL, INDEX_KEY_LABEL, Vault, load_master_key
 
 
@@ -55,6 +61,13 @@ def tenant() -> str:
     return f"test-{uuid.uuid4()}"  # the PostgreSQL key store is shared between runs
 
 
+async def one(ring: SubjectKeyring | None, index: str) -> SubjectKey:
+    """A new person's key, as a single send takes it."""
+    assert ring is not None
+    [key] = await ring.fresh([index])
+    return key
+
+
 def count_inserts(vault: Vault) -> list[str]:
     seen: list[str] = []
 
@@ -69,10 +82,22 @@ async def test_keys_for_new_people_come_from_a_pool_made_in_one_write(vault: Vau
     keys = await vault.keys_for(tenant())
     assert keys.subjects is not None
     inserts = count_inserts(vault)
-    made = await asyncio.gather(*(keys.subjects.fresh(f"index-{n}") for n in range(50)))
+    made = await asyncio.gather(*(one(keys.subjects, f"index-{n}") for n in range(50)))
     assert len({k.key_id for k in made}) == 50
     assert len(inserts) == 1  # one statement for a batch of the pool, not fifty
     assert [keys.subjects.cached(f"index-{n}") for n in range(50)] == made
+
+
+async def test_a_batch_to_many_new_people_makes_their_keys_in_one_write(vault: Vault) -> None:
+    keys = await vault.keys_for(tenant())
+    inserts = count_inserts(vault)
+    addresses = [f"+1202555{n:04d}" for n in range(1000)]
+    made = await subjects_for(keys, [*addresses, addresses[0]])  # one person twice
+    assert len({k.key_id for k in made}) == 1000
+    assert made[0] is made[-1]
+    assert len(inserts) == 2  # one transaction, in chunks of 500 rows a statement
+    assert await subjects_for(keys, addresses) == made[:-1]  # known now: nothing written
+    assert len(inserts) == 2
 
 
 async def test_the_pool_refills_before_it_runs_dry(vault: Vault) -> None:
@@ -80,13 +105,13 @@ async def test_the_pool_refills_before_it_runs_dry(vault: Vault) -> None:
     assert keys.subjects is not None
     inserts = count_inserts(vault)
     for n in range(POOL_BATCH - 1):
-        await keys.subjects.fresh(f"i{n}")
+        await one(keys.subjects, f"i{n}")
     filling = keys.subjects._filling  # started when the pool ran low, before it ran dry
     assert filling is not None
     await filling
     assert len(inserts) == 2
     for n in range(POOL_BATCH - 1, POOL_BATCH + 10):  # no send waits on the key store
-        await keys.subjects.fresh(f"i{n}")
+        await one(keys.subjects, f"i{n}")
     assert len(inserts) == 2
 
 
@@ -95,7 +120,7 @@ async def test_unused_pool_keys_are_deleted_at_a_clean_stop(settings: Settings) 
     name = tenant()
     keys = await vault.keys_for(name)
     assert keys.subjects is not None
-    used = await keys.subjects.fresh("someone")
+    used = await one(keys.subjects, "someone")
     await vault.close()
     reopened = await Vault.open(settings)
     try:
@@ -114,7 +139,7 @@ async def test_every_process_reads_the_keys_another_made(settings: Settings) -> 
         a, b = await first.keys_for(name), await second.keys_for(name)
         assert a.subjects is not None
         assert b.subjects is not None
-        made = await a.subjects.fresh("someone")
+        made = await one(a.subjects, "someone")
         blob = made.encrypt("+12025550173", field="messages.to")
         found = await b.subjects.by_ids([made.key_id, "sk_unknown"])
         assert list(found) == [made.key_id]
@@ -129,7 +154,7 @@ async def test_a_small_cache_forgets_the_oldest_and_reads_them_again(settings: S
     try:
         keys = await vault.keys_for(tenant())
         assert keys.subjects is not None
-        made = [await keys.subjects.fresh(f"i{n}") for n in range(5)]
+        made = [await one(keys.subjects, f"i{n}") for n in range(5)]
         assert len(keys.subjects._by_id) == 3  # the two oldest were let go
         assert keys.subjects.cached("i0") is None
         blob = made[0].encrypt("x", field="f")
@@ -142,7 +167,7 @@ async def test_a_small_cache_forgets_the_oldest_and_reads_them_again(settings: S
 async def test_a_subject_key_is_wrapped_for_its_tenant_only(vault: Vault) -> None:
     keys = await vault.keys_for(tenant())
     assert keys.subjects is not None
-    key = await keys.subjects.fresh("someone")
+    key = await one(keys.subjects, "someone")
     other = await vault.keys_for(tenant())
     assert other.subjects is not None
     async with vault.keystore.begin() as conn:  # moved to another tenant's name
@@ -193,7 +218,7 @@ async def test_a_key_written_under_the_old_kek_during_rotation_is_moved_too(
     name = tenant()
     keys = await vault.keys_for(name)
     assert keys.subjects is not None
-    await keys.subjects.fresh("early")
+    await one(keys.subjects, "early")
     old_version, old_kek = await vault.active_kek(name)
     late_id, late_key = new_key_id(), secrets.token_bytes(32)
     real_rewrap = kek_rotation._rewrap_subject_keys

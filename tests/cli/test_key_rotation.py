@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
@@ -15,6 +16,9 @@ from tidings.cli.main import cli
 from tidings.core.settings import Settings
 from tidings.runtime import Runtime
 from tidings.storage.keystore import kek_table
+
+# On PostgreSQL, the key store in a PostgreSQL database of its own.
+pytestmark = pytest.mark.pg_keystore
 
 
 async def rotate(settings: Settings, *args: str) -> Result:

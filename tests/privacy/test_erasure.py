@@ -28,11 +28,14 @@ from tidings.privacy.erasure import REPLAY_GRACE, erase_subject, replay_erasures
 from tidings.privacy.models import ErasureReplay
 from tidings.privacy.subjects import subject_index
 from tidings.runtime import Runtime, close_runtime, open_runtime
-from tidings.storage.ciphers import SubjectKey, VaultError
+from tidings.storage.ciphers import VaultError
 from tidings.storage.db import SYSTEM
 from tidings.storage.kek_rotation import rotate_kek
 from tidings.storage.keystore import erasure_ledger_table, kek_table, subject_keys_table
 from tidings.storage.vault import Vault
+
+# On PostgreSQL, the key store in a PostgreSQL database of its own.
+pytestmark = pytest.mark.pg_keystore
 
 CANARY = "+12025550173"
 OTHER = "+12025550188"
@@ -224,8 +227,8 @@ async def test_an_erasure_in_another_process_stops_this_one_using_the_key(
     try:
         keys = await other.keys_for(acme.id)
         assert keys.subjects is not None
-        key: SubjectKey = await keys.subjects.fresh(
-            subject_index(await rt.vault.keys_for(acme.id), CANARY))
+        [key] = await keys.subjects.fresh(
+            [subject_index(await rt.vault.keys_for(acme.id), CANARY)])
         blob = key.encrypt("x", field="messages.body")
         assert await rt.vault.erase_subject(acme.id, key.key_id)
         assert key.decrypt(blob, field="messages.body") == "x"  # cached until it polls

@@ -44,9 +44,13 @@ async def subjects_for(keys: TenantKeys, addresses: Sequence[str]) -> list[Subje
     ring = keys.subjects
     if ring is None:
         raise ValueError(f"the keys of {keys.tenant_id!r} have no subject keyring")
-    out = []
-    for address in addresses:
-        index = subject_index(keys, address)
+    if len(addresses) == 1:  # the single send: no list work
+        index = subject_index(keys, addresses[0])
         key = ring.cached(index)
-        out.append(key if key is not None else await ring.fresh(index))
-    return out
+        return [key if key is not None else (await ring.fresh([index]))[0]]
+    indexes = [subject_index(keys, address) for address in addresses]
+    found = {index: key for index in indexes if (key := ring.cached(index)) is not None}
+    new = [index for index in dict.fromkeys(indexes) if index not in found]
+    if new:  # a batch to many new people: their keys in one key-store transaction
+        found.update(zip(new, await ring.fresh(new), strict=True))
+    return [found[index] for index in indexes]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -109,15 +109,15 @@ class SubjectKeyring:
         has it at hand."""
         return self._by_index.get(index)
 
-    async def fresh(self, index: str) -> SubjectKey:
-        """A key from the pool for a new subject, cached as theirs; durable in the key
-        store already."""
-        while not self._pool:
-            await self._fill()
-        key = self._pool.pop()
+    async def fresh(self, indexes: Sequence[str]) -> list[SubjectKey]:
+        """A key from the pool for each of these new subjects, cached as theirs; durable
+        in the key store already. More than the pool holds are made in one batch."""
+        while len(self._pool) < len(indexes):
+            await self._fill(len(indexes))
+        taken = [self._remember(self._pool.pop(), index) for index in indexes]
         if len(self._pool) < self._pool_low and self._filling is None:
             self._filling = asyncio.create_task(self._fill_in_background())
-        return self._remember(key, index)
+        return taken
 
     # ------------------------------------------------------------------ reading
 
@@ -177,25 +177,26 @@ class SubjectKeyring:
         finally:
             self._filling = None
 
-    async def _fill(self) -> None:
-        """``pool_batch`` new keys, durable in the key store, into the pool (unless a
-        batch made meanwhile left it enough)."""
+    async def _fill(self, wanted: int = 0) -> None:
+        """New keys, durable in the key store, into the pool: a batch, or as many as a
+        caller wants at once (unless a batch made meanwhile left enough)."""
         async with self._fill_lock:
-            if len(self._pool) >= self._pool_low:
+            if len(self._pool) >= max(self._pool_low, wanted):
                 return
-            await self._make_batch()
+            await self._make_batch(max(self._pool_batch, wanted - len(self._pool)))
 
-    async def _make_batch(self) -> None:
+    async def _make_batch(self, count: int) -> None:
         version, kek = await self._vault.active_kek(self.tenant_id)
         now, made, rows = datetime.now(UTC), [], []
-        for _ in range(self._pool_batch):
+        for _ in range(count):
             key_id, data_key = new_key_id(), secrets.token_bytes(KEY_BYTES)
             rows.append({"key_id": key_id, "tenant_id": self.tenant_id, "kek_version": version,
                          "created_at": now, "wrapped_key": wrap(
                              kek, data_key, subject_key_aad(self.tenant_id, key_id))})
             made.append(SubjectKey(self.tenant_id, key_id, "", data_key))
         async with self._vault.keystore.begin() as conn:
-            await conn.execute(insert(_TABLE), rows)
+            for start in range(0, len(rows), _CHUNK):
+                await conn.execute(insert(_TABLE), rows[start:start + _CHUNK])
         self._pool.extend(made)
 
     # ------------------------------------------------------------------ plumbing
