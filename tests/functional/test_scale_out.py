@@ -191,6 +191,10 @@ async def test_on_sqlite_a_webhook_worker_beside_serve_takes_every_webhook_once(
             await _wait_for(lambda: sum(b["data"]["status"] == "delivered"
                                         for b in hooks.bodies()) >= MESSAGES,
                             "every delivered webhook")
+            # the worker counts an attempt once its answer is in, just after the hook
+            # server has recorded the body: wait for the count to catch up
+            await _wait_for(lambda: _attempts(httpx.get(f"{webhooks.url}/metrics").text)
+                            >= 3 * MESSAGES, "the worker to count every attempt")
             api_metrics = httpx.get(f"{api.url}/metrics").text
             helper_metrics = httpx.get(f"{webhooks.url}/metrics").text
     finally:
