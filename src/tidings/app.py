@@ -25,6 +25,9 @@ from tidings.operators.break_glass_api import account_router as break_glass_rout
 from tidings.operators.break_glass_api import operator_router as operator_break_glass_router
 from tidings.portal.errors import error_page
 from tidings.portal.routes import install_portal
+from tidings.privacy.api import operator_router as operator_privacy_router
+from tidings.privacy.api import router as privacy_router
+from tidings.privacy.api import schemas_router as privacy_schemas_router
 from tidings.routing.api import router as operator_router
 from tidings.runtime import close_runtime, open_runtime
 from tidings.signup.api import operator_router as operator_signup_router
@@ -53,7 +56,8 @@ ROUTERS = (messages_router, accounts_router, auth_router, users_router, audit_ro
            operator_router, operator_numbers_router, operator_break_glass_router,
            operator_notices_router, whatsapp_router, ops_router, signup_router,
            verification_router, operator_signup_router, reports_router,
-           operator_accounts_router)
+           operator_accounts_router, privacy_router, privacy_schemas_router,
+           operator_privacy_router)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:

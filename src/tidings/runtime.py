@@ -39,6 +39,7 @@ from tidings.metrics import Metrics
 from tidings.migrations.run import upgrade
 from tidings.privacy import tasks as privacy_tasks
 from tidings.privacy.erasure import replay_erasures
+from tidings.privacy.restrictions import RestrictedSubjects
 from tidings.routing.cache import RoutingCache
 from tidings.smpp_gateway import tasks as smpp_tasks
 from tidings.smpp_gateway.gateway import SmppGateway
@@ -81,10 +82,13 @@ class Runtime:
     connector_supervisor: ConnectorSupervisor | None = None
     smpp_gateway: SmppGateway | None = None
     account_rights: AccountRightsCache = field(init=False)
+    restricted_subjects: RestrictedSubjects = field(init=False)
 
     def __post_init__(self) -> None:
         self.account_rights = AccountRightsCache(
             self.db, self.vault, cache_seconds=self.settings.account_rights_cache_seconds)
+        self.restricted_subjects = RestrictedSubjects(
+            self.db, cache_seconds=self.settings.account_rights_cache_seconds)
 
     @property
     def audit_chain(self) -> AuditChain:

@@ -14,12 +14,9 @@ by a counter row updated in the transaction of the messages it counts
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
-import time
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -31,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.accounts.models import Account, AccountRights, MessageCount
 from tidings.accounts.service import ancestry
 from tidings.audit.service import Actor, audit_row, record
+from tidings.core.ttl_cache import KeyedTtlCache
 from tidings.messaging.addresses import AddressError, normalize_email, normalize_sender
 from tidings.messaging.models import Message
 from tidings.storage.db import SYSTEM, Database
@@ -337,26 +335,20 @@ class AccountRightsCache:
     process applies at once (``invalidate``), one made in another within the TTL."""
 
     def __init__(self, db: Database, vault: Vault, *, cache_seconds: float) -> None:
-        self._db, self._vault, self._ttl = db, vault, cache_seconds
-        self._cache: dict[str, tuple[float, Effective]] = {}
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._db, self._vault = db, vault
+        self._cache: KeyedTtlCache[str, Effective] = KeyedTtlCache(self._load,
+                                                                   ttl=cache_seconds)
+
+    async def _load(self, account_id: str) -> Effective:
+        async with self._db.transaction(tenant=SYSTEM, write=False) as session:
+            return await load_effective(session, self._vault, account_id=account_id)
 
     def invalidate(self) -> None:
         """Forget every account's rights (a change reaches the whole subtree)."""
         self._cache.clear()
 
     async def effective(self, account_id: str) -> Effective:
-        cached = self._cache.get(account_id)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        async with self._locks[account_id]:  # one read per account when it expires
-            cached = self._cache.get(account_id)
-            if cached and cached[0] > time.monotonic():
-                return cached[1]
-            async with self._db.transaction(tenant=SYSTEM, write=False) as session:
-                found = await load_effective(session, self._vault, account_id=account_id)
-            self._cache[account_id] = (time.monotonic() + self._ttl, found)
-        return found
+        return await self._cache.get(account_id)
 
     async def requests_per_second(self, account_id: str) -> int | None:
         """The account's own limit, for the rate limiter (None: no override)."""

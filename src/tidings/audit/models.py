@@ -24,7 +24,7 @@ class AuditEvent(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
     actor_type: Mapped[str] = mapped_column(String(20))
     actor_id: Mapped[str] = mapped_column(String(100))
-    action: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(40))
     table_name: Mapped[str] = mapped_column(String(60))
     row_id: Mapped[str] = mapped_column(String(40))
     fields: Mapped[list[str]] = mapped_column(JSON)

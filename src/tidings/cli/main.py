@@ -31,6 +31,8 @@ COMMANDS = {  # name: (where it lives, its short help as the command says it)
                 "Assign numbers and email addresses to accounts."),
     "operator-keys": ("tidings.cli.connectors:operator_keys",
                       "Keys for the operator API (/v1/operator/...)."),
+    "privacy": ("tidings.cli.privacy:privacy",
+                "Data subject requests, legal holds and restrictions of an account."),
     "routes": ("tidings.cli.connectors:routes",
                "Routing rules: which connectors carry which messages."),
     "sandbox": ("tidings.cli.sandbox:sandbox", "Simulate carrier traffic."),

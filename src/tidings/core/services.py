@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from tidings.jobs.wakeups import Wakeups
     from tidings.mail.sender import PlatformMailSender
     from tidings.metrics import Metrics
+    from tidings.privacy.restrictions import RestrictedSubjects
     from tidings.routing.cache import RoutingCache
     from tidings.smpp_gateway.gateway import SmppGateway
     from tidings.storage.db import Database
@@ -42,6 +43,7 @@ class Services(Protocol):
     webhook_sender: WebhookSender
     auth: Authenticator
     account_rights: AccountRightsCache
+    restricted_subjects: RestrictedSubjects
     writer: GroupWriter
     webhook_recorder: AttemptRecorder
     platform_mail: PlatformMailSender

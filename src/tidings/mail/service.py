@@ -48,6 +48,7 @@ class MailKind(StrEnum):
     SUSPENSION = "suspension"  # the account is suspended, and why
     PASSWORD_RESET = "password_reset"  # noqa: S105 (a kind of mail, not a password)
     MAINTENANCE = "maintenance"  # the operator's notices (``tidings notices send``)
+    PRIVACY = "privacy"  # a data subject request: forwarded, due soon, to tell the person
 
 
 def check_kind(raw: str) -> MailKind:

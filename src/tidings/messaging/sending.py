@@ -44,6 +44,7 @@ from tidings.messaging.service import (
     message_out,
 )
 from tidings.messaging.status_changes import DISPATCH_JOB
+from tidings.privacy.restrictions import subject_restricted
 from tidings.privacy.subjects import subjects_for
 from tidings.signup import trials
 from tidings.storage.ciphers import SubjectKey
@@ -114,7 +115,9 @@ async def prepare_send(rt: Services, principal: Principal,
     if draft.channel == "whatsapp" and not draft.fallback_channels:
         # With a fallback, a closed window is a failure like any other: the next goes.
         await check_customer_service_window(rt, principal.tenant, draft)
-    return await send_context(rt, principal, cap), draft
+    ctx = await send_context(rt, principal, cap)
+    await refuse_restricted(rt, ctx, draft.to)
+    return ctx, draft
 
 
 def _whatsapp(body: SendMessage) -> dict[str, Any] | None:
@@ -125,8 +128,16 @@ def _whatsapp(body: SendMessage) -> dict[str, Any] | None:
     return None
 
 
+async def refuse_restricted(rt: Services, ctx: SendContext, to: str) -> None:
+    """``409 subject_restricted`` for a person who restricted processing (Art. 18).
+    Cached: no database round trip, and no HMAC for an account that restricts nobody."""
+    if (await rt.restricted_subjects.which(ctx.keys, [to]))[0]:
+        raise subject_restricted()
+
+
 async def create_one(rt: Services, ctx: SendContext, draft: Draft) -> MessageOut:
-    """Store one checked message; returns once it is durable."""
+    """Store one checked message (``prepare_send``, or the SMPP gateway's checks, with
+    ``refuse_restricted``); returns once it is durable."""
     subjects = await subjects_for(ctx.keys, [draft.to])
     now = rt.clock.now()
     rows, created = build_messages(ctx, [draft], subjects, now)
@@ -297,7 +308,24 @@ async def prepare_batch(rt: Services, principal: Principal,
             batch.results.append(BatchResult(index=index, status="rejected",
                                              error=BatchError(code=exc.code,
                                                               detail=exc.detail)))
-    return await send_context(rt, principal, cap), batch
+    ctx = await send_context(rt, principal, cap)
+    await _reject_restricted(rt, ctx, batch)
+    return ctx, batch
+
+
+async def _reject_restricted(rt: Services, ctx: SendContext, batch: Batch) -> None:
+    """Reject, recipient by recipient, the people who restricted processing."""
+    which = await rt.restricted_subjects.which(ctx.keys, [d.to for _, d in batch.drafts])
+    if not any(which):
+        return
+    refused, kept = subject_restricted(), []
+    for (index, draft), restricted in zip(batch.drafts, which, strict=True):
+        if restricted:
+            batch.results[index] = BatchResult(index=index, status="rejected", error=BatchError(
+                code=refused.code, detail=refused.detail))
+        else:
+            kept.append((index, draft))
+    batch.drafts = kept
 
 
 async def store_batch(rt: Services, ctx: SendContext, batch: Batch, *, key: str | None = None,

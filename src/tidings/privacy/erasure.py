@@ -28,6 +28,7 @@ from tidings.core.services import Services
 from tidings.messaging.models import Message
 from tidings.messaging.service import PERSONAL_FIELDS
 from tidings.privacy.models import REPLAY_ROW, ErasureReplay
+from tidings.privacy.records import indexes_under, scrub_subject_records
 from tidings.privacy.subjects import subject_index
 from tidings.storage.db import SYSTEM, Database
 from tidings.storage.keystore import erasure_ledger_table
@@ -131,10 +132,15 @@ async def replay_erasures(db: Database, vault: Vault, *, now: datetime | None = 
     for entry in entries:
         if newest is not None and entry.erased_at > newest:
             break  # in order: what follows is younger still
+        key_ids = None if entry.subject_key is None else [entry.subject_key]
         async with db.transaction(tenant=SYSTEM) as session:
-            scrubbed = await scrub_messages(
-                session, tenant=entry.tenant_id,
-                key_ids=None if entry.subject_key is None else [entry.subject_key])
+            # Through the messages' indexes, before they are emptied: the person's
+            # requests, holds and restrictions, as a restored backup brought them back.
+            indexes = (None if key_ids is None else  # the tenant erased: all of it
+                       await indexes_under(session, tenant=entry.tenant_id, key_ids=key_ids))
+            await scrub_subject_records(session, tenant=entry.tenant_id, indexes=indexes,
+                                        now=entry.erased_at)
+            scrubbed = await scrub_messages(session, tenant=entry.tenant_id, key_ids=key_ids)
             await _advance(session, entry.seq)
         done += 1
         if scrubbed:

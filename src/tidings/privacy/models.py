@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Integer
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.storage.db import Base
-from tidings.storage.sqltypes import UTCDateTime
+from tidings.storage.sqltypes import Ciphertext, UTCDateTime
 
 REPLAY_ROW = 1
 
@@ -27,3 +28,102 @@ class ErasureReplay(Base):
     applied_seq: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
+
+
+# --- data subject requests (Art. 15-21 GDPR) ------------------------------------------
+
+# A request's subject is personal data: its address under the account's data key, and
+# its blind index (the same token as the person's messages' ``to_index``) to find their
+# records. Both are emptied once the person is erased.
+REQUEST_SUBJECT_FIELD = "privacy_requests.subject"
+REQUEST_NOTE_FIELD = "privacy_requests.note"
+
+
+class PrivacyRequest(Base):
+    """A data subject's request to an account (the controller), and what became of it."""
+
+    __tablename__ = "privacy_requests"
+    __table_args__ = (
+        Index("ix_privacy_requests_tenant_id_received_at", "tenant_id", "received_at"),
+        Index("ix_privacy_requests_tenant_id_subject_index", "tenant_id", "subject_index"),
+        # The deadline chore's look-up: open requests by due date, across tenants.
+        Index("ix_privacy_requests_status_due_at", "status", "due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    type: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(24))
+    subject_kind: Mapped[str] = mapped_column(String(10))  # number or email
+    subject_enc: Mapped[bytes | None] = mapped_column(Ciphertext)
+    subject_index: Mapped[str | None] = mapped_column(String(64))
+    note_enc: Mapped[bytes | None] = mapped_column(Ciphertext)
+    # A rectification's new address, under the data key, until it is applied.
+    rectify_enc: Mapped[bytes | None] = mapped_column(Ciphertext)
+    source: Mapped[str] = mapped_column(String(20))  # api, portal, cli, operator
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    extended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    extension_reason: Mapped[str | None] = mapped_column(String(500))
+    alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What was done, without personal data: counts, the erased key's token, a hold's
+    # basis, a rejection's reason, the notices recorded for the subject.
+    outcome: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(80))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+BUNDLE_CONTENT_FIELD = "privacy_bundles.content"
+
+
+class PrivacyBundle(Base):
+    """An access or portability bundle, kept (under the account's data key) until it
+    expires, for at most seven days; then deleted by the deadlines chore."""
+
+    __tablename__ = "privacy_bundles"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("privacy_requests.id"), unique=True)
+    content_enc: Mapped[bytes] = mapped_column(Ciphertext)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class LegalHold(Base):
+    """A person's data kept whatever they ask (a claim, an investigation): an erasure
+    request meets it and stops, ``blocked_legal_hold``, with the hold's basis."""
+
+    __tablename__ = "legal_holds"
+    __table_args__ = (
+        Index("ix_legal_holds_tenant_id_subject_index", "tenant_id", "subject_index"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    subject_index: Mapped[str | None] = mapped_column(String(64))
+    basis: Mapped[str] = mapped_column(String(500))
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    released_by: Mapped[str | None] = mapped_column(String(80))
+
+
+class SubjectRestriction(Base):
+    """A person whose data may be stored but not otherwise processed (Art. 18): no
+    message is sent to them while it is in force (``lifted_at`` NULL)."""
+
+    __tablename__ = "subject_restrictions"
+    __table_args__ = (
+        Index("ix_subject_restrictions_tenant_id_subject_index", "tenant_id",
+              "subject_index"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    subject_index: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(ForeignKey("privacy_requests.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lifted_by: Mapped[str | None] = mapped_column(String(80))

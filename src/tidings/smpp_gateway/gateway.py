@@ -55,7 +55,7 @@ from tidings.core.logs import get_logger
 from tidings.jobs.outbox import Job
 from tidings.messaging.drafts import check_options, make_draft
 from tidings.messaging.schemas import MAX_VALIDITY_SECONDS
-from tidings.messaging.sending import check_body, check_rights, create_one
+from tidings.messaging.sending import check_body, check_rights, create_one, refuse_restricted
 from tidings.messaging.service import SendContext
 from tidings.messaging.status_changes import SMPP_DELIVER_JOB
 from tidings.smpp_gateway.bind_guard import BindGuard, BindPolicy, bind_keys
@@ -345,6 +345,7 @@ class SmppGateway:
         with _refused_as(CommandStatus.ESME_RSUBMITFAIL,
                          monthly_cap_reached=CommandStatus.ESME_RTHROTTLED,
                          trial_recipient_not_verified=CommandStatus.ESME_RINVDSTADR):
+            await refuse_restricted(rt, ctx, draft.to)
             return (await create_one(rt, ctx, draft)).id
 
     async def _account(self, tenant: str) -> tuple[str, Subscription]:

@@ -27,6 +27,7 @@ PROBLEM_MEANINGS = {
          "or terminated, or the password or a second factor must be seen to first.",
     404: "Not found, or not visible to this key.",
     409: "Conflicts with the current state.",
+    410: "Gone: it was kept for a limited time and is deleted.",
     413: "The request body is too large.",
     422: "The new password breaks a rule of the password policy (see `rule`).",
     429: "Too many attempts or requests; wait before trying again.",
