@@ -371,7 +371,8 @@ async def test_dsr_1_the_access_bundle_downloads_as_json_and_html_for_seven_days
     made = await ask(client, acme, "access")
     url = f"/v1/privacy/requests/{made['id']}/bundle"
     early = await client.get(url, headers=acme.headers)
-    assert early.status_code == 409 and early.json()["code"] == "bundle_not_ready"
+    assert early.status_code == 409
+    assert early.json()["code"] == "bundle_not_ready"
     await settle(rt, clock)
     done = await show(client, acme, made["id"])
     assert (done["status"], done["outcome"]["messages"]) == ("completed", 1)
@@ -385,7 +386,8 @@ async def test_dsr_1_the_access_bundle_downloads_as_json_and_html_for_seven_days
     assert as_html.headers["content-type"].startswith("text/html")
     assert "CANARY &lt;b&gt;body&lt;/b&gt;" in as_html.text
     schema = await client.get("/v1/privacy/schemas/access-v1.json")  # published: no key
-    assert schema.status_code == 200 and schema.json()["$schema"]
+    assert schema.status_code == 200
+    assert schema.json()["$schema"]
     assert (await client.get("/v1/privacy/schemas/nothing.json")).status_code == 404
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         [event] = (await session.scalars(select(AuditEvent).where(
@@ -393,14 +395,16 @@ async def test_dsr_1_the_access_bundle_downloads_as_json_and_html_for_seven_days
     assert (event.actor_type, event.row_id) == ("api_key", made["id"])
     clock.advance(7 * DAY)
     gone = await client.get(url, headers=acme.headers)
-    assert gone.status_code == 410 and gone.json()["code"] == "bundle_expired"
+    assert gone.status_code == 410
+    assert gone.json()["code"] == "bundle_expired"
     await watch_deadlines(rt)  # the chore deletes it
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         assert await session.scalar(select(func.count()).select_from(PrivacyBundle)) == 0
     erasure = await ask(client, acme, "erasure")
     nothing = await client.get(f"/v1/privacy/requests/{erasure['id']}/bundle",
                                headers=acme.headers)
-    assert nothing.status_code == 404 and nothing.json()["code"] == "bundle_not_found"
+    assert nothing.status_code == 404
+    assert nothing.json()["code"] == "bundle_not_found"
 
 
 async def test_dsr_5_a_portability_bundle_imports_into_an_empty_account(

@@ -163,3 +163,89 @@ def bundle(account_id: str, request_id: str, html: bool, output: Path) -> None:
         output.chmod(0o600)  # personal data: the operator's eyes only
         click.echo(f"{output}: {len(data)} bytes", err=True)
     with_runtime(work)
+
+
+@privacy.group("holds")
+def holds() -> None:
+    """Legal holds: a person's data kept whatever they ask."""
+
+
+@holds.command("place")
+@account_option
+@click.option("--number", help="The person's number, E.164.")
+@click.option("--email", help="The person's e-mail address.")
+@click.option("--basis", required=True, help="Why the data is kept: a claim, an inquiry.")
+@json_option
+def place_hold(account_id: str, number: str | None, email: str | None, basis: str,
+               as_json: bool) -> None:
+    """Keep a person's data: an erasure request meets the hold and stops."""
+    async def work(rt: Runtime) -> None:
+        from tidings.privacy.api import place_hold as place
+        from tidings.privacy.schemas import PlaceHold
+
+        body = PlaceHold.model_validate({"subject": _subject(number, email), "basis": basis})
+        hold = await place(rt, tenant=account_id, body=body, actor=operator_actor())
+        emit(hold.model_dump(mode="json"), as_json=as_json, text=f"{hold.id}: {hold.basis}")
+    with_runtime(work)
+
+
+@holds.command("list")
+@account_option
+@json_option
+def list_holds(account_id: str, as_json: bool) -> None:
+    """The account's legal holds, released ones too."""
+    async def work(rt: Runtime) -> None:
+        from tidings.privacy.api import fetch_holds
+
+        found = await fetch_holds(rt, tenant=account_id)
+        emit([h.model_dump(mode="json") for h in found], as_json=as_json,
+             text="\n".join(f"{h.id}  {'released' if h.released_at else 'in force':<9} "
+                            f"{h.basis}" for h in found) or "No legal holds.")
+    with_runtime(work)
+
+
+@holds.command("release")
+@account_option
+@click.argument("hold_id")
+def release_hold(account_id: str, hold_id: str) -> None:
+    """Release a legal hold: the person's erasure can then go ahead."""
+    async def work(rt: Runtime) -> None:
+        from tidings.privacy.api import release_hold as release
+
+        hold = await release(rt, tenant=account_id, hold_id=hold_id, actor=operator_actor())
+        click.echo(f"{hold.id}: released")
+    with_runtime(work)
+
+
+@privacy.group("restrictions")
+def restrictions() -> None:
+    """People who restricted processing: nothing is sent to them."""
+
+
+@restrictions.command("list")
+@account_option
+@json_option
+def list_restrictions(account_id: str, as_json: bool) -> None:
+    """The account's restrictions, lifted ones too."""
+    async def work(rt: Runtime) -> None:
+        from tidings.privacy.api import fetch_restrictions
+
+        found = await fetch_restrictions(rt, tenant=account_id)
+        emit([r.model_dump(mode="json") for r in found], as_json=as_json,
+             text="\n".join(f"{r.id}  {'lifted' if r.lifted_at else 'in force':<8} "
+                            f"{r.request_id or ''}" for r in found) or "No restrictions.")
+    with_runtime(work)
+
+
+@restrictions.command("lift")
+@account_option
+@click.argument("restriction_id")
+def lift(account_id: str, restriction_id: str) -> None:
+    """Lift a restriction; the account's privacy people are mailed to tell the person."""
+    async def work(rt: Runtime) -> None:
+        from tidings.privacy.api import lift_restriction
+
+        lifted = await lift_restriction(rt, tenant=account_id, restriction_id=restriction_id,
+                                        actor=operator_actor())
+        click.echo(f"{lifted.id}: lifted")
+    with_runtime(work)

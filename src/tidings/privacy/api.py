@@ -21,7 +21,13 @@ from tidings.core.services import Services
 from tidings.operators.deps import CurrentOperator
 from tidings.privacy import bundles, portability
 from tidings.privacy.holds import do_place_hold, do_release_hold, list_holds
-from tidings.privacy.models import BUNDLE_CONTENT_FIELD, PrivacyBundle, PrivacyRequest
+from tidings.privacy.models import (
+    BUNDLE_CONTENT_FIELD,
+    LegalHold,
+    PrivacyBundle,
+    PrivacyRequest,
+    SubjectRestriction,
+)
 from tidings.privacy.notices import queue_privacy_mail
 from tidings.privacy.requests import (
     FULFIL_JOB,
@@ -259,25 +265,33 @@ async def import_endpoint(body: dict[str, Any], rt: RuntimeDep,
              operation_id="place_legal_hold", responses=problem_responses(409))
 async def place_hold_endpoint(body: PlaceHold, rt: RuntimeDep,
                               principal: MayManagePrivacy) -> HoldOut:
+    return await place_hold(rt, tenant=principal.tenant, body=body, actor=principal.actor)
+
+
+def hold_out(hold: LegalHold) -> HoldOut:
+    return HoldOut(id=hold.id, basis=hold.basis, created_at=hold.created_at,
+                   released_at=hold.released_at)
+
+
+async def place_hold(rt: Services, *, tenant: str, body: PlaceHold, actor: Actor) -> HoldOut:
     subject = _subject(body.subject)
     assert subject is not None
-    keys = await rt.vault.keys_for(principal.tenant)
-    async with rt.db.transaction(tenant=principal.tenant) as session:
-        hold = await do_place_hold(session, tenant=principal.tenant,
-                                   index=subject_index(keys, subject.address),
-                                   basis=body.basis, actor=principal.actor,
-                                   now=rt.clock.now())
-        return HoldOut(id=hold.id, basis=hold.basis, created_at=hold.created_at,
-                       released_at=hold.released_at)
+    keys = await rt.vault.keys_for(tenant)
+    async with rt.db.transaction(tenant=tenant) as session:
+        return hold_out(await do_place_hold(
+            session, tenant=tenant, index=subject_index(keys, subject.address),
+            basis=body.basis, actor=actor, now=rt.clock.now()))
 
 
 @router.get("/holds", response_model=list[HoldOut], summary="Legal holds",
             operation_id="list_legal_holds", dependencies=[KnownQueryOnly])
 async def list_holds_endpoint(rt: RuntimeDep, principal: MayManagePrivacy) -> list[HoldOut]:
-    async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
-        return [HoldOut(id=h.id, basis=h.basis, created_at=h.created_at,
-                        released_at=h.released_at)
-                for h in await list_holds(session, tenant=principal.tenant)]
+    return await fetch_holds(rt, tenant=principal.tenant)
+
+
+async def fetch_holds(rt: Services, *, tenant: str) -> list[HoldOut]:
+    async with rt.db.transaction(tenant=tenant, write=False) as session:
+        return [hold_out(h) for h in await list_holds(session, tenant=tenant)]
 
 
 @router.post("/holds/{hold_id}/release", response_model=HoldOut,
@@ -285,11 +299,14 @@ async def list_holds_endpoint(rt: RuntimeDep, principal: MayManagePrivacy) -> li
              responses=problem_responses(409))
 async def release_hold_endpoint(hold_id: str, rt: RuntimeDep,
                                 principal: MayManagePrivacy) -> HoldOut:
-    async with rt.db.transaction(tenant=principal.tenant) as session:
-        hold = await do_release_hold(session, tenant=principal.tenant, hold_id=hold_id,
-                                     actor=principal.actor, now=rt.clock.now())
-        return HoldOut(id=hold.id, basis=hold.basis, created_at=hold.created_at,
-                       released_at=hold.released_at)
+    return await release_hold(rt, tenant=principal.tenant, hold_id=hold_id,
+                              actor=principal.actor)
+
+
+async def release_hold(rt: Services, *, tenant: str, hold_id: str, actor: Actor) -> HoldOut:
+    async with rt.db.transaction(tenant=tenant) as session:
+        return hold_out(await do_release_hold(session, tenant=tenant, hold_id=hold_id,
+                                              actor=actor, now=rt.clock.now()))
 
 
 @router.get("/restrictions", response_model=list[RestrictionOut],
@@ -297,10 +314,17 @@ async def release_hold_endpoint(hold_id: str, rt: RuntimeDep,
             dependencies=[KnownQueryOnly])
 async def list_restrictions_endpoint(rt: RuntimeDep,
                                      principal: MayManagePrivacy) -> list[RestrictionOut]:
-    async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
-        return [RestrictionOut(id=r.id, request_id=r.request_id, created_at=r.created_at,
-                               lifted_at=r.lifted_at)
-                for r in await list_restrictions(session, tenant=principal.tenant)]
+    return await fetch_restrictions(rt, tenant=principal.tenant)
+
+
+def restriction_out(row: SubjectRestriction) -> RestrictionOut:
+    return RestrictionOut(id=row.id, request_id=row.request_id, created_at=row.created_at,
+                          lifted_at=row.lifted_at)
+
+
+async def fetch_restrictions(rt: Services, *, tenant: str) -> list[RestrictionOut]:
+    async with rt.db.transaction(tenant=tenant, write=False) as session:
+        return [restriction_out(r) for r in await list_restrictions(session, tenant=tenant)]
 
 
 async def lift_restriction(rt: Services, *, tenant: str, restriction_id: str,
@@ -320,8 +344,7 @@ async def lift_restriction(rt: Services, *, tenant: str, restriction_id: str,
             subject="A restriction of processing is lifted",
             body=(f"The restriction {row.id} is lifted: messages to the person are sent "
                   "again. Tell them, as Art. 18(3) GDPR requires.\n"))
-        out = RestrictionOut(id=row.id, request_id=row.request_id, created_at=row.created_at,
-                             lifted_at=row.lifted_at)
+        out = restriction_out(row)
     rt.restricted_subjects.invalidate(tenant)
     return out
 
