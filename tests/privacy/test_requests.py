@@ -197,8 +197,17 @@ async def test_dsr_4_a_restricted_person_gets_nothing_until_the_restriction_is_l
         client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, acme: Tenant,
         globex: Tenant) -> None:
     assert (await send(client, acme, CANARY)).status_code == 201
+    later = await client.post("/v1/messages", headers=acme.headers, json={
+        "to": CANARY, "from": "Acme", "body": "Tomorrow",
+        "send_at": (clock.now() + timedelta(days=1)).isoformat()})
+    assert later.status_code == 201, later.text
     made = await ask(client, acme, "restriction")
     await settle(rt, clock)
+    clock.advance(DAY)
+    await settle(rt, clock)
+    withheld = (await client.get(f"/v1/messages/{later.json()['id']}",
+                                 headers=acme.headers)).json()
+    assert (withheld["status"], withheld["error_code"]) == ("failed", "subject_restricted")
     assert (await show(client, acme, made["id"]))["status"] == "completed"
     messages_before = await count(rt, Message)
     refused = await send(client, acme, CANARY)

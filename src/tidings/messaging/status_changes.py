@@ -62,6 +62,7 @@ class MessageState:
     body_enc: bytes | None = None
     content_enc: bytes | None = None
     subject_key: str | None = None  # whose key the ciphertexts are under (with them)
+    to_index: str | None = None  # the recipient's blind index (with them): restriction
     loaded_carrier_key: tuple[str | None, str | None] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,7 +77,7 @@ class MessageState:
 # last): rows become states by position, cheaper than by name.
 _COLUMNS = tuple(f.name for f in fields(MessageState) if f.init)
 _CONTENT_COLUMNS = tuple(name for name in _COLUMNS
-                         if name.endswith("_enc") or name == "subject_key")
+                         if name.endswith("_enc") or name in ("subject_key", "to_index"))
 _STATE_COLUMNS = tuple(name for name in _COLUMNS if name not in _CONTENT_COLUMNS)
 
 

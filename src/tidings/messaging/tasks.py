@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 EXPIRED_ERROR = "validity_period_elapsed"
 SUBJECT_ERASED_ERROR = "subject_erased"
+SUBJECT_RESTRICTED_ERROR = "subject_restricted"
 
 
 async def _subscriptions(session: SessionOrConnection,
@@ -62,9 +63,9 @@ async def dispatch_batch(rt: Services, jobs: Sequence[ClaimedJob]) -> None:
     ready = await _prepare_dispatch(rt, jobs)
     if not ready:
         return
-    outbound, erased = await _outbound(rt, list(ready.values()))
-    if erased:
-        await _fail_erased(rt, jobs, erased)
+    outbound, withheld = await _outbound(rt, list(ready.values()))
+    if withheld:
+        await _fail_withheld(rt, jobs, withheld)
         if not outbound:
             return
     router = Router(rt.connectors, await rt.routes.table(rt.db))
@@ -111,23 +112,27 @@ async def _prepare_dispatch(rt: Services, jobs: Sequence[ClaimedJob]) -> dict[st
 
 
 async def _outbound(rt: Services, messages: Sequence[MessageState]
-                    ) -> tuple[list[tuple[OutboundMessage, str]], list[MessageState]]:
-    """The messages in clear for the carriers, and those whose subject was erased after
-    they were stored (their key is gone: nothing to send)."""
-    outbound, erased = [], []
+                    ) -> tuple[list[tuple[OutboundMessage, str]], dict[str, str]]:
+    """The messages in clear for the carriers, and the error code of each that must not
+    go: its subject was erased after it was stored (the key is gone), or restricted
+    processing (cached: an account that restricts nobody costs a look-up)."""
+    outbound, withheld = [], {}
     by_tenant: dict[str, list[MessageState]] = defaultdict(list)
     for message in messages:
         by_tenant[message.tenant_id].append(message)
     for tenant, states in by_tenant.items():
         keys = await rt.vault.keys_for(tenant)
         ciphers = await ciphers_of(keys, states)  # the batch's subjects in one look-up
+        restricted = await rt.restricted_subjects.of(tenant)
         for message in states:
             cipher = ciphers[message.id]
             if cipher is None:
-                erased.append(message)
+                withheld[message.id] = SUBJECT_ERASED_ERROR
+            elif restricted and message.to_index in restricted:
+                withheld[message.id] = SUBJECT_RESTRICTED_ERROR
             else:
                 outbound.append((_in_clear(message, cipher), tenant))
-    return outbound, erased
+    return outbound, withheld
 
 
 def _in_clear(message: MessageState, cipher: FieldCipher) -> OutboundMessage:
@@ -143,18 +148,18 @@ def _in_clear(message: MessageState, cipher: FieldCipher) -> OutboundMessage:
             message.content_enc, field="messages.content")))
 
 
-async def _fail_erased(rt: Services, jobs: Sequence[ClaimedJob],
-                       erased: Sequence[MessageState]) -> None:
-    """A message whose person was erased between its storing and its dispatch fails,
-    never to be sent: its job is done."""
-    ids = {m.id for m in erased}
+async def _fail_withheld(rt: Services, jobs: Sequence[ClaimedJob],
+                         withheld: dict[str, str]) -> None:
+    """A message whose person was erased, or restricted processing, between its storing
+    and its dispatch fails with that code, never to be sent: its job is done."""
+    ids = set(withheld)
     now = rt.clock.now()
     async with rt.db.core(tenant=SYSTEM) as session:
         messages = await load_states_by_id(session, list(ids))
         changes = await _changes(session, list(messages.values()), now)
         for message in messages.values():
             changes.report(message, Status.FAILED, source="dispatcher",
-                           error_code=SUBJECT_ERASED_ERROR)
+                           error_code=withheld[message.id])
         woken = await changes.flush(session)
         await complete(session, [j.id for j in jobs if j.ref_id in ids])
     rt.metrics.count_moves(changes.moved)
