@@ -33,6 +33,9 @@ def test_the_walk_sees_the_pages_it_must() -> None:
     assert pages[("GET", "/portal/dashboard")] is Permission.REPORTS_READ
     assert pages[("GET", "/portal/messages")] is Permission.MESSAGES_READ
     assert pages[("POST", "/portal/send")] is Permission.MESSAGES_SEND
+    assert pages[("GET", "/portal/privacy")] is Permission.PRIVACY_MANAGE
+    assert pages[("POST", "/portal/privacy/requests/{request_id}/extend")] \
+        is Permission.PRIVACY_MANAGE
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -167,3 +167,4 @@ PageManageWebhooks = Annotated[Principal, Depends(PageRequire(_P.WEBHOOKS_MANAGE
 PageManageSubaccounts = Annotated[Principal, Depends(PageRequire(_P.SUBACCOUNTS_MANAGE))]
 PageManageUsers = Annotated[Principal, Depends(PageRequire(_P.USERS_MANAGE))]
 PageReadAudit = Annotated[Principal, Depends(PageRequire(_P.AUDIT_READ))]
+PageManagePrivacy = Annotated[Principal, Depends(PageRequire(_P.PRIVACY_MANAGE))]

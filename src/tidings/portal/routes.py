@@ -16,6 +16,7 @@ from tidings.portal.pages import (
     messages,
     numbers,
     operator,
+    privacy,
     send,
     send_csv,
     subaccounts,
@@ -27,7 +28,7 @@ from tidings.portal.security import PageHeaders
 # Every router of pages; the route-permission test walks these with the API's.
 PAGE_ROUTERS = (auth.router, dashboard.router, messages.router, send.router, send_csv.router,
                 keys.router, webhooks.router, numbers.router, team.router, subaccounts.router,
-                audit.router, operator.router)
+                audit.router, privacy.router, operator.router)
 
 
 def install_portal(app: FastAPI) -> None:
