@@ -6,7 +6,8 @@ an outcome without personal data. ``privacy_bundles`` keeps an access or portabi
 bundle, encrypted, until it expires. ``legal_holds`` and ``subject_restrictions`` are
 keyed by the person's blind index. Each table is a tenant's, under row-level security.
 ``audit_events.action`` grows to 40 characters for ``dsr.<type>.fulfilled`` (SQLite
-does not hold a string to its declared length; PostgreSQL does).
+does not hold a string to its declared length; PostgreSQL does). The index of
+``messages.subject_key`` leaves out the NULLs of messages from before subject keys.
 
 Revision ID: 0020
 Revises: 0019
@@ -103,6 +104,12 @@ def upgrade() -> None:
 
 
 def _indexes() -> None:
+    # Only messages with a subject key in the index: see the model.
+    op.drop_index("ix_messages_tenant_id_subject_key", table_name="messages")
+    op.create_index("ix_messages_tenant_id_subject_key", "messages",
+                    ["tenant_id", "subject_key"], unique=False,
+                    sqlite_where=sa.text("subject_key IS NOT NULL"),
+                    postgresql_where=sa.text("subject_key IS NOT NULL"))
     op.create_index("ix_privacy_requests_tenant_id", "privacy_requests", ["tenant_id"])
     op.create_index("ix_privacy_requests_tenant_id_received_at", "privacy_requests",
                     ["tenant_id", "received_at"])
@@ -124,4 +131,7 @@ def _indexes() -> None:
 def downgrade() -> None:
     for table in reversed(TABLES):
         op.drop_table(table)
+    op.drop_index("ix_messages_tenant_id_subject_key", table_name="messages")
+    op.create_index("ix_messages_tenant_id_subject_key", "messages",
+                    ["tenant_id", "subject_key"], unique=False)
     # audit_events.action stays 40 wide: narrowing it would cut chained events' actions.
