@@ -51,7 +51,8 @@ def test_every_domain_registers_its_kinds_in_the_order_a_drain_runs_them() -> No
     assert JOB_KINDS == ("message.dispatch", "message.expire", "message.fallback",
                          "webhook.deliver", "smpp.deliver", "mail.send", "privacy.fulfil")
     assert {chore.name for chore in JOBS.chores} == {"messages_by_status", "audit_seal",
-                                                     "erasure_replay", "privacy_deadlines"}
+                                                     "erasure_replay", "privacy_deadlines",
+                                                     "idempotency_prune"}
     webhooks = JOBS.kinds[DELIVER_JOB]
     assert webhooks.yields_to == DISPATCH_JOB
 

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from tests.conftest import Tenant, assert_problem, settle, stored_counts
 from tidings.audit.models import AuditEvent
 from tidings.core.clock import FakeClock
+from tidings.messaging import idempotency
 from tidings.messaging.idempotency import key_legacy_fingerprints
 from tidings.messaging.models import IdempotencyKey
 from tidings.messaging.schemas import SendMessage
@@ -174,3 +175,21 @@ async def test_a_concurrent_double_submit_stores_one_batch(
         "", "true"]
     stored = await stored_counts(rt)
     assert (stored["messages"], stored["idempotency_keys"]) == (2, 1)
+
+
+async def test_records_are_kept_for_a_day_then_pruned(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, acme: Tenant) -> None:
+    headers = {**acme.headers, "Idempotency-Key": "day-old"}
+    first = await client.post(BATCH, headers=headers, json=batch())
+    clock.advance(12 * 3600)
+    fresh = await client.post(BATCH, headers={**acme.headers, "Idempotency-Key": "fresh"},
+                              json=batch("Bye {name}"))
+    assert (first.status_code, fresh.status_code) == (200, 200)
+    clock.advance(12 * 3600 + 1)
+    assert await idempotency.prune(rt.db, now=clock.now()) == 1
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        kept = (await session.scalars(select(IdempotencyKey.key))).all()
+    assert kept == ["fresh"]
+    replayed = await client.post(BATCH, headers={**acme.headers, "Idempotency-Key": "fresh"},
+                                 json=batch("Bye {name}"))
+    assert replayed.headers["Idempotent-Replayed"] == "true"

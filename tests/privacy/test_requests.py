@@ -434,3 +434,18 @@ async def test_dsr_5_a_portability_bundle_imports_into_an_empty_account(
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         assert await session.scalar(select(func.count()).select_from(Message).where(
             Message.tenant_id == globex.id)) == 2
+
+
+async def test_dsr_3_erasure_reaches_batch_answers_kept_for_retries(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, acme: Tenant) -> None:
+    headers = {**acme.headers, "Idempotency-Key": "batch-1"}
+    body = {"from": "Acme", "body": "Hi", "recipients": [{"to": CANARY}, {"to": CORRECTED}]}
+    first = await client.post("/v1/messages/batch", headers=headers, json=body)
+    assert [r["to"] for r in first.json()["results"]] == [CANARY, CORRECTED]
+    await ask(client, acme, "erasure")
+    await settle(rt, clock)
+    replayed = await client.post("/v1/messages/batch", headers=headers, json=body)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert [r["to"] for r in replayed.json()["results"]] == [None, CORRECTED]
+    assert [r["message_id"] for r in replayed.json()["results"]] == [
+        r["message_id"] for r in first.json()["results"]]

@@ -5,16 +5,21 @@ index key of the SHA-256 of the canonical body and the endpoint. A plain hash of
 a request is a dictionary attack away from its phone number (a few hundred
 guesses); the keyed one cannot be recomputed from the database alone, and not at
 all once the tenant's keys are destroyed.
+
+A record is kept for ``WINDOW`` (24 hours, as the major APIs keep theirs), then pruned:
+a batch's answer names its recipients, and nothing should keep them longer than a
+retry needs. Within the window, erasing or rectifying a person rewrites the answers
+that name them (``rewrite_recipient``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.messaging.models import IdempotencyKey
@@ -25,6 +30,8 @@ from tidings.web.errors import Conflict
 SINGLE_SEND = "POST /v1/messages"
 BATCH_SEND = "POST /v1/messages/batch"
 RESPONSE_FIELD = "idempotency_keys.response"  # the batch's answer, vault-encrypted
+WINDOW = timedelta(hours=24)
+_PRUNE_CHUNK = 1000
 
 
 def fingerprint(keys: TenantKeys, payload: dict[str, Any], *, endpoint: str) -> str:
@@ -84,3 +91,42 @@ async def key_legacy_fingerprints(db: Database, vault: Vault) -> int:
                 IdempotencyKey.keyed.is_(False),
             ).values(request_hash=_keyed(keys, digest, endpoint=SINGLE_SEND), keyed=True))
     return len(legacy)
+
+
+async def prune(db: Database, *, now: datetime) -> int:
+    """Delete the records older than ``WINDOW``, a thousand a transaction; how many."""
+    pruned = 0
+    while True:
+        async with db.transaction(tenant=SYSTEM) as session:
+            old = (await session.execute(
+                select(IdempotencyKey.tenant_id, IdempotencyKey.key)
+                .where(IdempotencyKey.created_at < now - WINDOW).limit(_PRUNE_CHUNK))).all()
+            if old:
+                await session.execute(delete(IdempotencyKey).where(
+                    tuple_(IdempotencyKey.tenant_id, IdempotencyKey.key).in_(
+                        [tuple(row) for row in old])))
+        pruned += len(old)
+        if len(old) < _PRUNE_CHUNK:
+            return pruned
+
+
+async def rewrite_recipient(session: AsyncSession, *, keys: TenantKeys, address: str,
+                            replacement: str | None) -> int:
+    """In the tenant's stored batch answers, put ``replacement`` (None: nothing) where
+    a recipient was ``address``; how many answers changed. The answers are sealed, so
+    each of the window's is opened: a day of one account's idempotent batches."""
+    changed = 0
+    rows = (await session.scalars(select(IdempotencyKey).where(
+        IdempotencyKey.tenant_id == keys.tenant_id,
+        IdempotencyKey.response_enc.is_not(None)))).all()
+    for row in rows:
+        assert row.response_enc is not None
+        answer = orjson.loads(keys.decrypt(row.response_enc, field=RESPONSE_FIELD))
+        hits = [r for r in answer.get("results", []) if r.get("to") == address]
+        if not hits:
+            continue
+        for result in hits:
+            result["to"] = replacement
+        row.response_enc = keys.encrypt(orjson.dumps(answer).decode(), field=RESPONSE_FIELD)
+        changed += 1
+    return changed

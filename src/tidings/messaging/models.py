@@ -101,4 +101,4 @@ class IdempotencyKey(Base):
     keyed: Mapped[bool] = mapped_column(Boolean, server_default=true())
     message_id: Mapped[str | None] = mapped_column(ForeignKey("messages.id"))  # a single send
     response_enc: Mapped[bytes | None] = mapped_column(Ciphertext)  # a batch's answer
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # pruned by it

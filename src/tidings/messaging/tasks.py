@@ -19,6 +19,7 @@ from tidings.connectors.base import DeliveryReport, OutboundMessage, SubmitResul
 from tidings.jobs.outbox import ClaimedJob, complete, retry_many_later
 from tidings.jobs.registry import JobRegistry
 from tidings.jobs.workers import GAUGE_EVERY
+from tidings.messaging import idempotency
 from tidings.messaging.content import channel_content
 from tidings.messaging.lifecycle import Status, is_final
 from tidings.messaging.service import EXPIRE_JOB
@@ -328,9 +329,17 @@ async def count_by_status(rt: Services) -> None:
         rt.metrics.messages_by_status.labels(status).set(count)
 
 
+IDEMPOTENCY_PRUNE_EVERY = 120  # housekeeping rounds: every minute
+
+
+async def prune_idempotency(rt: Services) -> None:
+    await idempotency.prune(rt.db, now=rt.clock.now())
+
+
 def register(registry: JobRegistry) -> None:
     """Dispatch (two loops: it is the send path), expiry, channel fallback."""
     registry.job(DISPATCH_JOB, dispatch_batch, loops=2)
     registry.job(EXPIRE_JOB, expire_batch)
     registry.job(FALLBACK_JOB, fallback_batch)
     registry.chore("messages_by_status", count_by_status, every=GAUGE_EVERY)
+    registry.chore("idempotency_prune", prune_idempotency, every=IDEMPOTENCY_PRUNE_EVERY)

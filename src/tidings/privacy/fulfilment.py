@@ -27,6 +27,7 @@ from tidings.core.ids import new_id
 from tidings.core.logs import get_logger
 from tidings.core.services import Services
 from tidings.jobs.outbox import ClaimedJob, complete
+from tidings.messaging import idempotency
 from tidings.messaging.models import Message
 from tidings.privacy import bundles
 from tidings.privacy.deadlines import BUNDLE_LIFETIME
@@ -141,6 +142,8 @@ async def _erase(rt: Services, keys: TenantKeys, row: PrivacyRequest,
         await scrub_subject_records(
             session, tenant=row.tenant_id, indexes=[index],
             windows=[keys.blind_index(address, field=WINDOW_INDEX_FIELD)], now=rt.clock.now())
+        await idempotency.rewrite_recipient(session, keys=keys, address=address,
+                                            replacement=None)
     if erased is None:
         return {"messages": 0}, RequestStatus.COMPLETED
     return ({"messages": erased.messages, "subject_token": erased.subject_token},
@@ -174,6 +177,8 @@ async def _rectify(rt: Services, keys: TenantKeys, row: PrivacyRequest,
             if not messages:
                 await move_subject_records(session, keys=keys, old=address, new=new,
                                            old_index=old_index, new_index=new_index)
+                await idempotency.rewrite_recipient(session, keys=keys, address=address,
+                                                    replacement=new)
                 await _audit_rectified(session, row, rt.clock.now())
                 break
             await _rewrite(keys, messages, new, new_index)

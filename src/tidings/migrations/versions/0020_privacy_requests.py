@@ -7,7 +7,8 @@ bundle, encrypted, until it expires. ``legal_holds`` and ``subject_restrictions`
 keyed by the person's blind index. Each table is a tenant's, under row-level security.
 ``audit_events.action`` grows to 40 characters for ``dsr.<type>.fulfilled`` (SQLite
 does not hold a string to its declared length; PostgreSQL does). The index of
-``messages.subject_key`` leaves out the NULLs of messages from before subject keys.
+``messages.subject_key`` leaves out the NULLs of messages from before subject keys; ``idempotency_keys.created_at`` is
+indexed for the records' pruning after 24 hours.
 
 Revision ID: 0020
 Revises: 0019
@@ -104,6 +105,7 @@ def upgrade() -> None:
 
 
 def _indexes() -> None:
+    op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"])
     # Only messages with a subject key in the index: see the model.
     op.drop_index("ix_messages_tenant_id_subject_key", table_name="messages")
     op.create_index("ix_messages_tenant_id_subject_key", "messages",
@@ -134,4 +136,5 @@ def downgrade() -> None:
     op.drop_index("ix_messages_tenant_id_subject_key", table_name="messages")
     op.create_index("ix_messages_tenant_id_subject_key", "messages",
                     ["tenant_id", "subject_key"], unique=False)
+    op.drop_index("ix_idempotency_keys_created_at", table_name="idempotency_keys")
     # audit_events.action stays 40 wide: narrowing it would cut chained events' actions.
