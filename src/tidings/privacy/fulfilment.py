@@ -179,16 +179,21 @@ async def _rectify(rt: Services, keys: TenantKeys, row: PrivacyRequest,
                                            old_index=old_index, new_index=new_index)
                 await idempotency.rewrite_recipient(session, keys=keys, address=address,
                                                     replacement=new)
-                await _audit_rectified(session, row, rt.clock.now())
                 break
-            await _rewrite(keys, messages, new, new_index)
-            changed, after = changed + len(messages), messages[-1].id
+            rewritten = await _rewrite(keys, messages, new, new_index)
+            await record(session, [audit_row(
+                tenant=row.tenant_id, actor=actor_of(row.created_by), action="rectify",
+                table="messages", row_id=message.id, fields=[field], now=rt.clock.now(),
+            ) for message, field in rewritten])
+            changed, after = changed + len(rewritten), messages[-1].id
     return {"messages": changed}, RequestStatus.COMPLETED
 
 
 async def _rewrite(keys: TenantKeys, messages: Sequence[Message], new: str,
-                   new_index: str) -> None:
-    ciphers = await ciphers_of(keys, messages)
+                   new_index: str) -> list[tuple[Message, str]]:
+    """Each message corrected, with the field it was (for its audit event, which names
+    the field and not the values: DSR-2)."""
+    ciphers, rewritten = await ciphers_of(keys, messages), []
     for message in messages:
         cipher = ciphers[message.id]
         if cipher is None:
@@ -196,16 +201,12 @@ async def _rewrite(keys: TenantKeys, messages: Sequence[Message], new: str,
         if message.direction == "outbound":
             message.to_enc = cipher.encrypt(new, field="messages.to")
             message.to_index = new_index
+            rewritten.append((message, "to"))
         else:
             message.from_enc = cipher.encrypt(new, field="messages.from")
             message.from_index = new_index
-
-
-async def _audit_rectified(session: Any, row: PrivacyRequest, now: datetime) -> None:
-    # One event for the rectification, naming the field and not the values (DSR-2).
-    await record(session, [audit_row(tenant=row.tenant_id, actor=actor_of(row.created_by),
-                                     action="rectify", table="messages", row_id=row.id,
-                                     fields=[f"{row.subject_kind}"], now=now)])
+            rewritten.append((message, "from"))
+    return rewritten
 
 
 async def _tell_of_hold(rt: Services, session: Any, row: PrivacyRequest,
