@@ -249,3 +249,43 @@ def lift(account_id: str, restriction_id: str) -> None:
                                         actor=operator_actor())
         click.echo(f"{lifted.id}: lifted")
     with_runtime(work)
+
+
+@privacy.command("scan")
+@click.option("--number", "numbers", multiple=True, help="A number to look for (E.164).")
+@click.option("--email", "emails", multiple=True, help="An e-mail address to look for.")
+@click.option("--text", "texts", multiple=True, help="A text to look for (8 characters+).")
+@click.option("--path", "paths", multiple=True,
+              type=click.Path(exists=True, path_type=Path),
+              help="A file or folder to search too: logs, exports, a backup.")
+@click.option("--account", "accounts", multiple=True,
+              help="Reversible forms under this account's keys only (the same number "
+                   "in another account is that account's own record).")
+@json_option
+def scan(numbers: tuple[str, ...], emails: tuple[str, ...], texts: tuple[str, ...],
+         paths: tuple[Path, ...], accounts: tuple[str, ...], as_json: bool) -> None:
+    """Look for a person in clear or reversible anywhere: every table, the database's
+    files, and the paths given. Exits 1 on a find."""
+    from tidings.privacy.scan import Canary
+
+    try:
+        canaries = [*(Canary.number(n) for n in numbers), *(Canary.email(e) for e in emails),
+                    *(Canary.text(t) for t in texts)]
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if not canaries:
+        raise click.UsageError("Name at least one --number, --email or --text.")
+
+    async def work(rt: Runtime) -> Any:
+        from tidings.privacy.scan import scan as run_scan
+
+        return await run_scan(rt, canaries, paths=paths, accounts=accounts or None)
+    report = with_runtime(work)
+    findings = [vars(f) for f in report.findings]
+    emit({"clean": report.clean, "rows": report.rows, "files": report.files,
+          "findings": findings}, as_json=as_json,
+         text="\n".join(f"FOUND {f['canary']}: {f['form']} in {f['store']} {f['where']}"
+                        for f in findings)
+         or f"clean: {report.rows} rows and {report.files} files searched")
+    if not report.clean:
+        raise SystemExit(1)

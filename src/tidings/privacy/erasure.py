@@ -72,7 +72,7 @@ async def erase_subject(rt: Services, *, tenant: str, address: str,
     now = rt.clock.now()
     for key_id in key_ids:  # the keys first: from here nothing of theirs decrypts
         await rt.vault.erase_subject(tenant, key_id, now=now)
-    async with rt.db.transaction(tenant=tenant) as session:
+    async with rt.db.erasing(tenant=tenant) as session:
         count = await scrub_messages(session, tenant=tenant, key_ids=key_ids)
         # Messages from before subject keys, under the tenant's key, sent to this number.
         count += await _scrub(session, (Message.tenant_id == tenant)
@@ -133,7 +133,7 @@ async def replay_erasures(db: Database, vault: Vault, *, now: datetime | None = 
         if newest is not None and entry.erased_at > newest:
             break  # in order: what follows is younger still
         key_ids = None if entry.subject_key is None else [entry.subject_key]
-        async with db.transaction(tenant=SYSTEM) as session:
+        async with db.erasing(tenant=SYSTEM, forget=False) as session:
             # Through the messages' indexes, before they are emptied: the person's
             # requests, holds and restrictions, as a restored backup brought them back.
             indexes = (None if key_ids is None else  # the tenant erased: all of it
@@ -146,6 +146,8 @@ async def replay_erasures(db: Database, vault: Vault, *, now: datetime | None = 
         if scrubbed:
             log.info("erasure_replayed", seq=entry.seq, tenant=entry.tenant_id,
                      messages=scrubbed)
+    if done:
+        await db.forget_old_pages()
     return done
 
 

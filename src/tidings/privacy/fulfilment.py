@@ -138,7 +138,7 @@ async def _erase(rt: Services, keys: TenantKeys, row: PrivacyRequest,
         return {"hold_id": hold.id, "hold_basis": hold.basis}, RequestStatus.BLOCKED_LEGAL_HOLD
     actor = actor_of(row.created_by)
     erased = await erase_subject(rt, tenant=row.tenant_id, address=address, actor=actor)
-    async with rt.db.transaction(tenant=row.tenant_id) as session:
+    async with rt.db.erasing(tenant=row.tenant_id) as session:  # after the messages too
         await scrub_subject_records(
             session, tenant=row.tenant_id, indexes=[index],
             windows=[keys.blind_index(address, field=WINDOW_INDEX_FIELD)], now=rt.clock.now())
@@ -168,7 +168,7 @@ async def _rectify(rt: Services, keys: TenantKeys, row: PrivacyRequest,
     old_index, new_index = subject_index(keys, address), subject_index(keys, new)
     changed, after = 0, ""
     while True:  # in chunks: a person with many messages holds no lock for long
-        async with rt.db.transaction(tenant=row.tenant_id) as session:
+        async with rt.db.erasing(tenant=row.tenant_id, forget=False) as session:
             messages = (await session.scalars(select(Message).where(
                 Message.tenant_id == row.tenant_id, Message.id > after,
                 or_((Message.to_index == old_index) & (Message.direction == "outbound"),
@@ -186,6 +186,7 @@ async def _rectify(rt: Services, keys: TenantKeys, row: PrivacyRequest,
                 table="messages", row_id=message.id, fields=[field], now=rt.clock.now(),
             ) for message, field in rewritten])
             changed, after = changed + len(rewritten), messages[-1].id
+    await rt.db.forget_old_pages()  # the old address's pages leave the log
     return {"messages": changed}, RequestStatus.COMPLETED
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
-from tidings.storage.sqlite_checkpoints import BACKSTOP_PAGES, WalCheckpointer
+from tidings.storage.sqlite_checkpoints import BACKSTOP_PAGES, WalCheckpointer, truncate_wal
 from tidings.storage.sqlite_inline import InlineDbapi
 
 NAMING = {
@@ -139,6 +139,30 @@ class Database:
         async with self._writer_turn(write, urgent) as sqlite_begin, \
                 self._session(tenant, sqlite_begin) as session:
             yield session
+
+    @asynccontextmanager
+    async def erasing(self, *, tenant: str, forget: bool = True
+                      ) -> AsyncIterator[AsyncSession]:
+        """``transaction`` for erasing personal data: on SQLite what its statements
+        delete or overwrite is zeroed in the pages (``secure_delete``), not left in
+        their free space, and, with ``forget``, the log is emptied after
+        (``forget_old_pages``; a caller erasing in many transactions does it once)."""
+        async with self.transaction(tenant=tenant) as session:
+            if self.is_sqlite:
+                await session.execute(text("PRAGMA secure_delete=ON"))
+            yield session
+            if self.is_sqlite:  # the connection goes back to the pool as it came
+                await session.execute(text("PRAGMA secure_delete=OFF"))
+        if self.is_sqlite and forget:
+            await self.forget_old_pages()
+
+    async def forget_old_pages(self) -> bool:
+        """On SQLite, copy the log into the database and truncate it, so that no page
+        image from before an erasure stays in the ``-wal`` file; on a thread (it waits
+        for readers). False when readers kept it from finishing: the log then resets
+        at a later checkpoint. PostgreSQL vacuums its dead rows itself."""
+        path = sqlite_file(self.url)
+        return path is not None and await asyncio.to_thread(truncate_wal, path)
 
     @asynccontextmanager
     async def core(self, *, tenant: str, write: bool = True,

@@ -72,3 +72,16 @@ class WalCheckpointer:
             pass  # busy: another process's checkpoint is running; the next pass goes on
         except sqlite3.Error:
             log.exception("sqlite_checkpoint_failed")
+
+
+def truncate_wal(path: Path, *, timeout_seconds: float = 30.0) -> bool:
+    """Checkpoint everything and truncate the log to nothing (after an erasure: the
+    log's frames are page images from before it); whether it finished."""
+    connection = sqlite3.connect(path, timeout=timeout_seconds, isolation_level=None)
+    try:
+        busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return int(busy) == 0
+    except sqlite3.OperationalError:
+        return False  # another checkpoint held it past the timeout
+    finally:
+        connection.close()
