@@ -9,24 +9,28 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from datetime import timedelta
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import TEST_ACTOR, Tenant, make_tenant
+from tests.pg import as_owner
 from tidings.accounts.service import do_create_api_key, do_update_account, get_account
-from tidings.audit.chain import unkeyed_digest
+from tidings.audit.chain import canonical, unkeyed_digest
 from tidings.audit.legacy import key_legacy_chains
 from tidings.audit.models import AuditEvent
 from tidings.audit.service import GENESIS, seal_pending, sealed_events
 from tidings.audit.verify import verify
 from tidings.core.clock import FakeClock
 from tidings.core.settings import Settings
-from tidings.runtime import Runtime, close_runtime, open_runtime
+from tidings.runtime import JOBS, Runtime, close_runtime, open_runtime
 from tidings.storage.db import SYSTEM, Database
 
 TIDINGS = Path(sys.executable).with_name("tidings")
@@ -47,8 +51,26 @@ async def chain(rt: Runtime, tenant: str) -> list[AuditEvent]:
         return list(rows.all())
 
 
+@contextlib.asynccontextmanager
+async def as_owner_of_the_schema(rt: Runtime) -> AsyncIterator[AsyncSession]:
+    """A transaction across tenants as whoever can still tamper with sealed events: on
+    PostgreSQL the schema's owner (migration 0021 refuses the runtime roles any change of
+    one), on SQLite anyone who may write the file."""
+    if rt.db.is_sqlite:
+        async with rt.db.transaction(tenant=SYSTEM) as session:
+            yield session
+        return
+    owner = Database(as_owner(rt.settings.resolved_database_url()))
+    try:
+        async with owner.transaction(tenant=SYSTEM) as session:
+            yield session
+    finally:
+        await owner.dispose()
+
+
 async def execute(rt: Runtime, sql: str, **params: Any) -> int:
-    async with rt.db.transaction(tenant=SYSTEM) as session:
+    """``sql`` run by someone tampering with the database (as the schema's owner)."""
+    async with as_owner_of_the_schema(rt) as session:
         result = await session.execute(text(sql), params)
         return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -112,6 +134,7 @@ async def test_chains_link_each_event_to_the_one_before(
     ("row_id", "key_forged"),
     ("prev_hash", "f" * 64),
     ("hash", "0" * 64),
+    ("request_id", "req_forged"),  # giving an event a request id changes what is hashed
 ])
 async def test_tampering_a_sealed_row_is_reported(
         rt: Runtime, sealed: tuple[Tenant, Tenant], column: str, value: str) -> None:
@@ -132,7 +155,7 @@ async def test_tampering_the_time_of_an_event_is_reported(
         rt: Runtime, sealed: tuple[Tenant, Tenant]) -> None:
     acme, _ = sealed
     original = (await chain(rt, acme.id))[1]
-    async with rt.db.transaction(tenant=SYSTEM) as session:
+    async with as_owner_of_the_schema(rt) as session:
         await session.execute(update(AuditEvent).where(AuditEvent.id == original.id)
                               .values(created_at=original.created_at + timedelta(hours=1)))
     report = await verify(rt.db, rt.audit_chain)
@@ -332,8 +355,10 @@ async def test_chains_sealed_before_keying_are_resealed_once_and_say_so(
         await conn.execute(text("DELETE FROM audit_checkpoints"))
     assert not (await verify(rt.db, rt.audit_chain)).ok
 
-    assert await key_legacy_chains(rt.db, rt.audit_chain, now=clock.now()) == [acme.id]
-    assert await key_legacy_chains(rt.db, rt.audit_chain, now=clock.now()) == []
+    assert await key_legacy_chains(rt.db, rt.audit_chain, now=clock.now(),
+                                   owner_url=rt.settings.migrate_database_url) == [acme.id]
+    assert await key_legacy_chains(rt.db, rt.audit_chain, now=clock.now(),
+                                   owner_url=rt.settings.migrate_database_url) == []
     report = await verify(rt.db, rt.audit_chain)
     assert report.ok, report.problems
     assert (report.sealed_events, report.unsealed_events) == (9, 1)
@@ -359,7 +384,8 @@ async def test_a_broken_chain_sealed_before_keying_is_not_resealed(
                       "WHERE tenant_id = :t AND seq = 2", t=acme.id)
     async with rt.vault.keystore.begin() as conn:
         await conn.execute(text("DELETE FROM audit_checkpoints"))
-    assert await key_legacy_chains(rt.db, rt.audit_chain, now=clock.now()) == []
+    assert await key_legacy_chains(rt.db, rt.audit_chain, now=clock.now(),
+                                   owner_url=rt.settings.migrate_database_url) == []
     report = await verify(rt.db, rt.audit_chain)
     assert [p.split(":")[0] for p in report.problems] == [acme.id]
 
@@ -494,3 +520,153 @@ async def test_the_api_verifies_the_callers_chain_only(
     broken = (await client.post("/v1/audit-events/verify", headers=globex.headers)).json()
     assert broken["intact"] is False
     assert len(broken["problems"]) == 1
+
+
+# -- AUD-1: each event names the request that made the change ---------------------------------
+
+SEND = {"to": "+12025550173", "from": "Acme", "body": "Hello", "channel": "sms"}
+GIVEN = "4b1c0a86-2f1e-4d6b-9d1e-5c7f0e3a2b19"
+
+
+async def events_of_request(rt: Runtime, request_id: str) -> list[AuditEvent]:
+    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
+        return list((await session.scalars(select(AuditEvent).where(
+            AuditEvent.request_id == request_id))).all())
+
+
+async def test_aud_1_an_api_write_has_one_audit_event_with_its_request_id(
+        client: httpx.AsyncClient, rt: Runtime, acme: Tenant) -> None:
+    renamed = await client.patch("/v1/account", headers={**acme.headers, "X-Request-Id": GIVEN},
+                                 json={"name": "Acme Renamed"})
+    assert renamed.status_code == 200, renamed.text
+    [event] = await events_of_request(rt, GIVEN)
+    assert (event.table_name, event.row_id, event.fields) == ("accounts", acme.id, ["name"])
+    assert (event.actor_type, event.actor_id) == ("api_key", acme.made.api_key_id)
+
+    # Without the header, the id Tidings made and answered with; the fast send path too.
+    sent = await client.post("/v1/messages", headers=acme.headers, json=SEND)
+    assert sent.status_code == 201, sent.text
+    made = sent.headers["X-Request-Id"]
+    assert made.startswith("req_")
+    [event] = await events_of_request(rt, made)
+    assert (event.table_name, event.row_id) == ("messages", sent.json()["id"])
+
+    # The list shows it; sealed, it is covered by the chain.
+    listed = await client.get("/v1/audit-events", headers=acme.headers)
+    assert [e["request_id"] for e in listed.json()["data"][:2]] == [made, GIVEN]
+    await seal_pending(rt.db, rt.audit_chain)
+    assert (await verify(rt.db, rt.audit_chain)).ok
+    await execute(rt, "UPDATE audit_events SET request_id = 'req_other' WHERE request_id = :r",
+                  r=GIVEN)
+    assert not (await verify(rt.db, rt.audit_chain, tenant=acme.id)).ok
+
+
+async def test_aud_1_work_no_request_started_has_no_request_id(
+        rt: Runtime, acme: Tenant) -> None:
+    await add_events(rt, acme, 1)  # as the operator's CLI does: a service, no request
+    assert {e.request_id for e in await chain(rt, acme.id)} == {None}
+
+
+def test_aud_1_events_without_a_request_id_hash_as_before_it_was_recorded() -> None:
+    """Chains sealed before migration 0021 still verify: such an event's hashed form is the
+    one it was sealed with, which had no request id."""
+    when = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    event = SimpleNamespace(tenant_id="acc_1", actor_type="system", actor_id="tidings",
+                            action="create", table_name="messages", row_id="msg_1",
+                            fields=["body", "to"], created_at=when, request_id=None)
+    assert canonical(event, 7) == (
+        b'{"action":"create","actor_id":"tidings","actor_type":"system",'
+        b'"created_at":"2026-12-01T12:00:00+00:00","fields":["body","to"],'
+        b'"row_id":"msg_1","seq":7,"table_name":"messages","tenant_id":"acc_1"}')
+    event.request_id = GIVEN
+    assert canonical(event, 7).endswith(b'"request_id":"' + GIVEN.encode() + b'",'
+                                        b'"row_id":"msg_1","seq":7,"table_name":"messages",'
+                                        b'"tenant_id":"acc_1"}')
+
+
+# -- AUD-3: checkpoints on a schedule, and each kind of tampering found where it starts ------
+
+SEAL_CHORE = next(chore for chore in JOBS.chores if chore.name == "audit_seal")
+
+
+async def assert_checkpoint_at_head(rt: Runtime, tenant: str) -> None:
+    last = (await chain(rt, tenant))[-1]
+    checkpoint = (await rt.audit_chain.checkpoints([tenant]))[tenant]
+    assert (checkpoint.authentic, checkpoint.seq, checkpoint.hash) == (True, last.seq, last.hash)
+
+
+async def test_aud_3_each_housekeeping_round_checkpoints_the_chain_head(
+        rt: Runtime, acme: Tenant) -> None:
+    await add_events(rt, acme, 2)
+    assert await rt.audit_chain.checkpoints([acme.id]) == {}
+    await SEAL_CHORE.run(rt)  # what the workers run every HOUSEKEEPING_SECONDS
+    await assert_checkpoint_at_head(rt, acme.id)
+    await add_events(rt, acme, 1)
+    await SEAL_CHORE.run(rt)
+    await assert_checkpoint_at_head(rt, acme.id)
+    await SEAL_CHORE.run(rt)  # nothing new: the checkpoint stays at the head
+    await assert_checkpoint_at_head(rt, acme.id)
+    report = await verify(rt.db, rt.audit_chain)
+    assert (report.ok, report.sealed_events) == (True, 5)
+
+
+async def insert_forged(rt: Runtime, tenant: str, *, seq: int, prev_hash: str) -> None:
+    """An event made up by someone without the audit key: plain SHA-256 is all they have."""
+    async with as_owner_of_the_schema(rt) as session:
+        forged = AuditEvent(tenant_id=tenant, actor_type="operator", actor_id="mallory",
+                            action="delete", table_name="messages", row_id="msg_forged",
+                            fields=["body"], created_at=rt.clock.now(), seq=seq,
+                            prev_hash=prev_hash)
+        forged.hash = unkeyed_digest(prev_hash, forged, seq)
+        session.add(forged)
+
+
+async def renumber(rt: Runtime, tenant: str, moves: list[tuple[int, int]]) -> None:
+    for old, new in moves:  # one at a time: (tenant_id, seq) is unique
+        await execute(rt, "UPDATE audit_events SET seq = :new WHERE tenant_id = :t "
+                          "AND seq = :old", new=new, old=old, t=tenant)
+
+
+async def insert_in_the_middle(rt: Runtime, tenant: str) -> None:
+    await renumber(rt, tenant, [(5, 6), (4, 5), (3, 4)])
+    await insert_forged(rt, tenant, seq=3, prev_hash=(await chain(rt, tenant))[1].hash or "")
+
+
+async def insert_at_the_end(rt: Runtime, tenant: str) -> None:
+    await insert_forged(rt, tenant, seq=6, prev_hash=(await chain(rt, tenant))[-1].hash or "")
+
+
+async def swap_two(rt: Runtime, tenant: str) -> None:
+    await renumber(rt, tenant, [(2, 0), (3, 2), (0, 3)])
+
+
+async def edit_one(rt: Runtime, tenant: str) -> None:
+    await execute(rt, "UPDATE audit_events SET fields = '[\"name\"]' WHERE tenant_id = :t "
+                      "AND seq = 4", t=tenant)
+
+
+async def delete_one(rt: Runtime, tenant: str) -> None:
+    await execute(rt, "DELETE FROM audit_events WHERE tenant_id = :t AND seq = 2", t=tenant)
+
+
+TAMPERING = {  # the attack, and the first index it breaks
+    "edit an event": (edit_one, 4),
+    "delete an event": (delete_one, 2),
+    "insert an event between two": (insert_in_the_middle, 3),
+    "insert an event after the last": (insert_at_the_end, 6),
+    "swap two events": (swap_two, 2),
+}
+
+
+@pytest.mark.parametrize("attack", TAMPERING)
+async def test_aud_3_tampering_fails_verify_at_the_first_bad_index(
+        rt: Runtime, sealed: tuple[Tenant, Tenant], attack: str) -> None:
+    acme, globex = sealed
+    await assert_checkpoint_at_head(rt, acme.id)  # after a clean run, the last one matches
+    assert (await verify(rt.db, rt.audit_chain)).ok
+    tamper_with, first_bad = TAMPERING[attack]
+    await tamper_with(rt, acme.id)  # as the schema's owner: the runtime roles cannot
+    report = await verify(rt.db, rt.audit_chain)
+    assert len(report.problems) == 1, report.problems
+    assert report.problems[0].startswith(f"{acme.id}: event #{first_bad} "), report.problems
+    assert (await verify(rt.db, rt.audit_chain, tenant=globex.id)).ok

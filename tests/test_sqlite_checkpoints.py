@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from tidings.storage.db import SYSTEM, Database
-from tidings.storage.sqlite_checkpoints import BACKSTOP_PAGES, WalCheckpointer
+from tidings.storage.sqlite_checkpoints import BACKSTOP_PAGES, WalCheckpointer, truncate_wal
 
 BOUND_SECONDS = 10.0
 ROWS = 2_000  # about 100 pages: far below the writers' own checkpoint at BACKSTOP_PAGES
@@ -99,3 +99,25 @@ async def test_postgresql_has_no_checkpoint_thread_and_dispose_stops_sqlites(
     assert _checkpoint_threads() == before + 1
     await sqlite.dispose()
     assert _checkpoint_threads() == before
+
+
+async def test_an_erasing_transaction_zeroes_what_it_deletes_and_empties_the_log(
+        tmp_path: Path) -> None:
+    """What a scrub removes is in neither the database file nor its log afterwards,
+    even with the checkpoint thread running beside it (busy: tried again)."""
+    path = tmp_path / "erasing.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    db.start_checkpoints()
+    try:
+        await _write_rows(db)
+        async with db.core(tenant=SYSTEM) as conn:
+            await conn.execute(text("INSERT INTO notes (body) VALUES ('CANARY-secret-value')"))
+        async with db.erasing(tenant=SYSTEM) as session:
+            await session.execute(text("UPDATE notes SET body = '' "
+                                       "WHERE body = 'CANARY-secret-value'"))
+        wal = Path(f"{path}-wal")
+        assert not wal.exists() or wal.stat().st_size == 0
+        assert b"CANARY-secret-value" not in path.read_bytes()
+    finally:
+        await db.dispose()
+    assert truncate_wal(path)  # nothing left to copy: at once

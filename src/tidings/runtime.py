@@ -187,7 +187,8 @@ async def open_runtime(settings: Settings, *, clock: Clock | None = None,
     db.start_checkpoints()
     vault = await Vault.open(settings)
     await key_legacy_fingerprints(db, vault)
-    await key_legacy_chains(db, AuditChain.of(vault), now=clock.now())
+    await key_legacy_chains(db, AuditChain.of(vault), now=clock.now(),
+                            owner_url=settings.migrate_database_url)
     # Before any traffic: a database restored from a backup older than some erasures
     # must not serve those people's messages again (docs/privacy.md, erasure).
     replayed = await replay_erasures(db, vault)

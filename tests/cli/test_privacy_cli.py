@@ -124,3 +124,24 @@ def test_another_account_is_not_found(env: Env) -> None:
                     "--type", "access", "--number", CANARY)
     assert code == 1
     assert "account_not_found" in out
+
+
+def test_retention_is_shown_chosen_within_limits_and_run(env: Env, account: str) -> None:
+    code, out = run(env, "privacy", "retention", "show", "--account", account)
+    assert (code, out) == (0, "90 days (the default; limits 1..730)\n")
+    code, out = run(env, "privacy", "retention", "set", "--account", account, "--days", "800")
+    assert code == 1
+    assert "retention_out_of_limits" in out
+    code, out = run(env, "privacy", "retention", "set", "--account", account)
+    assert code == 2
+    assert "--days N or --default" in out
+    code, out = run(env, "privacy", "retention", "set", "--account", account, "--days", "30")
+    assert (code, out) == (0, "30 days (chosen; limits 1..730)\n")
+    code, out = run(env, "privacy", "retention", "run", "--account", account, "--json")
+    assert code == 0, out
+    assert json.loads(out)["messages"] == 0
+    code, out = run(env, "privacy", "retention", "show", "--account", account)
+    assert "0 messages anonymised, 0 keys destroyed" in out
+    code, out = run(env, "privacy", "retention", "run", "--account", "acc_nobody")
+    assert code == 1
+    assert "account_not_found" in out

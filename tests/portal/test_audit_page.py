@@ -29,3 +29,14 @@ async def test_events_are_listed_filtered_and_the_chain_verified(
     assert checked.status_code == 200
     assert 'id="chain-check"' in checked.text
     assert "The chain is intact" in checked.text
+
+
+async def test_aud_1_each_event_shows_the_request_that_made_it(
+        client: httpx.AsyncClient, rt: Runtime, acme: Tenant) -> None:
+    await signed_in(client, rt, await person(rt, acme.id, "compliance"))
+    renamed = await client.patch("/v1/account", json={"name": "Acme Renamed"},
+                                 headers={**acme.headers, "X-Request-Id": "rename-1234"})
+    assert renamed.status_code == 200, renamed.text
+    page = await client.get("/portal/audit", params={"action": "update"})
+    assert page.status_code == 200
+    assert "<code>rename-1234</code>" in page.text

@@ -8,6 +8,14 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from tidings.core.data_categories import (
+    ACCOUNT_LIFETIME_RULE,
+    AUTHENTICATION,
+    CONTACT,
+    PRIVATE_CONTENT,
+    operational,
+    personal,
+)
 from tidings.storage.db import Base
 from tidings.storage.sqltypes import UTCDateTime
 
@@ -28,22 +36,24 @@ class Account(Base):
 
     __tablename__ = "accounts"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    parent_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), index=True)
-    name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(30))
-    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, info=operational())
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), index=True,
+                                                  info=operational())
+    name: Mapped[str] = mapped_column(String(200), info=operational())  # the company's
+    status: Mapped[str] = mapped_column(String(30), info=operational())
+    webhook_url: Mapped[str | None] = mapped_column(String(2048), info=operational())  # its own
     # Comma-separated statuses whose changes are POSTed; NULL: every change.
-    webhook_statuses: Mapped[str | None] = mapped_column(String(300))
-    webhook_secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    webhook_statuses: Mapped[str | None] = mapped_column(String(300), info=operational())
+    webhook_secret_enc: Mapped[bytes] = mapped_column(LargeBinary, info=operational(AUTHENTICATION))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Why it is suspended or terminated, under the account's data key (free text).
-    status_reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    status_reason_enc: Mapped[bytes | None] = mapped_column(
+        LargeBinary, info=personal(PRIVATE_CONTENT, ACCOUNT_LIFETIME_RULE))
     # Who suspended it ("operator", or the id of the account above it that did), and
     # the status a resume restores.
-    suspended_by: Mapped[str | None] = mapped_column(String(60))
-    suspended_from: Mapped[str | None] = mapped_column(String(30))
+    suspended_by: Mapped[str | None] = mapped_column(String(60), info=operational())
+    suspended_from: Mapped[str | None] = mapped_column(String(30), info=operational())
 
 
 class AccountRights(Base):
@@ -53,11 +63,14 @@ class AccountRights(Base):
 
     __tablename__ = "account_rights"
 
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
-    channels: Mapped[str | None] = mapped_column(String(100))  # space-separated
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True,
+                                            info=operational())
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True,
+                                           info=operational())
+    channels: Mapped[str | None] = mapped_column(String(100), info=operational())  # space-separated
     # A JSON list under the parent's data key: a sender may be a phone number or address.
-    sender_ids_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sender_ids_enc: Mapped[bytes | None] = mapped_column(
+        LargeBinary, info=personal(CONTACT, ACCOUNT_LIFETIME_RULE))
     monthly_message_cap: Mapped[int | None] = mapped_column(BigInteger)
     requests_per_second: Mapped[int | None] = mapped_column(Integer)
     may_create_subaccounts: Mapped[bool | None] = mapped_column(Boolean)
@@ -72,11 +85,12 @@ class MessageCount(Base):
 
     __tablename__ = "message_counts"
 
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
-    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True,
+                                           info=operational())
+    month: Mapped[str] = mapped_column(String(7), primary_key=True, info=operational())
     count: Mapped[int] = mapped_column(BigInteger)
     # The rights it was counted under: other rights, count the month again.
-    rights_version: Mapped[str] = mapped_column(String(40))
+    rights_version: Mapped[str] = mapped_column(String(40), info=operational())
 
 
 class ApiKey(Base):
@@ -84,17 +98,20 @@ class ApiKey(Base):
 
     __tablename__ = "api_keys"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
-    prefix: Mapped[str] = mapped_column(String(24), unique=True)
-    secret_hash: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(200))
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, info=operational())
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True,
+                                           info=operational())
+    prefix: Mapped[str] = mapped_column(String(24), unique=True, info=operational(AUTHENTICATION))
+    secret_hash: Mapped[str] = mapped_column(String(64), info=operational(AUTHENTICATION))
+    name: Mapped[str] = mapped_column(String(200), info=operational())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Space-separated permissions; NULL: every permission of the account.
-    scopes: Mapped[str | None] = mapped_column(String(600))
+    scopes: Mapped[str | None] = mapped_column(String(600), info=operational(AUTHENTICATION))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Space-separated CIDRs the key may be used from; NULL: anywhere.
-    allowed_ips: Mapped[str | None] = mapped_column(String(2000))
-    created_by: Mapped[str | None] = mapped_column(String(60))  # "user:usr_…", say
+    # Space-separated CIDRs the key may be used from; NULL: anywhere. The client's
+    # servers' networks, not a person's device: access control data.
+    allowed_ips: Mapped[str | None] = mapped_column(String(2000), info=operational(AUTHENTICATION))
+    created_by: Mapped[str | None] = mapped_column(String(60),  # "user:usr_…", say
+                                                   info=operational())

@@ -32,6 +32,11 @@ class AuditEventOut(BaseModel):
     row_id: str
     fields: list[str] = Field(description="Names of the changed fields, never their values.")
     created_at: datetime
+    request_id: str | None = Field(
+        description="The API request that made the change: its X-Request-Id, the client's "
+                    "or the one Tidings answered with. None for changes no request made "
+                    "(the operator's CLI, SMPP, the platform's own work) and for events "
+                    "recorded before request ids were.")
     sealed: bool = Field(description="Whether the event is in the hash chain yet.")
 
 
@@ -94,7 +99,7 @@ def _out(event: AuditEvent) -> AuditEventOut:
     return AuditEventOut(id=event.id, actor=f"{event.actor_type}:{event.actor_id}",
                          action=event.action, table=event.table_name, row_id=event.row_id,
                          fields=list(event.fields), created_at=event.created_at,
-                         sealed=event.seq is not None)
+                         request_id=event.request_id, sealed=event.seq is not None)
 
 
 class ChainCheckOut(BaseModel):

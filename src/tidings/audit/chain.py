@@ -30,13 +30,22 @@ CHECKPOINTS = audit_checkpoints_table
 
 
 def canonical(event: Any, seq: int) -> bytes:
-    """What the chain covers of ``event`` (a row or an ``AuditEvent``) at ``seq``."""
-    return orjson.dumps({
+    """What the chain covers of ``event`` (a row or an ``AuditEvent``) at ``seq``.
+
+    The request id is covered only when the event has one: events sealed before it was
+    recorded (migration 0021) have none, and hash exactly as they were sealed, so their
+    chains still verify. Giving such an event a request id, or taking one away, changes
+    what is hashed, so either shows as an altered event.
+    """
+    covered = {
         "tenant_id": event.tenant_id, "seq": seq, "actor_type": event.actor_type,
         "actor_id": event.actor_id, "action": event.action, "table_name": event.table_name,
         "row_id": event.row_id, "fields": event.fields,
         "created_at": event.created_at.isoformat(),
-    }, option=orjson.OPT_SORT_KEYS)
+    }
+    if event.request_id is not None:
+        covered["request_id"] = event.request_id
+    return orjson.dumps(covered, option=orjson.OPT_SORT_KEYS)
 
 
 def unkeyed_digest(prev_hash: str, event: Any, seq: int) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.audit.chain import AuditChain, Checkpoint
 from tidings.audit.models import AuditEvent
+from tidings.core import request_ids
 from tidings.core.logs import get_logger
 from tidings.storage.bulk import execute_many, insert_many
 from tidings.storage.db import SYSTEM, Database
@@ -41,10 +42,11 @@ SYSTEM_ACTOR = Actor("system", "tidings")
 
 def audit_row(*, tenant: str, actor: Actor, action: str, table: str, row_id: str,
               fields: Sequence[str], now: datetime) -> dict[str, Any]:
-    """An audit event for a bulk insert: names of changed fields, never their values."""
+    """An audit event for a bulk insert: names of changed fields, never their values, and
+    the request being served, if any (the API's ``X-Request-Id``, given or made)."""
     return {"tenant_id": tenant, "actor_type": actor.type, "actor_id": actor.id,
             "action": action, "table_name": table, "row_id": row_id,
-            "fields": sorted(fields), "created_at": now}
+            "fields": sorted(fields), "created_at": now, "request_id": request_ids.current()}
 
 
 async def record(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
@@ -143,4 +145,5 @@ SEAL = update(AUDIT_EVENTS).where(AUDIT_EVENTS.c.id == bindparam("event_id")).va
 
 _CHAINED_COLUMNS = (AuditEvent.id, AuditEvent.tenant_id, AuditEvent.actor_type,
                     AuditEvent.actor_id, AuditEvent.action, AuditEvent.table_name,
-                    AuditEvent.row_id, AuditEvent.fields, AuditEvent.created_at)
+                    AuditEvent.row_id, AuditEvent.fields, AuditEvent.created_at,
+                    AuditEvent.request_id)

@@ -289,3 +289,68 @@ def scan(numbers: tuple[str, ...], emails: tuple[str, ...], texts: tuple[str, ..
          or f"clean: {report.rows} rows and {report.files} files searched")
     if not report.clean:
         raise SystemExit(1)
+
+
+@privacy.group("retention")
+def retention() -> None:
+    """How long an account's messages keep their bodies and addresses."""
+
+
+def _retention_text(out: Any) -> str:
+    runs = "\n".join(f"  {r.started_at:%Y-%m-%d %H:%M}  {r.messages} messages anonymised, "
+                     f"{r.keys_destroyed} keys destroyed" for r in out.runs)
+    return (f"{out.message_body_days} days ({'chosen' if out.chosen else 'the default'}; "
+            f"limits {out.min_days}..{out.max_days})" + (f"\n{runs}" if runs else ""))
+
+
+@retention.command("show")
+@account_option
+@json_option
+def show_retention(account_id: str, as_json: bool) -> None:
+    """The period in force, the limits, the last runs."""
+    async def work(rt: Runtime) -> None:
+        from tidings.privacy.api import retention_of
+
+        out = await retention_of(rt, tenant=account_id)
+        emit(out.model_dump(mode="json"), as_json=as_json, text=_retention_text(out))
+    with_runtime(work)
+
+
+@retention.command("set")
+@account_option
+@click.option("--days", type=int, help="Days a message keeps its body and addresses.")
+@click.option("--default", "use_default", is_flag=True, help="Back to the platform default.")
+@json_option
+def set_retention_command(account_id: str, days: int | None, use_default: bool,
+                          as_json: bool) -> None:
+    """Choose the account's period, within the platform's limits."""
+    if (days is None) == (not use_default):
+        raise click.UsageError("Give --days N or --default.")
+
+    async def work(rt: Runtime) -> None:
+        from tidings.privacy.api import set_retention
+        from tidings.privacy.schemas import SetRetention
+
+        body = SetRetention.model_validate({"message_body_days": days})
+        out = await set_retention(rt, tenant=account_id, body=body, actor=operator_actor())
+        emit(out.model_dump(mode="json"), as_json=as_json, text=_retention_text(out))
+    with_runtime(work)
+
+
+@retention.command("run")
+@account_option
+@json_option
+def run_retention(account_id: str, as_json: bool) -> None:
+    """Apply the account's retention now (the workers do it daily) and report."""
+    async def work(rt: Runtime) -> None:
+        from tidings.accounts.service import get_account
+        from tidings.privacy.retention import apply_retention
+
+        async with rt.db.transaction(tenant=account_id, write=False) as session:
+            await get_account(session, account_id=account_id)
+        done = await apply_retention(rt, tenant=account_id, actor=operator_actor())
+        emit({"id": done.id, "cutoff": done.cutoff.isoformat(), "messages": done.messages,
+              "keys_destroyed": done.keys_destroyed}, as_json=as_json,
+             text=f"{done.messages} messages anonymised (created before "
+                  f"{done.cutoff:%Y-%m-%d %H:%M}), {done.keys_destroyed} keys destroyed")
+    with_runtime(work)

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     # Keys made ahead, in one key-store transaction, for people not met before.
     subject_key_pool_batch: int = Field(default=256, ge=1, le=100_000)
     erasure_poll_seconds: float = Field(default=2.0, gt=0)
+    # Message retention (docs/privacy.md): bodies deleted and addresses reduced to country
+    # and number type after this many days; an account chooses within the operator's
+    # limits.
+    message_retention_days: int = Field(default=90, ge=1, le=36_500)
+    message_retention_min_days: int = Field(default=1, ge=1, le=36_500)
+    message_retention_max_days: int = Field(default=730, ge=1, le=36_500)
     connector_reload_seconds: float = Field(default=5.0, gt=0)  # connector changes apply within
     log_level: str = "INFO"
     extra_connectors: list[str] = Field(default_factory=list)
@@ -161,6 +167,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"TIDINGS_{name.upper()} must name the database of "
                                  "TIDINGS_DATABASE_URL (same host, port and database), "
                                  "with another role")
+        return self
+
+    @model_validator(mode="after")
+    def _retention_default_within_limits(self) -> Settings:
+        low, high = self.message_retention_min_days, self.message_retention_max_days
+        if not low <= self.message_retention_days <= high:
+            raise ValueError(f"TIDINGS_MESSAGE_RETENTION_DAYS must be within "
+                             f"TIDINGS_MESSAGE_RETENTION_MIN_DAYS and _MAX_DAYS ({low}..{high})")
         return self
 
     def resolved_database_url(self) -> str:

@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql import Select
 
+from tidings.core.data_categories import EMAIL, PLATFORM_MAIL_RULE, operational, personal
 from tidings.storage.bulk import insert_many
 from tidings.storage.db import SYSTEM, Base, BigIntPK, Database, SessionOrConnection
 from tidings.storage.sqltypes import UTCDateTime
@@ -39,11 +40,14 @@ class Job(Base):
     __table_args__ = (Index("ix_jobs_kind_run_at", "kind", "run_at"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[str] = mapped_column(String(40))
-    kind: Mapped[str] = mapped_column(String(40))
-    ref_id: Mapped[str] = mapped_column(String(100))
-    # SQL NULL for no payload (not JSON 'null'): claims read it back without a parse
-    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    tenant_id: Mapped[str] = mapped_column(String(40), info=operational())
+    kind: Mapped[str] = mapped_column(String(40), info=operational())
+    ref_id: Mapped[str] = mapped_column(String(100), info=operational())
+    # SQL NULL for no payload (not JSON 'null'): claims read it back without a parse.
+    # Ids and request ids, but a ``mail.send`` job's holds the mail's address and text,
+    # sealed under the platform's keys until the mail is sent or given up.
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True),
+                                                           info=personal(EMAIL, PLATFORM_MAIL_RULE))
     run_at: Mapped[datetime] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -266,7 +266,7 @@ def message_out(message: Message, cipher: FieldCipher | None,
 
 
 def _personal_fields(message: Message, cipher: FieldCipher | None) -> dict[str, Any]:
-    if cipher is None:
+    if cipher is None or message.anonymised_at is not None:  # erased, or past retention
         return {"to": None, "from_": None, "body": None}
     return {
         "to": cipher.decrypt(message.to_enc, field="messages.to"),

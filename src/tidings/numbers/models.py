@@ -14,6 +14,14 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from tidings.core.data_categories import (
+    ACCOUNT_LIFETIME_RULE,
+    AUTHENTICATION,
+    CONTACT,
+    DETERMINISTIC_ID,
+    operational,
+    personal,
+)
 from tidings.storage.db import Base
 from tidings.storage.sqltypes import UTCDateTime
 
@@ -24,12 +32,15 @@ CLAIM_NUMBER_FIELD = "number_claims.number"
 class PhoneNumber(Base):
     __tablename__ = "phone_numbers"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
-    number_enc: Mapped[bytes] = mapped_column(LargeBinary)  # E.164 or an email address
-    number_index: Mapped[str] = mapped_column(String(64), unique=True)  # platform key
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, info=operational())
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True,
+                                           info=operational())
+    number_enc: Mapped[bytes] = mapped_column(LargeBinary,  # E.164 or an email address
+                                              info=personal(CONTACT, ACCOUNT_LIFETIME_RULE))
+    number_index: Mapped[str] = mapped_column(  # under the platform's index key
+        String(64), unique=True, info=personal(DETERMINISTIC_ID, ACCOUNT_LIFETIME_RULE))
     # Where inbound messages to this number are POSTed; None: the account's URL.
-    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    webhook_url: Mapped[str | None] = mapped_column(String(2048), info=operational())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -38,11 +49,14 @@ class NumberClaim(Base):
 
     __tablename__ = "number_claims"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
-    number_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, info=operational())
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True,
+                                           info=operational())
+    number_enc: Mapped[bytes] = mapped_column(LargeBinary,
+                                              info=personal(CONTACT, ACCOUNT_LIFETIME_RULE))
     # None when no code was sent (another account holds the number): nothing matches.
-    code_hash: Mapped[str | None] = mapped_column(String(64))
+    # A one-time code that proves the account controls a number: no person's login.
+    code_hash: Mapped[str | None] = mapped_column(String(64), info=operational(AUTHENTICATION))
     attempts: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

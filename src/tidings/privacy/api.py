@@ -26,6 +26,8 @@ from tidings.privacy.models import (
     LegalHold,
     PrivacyBundle,
     PrivacyRequest,
+    RetentionPolicy,
+    RetentionRun,
     SubjectRestriction,
 )
 from tidings.privacy.notices import queue_privacy_mail
@@ -46,6 +48,7 @@ from tidings.privacy.requests import (
     subject_of,
 )
 from tidings.privacy.restrictions import do_lift, list_restrictions
+from tidings.privacy.retention import limits_of, message_body_days, set_message_body_days
 from tidings.privacy.schemas import (
     CompleteRequest,
     CreateRequest,
@@ -57,6 +60,9 @@ from tidings.privacy.schemas import (
     RejectRequest,
     RequestOut,
     RestrictionOut,
+    RetentionOut,
+    RetentionRunOut,
+    SetRetention,
     StatusName,
     SubjectIn,
 )
@@ -356,6 +362,49 @@ async def lift_endpoint(restriction_id: str, rt: RuntimeDep,
                         principal: MayManagePrivacy) -> RestrictionOut:
     return await lift_restriction(rt, tenant=principal.tenant, restriction_id=restriction_id,
                                   actor=principal.actor)
+
+
+# --- retention --------------------------------------------------------------------------
+
+async def retention_of(rt: Services, *, tenant: str) -> RetentionOut:
+    limits = limits_of(rt.settings)
+    async with rt.db.transaction(tenant=tenant, write=False) as session:
+        days = await message_body_days(session, tenant=tenant, limits=limits)
+        chosen = await session.scalar(select(RetentionPolicy.message_body_days).where(
+            RetentionPolicy.tenant_id == tenant))
+        runs = (await session.scalars(select(RetentionRun).where(
+            RetentionRun.tenant_id == tenant).order_by(RetentionRun.started_at.desc(),
+                                                       RetentionRun.id.desc()).limit(10))).all()
+    return RetentionOut(
+        message_body_days=days, chosen=chosen is not None, default_days=limits.default_days,
+        min_days=limits.min_days, max_days=limits.max_days,
+        runs=[RetentionRunOut(id=r.id, started_at=r.started_at, cutoff=r.cutoff,
+                              messages=r.messages, keys_destroyed=r.keys_destroyed)
+              for r in runs])
+
+
+async def set_retention(rt: Services, *, tenant: str, body: SetRetention,
+                        actor: Actor) -> RetentionOut:
+    async with rt.db.transaction(tenant=tenant) as session:
+        await set_message_body_days(session, tenant=tenant, days=body.message_body_days,
+                                    limits=limits_of(rt.settings), actor=actor,
+                                    now=rt.clock.now())
+    return await retention_of(rt, tenant=tenant)
+
+
+@router.get("/retention", response_model=RetentionOut, summary="The account's retention",
+            operation_id="get_retention", dependencies=[KnownQueryOnly])
+async def get_retention_endpoint(rt: RuntimeDep, principal: MayManagePrivacy) -> RetentionOut:
+    """How long messages keep their bodies and addresses, within which limits, and the
+    last runs of the daily job that anonymises them after that."""
+    return await retention_of(rt, tenant=principal.tenant)
+
+
+@router.put("/retention", response_model=RetentionOut, summary="Set the account's retention",
+            operation_id="set_retention", responses=problem_responses(413))
+async def set_retention_endpoint(body: SetRetention, rt: RuntimeDep,
+                                 principal: MayManagePrivacy) -> RetentionOut:
+    return await set_retention(rt, tenant=principal.tenant, body=body, actor=principal.actor)
 
 
 # --- published schemas and the operator's forwarding ------------------------------------

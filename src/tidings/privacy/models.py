@@ -8,6 +8,16 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from tidings.core.data_categories import (
+    BUNDLE_RULE,
+    CONTACT,
+    DETERMINISTIC_ID,
+    DSR_RECORD_RULE,
+    DSR_SUBJECT_RULE,
+    PRIVATE_CONTENT,
+    operational,
+    personal,
+)
 from tidings.storage.db import Base
 from tidings.storage.sqltypes import Ciphertext, UTCDateTime
 
@@ -50,27 +60,34 @@ class PrivacyRequest(Base):
         Index("ix_privacy_requests_status_due_at", "status", "due_at"),
     )
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
-    type: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(24))
-    subject_kind: Mapped[str] = mapped_column(String(10))  # number or email
-    subject_enc: Mapped[bytes | None] = mapped_column(Ciphertext)
-    subject_index: Mapped[str | None] = mapped_column(String(64))
-    note_enc: Mapped[bytes | None] = mapped_column(Ciphertext)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, info=operational())
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True,
+                                           info=operational())
+    type: Mapped[str] = mapped_column(String(20), info=operational())
+    status: Mapped[str] = mapped_column(String(24), info=operational())
+    subject_kind: Mapped[str] = mapped_column(String(10), info=operational())  # number or email
+    subject_enc: Mapped[bytes | None] = mapped_column(Ciphertext,
+                                                      info=personal(CONTACT, DSR_SUBJECT_RULE))
+    subject_index: Mapped[str | None] = mapped_column(
+        String(64), info=personal(DETERMINISTIC_ID, DSR_SUBJECT_RULE))
+    note_enc: Mapped[bytes | None] = mapped_column(Ciphertext,
+                                                   info=personal(PRIVATE_CONTENT, DSR_SUBJECT_RULE))
     # A rectification's new address, under the data key, until it is applied.
-    rectify_enc: Mapped[bytes | None] = mapped_column(Ciphertext)
-    source: Mapped[str] = mapped_column(String(20))  # api, portal, cli, operator
+    rectify_enc: Mapped[bytes | None] = mapped_column(Ciphertext,
+                                                      info=personal(CONTACT, DSR_SUBJECT_RULE))
+    source: Mapped[str] = mapped_column(String(20),  # api, portal, cli, operator
+                                        info=operational())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     extended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    extension_reason: Mapped[str | None] = mapped_column(String(500))
+    extension_reason: Mapped[str | None] = mapped_column(
+        String(500), info=personal(PRIVATE_CONTENT, DSR_RECORD_RULE))
     alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # What was done, without personal data: counts, the erased key's token, a hold's
     # basis, a rejection's reason, the notices recorded for the subject.
-    outcome: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_by: Mapped[str] = mapped_column(String(80))
+    outcome: Mapped[dict[str, Any]] = mapped_column(JSON, info=operational())
+    created_by: Mapped[str] = mapped_column(String(80), info=operational())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -83,10 +100,13 @@ class PrivacyBundle(Base):
 
     __tablename__ = "privacy_bundles"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
-    request_id: Mapped[str] = mapped_column(ForeignKey("privacy_requests.id"), unique=True)
-    content_enc: Mapped[bytes] = mapped_column(Ciphertext)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, info=operational())
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True,
+                                           info=operational())
+    request_id: Mapped[str] = mapped_column(ForeignKey("privacy_requests.id"), unique=True,
+                                            info=operational())
+    content_enc: Mapped[bytes] = mapped_column(Ciphertext,
+                                               info=personal(PRIVATE_CONTENT, BUNDLE_RULE))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
@@ -100,14 +120,16 @@ class LegalHold(Base):
         Index("ix_legal_holds_tenant_id_subject_index", "tenant_id", "subject_index"),
     )
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
-    subject_index: Mapped[str | None] = mapped_column(String(64))
-    basis: Mapped[str] = mapped_column(String(500))
-    created_by: Mapped[str] = mapped_column(String(80))
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, info=operational())
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True,
+                                           info=operational())
+    subject_index: Mapped[str | None] = mapped_column(
+        String(64), info=personal(DETERMINISTIC_ID, DSR_SUBJECT_RULE))
+    basis: Mapped[str] = mapped_column(String(500), info=personal(PRIVATE_CONTENT, DSR_RECORD_RULE))
+    created_by: Mapped[str] = mapped_column(String(80), info=operational())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    released_by: Mapped[str | None] = mapped_column(String(80))
+    released_by: Mapped[str | None] = mapped_column(String(80), info=operational())
 
 
 class SubjectRestriction(Base):
@@ -120,10 +142,47 @@ class SubjectRestriction(Base):
               "subject_index"),
     )
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
-    subject_index: Mapped[str | None] = mapped_column(String(64))
-    request_id: Mapped[str | None] = mapped_column(ForeignKey("privacy_requests.id"))
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, info=operational())
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True,
+                                           info=operational())
+    subject_index: Mapped[str | None] = mapped_column(
+        String(64), info=personal(DETERMINISTIC_ID, DSR_SUBJECT_RULE))
+    request_id: Mapped[str | None] = mapped_column(ForeignKey("privacy_requests.id"),
+                                                   info=operational())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    lifted_by: Mapped[str | None] = mapped_column(String(80))
+    lifted_by: Mapped[str | None] = mapped_column(String(80), info=operational())
+
+
+class RetentionPolicy(Base):
+    """An account's message retention, and how far the daily job has come: one row an
+    account, made at its first run or choice."""
+
+    __tablename__ = "retention_policies"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True,
+                                           info=operational())
+    # NULL: the operator's default (TIDINGS_MESSAGE_RETENTION_DAYS).
+    message_body_days: Mapped[int | None] = mapped_column(Integer)
+    # The id of the last message anonymised: the next run goes on after it.
+    anonymised_through: Mapped[str] = mapped_column(String(40), info=operational())
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str] = mapped_column(String(80), info=operational())
+
+
+class RetentionRun(Base):
+    """A run of the retention job for an account: its report."""
+
+    __tablename__ = "retention_runs"
+    __table_args__ = (
+        Index("ix_retention_runs_tenant_id_started_at", "tenant_id", "started_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, info=operational())
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), info=operational())
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cutoff: Mapped[datetime] = mapped_column(UTCDateTime)
+    messages: Mapped[int] = mapped_column(Integer)
+    keys_destroyed: Mapped[int] = mapped_column(Integer)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -93,3 +93,26 @@ class RestrictionOut(BaseModel):
 
 class ImportOut(BaseModel):
     messages: int
+
+
+class SetRetention(_Strict):
+    message_body_days: int | None = Field(
+        ge=1, le=36_500, description="Days a message keeps its body and addresses; null: "
+                                     "the platform's default. Within the platform's limits.")
+
+
+class RetentionRunOut(BaseModel):
+    id: str
+    started_at: datetime
+    cutoff: datetime = Field(description="Messages created before this were anonymised.")
+    messages: int
+    keys_destroyed: int
+
+
+class RetentionOut(BaseModel):
+    message_body_days: int = Field(description="The period in force for this account.")
+    chosen: bool = Field(description="Whether the account chose it (else the default).")
+    default_days: int
+    min_days: int
+    max_days: int
+    runs: list[RetentionRunOut] = Field(description="The last runs, newest first.")

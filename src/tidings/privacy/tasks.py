@@ -17,6 +17,7 @@ from tidings.privacy.fulfilment import fulfil_batch
 from tidings.privacy.models import PrivacyBundle, PrivacyRequest
 from tidings.privacy.notices import queue_privacy_mail
 from tidings.privacy.requests import FULFIL_JOB, OPEN_STATUSES
+from tidings.privacy.retention import apply_retention, due_accounts
 from tidings.storage.db import SYSTEM
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 REPLAY_EVERY_ROUNDS = 20  # housekeeping rounds: every ten seconds
 DEADLINES_EVERY_ROUNDS = 120  # every minute
+RETENTION_EVERY_ROUNDS = 1200  # every ten minutes: the accounts a day past their last run
 # An erasure of a person with a million messages takes a while: its lease is long.
 FULFIL_LEASE_SECONDS = 900.0
 _ALERTS_A_ROUND = 100
@@ -64,7 +66,14 @@ def _alert_body(row: PrivacyRequest) -> str:
             "with a reason before that date.\n")
 
 
+async def apply_retention_daily(rt: Services) -> None:
+    """Each account once a day, a few accounts a round."""
+    for tenant in await due_accounts(rt, now=rt.clock.now()):
+        await apply_retention(rt, tenant=tenant)
+
+
 def register(registry: JobRegistry) -> None:
     registry.job(FULFIL_JOB, fulfil_batch, lease_seconds=lambda _settings: FULFIL_LEASE_SECONDS)
     registry.chore("erasure_replay", replay, every=REPLAY_EVERY_ROUNDS)
     registry.chore("privacy_deadlines", watch_deadlines, every=DEADLINES_EVERY_ROUNDS)
+    registry.chore("retention", apply_retention_daily, every=RETENTION_EVERY_ROUNDS)

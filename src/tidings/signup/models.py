@@ -15,6 +15,17 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from tidings.core.data_categories import (
+    ACCOUNT_LIFETIME_RULE,
+    AUTHENTICATION,
+    DETERMINISTIC_ID,
+    EMAIL,
+    NAME,
+    PHONE,
+    PRIVATE_CONTENT,
+    operational,
+    personal,
+)
 from tidings.storage.db import Base
 from tidings.storage.sqltypes import UTCDateTime
 
@@ -37,21 +48,30 @@ class AccountVerification(Base):
 
     __tablename__ = "account_verifications"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True, unique=True)
-    status: Mapped[str] = mapped_column(String(20))
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, info=operational())
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True, unique=True,
+                                           info=operational())
+    status: Mapped[str] = mapped_column(String(20), info=operational())
     email_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    legal_name: Mapped[str | None] = mapped_column(String(200))
-    country: Mapped[str | None] = mapped_column(String(2))  # ISO 3166-1 alpha-2
-    registration_number: Mapped[str | None] = mapped_column(String(100))
-    contact_name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    contact_email_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    contact_phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    intended_use_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The company's public identity (see above): not personal data.
+    legal_name: Mapped[str | None] = mapped_column(String(200), info=operational())
+    country: Mapped[str | None] = mapped_column(String(2), info=operational())  # ISO 3166-1 alpha-2
+    registration_number: Mapped[str | None] = mapped_column(String(100), info=operational())
+    contact_name_enc: Mapped[bytes | None] = mapped_column(
+        LargeBinary, info=personal(NAME, ACCOUNT_LIFETIME_RULE))
+    contact_email_enc: Mapped[bytes | None] = mapped_column(
+        LargeBinary, info=personal(EMAIL, ACCOUNT_LIFETIME_RULE))
+    contact_phone_enc: Mapped[bytes | None] = mapped_column(
+        LargeBinary, info=personal(PHONE, ACCOUNT_LIFETIME_RULE))
+    intended_use_enc: Mapped[bytes | None] = mapped_column(
+        LargeBinary, info=personal(PRIVATE_CONTENT, ACCOUNT_LIFETIME_RULE))
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    decision: Mapped[str | None] = mapped_column(String(20))  # trial, active, rejected
-    decision_note: Mapped[str | None] = mapped_column(String(1000))  # the operator's
-    decided_by: Mapped[str | None] = mapped_column(String(60))
+    decision: Mapped[str | None] = mapped_column(String(20),  # trial, active, rejected
+                                                 info=operational())
+    # The operator's note on its decision: free text, which may name the contact.
+    decision_note: Mapped[str | None] = mapped_column(
+        String(1000), info=personal(PRIVATE_CONTENT, ACCOUNT_LIFETIME_RULE))
+    decided_by: Mapped[str | None] = mapped_column(String(60), info=operational())
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -66,11 +86,15 @@ class VerifiedNumber(Base):
 
     __tablename__ = "verified_numbers"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
-    number_enc: Mapped[bytes] = mapped_column(LargeBinary)
-    number_index: Mapped[str] = mapped_column(String(64), index=True)
-    code_hash: Mapped[str] = mapped_column(String(64))
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, info=operational())
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True,
+                                           info=operational())
+    number_enc: Mapped[bytes] = mapped_column(LargeBinary,
+                                              info=personal(PHONE, ACCOUNT_LIFETIME_RULE))
+    number_index: Mapped[str] = mapped_column(
+        String(64), index=True, info=personal(DETERMINISTIC_ID, ACCOUNT_LIFETIME_RULE))
+    # A one-time code that proves the account controls the number: no person's login.
+    code_hash: Mapped[str] = mapped_column(String(64), info=operational(AUTHENTICATION))
     attempts: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -83,6 +107,7 @@ class TrialUsage(Base):
 
     __tablename__ = "trial_usage"
 
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True,
+                                           info=operational())
     messages_sent: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

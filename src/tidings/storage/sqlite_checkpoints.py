@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from tidings.core.logs import get_logger
@@ -74,14 +75,23 @@ class WalCheckpointer:
             log.exception("sqlite_checkpoint_failed")
 
 
-def truncate_wal(path: Path, *, timeout_seconds: float = 30.0) -> bool:
+def truncate_wal(path: Path, *, timeout_seconds: float = 30.0, tries: int = 50) -> bool:
     """Checkpoint everything and truncate the log to nothing (after an erasure: the
-    log's frames are page images from before it); whether it finished."""
+    log's frames are page images from before it); whether it finished.
+
+    A checkpoint running elsewhere (this process's thread, every 0.1 s) makes SQLite
+    answer busy at once, without waiting: so try again, a little later, a few times.
+    """
     connection = sqlite3.connect(path, timeout=timeout_seconds, isolation_level=None)
     try:
-        busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        return int(busy) == 0
-    except sqlite3.OperationalError:
-        return False  # another checkpoint held it past the timeout
+        for _ in range(tries):
+            try:
+                busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if int(busy) == 0:
+                    return True
+            except sqlite3.OperationalError:
+                pass  # another checkpoint is running
+            time.sleep(0.02)
+        return False
     finally:
         connection.close()

@@ -17,6 +17,15 @@ from enum import StrEnum
 from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
+from tidings.core.data_categories import (
+    ACCOUNT_LIFETIME_RULE,
+    CREDENTIALS,
+    CREDENTIALS_RULE,
+    DETERMINISTIC_ID,
+    EMAIL,
+    operational,
+    personal,
+)
 from tidings.storage.db import Base
 from tidings.storage.sqltypes import UTCDateTime
 
@@ -29,17 +38,22 @@ class UserStatus(StrEnum):
 class User(Base):
     __tablename__ = "users"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), index=True)
-    email_enc: Mapped[bytes] = mapped_column(LargeBinary)
-    email_index: Mapped[str] = mapped_column(String(64), unique=True)
-    role: Mapped[str] = mapped_column(String(30))
-    status: Mapped[str] = mapped_column(String(20))
-    password_hash: Mapped[str] = mapped_column(String(200))
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, info=operational())
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), index=True,
+                                                  info=operational())
+    email_enc: Mapped[bytes] = mapped_column(LargeBinary,
+                                             info=personal(EMAIL, ACCOUNT_LIFETIME_RULE))
+    email_index: Mapped[str] = mapped_column(String(64), unique=True,
+                                             info=personal(DETERMINISTIC_ID, ACCOUNT_LIFETIME_RULE))
+    role: Mapped[str] = mapped_column(String(30), info=operational())
+    status: Mapped[str] = mapped_column(String(20), info=operational())
+    password_hash: Mapped[str] = mapped_column(String(200),
+                                               info=personal(CREDENTIALS, CREDENTIALS_RULE))
     # A temporary password must be changed at the first login, and lapses at this time.
     password_temporary_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    mfa_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    mfa_secret_enc: Mapped[bytes | None] = mapped_column(
+        LargeBinary, info=personal(CREDENTIALS, CREDENTIALS_RULE))
     mfa_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     mfa_last_step: Mapped[int | None] = mapped_column(Integer)  # a used TOTP step is refused
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
@@ -51,15 +65,15 @@ class User(Base):
 class _OfAUser:
     """A row that belongs to a user: its id, the user's account (none for staff), the user."""
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, info=operational())
 
     @declared_attr
     def tenant_id(cls) -> Mapped[str | None]:
-        return mapped_column(ForeignKey("accounts.id"), index=True)
+        return mapped_column(ForeignKey("accounts.id"), index=True, info=operational())
 
     @declared_attr
     def user_id(cls) -> Mapped[str]:
-        return mapped_column(ForeignKey("users.id"), index=True)
+        return mapped_column(ForeignKey("users.id"), index=True, info=operational())
 
 
 class UserSession(_OfAUser, Base):
@@ -67,7 +81,8 @@ class UserSession(_OfAUser, Base):
 
     __tablename__ = "user_sessions"
 
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True,
+                                            info=personal(CREDENTIALS, CREDENTIALS_RULE))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -79,7 +94,8 @@ class PasswordHistory(_OfAUser, Base):
 
     __tablename__ = "password_history"
 
-    password_hash: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200),
+                                               info=personal(CREDENTIALS, CREDENTIALS_RULE))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -88,6 +104,6 @@ class RecoveryCode(_OfAUser, Base):
 
     __tablename__ = "recovery_codes"
 
-    code_hash: Mapped[str] = mapped_column(String(64))
+    code_hash: Mapped[str] = mapped_column(String(64), info=personal(CREDENTIALS, CREDENTIALS_RULE))
     used: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -151,9 +151,10 @@ async def _render(rt: Services, jobs: Sequence[ClaimedJob]) -> tuple[list[_Pendi
 def render_payload(delivery: Delivery, message: Row[Any], event: Row[Any],
                    cipher: FieldCipher | None) -> bytes:
     """The event's JSON: ``message`` has ``_MESSAGE_COLUMNS``, ``event`` ``_EVENT_COLUMNS``;
-    ``cipher`` its subject's key (``None``: erased since, and ``to``/``from`` are null)."""
+    ``cipher`` its subject's key (``None``: erased since, and ``to``/``from`` are null;
+    an empty ciphertext: anonymised after its retention, null too)."""
     def clear(blob: bytes, field: str) -> str | None:
-        return None if cipher is None else cipher.decrypt(blob, field=field)
+        return None if cipher is None or not blob else cipher.decrypt(blob, field=field)
 
     data: dict[str, Any] = {
         "message_id": message.id, "status": event.status, "error_code": event.error_code,
