@@ -446,3 +446,38 @@ async def test_a_restriction_is_listed_and_lifted_with_its_notice(
     again = await client.post(lift, data={"_csrf": token})
     assert again.status_code == 409
     assert "lifted already" in again.text
+
+
+async def test_the_retention_is_chosen_within_the_limits_and_its_runs_shown(
+        client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, acme: Tenant) -> None:
+    token = await compliance(client, rt, acme)
+    page = await client.get("/portal/privacy")
+    assert 'data-retention-days="90"' in page.text
+    for raw in ("thirty", "0", "731", "-5", "9" * 20):
+        refused = await client.post("/portal/privacy/retention",
+                                    data={"_csrf": token, "message_body_days": raw})
+        assert refused.status_code == 400, raw
+        assert field_error(refused, "message_body_days"), raw
+    shown = (await client.get("/v1/privacy/retention", headers=acme.headers)).json()
+    assert (shown["message_body_days"], shown["chosen"]) == (90, False)
+    no_token = await client.post("/portal/privacy/retention", data={"message_body_days": "30"})
+    assert no_token.status_code == 403
+    saved = await client.post("/portal/privacy/retention",
+                              data={"_csrf": token, "message_body_days": "30"})
+    assert saved.status_code == 303, saved.text[:600]
+    assert 'data-retention-days="30"' in (await client.get("/portal/privacy")).text
+    back = await client.post("/portal/privacy/retention",
+                             data={"_csrf": token, "message_body_days": ""})
+    assert back.status_code == 303
+    shown = (await client.get("/v1/privacy/retention", headers=acme.headers)).json()
+    assert (shown["message_body_days"], shown["chosen"]) == (90, False)
+
+
+async def test_a_support_person_may_not_set_the_retention(
+        client: httpx.AsyncClient, rt: Runtime, acme: Tenant) -> None:
+    token = await signed_in(client, rt, await person(rt, acme.id, "support"))
+    refused = await client.post("/portal/privacy/retention",
+                                data={"_csrf": token, "message_body_days": "5"})
+    assert refused.status_code == 403
+    shown = (await client.get("/v1/privacy/retention", headers=acme.headers)).json()
+    assert shown["chosen"] is False

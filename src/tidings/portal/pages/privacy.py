@@ -38,6 +38,8 @@ from tidings.privacy.api import (
     reject_endpoint,
     release_hold_endpoint,
     request_out,
+    retention_of,
+    set_retention,
 )
 from tidings.privacy.requests import (
     OPEN_STATUSES,
@@ -53,6 +55,7 @@ from tidings.privacy.schemas import (
     PlaceHold,
     RejectRequest,
     RequestOut,
+    SetRetention,
 )
 from tidings.web.deps import RuntimeDep
 from tidings.web.errors import NotFound, TidingsError
@@ -163,7 +166,7 @@ def _field_of(refused: TidingsError, fields: set[str]) -> str:
 async def _queue(request: Request, rt: Services, principal: Principal, errors: FormErrors,
                  *, status: str = "", form: dict[str, str] | None = None,
                  recorded: bool = False, hold: dict[str, str] | None = None,
-                 code: int = 200) -> Response:
+                 retention_days: str | None = None, code: int = 200) -> Response:
     keys = await rt.vault.keys_for(principal.tenant)
     async with rt.db.transaction(tenant=principal.tenant, write=False) as session:
         if status == OPEN:
@@ -179,8 +182,12 @@ async def _queue(request: Request, rt: Services, principal: Principal, errors: F
     requests = sorted((request_out(keys, row, now) for row in rows), key=_queue_order)
     holds = await list_holds_endpoint(rt, principal)
     restrictions = await list_restrictions_endpoint(rt, principal)
+    retention = await retention_of(rt, tenant=principal.tenant)
     return render(request, "privacy.html", principal=principal, requests=requests,
                   holds=holds, restrictions=restrictions, errors=errors, chosen_status=status,
+                  retention=retention, retention_days=retention_days if retention_days
+                  is not None else (str(retention.message_body_days) if retention.chosen
+                                    else ""),
                   statuses=[OPEN, *STATUSES], types=TYPES, kinds=KINDS,
                   form=form or {"type": "", "subject_kind": "number"},
                   hold=hold or {"hold_kind": "number"}, recorded=recorded,
@@ -419,3 +426,33 @@ async def lift(request: Request, rt: RuntimeDep, restriction_id: str,
         return await _queue(request, rt, principal, FormErrors().add("", refused.detail),
                             code=refused.status)
     return redirect(request, "/portal/privacy#restrictions")
+
+
+# --------------------------------------------------------------------------- retention
+
+
+@router.post("/retention")
+async def set_retention_page(request: Request, rt: RuntimeDep, principal: PageManagePrivacy,
+                             message_body_days: Field = "") -> Response:
+    """Empty: back to the platform's default; else days within the platform's limits."""
+    errors = FormErrors()
+    raw = message_body_days.strip()[:10]
+    days: int | None = None
+    if raw:
+        if not raw.isdigit():
+            errors.add("message_body_days", _("Give a whole number of days, or nothing "
+                                              "for the platform's default."))
+        else:
+            days = int(raw)
+    if not errors:
+        try:
+            await set_retention(rt, tenant=principal.tenant,
+                                body=SetRetention.model_validate({"message_body_days": days}),
+                                actor=principal.actor)
+        except ValidationError as invalid:
+            schema_errors(errors, invalid, {"message_body_days"})
+        except TidingsError as refused:
+            errors.add("message_body_days", refused.detail)
+        else:
+            return redirect(request, "/portal/privacy#retention")
+    return await _queue(request, rt, principal, errors, retention_days=raw, code=400)
