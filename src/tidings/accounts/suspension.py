@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Account, AccountStatus
 from tidings.audit.service import Actor, audit_row, record
+from tidings.privacy.termination import schedule_purge
 from tidings.storage.vault import TenantKeys
 from tidings.web.errors import Conflict, Forbidden, InvalidRequest
 
@@ -44,6 +45,8 @@ async def do_set_status(session: AsyncSession, *, account: Account, keys: Tenant
     elif status in (AccountStatus.ACTIVE, AccountStatus.TRIAL):
         account.status_reason_enc = None
     account.status = status.value
+    if status == AccountStatus.TERMINATED:  # its data goes within six months (TER-1)
+        await schedule_purge(session, tenant=account.id, now=now)
     if changed:
         account.updated_at = now
         await record(session, [audit_row(tenant=account.id, actor=actor, action="update",

@@ -354,3 +354,62 @@ def run_retention(account_id: str, as_json: bool) -> None:
              text=f"{done.messages} messages anonymised (created before "
                   f"{done.cutoff:%Y-%m-%d %H:%M}), {done.keys_destroyed} keys destroyed")
     with_runtime(work)
+
+
+@privacy.group("purges")
+def purges() -> None:
+    """Terminated accounts' purges and their deletion certificates."""
+
+
+@purges.command("show")
+@account_option
+@json_option
+def show_purge(account_id: str, as_json: bool) -> None:
+    """When the terminated account's data goes, or went."""
+    async def work(rt: Runtime) -> None:
+        from tidings.privacy.api import purge_of, purge_out
+
+        out = purge_out(await purge_of(rt, account_id=account_id))
+        state = (f"purged {out.purged_at:%Y-%m-%d}, certificate {out.certificate_id}"
+                 if out.purged_at else f"due {out.purge_due_at:%Y-%m-%d}")
+        emit(out.model_dump(mode="json"), as_json=as_json, text=f"{out.account_id}: {state}")
+    with_runtime(work)
+
+
+@purges.command("now")
+@account_option
+@json_option
+def purge_now(account_id: str, as_json: bool) -> None:
+    """Purge a terminated account now, as its client asked: every row and key of it and
+    of the accounts below it; the certificate goes to its owners."""
+    async def work(rt: Runtime) -> None:
+        from tidings.privacy.api import purge_out
+        from tidings.privacy.termination import request_purge
+
+        out = purge_out(await request_purge(rt, tenant=account_id, actor=operator_actor()))
+        emit(out.model_dump(mode="json"), as_json=as_json,
+             text=f"{out.account_id}: purged, certificate {out.certificate_id}")
+    with_runtime(work)
+
+
+@purges.command("certificate")
+@account_option
+@click.option("--pdf", is_flag=True, help="The PDF instead of JSON.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="Where to write it.")
+def certificate(account_id: str, pdf: bool, output: Path) -> None:
+    """Write the deletion certificate of a purged account to a file."""
+    async def work(rt: Runtime) -> None:
+        import orjson
+
+        from tidings.privacy.api import purge_of
+        from tidings.privacy.termination import certificate_pdf
+        from tidings.web.errors import Conflict
+
+        purge = await purge_of(rt, account_id=account_id)
+        if purge.certificate is None:
+            raise Conflict("The account is not purged yet.", code="not_purged_yet")
+        output.write_bytes(certificate_pdf(purge.certificate) if pdf else orjson.dumps(
+            purge.certificate, option=orjson.OPT_INDENT_2))
+        click.echo(f"{output}: certificate {purge.certificate_id}", err=True)
+    with_runtime(work)

@@ -186,3 +186,20 @@ class RetentionRun(Base):
     messages: Mapped[int] = mapped_column(Integer)
     keys_destroyed: Mapped[int] = mapped_column(Integer)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AccountPurge(Base):
+    """A terminated account's purge: due six months after termination (sooner when the
+    client asks), then done, with its deletion certificate. Kept after the purge: it is
+    the evidence, and holds no personal data."""
+
+    __tablename__ = "account_purges"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True,
+                                           info=operational())
+    terminated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    purge_due_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    certificate_id: Mapped[str | None] = mapped_column(String(40), info=operational())
+    certificate: Mapped[dict[str, Any] | None] = mapped_column(JSON, info=operational())

@@ -116,3 +116,12 @@ class RetentionOut(BaseModel):
     min_days: int
     max_days: int
     runs: list[RetentionRunOut] = Field(description="The last runs, newest first.")
+
+
+class PurgeOut(BaseModel):
+    account_id: str
+    terminated_at: datetime
+    purge_due_at: datetime = Field(description="Six calendar months after termination.")
+    requested_at: datetime | None = Field(description="When the client asked for it sooner.")
+    purged_at: datetime | None
+    certificate_id: str | None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 
-from tidings.audit.service import Actor
+from tidings.audit.service import SYSTEM_ACTOR, Actor
 from tidings.jobs.registry import JobRegistry
 from tidings.privacy.deadlines import ALERT_BEFORE
 from tidings.privacy.erasure import REPLAY_GRACE, replay_erasures
@@ -18,6 +18,7 @@ from tidings.privacy.models import PrivacyBundle, PrivacyRequest
 from tidings.privacy.notices import queue_privacy_mail
 from tidings.privacy.requests import FULFIL_JOB, OPEN_STATUSES
 from tidings.privacy.retention import apply_retention, due_accounts
+from tidings.privacy.termination import due_purges, purge_account
 from tidings.storage.db import SYSTEM
 
 if TYPE_CHECKING:
@@ -72,8 +73,15 @@ async def apply_retention_daily(rt: Services) -> None:
         await apply_retention(rt, tenant=tenant)
 
 
+async def purge_due_accounts(rt: Services) -> None:
+    """Terminated accounts whose six months are up, or whose client asked sooner."""
+    for tenant in await due_purges(rt, now=rt.clock.now()):
+        await purge_account(rt, tenant=tenant, actor=SYSTEM_ACTOR)
+
+
 def register(registry: JobRegistry) -> None:
     registry.job(FULFIL_JOB, fulfil_batch, lease_seconds=lambda _settings: FULFIL_LEASE_SECONDS)
     registry.chore("erasure_replay", replay, every=REPLAY_EVERY_ROUNDS)
     registry.chore("privacy_deadlines", watch_deadlines, every=DEADLINES_EVERY_ROUNDS)
     registry.chore("retention", apply_retention_daily, every=RETENTION_EVERY_ROUNDS)
+    registry.chore("account_purges", purge_due_accounts, every=RETENTION_EVERY_ROUNDS)
