@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from tidings import __version__
 from tidings.accounts.api import router as accounts_router
 from tidings.audit.api import router as audit_router
+from tidings.breaches.api import operator_router as operator_breaches_router
 from tidings.core.clock import Clock
 from tidings.core.settings import Settings
 from tidings.mail.api import operator_router as operator_notices_router
@@ -28,6 +29,8 @@ from tidings.portal.routes import install_portal
 from tidings.privacy.api import operator_router as operator_privacy_router
 from tidings.privacy.api import router as privacy_router
 from tidings.privacy.api import schemas_router as privacy_schemas_router
+from tidings.privacy.purges_api import operator_router as operator_purges_router
+from tidings.privacy.retention_api import router as retention_router
 from tidings.routing.api import router as operator_router
 from tidings.runtime import close_runtime, open_runtime
 from tidings.signup.api import operator_router as operator_signup_router
@@ -57,7 +60,8 @@ ROUTERS = (messages_router, accounts_router, auth_router, users_router, audit_ro
            operator_notices_router, whatsapp_router, ops_router, signup_router,
            verification_router, operator_signup_router, reports_router,
            operator_accounts_router, privacy_router, privacy_schemas_router,
-           operator_privacy_router)
+           operator_privacy_router, retention_router, operator_purges_router,
+           operator_breaches_router)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:

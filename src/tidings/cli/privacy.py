@@ -309,7 +309,7 @@ def _retention_text(out: Any) -> str:
 def show_retention(account_id: str, as_json: bool) -> None:
     """The period in force, the limits, the last runs."""
     async def work(rt: Runtime) -> None:
-        from tidings.privacy.api import retention_of
+        from tidings.privacy.retention_api import retention_of
 
         out = await retention_of(rt, tenant=account_id)
         emit(out.model_dump(mode="json"), as_json=as_json, text=_retention_text(out))
@@ -328,7 +328,7 @@ def set_retention_command(account_id: str, days: int | None, use_default: bool,
         raise click.UsageError("Give --days N or --default.")
 
     async def work(rt: Runtime) -> None:
-        from tidings.privacy.api import set_retention
+        from tidings.privacy.retention_api import set_retention
         from tidings.privacy.schemas import SetRetention
 
         body = SetRetention.model_validate({"message_body_days": days})
@@ -367,7 +367,7 @@ def purges() -> None:
 def show_purge(account_id: str, as_json: bool) -> None:
     """When the terminated account's data goes, or went."""
     async def work(rt: Runtime) -> None:
-        from tidings.privacy.api import purge_of, purge_out
+        from tidings.privacy.purges_api import purge_of, purge_out
 
         out = purge_out(await purge_of(rt, account_id=account_id))
         state = (f"purged {out.purged_at:%Y-%m-%d}, certificate {out.certificate_id}"
@@ -383,7 +383,7 @@ def purge_now(account_id: str, as_json: bool) -> None:
     """Purge a terminated account now, as its client asked: every row and key of it and
     of the accounts below it; the certificate goes to its owners."""
     async def work(rt: Runtime) -> None:
-        from tidings.privacy.api import purge_out
+        from tidings.privacy.purges_api import purge_out
         from tidings.privacy.termination import request_purge
 
         out = purge_out(await request_purge(rt, tenant=account_id, actor=operator_actor()))
@@ -402,7 +402,7 @@ def certificate(account_id: str, pdf: bool, output: Path) -> None:
     async def work(rt: Runtime) -> None:
         import orjson
 
-        from tidings.privacy.api import purge_of
+        from tidings.privacy.purges_api import purge_of
         from tidings.privacy.termination import certificate_pdf
         from tidings.web.errors import Conflict
 

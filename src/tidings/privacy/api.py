@@ -23,12 +23,9 @@ from tidings.privacy import bundles, portability
 from tidings.privacy.holds import do_place_hold, do_release_hold, list_holds
 from tidings.privacy.models import (
     BUNDLE_CONTENT_FIELD,
-    AccountPurge,
     LegalHold,
     PrivacyBundle,
     PrivacyRequest,
-    RetentionPolicy,
-    RetentionRun,
     SubjectRestriction,
 )
 from tidings.privacy.notices import queue_privacy_mail
@@ -49,7 +46,6 @@ from tidings.privacy.requests import (
     subject_of,
 )
 from tidings.privacy.restrictions import do_lift, list_restrictions
-from tidings.privacy.retention import limits_of, message_body_days, set_message_body_days
 from tidings.privacy.schemas import (
     CompleteRequest,
     CreateRequest,
@@ -58,19 +54,13 @@ from tidings.privacy.schemas import (
     HoldOut,
     ImportOut,
     PlaceHold,
-    PurgeOut,
     RejectRequest,
     RequestOut,
     RestrictionOut,
-    RetentionOut,
-    RetentionRunOut,
-    SetRetention,
     StatusName,
     SubjectIn,
 )
 from tidings.privacy.subjects import subject_index
-from tidings.privacy.termination import certificate_pdf, request_purge
-from tidings.storage.db import SYSTEM
 from tidings.storage.vault import TenantKeys
 from tidings.web.deps import (
     PROBLEMS_OF_API_KEY_ROUTES,
@@ -366,101 +356,6 @@ async def lift_endpoint(restriction_id: str, rt: RuntimeDep,
                         principal: MayManagePrivacy) -> RestrictionOut:
     return await lift_restriction(rt, tenant=principal.tenant, restriction_id=restriction_id,
                                   actor=principal.actor)
-
-
-# --- retention --------------------------------------------------------------------------
-
-async def retention_of(rt: Services, *, tenant: str) -> RetentionOut:
-    limits = limits_of(rt.settings)
-    async with rt.db.transaction(tenant=tenant, write=False) as session:
-        days = await message_body_days(session, tenant=tenant, limits=limits)
-        chosen = await session.scalar(select(RetentionPolicy.message_body_days).where(
-            RetentionPolicy.tenant_id == tenant))
-        runs = (await session.scalars(select(RetentionRun).where(
-            RetentionRun.tenant_id == tenant).order_by(RetentionRun.started_at.desc(),
-                                                       RetentionRun.id.desc()).limit(10))).all()
-    return RetentionOut(
-        message_body_days=days, chosen=chosen is not None, default_days=limits.default_days,
-        min_days=limits.min_days, max_days=limits.max_days,
-        runs=[RetentionRunOut(id=r.id, started_at=r.started_at, cutoff=r.cutoff,
-                              messages=r.messages, keys_destroyed=r.keys_destroyed)
-              for r in runs])
-
-
-async def set_retention(rt: Services, *, tenant: str, body: SetRetention,
-                        actor: Actor) -> RetentionOut:
-    async with rt.db.transaction(tenant=tenant) as session:
-        await set_message_body_days(session, tenant=tenant, days=body.message_body_days,
-                                    limits=limits_of(rt.settings), actor=actor,
-                                    now=rt.clock.now())
-    return await retention_of(rt, tenant=tenant)
-
-
-@router.get("/retention", response_model=RetentionOut, summary="The account's retention",
-            operation_id="get_retention", dependencies=[KnownQueryOnly])
-async def get_retention_endpoint(rt: RuntimeDep, principal: MayManagePrivacy) -> RetentionOut:
-    """How long messages keep their bodies and addresses, within which limits, and the
-    last runs of the daily job that anonymises them after that."""
-    return await retention_of(rt, tenant=principal.tenant)
-
-
-@router.put("/retention", response_model=RetentionOut, summary="Set the account's retention",
-            operation_id="set_retention", responses=problem_responses(413))
-async def set_retention_endpoint(body: SetRetention, rt: RuntimeDep,
-                                 principal: MayManagePrivacy) -> RetentionOut:
-    return await set_retention(rt, tenant=principal.tenant, body=body, actor=principal.actor)
-
-
-# --- termination: the purge and its certificate ------------------------------------------
-
-def purge_out(purge: AccountPurge) -> PurgeOut:
-    return PurgeOut(account_id=purge.tenant_id, terminated_at=purge.terminated_at,
-                    purge_due_at=purge.purge_due_at, requested_at=purge.requested_at,
-                    purged_at=purge.purged_at, certificate_id=purge.certificate_id)
-
-
-async def purge_of(rt: Services, *, account_id: str) -> AccountPurge:
-    async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
-        purge = await session.get(AccountPurge, account_id)
-    if purge is None:
-        raise NotFound("That account is not terminated: it has no purge.",
-                       code="purge_not_found")
-    return purge
-
-
-@operator_router.get("/purges/{account_id}", response_model=PurgeOut,
-                     summary="A terminated account's purge", operation_id="get_purge")
-async def get_purge_endpoint(account_id: str, rt: RuntimeDep,
-                             operator: CurrentOperator) -> PurgeOut:
-    return purge_out(await purge_of(rt, account_id=account_id))
-
-
-@operator_router.post("/purges/{account_id}", response_model=PurgeOut,
-                      summary="Purge a terminated account now, as its client asked",
-                      operation_id="request_purge", responses=problem_responses(404, 409))
-async def request_purge_endpoint(account_id: str, rt: RuntimeDep,
-                                 operator: CurrentOperator) -> PurgeOut:
-    """The account and those below it lose every row and key now instead of six months
-    after termination; the deletion certificate is issued and mailed to its owners."""
-    return purge_out(await request_purge(rt, tenant=account_id, actor=operator.actor))
-
-
-@operator_router.get("/purges/{account_id}/certificate", summary="The deletion certificate",
-                     operation_id="get_deletion_certificate", responses={
-                         200: {"content": {"application/json": {}, "application/pdf": {}},
-                               "description": "JSON, or PDF with Accept: application/pdf."},
-                         **problem_responses(404, 409)})
-async def certificate_endpoint(account_id: str, request: Request, rt: RuntimeDep,
-                               operator: CurrentOperator) -> Response:
-    purge = await purge_of(rt, account_id=account_id)
-    if purge.certificate is None:
-        raise Conflict(f"The account is not purged yet (due "
-                       f"{purge.purge_due_at.date().isoformat()}).", code="not_purged_yet")
-    if "application/pdf" in request.headers.get("accept", ""):
-        return Response(certificate_pdf(purge.certificate), media_type="application/pdf",
-                        headers={"Content-Disposition": f'attachment; filename='
-                                 f'"{purge.certificate_id}.pdf"'})
-    return JSONResponse(purge.certificate)
 
 
 # --- published schemas and the operator's forwarding ------------------------------------

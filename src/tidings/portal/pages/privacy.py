@@ -38,8 +38,6 @@ from tidings.privacy.api import (
     reject_endpoint,
     release_hold_endpoint,
     request_out,
-    retention_of,
-    set_retention,
 )
 from tidings.privacy.requests import (
     OPEN_STATUSES,
@@ -48,6 +46,7 @@ from tidings.privacy.requests import (
     list_requests,
     parse_subject,
 )
+from tidings.privacy.retention_api import retention_of, set_retention
 from tidings.privacy.schemas import (
     CompleteRequest,
     CreateRequest,
