@@ -22,7 +22,7 @@ from tidings.core.clock import FakeClock
 from tidings.messaging.models import Message
 from tidings.privacy.models import AccountPurge
 from tidings.privacy.subjects import subject_index
-from tidings.privacy.tasks import purge_due_accounts
+from tidings.privacy.tasks import apply_retention_daily, purge_due_accounts
 from tidings.privacy.termination import purge_count, verify_certificate
 from tidings.runtime import Runtime
 from tidings.storage.ciphers import VaultError
@@ -147,6 +147,8 @@ async def test_ter_2_the_due_purge_empties_every_table_destroys_keys_and_certifi
     assert "account.purged" in actions  # and the account's audit trail is kept
 
     await purge_due_accounts(rt)  # done: nothing more happens
+    await apply_retention_daily(rt)  # nor does the retention job write for it again
+    assert await rows_left(rt, acme.id) == 0
     again = (await client.get(f"/v1/operator/privacy/purges/{acme.id}", headers=ops)).json()
     assert again["certificate_id"] == purge["certificate_id"]
 

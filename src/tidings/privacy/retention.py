@@ -26,7 +26,7 @@ import phonenumbers
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.accounts.models import Account
+from tidings.accounts.models import Account, AccountStatus
 from tidings.audit.service import SYSTEM_ACTOR, Actor, audit_row, record
 from tidings.core.ids import new_id
 from tidings.core.logs import get_logger
@@ -222,11 +222,13 @@ async def _destroy_unused_keys(rt: Services, tenant: str, key_ids: set[str],
 
 
 async def due_accounts(rt: Services, *, now: datetime, limit: int = 10) -> Sequence[str]:
-    """Accounts whose last run is a day old or more (or that never had one)."""
+    """Accounts whose last run is a day old or more (or that never had one); not a
+    terminated one: its data waits for its purge, untouched, and then is gone."""
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         return (await session.scalars(
             select(Account.id).outerjoin(RetentionPolicy,
                                          RetentionPolicy.tenant_id == Account.id)
-            .where((RetentionPolicy.last_run_at.is_(None))
+            .where(Account.status != AccountStatus.TERMINATED.value,
+                   (RetentionPolicy.last_run_at.is_(None))
                    | (RetentionPolicy.last_run_at <= now - RUN_EVERY))
             .order_by(Account.id).limit(limit))).all()
