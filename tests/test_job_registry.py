@@ -53,7 +53,7 @@ def test_every_domain_registers_its_kinds_in_the_order_a_drain_runs_them() -> No
     assert {chore.name for chore in JOBS.chores} == {"messages_by_status", "audit_seal",
                                                      "erasure_replay", "privacy_deadlines",
                                                      "idempotency_prune", "retention",
-                                                     "account_purges"}
+                                                     "account_purges", "breach_clocks"}
     webhooks = JOBS.kinds[DELIVER_JOB]
     assert webhooks.yields_to == DISPATCH_JOB
 

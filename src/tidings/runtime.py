@@ -16,6 +16,7 @@ from tidings.accounts.rights import AccountRightsCache
 from tidings.audit import tasks as audit_tasks
 from tidings.audit.chain import AuditChain
 from tidings.audit.legacy import key_legacy_chains
+from tidings.breaches import tasks as breach_tasks
 from tidings.connectors.base import DeliveryReport, InboundMessage
 from tidings.connectors.registry import ConnectorRegistry
 from tidings.connectors.sandbox.carrier import SandboxCarrier
@@ -129,7 +130,7 @@ def job_registry() -> JobRegistry:
 
 # The domains with work for the workers, in the order a drain runs their kinds.
 DOMAIN_TASKS = (messaging_tasks, webhook_tasks, smpp_tasks, mail_tasks, audit_tasks,
-                privacy_tasks)
+                privacy_tasks, breach_tasks)
 JOBS = job_registry()
 JOB_KINDS = JOBS.kind_names
 

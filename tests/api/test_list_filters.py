@@ -27,6 +27,7 @@ LISTS = [
     ("/v1/operator/connectors", "operator"),
     ("/v1/operator/routes", "operator"),
     ("/v1/operator/verifications", "operator"),
+    ("/v1/operator/breaches", "operator"),
 ]
 
 

@@ -32,7 +32,8 @@ COMMANDS = {  # name: (where it lives, its short help as the command says it)
     "operator-keys": ("tidings.cli.connectors:operator_keys",
                       "Keys for the operator API (/v1/operator/...)."),
     "privacy": ("tidings.cli.privacy:privacy",
-                "Data subject requests, legal holds and restrictions of an account."),
+                "Data protection: requests, holds, restrictions, retention, purges, breaches, "
+                "scan."),
     "routes": ("tidings.cli.connectors:routes",
                "Routing rules: which connectors carry which messages."),
     "sandbox": ("tidings.cli.sandbox:sandbox", "Simulate carrier traffic."),

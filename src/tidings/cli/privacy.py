@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tidings.cli.common import emit, operator_actor, with_runtime
+from tidings.cli.privacy_breaches import breaches
 
 if TYPE_CHECKING:
     from tidings.privacy.schemas import RequestOut
@@ -20,7 +21,10 @@ _TYPES = ("access", "rectification", "erasure", "restriction", "portability", "o
 
 @click.group("privacy")
 def privacy() -> None:
-    """Data subject requests, legal holds and restrictions of an account."""
+    """Data protection: requests, holds, restrictions, retention, purges, breaches, scan."""
+
+
+privacy.add_command(breaches)
 
 
 @privacy.group("requests")

@@ -49,6 +49,7 @@ class MailKind(StrEnum):
     PASSWORD_RESET = "password_reset"  # noqa: S105 (a kind of mail, not a password)
     MAINTENANCE = "maintenance"  # the operator's notices (``tidings notices send``)
     PRIVACY = "privacy"  # a data subject request: forwarded, due soon, to tell the person
+    BREACH = "breach"  # a personal data breach: the notice to a client, staff's escalation
 
 
 def check_kind(raw: str) -> MailKind:

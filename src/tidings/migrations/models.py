@@ -6,6 +6,7 @@ from __future__ import annotations
 def load_all() -> None:
     import tidings.accounts.models
     import tidings.audit.models
+    import tidings.breaches.models
     import tidings.jobs.outbox
     import tidings.messaging.models
     import tidings.numbers.models

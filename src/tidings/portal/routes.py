@@ -11,6 +11,7 @@ from tidings.portal.errors import login_required
 from tidings.portal.pages import (
     audit,
     auth,
+    breaches,
     dashboard,
     keys,
     messages,
@@ -28,7 +29,7 @@ from tidings.portal.security import PageHeaders
 # Every router of pages; the route-permission test walks these with the API's.
 PAGE_ROUTERS = (auth.router, dashboard.router, messages.router, send.router, send_csv.router,
                 keys.router, webhooks.router, numbers.router, team.router, subaccounts.router,
-                audit.router, privacy.router, operator.router)
+                audit.router, privacy.router, operator.router, breaches.router)
 
 
 def install_portal(app: FastAPI) -> None:

@@ -47,8 +47,9 @@ __all__ = ["PURGE_AFTER", "certificate_pdf", "due_purges", "purge_account", "req
 
 log = get_logger("tidings.privacy")
 PURGE_AFTER = relativedelta(months=6)
-# Kept on purpose: the audit trail (append-only, no personal data) and the purge record.
-_KEPT = frozenset({"audit_events", "account_purges"})
+# Kept on purpose: the audit trail (append-only, no personal data), the purge record,
+# and the breach notices sent to the client (the operator's proof it told them).
+_KEPT = frozenset({"audit_events", "account_purges", "breach_notices"})
 _OWNER_EMAIL_FIELD = "users.email"
 
 
