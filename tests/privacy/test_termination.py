@@ -20,6 +20,7 @@ from tests.users.people import person
 from tidings.audit.models import AuditEvent
 from tidings.core.clock import FakeClock
 from tidings.messaging.models import Message
+from tidings.privacy import termination
 from tidings.privacy.models import AccountPurge
 from tidings.privacy.subjects import subject_index
 from tidings.privacy.tasks import apply_retention_daily, purge_due_accounts
@@ -93,7 +94,8 @@ async def test_ter_1_termination_schedules_the_purge_six_months_out_and_keeps_th
 
 async def test_ter_2_the_due_purge_empties_every_table_destroys_keys_and_certifies(
         client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, acme: Tenant,
-        globex: Tenant) -> None:
+        globex: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(termination, "_PURGE_CHUNK", 2)  # many chunks, each short
     ops = await ops_headers(rt, clock)
     child = await busy_account(client, rt, acme)
     kept = await client.post("/v1/messages", headers=globex.headers,

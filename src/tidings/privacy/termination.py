@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Account, AccountStatus
@@ -51,6 +51,7 @@ PURGE_AFTER = relativedelta(months=6)
 # and the breach notices sent to the client (the operator's proof it told them).
 _KEPT = frozenset({"audit_events", "account_purges", "breach_notices"})
 _OWNER_EMAIL_FIELD = "users.email"
+_PURGE_CHUNK = 5000
 
 
 async def schedule_purge(session: AsyncSession, *, tenant: str, now: datetime) -> AccountPurge:
@@ -147,17 +148,24 @@ async def _owner_addresses(rt: Services, session: AsyncSession, tenant: str) -> 
 
 
 async def _delete_rows(rt: Services, accounts: Sequence[str]) -> dict[str, int]:
-    """Every row of ``accounts`` in every table (children before parents), in one
-    erasing transaction; rows deleted by table."""
+    """Every row of ``accounts`` in every table (children before parents), a chunk an
+    erasing transaction, so that a large account never holds the write lock long
+    (sends go on meanwhile); rows deleted by table. Stopped halfway, a rerun goes on."""
     deleted: dict[str, int] = {}
-    async with rt.db.erasing(tenant=SYSTEM, forget=False) as session:
-        for table in reversed(Base.metadata.sorted_tables):
-            if table.name in _KEPT or "tenant_id" not in table.c:
-                continue
-            result = await session.execute(delete(table).where(
-                table.c.tenant_id.in_(list(accounts))))
-            if result.rowcount:  # type: ignore[attr-defined]
-                deleted[str(table.name)] = int(result.rowcount)  # type: ignore[attr-defined]
+    for table in reversed(Base.metadata.sorted_tables):
+        if table.name in _KEPT or "tenant_id" not in table.c:
+            continue
+        key = tuple_(*table.primary_key.columns)
+        chosen = select(*table.primary_key.columns).where(
+            table.c.tenant_id.in_(list(accounts))).limit(_PURGE_CHUNK)
+        while True:
+            async with rt.db.erasing(tenant=SYSTEM, forget=False) as session:
+                result = await session.execute(delete(table).where(key.in_(chosen)))
+            count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+            if count:
+                deleted[str(table.name)] = deleted.get(str(table.name), 0) + count
+            if count < _PURGE_CHUNK:
+                break
     return deleted
 
 
