@@ -31,6 +31,7 @@ from tidings.privacy.api import router as privacy_router
 from tidings.privacy.api import schemas_router as privacy_schemas_router
 from tidings.privacy.purges_api import operator_router as operator_purges_router
 from tidings.privacy.retention_api import router as retention_router
+from tidings.privacy.ropa_api import router as ropa_router
 from tidings.routing.api import router as operator_router
 from tidings.runtime import close_runtime, open_runtime
 from tidings.signup.api import operator_router as operator_signup_router
@@ -61,6 +62,7 @@ ROUTERS = (messages_router, accounts_router, auth_router, users_router, audit_ro
            verification_router, operator_signup_router, reports_router,
            operator_accounts_router, privacy_router, privacy_schemas_router,
            operator_privacy_router, retention_router, operator_purges_router,
+           ropa_router,
            operator_breaches_router)
 
 

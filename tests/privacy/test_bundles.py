@@ -91,7 +91,8 @@ async def access(rt: Runtime, tenant: Tenant, address: str,
     records = await collect_subject(rt, tenant=tenant.id, address=address)
     bundle = access_bundle(records, request_id="dsr_test", generated_at=GENERATED,
                            processing=processing_info(tenant_name=name,
-                                                      connectors=records.connectors))
+                                                      connectors=records.connectors,
+                                                      message_body_days=90))
     return records, bundle
 
 
@@ -178,7 +179,8 @@ async def test_dsr_1_an_email_person_has_their_subject_and_html(
 
 
 def test_dsr_1_processing_info_states_each_category_once_with_its_retention() -> None:
-    info = processing_info(tenant_name="Acme", connectors=["smsc-b", "sandbox", "smsc-b"])
+    info = processing_info(tenant_name="Acme", connectors=["smsc-b", "sandbox", "smsc-b"],
+                           message_body_days=30)
     categories = [c["category"] for c in info["data_categories"]]
     assert {"user.contact.phone_number", "user.contact.email",
             "user.content.private"} <= set(categories)
@@ -188,6 +190,7 @@ def test_dsr_1_processing_info_states_each_category_once_with_its_retention() ->
         "access", "rectification", "erasure", "restriction", "portability", "objection"}
     assert {s["source"] for s in info["sources"]} >= {"Acme (the client)", "You"}
     assert info["controller"] == "Acme"
+    assert info["retention"][0]["period"].startswith("30 days after each message")
 
 
 async def test_dsr_1_the_html_is_a_readable_document_with_every_value_escaped(

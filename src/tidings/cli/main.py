@@ -32,8 +32,7 @@ COMMANDS = {  # name: (where it lives, its short help as the command says it)
     "operator-keys": ("tidings.cli.connectors:operator_keys",
                       "Keys for the operator API (/v1/operator/...)."),
     "privacy": ("tidings.cli.privacy:privacy",
-                "Data protection: requests, holds, restrictions, retention, purges, breaches, "
-                "scan."),
+                "Data protection: requests, holds, retention, purges, breaches, ROPA, scan."),
     "routes": ("tidings.cli.connectors:routes",
                "Routing rules: which connectors carry which messages."),
     "sandbox": ("tidings.cli.sandbox:sandbox", "Simulate carrier traffic."),

@@ -21,7 +21,7 @@ _TYPES = ("access", "rectification", "erasure", "restriction", "portability", "o
 
 @click.group("privacy")
 def privacy() -> None:
-    """Data protection: requests, holds, restrictions, retention, purges, breaches, scan."""
+    """Data protection: requests, holds, retention, purges, breaches, ROPA, scan."""
 
 
 privacy.add_command(breaches)
@@ -416,4 +416,29 @@ def certificate(account_id: str, pdf: bool, output: Path) -> None:
         output.write_bytes(certificate_pdf(purge.certificate) if pdf else orjson.dumps(
             purge.certificate, option=orjson.OPT_INDENT_2))
         click.echo(f"{output}: certificate {purge.certificate_id}", err=True)
+    with_runtime(work)
+
+
+@privacy.command("ropa")
+@account_option
+@click.option("--pdf", is_flag=True, help="The PDF instead of JSON.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write it to this file (JSON to stdout without).")
+def ropa(account_id: str, pdf: bool, output: Path | None) -> None:
+    """The account's record of processing activities (GDPR Art. 30)."""
+    if pdf and output is None:
+        raise click.UsageError("A PDF needs --output FILE.")
+
+    async def work(rt: Runtime) -> None:
+        import orjson
+
+        from tidings.privacy.ropa import record_of_processing, ropa_pdf
+
+        record = await record_of_processing(rt, tenant=account_id, now=rt.clock.now())
+        data = ropa_pdf(record) if pdf else orjson.dumps(record, option=orjson.OPT_INDENT_2)
+        if output is None:
+            click.echo(data.decode())
+        else:
+            output.write_bytes(data)
+            click.echo(f"{output}: {len(data)} bytes", err=True)
     with_runtime(work)

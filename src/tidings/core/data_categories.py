@@ -45,8 +45,8 @@ named period:
   operator's default, 90 days, unless the account chose another within the operator's
   limits), counted from the message's creation;
 - ``account_lifetime``: kept while the account exists, deleted with it (the DPA: within
-  six months of the end of the service). Nothing deletes an account yet: a terminated
-  one stops processing and keeps its rows until that purge is built;
+  six months of the end of the service): a terminated account's purge
+  (``privacy/termination.py``) deletes its rows and destroys its keys;
 - ``until_erased``: kept until the person is erased (or, before that, the account).
 
 The rules the models use, and why:

@@ -244,29 +244,31 @@ def _iso(value: datetime | None) -> str | None:
 # --------------------------------------------------------------------------- processing
 
 
-def processing_info(*, tenant_name: str, connectors: list[str]) -> dict[str, Any]:
+def processing_info(*, tenant_name: str, connectors: list[str],
+                    message_body_days: int) -> dict[str, Any]:
     """What is done with the person's data, for the access bundle: purposes, categories,
     recipients, retention per category, sources and rights. ``tenant_name`` is the
     account (the controller); ``connectors`` the carriers their messages went through
     (``SubjectRecords.connectors``). Every statement is what the code does today."""
     return copy.deepcopy({  # the caller's to change: nothing shared with the next bundle
         "controller": tenant_name,
-        "purposes": _PURPOSES,
+        "purposes": PURPOSES,
         "data_categories": _CATEGORIES,
         "recipients": [{"name": name, "kind": "carrier",
                         "description": "A carrier (connector) that carried messages to "
                                        "or from you."} for name in sorted(set(connectors))],
-        "retention": _RETENTION,
+        "retention": [{**item, "period": item["period"].format(days=message_body_days)}
+                      for item in _RETENTION],
         "sources": [
             {"data": "Messages sent to you", "source": f"{tenant_name} (the client)"},
             {"data": "Messages you sent", "source": "You"},
             {"data": "Delivery status", "source": "The carriers that carried the message"},
         ],
-        "rights": _RIGHTS,
+        "rights": RIGHTS,
     })
 
 
-_PURPOSES = [
+PURPOSES = [
     {"id": "message_delivery",
      "description": "Carrying the client's messages to you, and your messages to the client, "
                     "through carriers (SMS, WhatsApp, e-mail)."},
@@ -295,23 +297,23 @@ _CATEGORIES = [
      "description": "Each message's metadata: direction, channel, status, carrier, error "
                     "code and times."},
 ]
-_UNTIL_ERASED = ("No fixed period: Tidings deletes no message on a schedule, and ending the "
-                 "client's account does not delete its messages. Kept, encrypted under a "
-                 "key of your own, until you are erased (your key is destroyed and the "
-                 "value removed from every message) or the client's account is erased "
-                 "(its keys destroyed, which leaves nothing of it readable).")
+_RETAINED = ("{days} days after each message, encrypted under a key of your own; then the "
+             "message keeps only your number's country and type, its status and its day, "
+             "and your key is destroyed once no message needs it. Sooner if you are "
+             "erased, and within six months of the end of the client's account.")
 _RETENTION = [
-    {"category": "user.contact.phone_number", "period": _UNTIL_ERASED},
-    {"category": "user.contact.email", "period": _UNTIL_ERASED},
-    {"category": "user.content.private", "period": _UNTIL_ERASED},
+    {"category": "user.contact.phone_number", "period": _RETAINED},
+    {"category": "user.contact.email", "period": _RETAINED},
+    {"category": "user.content.private", "period": _RETAINED},
     {"category": "user.unique_id.deterministic",
-     "period": "As long as the message keeps your number or address: removed when you "
-               "are erased."},
+     "period": "As long as the message keeps your number or address: removed with it "
+               "({days} days), or when you are erased."},
     {"category": "system.operations",
-     "period": "No fixed period: kept with the message, also after you are erased (the "
-               "message then keeps its id, status, channel, counts and times only)."},
+     "period": "Kept with the message, also after its retention or your erasure (the "
+               "message then keeps its status, channel, counts and day only), until the "
+               "client's account is purged."},
 ]
-_RIGHTS = [
+RIGHTS = [
     {"right": "access", "article": "GDPR Art. 15",
      "description": "You may have a copy of your data and of this information."},
     {"right": "rectification", "article": "GDPR Art. 16",

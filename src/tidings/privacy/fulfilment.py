@@ -51,6 +51,7 @@ from tidings.privacy.requests import (
     subject_of,
 )
 from tidings.privacy.restrictions import do_restrict
+from tidings.privacy.retention import limits_of, message_body_days
 from tidings.privacy.subjects import subject_index
 from tidings.storage.subject_keys import ciphers_of
 from tidings.storage.vault import TenantKeys
@@ -111,8 +112,11 @@ async def _bundle(rt: Services, keys: TenantKeys, row: PrivacyRequest,
     if row.type == RequestType.ACCESS:
         async with rt.db.transaction(tenant=row.tenant_id, write=False) as session:
             account = await get_account(session, account_id=row.tenant_id)
+            days = await message_body_days(session, tenant=row.tenant_id,
+                                           limits=limits_of(rt.settings))
         processing = bundles.processing_info(tenant_name=account.name,
-                                             connectors=records.connectors)
+                                             connectors=records.connectors,
+                                             message_body_days=days)
         content = bundles.access_bundle(records, request_id=row.id, generated_at=now,
                                         processing=processing)
     else:

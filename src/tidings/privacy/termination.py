@@ -37,6 +37,7 @@ from tidings.core.logs import get_logger
 from tidings.core.services import Services
 from tidings.mail.service import MailKind, queue_mail, wake_sender
 from tidings.privacy.models import AccountPurge
+from tidings.privacy.pdf import document_pdf
 from tidings.storage.db import SYSTEM, Base
 from tidings.users.models import User, UserStatus
 from tidings.users.service import user_keys
@@ -213,29 +214,9 @@ def _certificate_mail(certificate: dict[str, Any]) -> str:
 
 
 def certificate_pdf(certificate: dict[str, Any]) -> bytes:
-    """The certificate as a one-page PDF (the JSON is the authoritative form)."""
-    from io import BytesIO
-
-    from reportlab.lib.pagesizes import A4
-    from reportlab.pdfgen.canvas import Canvas
-
-    buffer = BytesIO()
-    pdf = Canvas(buffer, pagesize=A4, invariant=True)  # the same bytes for the same input
-    pdf.setTitle(f"Deletion certificate {certificate['certificate_id']}")
-    y = A4[1] - 72
-    pdf.setFont("Helvetica-Bold", 16)
-    pdf.drawString(72, y, "Deletion certificate")
-    pdf.setFont("Helvetica", 10)
-    for label, value in _pdf_lines(certificate):
-        y -= 16
-        if y < 72:
-            pdf.showPage()
-            pdf.setFont("Helvetica", 10)
-            y = A4[1] - 72
-        pdf.drawString(72, y, f"{label}: {value}"[:110])
-    pdf.showPage()
-    pdf.save()
-    return buffer.getvalue()
+    """The certificate as a PDF (the JSON is the authoritative form)."""
+    return document_pdf(f"Deletion certificate {certificate['certificate_id']}",
+                        _pdf_lines(certificate))
 
 
 def _pdf_lines(certificate: dict[str, Any]) -> list[tuple[str, str]]:
