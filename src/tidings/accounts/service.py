@@ -119,7 +119,7 @@ async def do_revoke_api_key(session: AsyncSession, *, tenant: str, key_id: str, 
 
 async def list_api_keys(session: AsyncSession, *, tenant: str) -> list[ApiKey]:
     rows = await session.scalars(select(ApiKey).where(ApiKey.tenant_id == tenant)
-                                 .order_by(ApiKey.created_at))
+                                 .order_by(ApiKey.created_at, ApiKey.id))
     return list(rows.all())
 
 
