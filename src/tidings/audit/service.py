@@ -40,6 +40,11 @@ class Actor:
 SYSTEM_ACTOR = Actor("system", "tidings")
 
 
+def actor_label(actor: Actor, *, limit: int = 80) -> str:
+    """``type:id``, as a row records who did something (``created_by``, ``lifted_by``)."""
+    return f"{actor.type}:{actor.id}"[:limit]
+
+
 def audit_row(*, tenant: str, actor: Actor, action: str, table: str, row_id: str,
               fields: Sequence[str], now: datetime) -> dict[str, Any]:
     """An audit event for a bulk insert: names of changed fields, never their values, and

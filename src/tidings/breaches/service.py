@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Account
-from tidings.audit.service import Actor
+from tidings.audit.service import Actor, actor_label
 from tidings.breaches.impact import AccountImpact, Scope, estimate_impact
 from tidings.breaches.models import Breach, BreachNotice, BreachStatus, BreachVersion
 from tidings.breaches.notices import client_notice
@@ -59,10 +59,6 @@ _TEXTS = {"nature_description": True, "likely_consequences": True, "measures_tak
           "contact": True, "approx_subjects_reason": False}  # name: several lines allowed
 _NUMBER = re.compile(r"[0-9]{1,13}")
 _RANGE = re.compile(r"([0-9]{1,13}) *- *([0-9]{1,13})")
-
-
-def actor_text(actor: Actor) -> str:
-    return f"{actor.type}:{actor.id}"[:80]
 
 
 # --------------------------------------------------------------------------- reading
@@ -174,9 +170,9 @@ async def do_create_breach(session: AsyncSession, *, body: CreateBreach, actor: 
     values = await _version_values(session, body, base=None)
     breach = Breach(id=new_id("brc"), status=BreachStatus.OPEN.value,
                     detected_at=body.detected_at, aware_at=body.aware_at, created_at=now,
-                    created_by=actor_text(actor), current_version=1, updated_at=now)
+                    created_by=actor_label(actor), current_version=1, updated_at=now)
     session.add(breach)
-    session.add(BreachVersion(breach_id=breach.id, version=1, created_by=actor_text(actor),
+    session.add(BreachVersion(breach_id=breach.id, version=1, created_by=actor_label(actor),
                               created_at=now, **values))
     await session.flush()
     return breach
@@ -198,7 +194,7 @@ async def do_append_version(session: AsyncSession, *, breach_id: str, body: Brea
     breach.current_version += 1
     breach.updated_at = now
     session.add(BreachVersion(breach_id=breach.id, version=breach.current_version,
-                              created_by=actor_text(actor), created_at=now, **values))
+                              created_by=actor_label(actor), created_at=now, **values))
     await session.flush()
     return breach
 
@@ -257,7 +253,7 @@ async def _notify_client(rt: Services, session: AsyncSession, breach: Breach,
         undeliverable=None if mail_ids else NO_ACTIVE_OWNER,
         subjects=sum(line.subjects for line in lines),
         records=sum(line.records for line in lines), queued_at=now,
-        created_by=actor_text(actor))
+        created_by=actor_label(actor))
     session.add(notice)
     return notice
 
@@ -271,7 +267,7 @@ async def do_close(session: AsyncSession, *, breach_id: str, reason: str, actor:
     if breach.status == BreachStatus.CLOSED:
         raise Conflict(f"The breach {breach.id} is closed already.", code="breach_closed")
     breach.status = BreachStatus.CLOSED.value
-    breach.closed_at, breach.closed_by, breach.close_reason = now, actor_text(actor), reason
+    breach.closed_at, breach.closed_by, breach.close_reason = now, actor_label(actor), reason
     breach.updated_at = now
     await session.flush()
     return breach

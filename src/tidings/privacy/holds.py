@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.audit.service import Actor, audit_row, record
+from tidings.audit.service import Actor, actor_label, audit_row, record
 from tidings.core.ids import new_id
 from tidings.privacy.models import LegalHold
 from tidings.web.errors import Conflict, InvalidRequest, NotFound
@@ -32,7 +32,7 @@ async def do_place_hold(session: AsyncSession, *, tenant: str, index: str, basis
     if await active_hold(session, tenant=tenant, index=index) is not None:
         raise Conflict("This person is already under a legal hold.", code="hold_exists")
     hold = LegalHold(id=new_id("hold"), tenant_id=tenant, subject_index=index, basis=basis,
-                     created_by=f"{actor.type}:{actor.id}"[:80], created_at=now)
+                     created_by=actor_label(actor), created_at=now)
     session.add(hold)
     await record(session, [audit_row(tenant=tenant, actor=actor, action="create",
                                      table=_TABLE, row_id=hold.id,
@@ -48,7 +48,7 @@ async def do_release_hold(session: AsyncSession, *, tenant: str, hold_id: str,
         raise NotFound("There is no such legal hold.", code="legal_hold_not_found")
     if hold.released_at is not None:
         raise Conflict("The legal hold is released already.", code="hold_released")
-    hold.released_at, hold.released_by = now, f"{actor.type}:{actor.id}"[:80]
+    hold.released_at, hold.released_by = now, actor_label(actor)
     await record(session, [audit_row(tenant=tenant, actor=actor, action="update",
                                      table=_TABLE, row_id=hold.id, fields=["released_at"],
                                      now=now)])

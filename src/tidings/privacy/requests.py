@@ -26,7 +26,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.audit.service import Actor, audit_row, record
+from tidings.audit.service import Actor, actor_label, audit_row, record
 from tidings.core.ids import new_id
 from tidings.jobs.outbox import enqueue_rows, job_row
 from tidings.numbers.service import normalize_number
@@ -100,10 +100,6 @@ def actor_of(created_by: str) -> Actor:
     return Actor(kind, ident)
 
 
-def _actor_text(actor: Actor) -> str:
-    return f"{actor.type}:{actor.id}"[:80]
-
-
 async def do_create_request(session: AsyncSession, *, keys: TenantKeys, tenant: str,
                             type_: RequestType, subject: Subject, note: str | None,
                             rectify_to: Subject | None, source: str, actor: Actor,
@@ -123,7 +119,7 @@ async def do_create_request(session: AsyncSession, *, keys: TenantKeys, tenant: 
         rectify_enc=None if rectify_to is None else keys.encrypt(
             rectify_to.address, field=REQUEST_SUBJECT_FIELD),
         source=source, received_at=now, due_at=due_at(now), outcome={},
-        created_by=_actor_text(actor), updated_at=now)
+        created_by=actor_label(actor), updated_at=now)
     session.add(row)
     await session.flush()
     if type_ not in _DECIDED_BY_A_PERSON:

@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.audit.service import Actor, audit_row, record
+from tidings.audit.service import Actor, actor_label, audit_row, record
 from tidings.core.ids import new_id
 from tidings.core.ttl_cache import KeyedTtlCache
 from tidings.privacy.models import SubjectRestriction
@@ -64,7 +64,7 @@ async def do_lift(session: AsyncSession, *, tenant: str, restriction_id: str, ac
         raise NotFound("There is no such restriction.", code="restriction_not_found")
     if row.lifted_at is not None:
         raise Conflict("The restriction is lifted already.", code="restriction_lifted")
-    row.lifted_at, row.lifted_by = now, f"{actor.type}:{actor.id}"[:80]
+    row.lifted_at, row.lifted_by = now, actor_label(actor)
     await record(session, [audit_row(tenant=tenant, actor=actor, action="update",
                                      table=_TABLE, row_id=row.id, fields=["lifted_at"],
                                      now=now)])

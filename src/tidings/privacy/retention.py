@@ -23,11 +23,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Account, AccountStatus
-from tidings.audit.service import SYSTEM_ACTOR, Actor, audit_row, record
+from tidings.audit.service import SYSTEM_ACTOR, Actor, actor_label, audit_row, record
 from tidings.core.ids import new_id
 from tidings.core.logs import get_logger
 from tidings.core.services import Services
@@ -79,7 +79,7 @@ async def set_message_body_days(session: AsyncSession, *, tenant: str, days: int
                              code="retention_out_of_limits", parameter="message_body_days")
     policy = await _policy(session, tenant, now)
     policy.message_body_days, policy.updated_at = days, now
-    policy.updated_by = f"{actor.type}:{actor.id}"[:80]
+    policy.updated_by = actor_label(actor)
     await record(session, [audit_row(tenant=tenant, actor=actor, action="update",
                                      table="retention_policies", row_id=tenant,
                                      fields=["message_body_days"], now=now)])
@@ -210,13 +210,15 @@ def _day(moment: datetime) -> datetime:
 async def _destroy_unused_keys(rt: Services, tenant: str, key_ids: set[str],
                                now: datetime) -> int:
     """Destroy each of ``key_ids`` that no message still to anonymise is under."""
+    if not key_ids:
+        return 0
+    async with rt.db.transaction(tenant=tenant, write=False) as session:
+        in_use = set((await session.scalars(select(Message.subject_key).distinct().where(
+            Message.tenant_id == tenant, Message.subject_key.in_(sorted(key_ids)),
+            Message.anonymised_at.is_(None)))).all())
     destroyed = 0
-    for key_id in sorted(key_ids):
-        async with rt.db.transaction(tenant=tenant, write=False) as session:
-            in_use = await session.scalar(select(exists().where(
-                Message.tenant_id == tenant, Message.subject_key == key_id,
-                Message.anonymised_at.is_(None))))
-        if not in_use and await rt.vault.erase_subject(tenant, key_id, now=now):
+    for key_id in sorted(key_ids - in_use):
+        if await rt.vault.erase_subject(tenant, key_id, now=now):
             destroyed += 1
     return destroyed
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import urllib.parse
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,11 +209,13 @@ async def _subject_ciphers(keyrings: dict[str, TenantKeys], table: Table,
     """The person's key of each row that names one (messages), where it still lives."""
     if "subject_key" not in table.c:
         return {}
-    found: dict[str, FieldCipher | None] = {}
+    by_tenant: dict[str, list[_Keyed]] = defaultdict(list)
     for row in rows:
-        keys = keyrings.get(row["tenant_id"])
-        if keys is not None and row["subject_key"] is not None:
-            found.update(await ciphers_of(keys, [_Keyed(row["id"], row["subject_key"])]))
+        if row["subject_key"] is not None and row["tenant_id"] in keyrings:
+            by_tenant[row["tenant_id"]].append(_Keyed(row["id"], row["subject_key"]))
+    found: dict[str, FieldCipher | None] = {}
+    for tenant, keyed in by_tenant.items():  # one key-store read a tenant, not a row
+        found.update(await ciphers_of(keyrings[tenant], keyed))
     return found
 
 

@@ -35,11 +35,12 @@ from tidings.audit.service import Actor, audit_row, record
 from tidings.core.ids import new_id
 from tidings.core.logs import get_logger
 from tidings.core.services import Services
+from tidings.mail.account_notices import owners_of
 from tidings.mail.service import MailKind, queue_mail, wake_sender
 from tidings.privacy.models import AccountPurge
 from tidings.privacy.pdf import document_pdf
 from tidings.storage.db import SYSTEM, Base
-from tidings.users.models import User, UserStatus
+from tidings.users.models import User
 from tidings.users.service import user_keys
 from tidings.web.errors import Conflict, NotFound
 
@@ -141,9 +142,8 @@ async def _subtree(session: AsyncSession, root: str) -> list[str]:
 
 async def _owner_addresses(rt: Services, session: AsyncSession, tenant: str) -> list[str]:
     """Where the certificate goes: the owners' addresses, read before their rows go."""
-    owners = (await session.scalars(select(User).where(
-        User.tenant_id == tenant, User.role == "owner",
-        User.status == UserStatus.ACTIVE.value))).all()
+    ids = await owners_of(session, tenant)
+    owners = (await session.scalars(select(User).where(User.id.in_(ids)))).all()
     return [(await user_keys(rt, user)).decrypt(user.email_enc, field=_OWNER_EMAIL_FIELD)
             for user in owners]
 
