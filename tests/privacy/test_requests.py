@@ -409,6 +409,11 @@ async def test_dsr_1_the_access_bundle_downloads_as_json_and_html_for_seven_days
     await watch_deadlines(rt)  # the chore deletes it
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         assert await session.scalar(select(func.count()).select_from(PrivacyBundle)) == 0
+        bundle_events = (await session.execute(select(AuditEvent.action, AuditEvent.actor_type)
+                                               .where(AuditEvent.table_name ==
+                                                      "privacy_bundles"))).all()
+    assert sorted(tuple(e) for e in bundle_events) == [("create", "api_key"),
+                                                       ("delete", "system")]
     erasure = await ask(client, acme, "erasure")
     nothing = await client.get(f"/v1/privacy/requests/{erasure['id']}/bundle",
                                headers=acme.headers)

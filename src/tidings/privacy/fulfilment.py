@@ -126,9 +126,13 @@ async def _bundle(rt: Services, keys: TenantKeys, row: PrivacyRequest,
     async with rt.db.transaction(tenant=row.tenant_id) as session:
         if await session.scalar(select(PrivacyBundle.id).where(
                 PrivacyBundle.request_id == row.id)) is None:
-            session.add(PrivacyBundle(id=new_id("pb"), tenant_id=row.tenant_id,
+            bundle_id = new_id("pb")
+            session.add(PrivacyBundle(id=bundle_id, tenant_id=row.tenant_id,
                                       request_id=row.id, content_enc=sealed, created_at=now,
                                       expires_at=expires))
+            await record(session, [audit_row(
+                tenant=row.tenant_id, actor=actor_of(row.created_by), action="create",
+                table="privacy_bundles", row_id=bundle_id, fields=["content"], now=now)])
     return ({"messages": len(content.get("messages", [])),
              "bundle_expires_at": expires.isoformat()}, RequestStatus.COMPLETED)
 

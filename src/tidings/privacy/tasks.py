@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 
-from tidings.audit.service import SYSTEM_ACTOR, Actor
+from tidings.audit.service import SYSTEM_ACTOR, Actor, audit_row, record
 from tidings.jobs.registry import JobRegistry
 from tidings.privacy.deadlines import ALERT_BEFORE
 from tidings.privacy.erasure import REPLAY_GRACE, replay_erasures
@@ -51,7 +51,14 @@ async def watch_deadlines(rt: Services) -> None:
             await queue_privacy_mail(rt, session, account_id=row.tenant_id, now=now,
                                      actor=_DEADLINE_ACTOR, subject=_alert_subject(row, now),
                                      body=_alert_body(row))
-        await session.execute(delete(PrivacyBundle).where(PrivacyBundle.expires_at <= now))
+        expired = (await session.execute(select(PrivacyBundle.id, PrivacyBundle.tenant_id)
+                                         .where(PrivacyBundle.expires_at <= now))).all()
+        if expired:
+            await session.execute(delete(PrivacyBundle).where(
+                PrivacyBundle.id.in_([bundle_id for bundle_id, _ in expired])))
+            await record(session, [audit_row(
+                tenant=tenant, actor=_DEADLINE_ACTOR, action="delete", table="privacy_bundles",
+                row_id=bundle_id, fields=["content"], now=now) for bundle_id, tenant in expired])
 
 
 def _alert_subject(row: PrivacyRequest, now: datetime) -> str:
