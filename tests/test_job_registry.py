@@ -49,11 +49,14 @@ def test_workers_take_their_loops_and_lease_from_the_settings(tmp_path: Path) ->
 
 def test_every_domain_registers_its_kinds_in_the_order_a_drain_runs_them() -> None:
     assert JOB_KINDS == ("message.dispatch", "message.expire", "message.fallback",
-                         "webhook.deliver", "smpp.deliver", "mail.send", "privacy.fulfil")
+                         "webhook.deliver", "smpp.deliver", "mail.send", "privacy.fulfil",
+                         "subprocessors.notify", "policies.notify")
     assert {chore.name for chore in JOBS.chores} == {"messages_by_status", "audit_seal",
                                                      "erasure_replay", "privacy_deadlines",
                                                      "idempotency_prune", "retention",
-                                                     "account_purges", "breach_clocks"}
+                                                     "account_purges", "breach_clocks",
+                                                     "subprocessor_objections",
+                                                     "service_stats"}
     webhooks = JOBS.kinds[DELIVER_JOB]
     assert webhooks.yields_to == DISPATCH_JOB
 

@@ -11,6 +11,7 @@ from tidings import __version__
 from tidings.accounts.api import router as accounts_router
 from tidings.audit.api import router as audit_router
 from tidings.breaches.api import operator_router as operator_breaches_router
+from tidings.consents.api import router as consents_router
 from tidings.core.clock import Clock
 from tidings.core.settings import Settings
 from tidings.mail.api import operator_router as operator_notices_router
@@ -24,6 +25,8 @@ from tidings.operators.accounts_api import router as operator_accounts_router
 from tidings.operators.api import router as ops_router
 from tidings.operators.break_glass_api import account_router as break_glass_router
 from tidings.operators.break_glass_api import operator_router as operator_break_glass_router
+from tidings.policies.api import operator_router as operator_policies_router
+from tidings.policies.api import router as policies_router
 from tidings.portal.errors import error_page
 from tidings.portal.routes import install_portal
 from tidings.privacy.api import operator_router as operator_privacy_router
@@ -37,6 +40,10 @@ from tidings.runtime import close_runtime, open_runtime
 from tidings.signup.api import operator_router as operator_signup_router
 from tidings.signup.api import router as verification_router
 from tidings.signup.api import signup_router
+from tidings.subprocessors.api import operator_router as operator_subprocessors_router
+from tidings.subprocessors.api import public_router as public_subprocessors_router
+from tidings.subprocessors.api import router as subprocessors_router
+from tidings.usage_stats.api import operator_router as operator_stats_router
 from tidings.users.api import auth_router, users_router
 from tidings.web.api_docs import install_api_docs
 from tidings.web.errors import install_error_handlers
@@ -63,7 +70,9 @@ ROUTERS = (messages_router, accounts_router, auth_router, users_router, audit_ro
            operator_accounts_router, privacy_router, privacy_schemas_router,
            operator_privacy_router, retention_router, operator_purges_router,
            ropa_router,
-           operator_breaches_router)
+           operator_breaches_router, operator_stats_router, consents_router,
+           policies_router, operator_policies_router,
+           subprocessors_router, operator_subprocessors_router, public_subprocessors_router)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:

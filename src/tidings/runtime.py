@@ -38,6 +38,7 @@ from tidings.messaging.idempotency import key_legacy_fingerprints
 from tidings.messaging.inbound import take_inbound
 from tidings.metrics import Metrics
 from tidings.migrations.run import upgrade
+from tidings.policies import tasks as policy_tasks
 from tidings.privacy import tasks as privacy_tasks
 from tidings.privacy.erasure import replay_erasures
 from tidings.privacy.restrictions import RestrictedSubjects
@@ -48,6 +49,8 @@ from tidings.storage.db import Database
 from tidings.storage.files import make_storage_private
 from tidings.storage.vault import Vault
 from tidings.storage.writer import GroupWriter
+from tidings.subprocessors import tasks as subprocessor_tasks
+from tidings.usage_stats import tasks as usage_stats_tasks
 from tidings.users.sessions import SessionPolicy
 from tidings.web.ratelimits import RateLimits, open_rate_limits
 from tidings.webhooks import tasks as webhook_tasks
@@ -128,9 +131,10 @@ def job_registry() -> JobRegistry:
     return registry
 
 
-# The domains with work for the workers, in the order a drain runs their kinds.
+# The domains with work for the workers, in the order a drain runs their kinds (and a
+# housekeeping round their chores: the statistics' before retention's).
 DOMAIN_TASKS = (messaging_tasks, webhook_tasks, smpp_tasks, mail_tasks, audit_tasks,
-                privacy_tasks, breach_tasks)
+                usage_stats_tasks, privacy_tasks, breach_tasks, subprocessor_tasks, policy_tasks)
 JOBS = job_registry()
 JOB_KINDS = JOBS.kind_names
 

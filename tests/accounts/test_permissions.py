@@ -37,7 +37,9 @@ CONTRACT_PERMISSIONS = {
 }
 # What the roles table needs beyond the contract: what the owner may do and an admin not.
 OWNER_ONLY_PERMISSIONS = {"account:close", "account:transfer_owner"}
-ALL_PERMISSIONS = CONTRACT_PERMISSIONS | OWNER_ONLY_PERMISSIONS
+# Consent records (issue 17): recorded by whoever manages the people messaged.
+CONSENT_PERMISSIONS = {"consents:manage"}
+ALL_PERMISSIONS = CONTRACT_PERMISSIONS | OWNER_ONLY_PERMISSIONS | CONSENT_PERMISSIONS
 
 ROLES = {"owner", "admin", "developer", "billing", "compliance", "analyst", "support"}
 
@@ -49,18 +51,19 @@ EXPECTED_MATRIX: dict[str, set[str]] = {
     "admin": {
         "messages:send", "messages:read", "messages:read_content", "numbers:manage",
         "webhooks:manage", "keys:manage", "users:manage", "subaccounts:manage",
-        "billing:read", "audit:read", "privacy:manage", "reports:read",
+        "billing:read", "audit:read", "privacy:manage", "reports:read", "consents:manage",
     },
-    # send, read messages with content, numbers, webhooks, API keys
+    # send, read messages with content, numbers, webhooks, API keys; consents of the
+    # people it sends to
     "developer": {
         "messages:send", "messages:read", "messages:read_content", "numbers:manage",
-        "webhooks:manage", "keys:manage",
+        "webhooks:manage", "keys:manage", "consents:manage",
     },
     # balances, usage, invoices; no message content
     "billing": {"billing:read"},
     # audit events, privacy and consent records, message metadata; content only through
     # a recorded reason, which is not a role permission
-    "compliance": {"audit:read", "privacy:manage", "messages:read"},
+    "compliance": {"audit:read", "privacy:manage", "consents:manage", "messages:read"},
     # counts and reports only
     "analyst": {"reports:read"},
     # read messages with masked numbers and no bodies; no sending

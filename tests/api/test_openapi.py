@@ -28,7 +28,8 @@ CLIENT_PACKAGE = "tidings_generated_client"
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 # Meta calls these, signed with the connector's app secret; no API key is involved.
 # Carriers' callbacks, and published documents anyone may read.
-NOT_CLIENT_CALLS = {"verify_whatsapp_webhook", "receive_whatsapp_webhook", "get_privacy_schema"}
+NOT_CLIENT_CALLS = {"verify_whatsapp_webhook", "receive_whatsapp_webhook", "get_privacy_schema",
+                    "get_public_subprocessors"}
 # Logging in is how a person gets a token: these take none.
 LOG_IN_CALLS = {"log_in", "log_in_second_factor"}
 # Signing up is how a client gets an account, a reset how a person gets back in:

@@ -85,6 +85,9 @@ def test_the_walk_sees_the_routes_it_must() -> None:
     assert checked[("POST", "/v1/users")] is Permission.USERS_MANAGE
     assert checked[("GET", "/v1/audit-events")] is Permission.AUDIT_READ
     assert checked[("POST", "/v1/keys")] is Permission.KEYS_MANAGE
+    assert checked[("POST", "/v1/consents")] is Permission.CONSENTS_MANAGE
+    assert checked[("GET", "/v1/consents")] is Permission.CONSENTS_MANAGE
+    assert checked[("POST", "/v1/consents/imports")] is Permission.CONSENTS_MANAGE
     assert len(checked) >= 25
 
 

@@ -36,6 +36,12 @@ def test_the_walk_sees_the_pages_it_must() -> None:
     assert pages[("GET", "/portal/privacy")] is Permission.PRIVACY_MANAGE
     assert pages[("POST", "/portal/privacy/requests/{request_id}/extend")] \
         is Permission.PRIVACY_MANAGE
+    # Any member reads the sub-processors; objecting is privacy:manage's, as in the API.
+    assert pages[("GET", "/portal/privacy/subprocessors")] is None
+    assert pages[("POST", "/portal/privacy/subprocessors/{sub_id}/objection")] \
+        is Permission.PRIVACY_MANAGE
+    assert pages[("GET", "/portal/consents")] is Permission.CONSENTS_MANAGE
+    assert pages[("POST", "/portal/consents/imports")] is Permission.CONSENTS_MANAGE
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -98,3 +98,4 @@ MayManageSubaccounts = Annotated[Principal, Depends(Require(_P.SUBACCOUNTS_MANAG
 MayReadAudit = Annotated[Principal, Depends(Require(_P.AUDIT_READ))]
 MayReadReports = Annotated[Principal, Depends(Require(_P.REPORTS_READ))]
 MayManagePrivacy = Annotated[Principal, Depends(Require(_P.PRIVACY_MANAGE))]
+MayManageConsents = Annotated[Principal, Depends(Require(_P.CONSENTS_MANAGE))]

@@ -35,6 +35,7 @@ class Permission(StrEnum):
     BILLING_READ = "billing:read"
     AUDIT_READ = "audit:read"
     PRIVACY_MANAGE = "privacy:manage"
+    CONSENTS_MANAGE = "consents:manage"
     REPORTS_READ = "reports:read"
     # The two things that separate the owner from an admin.
     ACCOUNT_CLOSE = "account:close"
@@ -56,6 +57,7 @@ PERMISSION_DESCRIPTIONS: Mapping[Permission, str] = MappingProxyType({
     Permission.BILLING_READ: "See balances, usage and invoices.",
     Permission.AUDIT_READ: "Read the account's audit events.",
     Permission.PRIVACY_MANAGE: "Read and manage privacy and consent records.",
+    Permission.CONSENTS_MANAGE: "Record, import and read people's consent to be messaged.",
     Permission.REPORTS_READ: "See counts and reports, with phone numbers masked and no bodies.",
     Permission.ACCOUNT_CLOSE: "Close the account.",
     Permission.ACCOUNT_TRANSFER_OWNER: "Make another user the account's owner.",
@@ -98,7 +100,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType({
         _P.NUMBERS_MANAGE, _P.WEBHOOKS_MANAGE, _P.KEYS_MANAGE,
         _P.USERS_MANAGE, _P.SUBACCOUNTS_MANAGE,
         _P.BILLING_READ, _P.AUDIT_READ, _P.PRIVACY_MANAGE, _P.REPORTS_READ,
-        _P.ACCOUNT_CLOSE, _P.ACCOUNT_TRANSFER_OWNER,
+        _P.CONSENTS_MANAGE, _P.ACCOUNT_CLOSE, _P.ACCOUNT_TRANSFER_OWNER,
     }),
     # Everything but closing the account and changing the owner.
     Role.ADMIN: frozenset({
@@ -106,11 +108,13 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType({
         _P.NUMBERS_MANAGE, _P.WEBHOOKS_MANAGE, _P.KEYS_MANAGE,
         _P.USERS_MANAGE, _P.SUBACCOUNTS_MANAGE,
         _P.BILLING_READ, _P.AUDIT_READ, _P.PRIVACY_MANAGE, _P.REPORTS_READ,
+        _P.CONSENTS_MANAGE,
     }),
-    # Send, read messages with content, numbers, webhooks, API keys.
+    # Send, read messages with content, numbers, webhooks, API keys; the consents of the
+    # people it sends to (its systems record the opt-ins their forms and keywords take).
     Role.DEVELOPER: frozenset({
         _P.MESSAGES_SEND, _P.MESSAGES_READ, _P.MESSAGES_READ_CONTENT,
-        _P.NUMBERS_MANAGE, _P.WEBHOOKS_MANAGE, _P.KEYS_MANAGE,
+        _P.NUMBERS_MANAGE, _P.WEBHOOKS_MANAGE, _P.KEYS_MANAGE, _P.CONSENTS_MANAGE,
     }),
     # Balances, usage and invoices; no message content.
     Role.BILLING: frozenset({
@@ -119,7 +123,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType({
     # Audit events, privacy and consent records, message metadata. Content only through
     # a recorded reason, which is a separate, audited grant: never messages:read_content.
     Role.COMPLIANCE: frozenset({
-        _P.AUDIT_READ, _P.PRIVACY_MANAGE, _P.MESSAGES_READ,
+        _P.AUDIT_READ, _P.PRIVACY_MANAGE, _P.CONSENTS_MANAGE, _P.MESSAGES_READ,
     }),
     # Counts and reports only: numbers masked, no bodies.
     Role.ANALYST: frozenset({

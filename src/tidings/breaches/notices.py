@@ -14,20 +14,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from tidings.audit.service import Actor
 from tidings.breaches.clock import due_at
 from tidings.breaches.impact import AccountImpact
 from tidings.breaches.models import Breach, BreachVersion
-from tidings.mail.service import MailKind, queue_mail
-from tidings.users.models import User, UserStatus
 
 if TYPE_CHECKING:
-    from tidings.core.services import Services
+    pass
 
-__all__ = ["client_notice", "escalation_mail", "mail_staff", "page_mail", "staff_members"]
+__all__ = ["client_notice", "escalation_mail", "page_mail"]
 
 LISTED_ACCOUNTS = 100  # a client with more: the rest in one line (the mail's size is capped)
 _NATURES = {
@@ -106,19 +100,3 @@ def page_mail(breach: Breach) -> tuple[str, str]:
             f"at {_when(breach.aware_at)}), and is not. Notify them now, and record why "
             f"it was late: /operator/breaches/{breach.id}.\n")
     return subject, body
-
-
-async def staff_members(session: AsyncSession) -> list[str]:
-    """The ids of the operator's active staff (users of no account)."""
-    return list((await session.scalars(select(User.id).where(
-        User.tenant_id.is_(None), User.status == UserStatus.ACTIVE.value)
-        .order_by(User.created_at, User.id))).all())
-
-
-async def mail_staff(rt: Services, session: AsyncSession, *, subject: str, body: str,
-                     actor: Actor, now: datetime) -> list[str]:
-    """A mail to every active member of staff, in ``session`` (opened as ``SYSTEM``);
-    the mails' ids."""
-    return [await queue_mail(rt, session, kind=MailKind.BREACH, subject=subject, body=body,
-                             now=now, actor=actor, to_user_id=user_id)
-            for user_id in await staff_members(session)]

@@ -32,8 +32,8 @@ from tidings.breaches.notices import client_notice
 from tidings.breaches.schemas import BreachScopeIn, BreachVersionIn, CreateBreach
 from tidings.core.data_categories import CATEGORIES
 from tidings.core.ids import new_id
-from tidings.mail.account_notices import owners_of
-from tidings.mail.service import MailKind, queue_mail
+from tidings.mail.account_notices import queue_owner_notice
+from tidings.mail.service import MailKind
 from tidings.web.errors import Conflict, InvalidRequest, NotFound
 
 if TYPE_CHECKING:
@@ -242,10 +242,9 @@ async def _notify_client(rt: Services, session: AsyncSession, breach: Breach,
     assert account is not None  # the scope's accounts were found a moment ago
     subject, body = client_notice(breach, version, account_name=account.name,
                                   controller_id=client, lines=lines)
-    mail_ids = [await queue_mail(rt, session, kind=MailKind.BREACH, subject=subject,
-                                 body=body, now=now, actor=actor, to_user_id=owner,
-                                 account_id=client, audit_action=NOTICE_ACTION)
-                for owner in await owners_of(session, client)]
+    mail_ids = await queue_owner_notice(rt, session, account_id=client, kind=MailKind.BREACH,
+                                        subject=subject, body=body, actor=actor, now=now,
+                                        audit_action=NOTICE_ACTION)
     notice = BreachNotice(
         id=new_id("bnt"), breach_id=breach.id, version=version.version, tenant_id=client,
         accounts=[line.tenant_id for line in lines],

@@ -16,10 +16,11 @@ from sqlalchemy import and_, or_, select
 from tidings.audit.service import Actor
 from tidings.breaches.clock import DUE_AFTER, ESCALATE_AFTER, is_overdue
 from tidings.breaches.models import Breach, BreachStatus
-from tidings.breaches.notices import escalation_mail, mail_staff, page_mail
+from tidings.breaches.notices import escalation_mail, page_mail
 from tidings.core.logs import get_logger
 from tidings.jobs.registry import JobRegistry
-from tidings.mail.service import wake_sender
+from tidings.mail.account_notices import mail_staff
+from tidings.mail.service import MailKind, wake_sender
 from tidings.storage.db import SYSTEM
 
 if TYPE_CHECKING:
@@ -47,14 +48,14 @@ async def watch_clocks(rt: Services) -> None:
                 subject, body = page_mail(breach)
                 breach.overdue_at = now
                 breach.escalated_at = breach.escalated_at or now
-                mails = await mail_staff(rt, session, subject=subject, body=body,
-                                         actor=_CLOCK_ACTOR, now=now)
+                mails = await mail_staff(rt, session, kind=MailKind.BREACH, subject=subject,
+                                         body=body, actor=_CLOCK_ACTOR, now=now)
                 paged.append((breach.id, len(mails)))
             else:
                 subject, body = escalation_mail(breach)
                 breach.escalated_at = now
-                mails = await mail_staff(rt, session, subject=subject, body=body,
-                                         actor=_CLOCK_ACTOR, now=now)
+                mails = await mail_staff(rt, session, kind=MailKind.BREACH, subject=subject,
+                                         body=body, actor=_CLOCK_ACTOR, now=now)
                 escalated.append((breach.id, len(mails)))
     for breach_id, mailed in escalated:
         log.warning("breach_escalated", breach_id=breach_id, staff_mailed=mailed)

@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from tidings.audit.service import Actor
     from tidings.core.settings import Settings
     from tidings.runtime import Runtime
 
 T = TypeVar("T")
+M = TypeVar("M", bound="BaseModel")
 
 
 def operator_actor() -> Actor:
@@ -74,6 +77,18 @@ def require_database(settings: Settings) -> None:
 def fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
+
+
+def validated(model: type[M], data: dict[str, Any]) -> M:
+    """``data`` as the API's body ``model``, or exit naming each field that is wrong
+    (pydantic imported here, so that a command's ``--help`` stays cheap)."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fail("; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                       for e in exc.errors()))
 
 
 def emit(data: Any, *, as_json: bool, text: str) -> None:

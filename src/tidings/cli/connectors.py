@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from pydantic import BaseModel, ValidationError
 
-from tidings.cli.common import emit, fail, with_runtime
+from tidings.cli.common import emit, validated, with_runtime
 from tidings.cli.secrets import secret_option
 from tidings.operators.service import (
     do_create_operator_key,
@@ -16,6 +15,7 @@ from tidings.operators.service import (
 )
 from tidings.routing.schemas import (
     AnyConnectorIn,
+    ConnectorSubprocessorIn,
     RouteIn,
     SmppConnectorIn,
     SmtpConnectorIn,
@@ -28,6 +28,7 @@ from tidings.routing.service import (
     do_create_connector,
     do_remove_connector,
     do_remove_route,
+    do_set_subprocessor,
     list_connector_errors,
     list_connectors,
     list_routes,
@@ -36,17 +37,6 @@ from tidings.routing.service import (
 )
 from tidings.runtime import Runtime
 from tidings.storage.db import SYSTEM
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _validated(model: type[M], data: dict[str, Any]) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                             for e in exc.errors())
-        fail(problems)
 
 
 @click.group("connectors")
@@ -75,10 +65,12 @@ def add() -> None:
               show_default=True, help="How messages longer than one SMS travel.")
 @click.option("--gsm7-coding", type=click.Choice(["gsm7", "latin1"]), default="gsm7",
               show_default=True, help="data_coding for GSM-7 text: 0, or 3 (Latin-1).")
+@click.option("--subprocessor", "subprocessor_id", default=None, metavar="SUB_ID",
+              help="The company behind it, in the sub-processor register.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def add_smpp(name: str | None, as_json: bool, **options: Any) -> None:
     """An SMPP 3.4 connection to an SMSC (transceiver binds)."""
-    _add(_validated(SmppConnectorIn, {"name": name or _default_name("smpp", options["host"]),
+    _add(validated(SmppConnectorIn, {"name": name or _default_name("smpp", options["host"]),
                                       **options}), as_json)
 
 
@@ -99,10 +91,12 @@ def add_smpp(name: str | None, as_json: bool, **options: Any) -> None:
 @click.option("--listen-host", default="127.0.0.1", show_default=True)
 @click.option("--listen-port", type=int, default=None,
               help="Run our SMTP listener here to take bounces.")
+@click.option("--subprocessor", "subprocessor_id", default=None, metavar="SUB_ID",
+              help="The company behind it, in the sub-processor register.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def add_smtp(name: str | None, as_json: bool, **options: Any) -> None:
     """An SMTP relay for the email channel."""
-    _add(_validated(SmtpConnectorIn, {"name": name or _default_name("smtp", options["host"]),
+    _add(validated(SmtpConnectorIn, {"name": name or _default_name("smtp", options["host"]),
                                       **options}), as_json)
 
 
@@ -120,11 +114,13 @@ def add_smtp(name: str | None, as_json: bool, **options: Any) -> None:
 @click.option("--display-phone-number", default=None,
               help="The number as Meta shows it; accounts may be given it even if no "
                    "numbering plan knows it (Meta's +1 555 test numbers).")
+@click.option("--subprocessor", "subprocessor_id", default=None, metavar="SUB_ID",
+              help="The company behind it, in the sub-processor register.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def add_whatsapp(as_json: bool, **options: Any) -> None:
     """A WhatsApp Business number on the Cloud API; its webhook is
     /v1/whatsapp/NAME/webhook."""
-    _add(_validated(WhatsAppConnectorIn, options), as_json)
+    _add(validated(WhatsAppConnectorIn, options), as_json)
 
 
 def _default_name(kind: str, host: str) -> str:
@@ -153,6 +149,31 @@ def list_(as_json: bool) -> None:
                     for r in await list_connectors(session)]
         emit(rows, as_json=as_json, text="\n".join(
             f"{r['name']}\t{r['kind']}\t{','.join(r['channels'])}" for r in rows) or "none")
+    with_runtime(work)
+
+
+@connectors.command("set-subprocessor")
+@click.argument("name")
+@click.option("--subprocessor", "subprocessor_id", default=None, metavar="SUB_ID",
+              help="The company's entry in the sub-processor register.")
+@click.option("--none", "own", is_flag=True, help="The operator's own: no sub-processor.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def set_subprocessor(name: str, subprocessor_id: str | None, own: bool, as_json: bool) -> None:
+    """Name the company behind connector NAME: it carries an account's messages only
+    once that sub-processor is in effect for the account."""
+    if (subprocessor_id is None) == (not own):
+        raise click.UsageError("Give exactly one of --subprocessor SUB_ID and --none.")
+    body = validated(ConnectorSubprocessorIn, {"subprocessor_id": subprocessor_id})
+
+    async def work(rt: Runtime) -> None:
+        keys = await rt.vault.keys_for(OPERATOR_KEYRING)
+        async with rt.db.transaction(tenant=SYSTEM) as session:
+            row = await do_set_subprocessor(session, name=name,
+                                            subprocessor_id=body.subprocessor_id,
+                                            now=rt.clock.now())
+            out = connector_out(keys, row)
+        emit(out.model_dump(mode="json"), as_json=as_json,
+             text=f"connector {name}: {out.subprocessor_id or 'no sub-processor'}")
     with_runtime(work)
 
 
@@ -189,7 +210,7 @@ def routes() -> None:
 
 def _target(text: str) -> TargetIn:
     name, _, weight = text.partition(":")
-    return _validated(TargetIn, {"connector": name, "weight": weight or 1})
+    return validated(TargetIn, {"connector": name, "weight": weight or 1})
 
 
 @routes.command("add")
@@ -205,7 +226,7 @@ def _target(text: str) -> TargetIn:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def add_route(targets: tuple[str, ...], as_json: bool, **options: Any) -> None:
     """Add a routing rule."""
-    body = _validated(RouteIn, {**options,
+    body = validated(RouteIn, {**options,
                                 "connectors": [_target(t).model_dump() for t in targets]})
 
     async def work(rt: Runtime) -> None:

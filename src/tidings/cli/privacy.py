@@ -11,6 +11,7 @@ import click
 
 from tidings.cli.common import emit, operator_actor, with_runtime
 from tidings.cli.privacy_breaches import breaches
+from tidings.cli.privacy_subprocessors import subprocessors
 
 if TYPE_CHECKING:
     from tidings.privacy.schemas import RequestOut
@@ -21,10 +22,11 @@ _TYPES = ("access", "rectification", "erasure", "restriction", "portability", "o
 
 @click.group("privacy")
 def privacy() -> None:
-    """Data protection: requests, holds, retention, purges, breaches, ROPA, scan."""
+    """Data protection: requests, holds, retention, purges, breaches, sub-processors, ROPA, scan."""
 
 
 privacy.add_command(breaches)
+privacy.add_command(subprocessors)
 
 
 @privacy.group("requests")

@@ -7,19 +7,17 @@ object in a file (``--file``, ``-`` for standard input), the API's body.
 from __future__ import annotations
 
 import json
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from tidings.cli.common import emit, fail, operator_actor, with_runtime
+from tidings.cli.common import emit, fail, operator_actor, validated, with_runtime
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
 
     from tidings.breaches.schemas import BreachDetail, BreachImpactOut, BreachOut
     from tidings.runtime import Runtime
 
-M = TypeVar("M", bound="BaseModel")
 _STATUSES = ("open", "notified", "closed")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 file_option = click.option(
@@ -45,15 +43,6 @@ def _fields(source: IO[str] | None) -> dict[str, Any]:
         fail(f"{source.name}: a JSON object is expected")
     return data
 
-
-def _validated(model: type[M], data: dict[str, Any]) -> M:
-    from pydantic import ValidationError
-
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        fail("; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-                       for e in exc.errors()))
 
 
 def _clock(out: BreachOut) -> str:
@@ -122,7 +111,7 @@ def create(detected_at: str | None, aware_at: str | None, source: IO[str] | None
 
     from tidings.breaches.schemas import CreateBreach
 
-    body = _validated(CreateBreach, data)
+    body = validated(CreateBreach, data)
 
     async def work(rt: Runtime) -> None:
         from tidings.breaches.api import create_breach
@@ -166,7 +155,7 @@ def update(breach_id: str, source: IO[str] | None, as_json: bool) -> None:
     """Append a version: the fields given replace the current ones."""
     from tidings.breaches.schemas import BreachVersionIn
 
-    body = _validated(BreachVersionIn, _fields(source))
+    body = validated(BreachVersionIn, _fields(source))
 
     async def work(rt: Runtime) -> None:
         from tidings.breaches.api import append_version
@@ -219,7 +208,7 @@ def close(breach_id: str, reason: str, as_json: bool) -> None:
     """Close a breach, notified or not; it stays in the register."""
     from tidings.breaches.schemas import CloseBreach
 
-    body = _validated(CloseBreach, {"reason": reason})
+    body = validated(CloseBreach, {"reason": reason})
 
     async def work(rt: Runtime) -> None:
         from tidings.breaches.api import close as close_breach

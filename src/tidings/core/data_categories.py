@@ -79,7 +79,12 @@ The rules the models use, and why:
   request, hold or restriction is about, kept to show how it was handled (Art. 5(2),
   12) and emptied when the person is erased;
 - ``DSR_RECORD_RULE`` (``account_lifetime``, delete, legal_obligation): the free text
-  of such a record that erasure keeps (an extension's reason, a hold's basis).
+  of such a record that erasure keeps (an extension's reason, a hold's basis);
+- ``CONSENT_RECORD_RULE`` (``account_lifetime``, delete, legal_obligation): a consent
+  event's subject token and key id, kept as the proof that a message had consent (GDPR
+  Art. 7(1)); an erasure appends an ``erased`` event rather than deleting them;
+- ``CONSENT_EVIDENCE_RULE`` (``until_erased``, delete, legal_obligation): a consent
+  event's evidence and IP prefix, under the person's key, shredded when they are erased.
 """
 
 from __future__ import annotations
@@ -100,6 +105,8 @@ __all__ = [
     "BREAK_GLASS_RULE",
     "BUNDLE_RULE",
     "CATEGORIES",
+    "CONSENT_EVIDENCE_RULE",
+    "CONSENT_RECORD_RULE",
     "CONTACT",
     "CREDENTIALS",
     "CREDENTIALS_RULE",
@@ -236,6 +243,14 @@ DSR_RECORD_RULE = Retention(
     ACCOUNT_LIFETIME, "delete", "legal_obligation",
     "The free text of a data subject request or hold that erasure keeps (an extension's "
     "reason, a hold's basis), as proof of how it was handled.")
+CONSENT_RECORD_RULE = Retention(
+    ACCOUNT_LIFETIME, "delete", "legal_obligation",
+    "Who a consent event is about (their token and key id) proves a message had consent "
+    "(GDPR Art. 7(1)); kept while the account exists, ended by an erased event.")
+CONSENT_EVIDENCE_RULE = Retention(
+    UNTIL_ERASED, "delete", "legal_obligation",
+    "A consent event's evidence and IP prefix prove the consent; under the person's key, "
+    "shredded when they are erased.")
 
 # ----------------------------------------------------------------------- annotations
 

@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     message_retention_days: int = Field(default=90, ge=1, le=36_500)
     message_retention_min_days: int = Field(default=1, ge=1, le=36_500)
     message_retention_max_days: int = Field(default=730, ge=1, le=36_500)
+    # Service statistics (docs/usage-stats.md): a day is counted once it has been over
+    # this many days (late delivery reports are in), and a count of fewer people than
+    # stats_min_subjects is never shown (k-anonymity; 1 would show single people).
+    stats_settle_days: int = Field(default=3, ge=0, le=30)
+    stats_min_subjects: int = Field(default=5, ge=2, le=1000)
     connector_reload_seconds: float = Field(default=5.0, gt=0)  # connector changes apply within
     log_level: str = "INFO"
     extra_connectors: list[str] = Field(default_factory=list)

@@ -27,6 +27,33 @@ async def owners_of(session: AsyncSession, account_id: str) -> Sequence[str]:
         User.status == UserStatus.ACTIVE.value).order_by(User.created_at, User.id))).all())
 
 
+async def staff_members(session: AsyncSession) -> list[str]:
+    """The ids of the operator's active staff (users of no account)."""
+    return list((await session.scalars(select(User.id).where(
+        User.tenant_id.is_(None), User.status == UserStatus.ACTIVE.value)
+        .order_by(User.created_at, User.id))).all())
+
+
+async def mail_staff(rt: Services, session: AsyncSession, *, kind: MailKind, subject: str,
+                     body: str, actor: Actor, now: datetime) -> list[str]:
+    """A mail to every active member of staff, in ``session`` (opened as ``SYSTEM``);
+    the mails' ids."""
+    return [await queue_mail(rt, session, kind=kind, subject=subject, body=body, now=now,
+                             actor=actor, to_user_id=user_id)
+            for user_id in await staff_members(session)]
+
+
+async def queue_owner_notice(rt: Services, session: AsyncSession, *, account_id: str,
+                             kind: MailKind, subject: str, body: str, actor: Actor,
+                             now: datetime, audit_action: str = "mail.queue") -> list[str]:
+    """The same mail to each of the account's active owners; the mail ids, the proof
+    that the notice was sent (empty: the account has no active owner)."""
+    return [await queue_mail(rt, session, kind=kind, subject=subject, body=body, now=now,
+                             actor=actor, to_user_id=owner, account_id=account_id,
+                             audit_action=audit_action)
+            for owner in await owners_of(session, account_id)]
+
+
 async def queue_suspension_notice(rt: Services, session: AsyncSession, *, account: Account,
                                   reason: str | None, actor: Actor, now: datetime) -> int:
     """A ``suspension`` mail to each active owner; how many were queued."""

@@ -50,6 +50,7 @@ class MailKind(StrEnum):
     MAINTENANCE = "maintenance"  # the operator's notices (``tidings notices send``)
     PRIVACY = "privacy"  # a data subject request: forwarded, due soon, to tell the person
     BREACH = "breach"  # a personal data breach: the notice to a client, staff's escalation
+    LEGAL = "legal"  # a new sub-processor or policy version, with the time left to object
 
 
 def check_kind(raw: str) -> MailKind:

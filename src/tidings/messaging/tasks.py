@@ -69,7 +69,7 @@ async def dispatch_batch(rt: Services, jobs: Sequence[ClaimedJob]) -> None:
         await _fail_withheld(rt, jobs, withheld)
         if not outbound:
             return
-    router = Router(rt.connectors, await rt.routes.table(rt.db))
+    router = Router(rt.connectors, await rt.routes.table(rt.db), now=rt.clock.now())
     routed = await router.submit(outbound)
     await _record_submissions(rt, jobs, routed)
     _tell_connectors_recorded(rt, routed)

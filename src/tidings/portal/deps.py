@@ -168,3 +168,4 @@ PageManageSubaccounts = Annotated[Principal, Depends(PageRequire(_P.SUBACCOUNTS_
 PageManageUsers = Annotated[Principal, Depends(PageRequire(_P.USERS_MANAGE))]
 PageReadAudit = Annotated[Principal, Depends(PageRequire(_P.AUDIT_READ))]
 PageManagePrivacy = Annotated[Principal, Depends(PageRequire(_P.PRIVACY_MANAGE))]
+PageManageConsents = Annotated[Principal, Depends(PageRequire(_P.CONSENTS_MANAGE))]

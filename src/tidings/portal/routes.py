@@ -12,16 +12,23 @@ from tidings.portal.pages import (
     audit,
     auth,
     breaches,
+    consents,
     dashboard,
     keys,
+    legal,
     messages,
     numbers,
     operator,
+    operator_policies,
+    operator_subprocessors,
+    policies,
     privacy,
     send,
     send_csv,
     subaccounts,
+    subprocessors,
     team,
+    traffic,
     webhooks,
 )
 from tidings.portal.security import PageHeaders
@@ -29,7 +36,12 @@ from tidings.portal.security import PageHeaders
 # Every router of pages; the route-permission test walks these with the API's.
 PAGE_ROUTERS = (auth.router, dashboard.router, messages.router, send.router, send_csv.router,
                 keys.router, webhooks.router, numbers.router, team.router, subaccounts.router,
-                audit.router, privacy.router, operator.router, breaches.router)
+                audit.router, privacy.router, consents.router, operator.router,
+                breaches.router,
+                traffic.router,
+                policies.router, operator_policies.router, legal.router,
+                subprocessors.router, subprocessors.public_router,
+                operator_subprocessors.router)
 
 
 def install_portal(app: FastAPI) -> None:

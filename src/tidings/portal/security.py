@@ -1,14 +1,16 @@
 """What every portal answer carries for the browser: a Content-Security-Policy that
 allows only Tidings' own scripts and styles (no inline script, no inline style, no
 ``eval``), no framing, no caching of pages that show an account's data, no referrer
-leaving the site. Applied to ``/portal`` and ``/operator``; the API is left as it is."""
+leaving the site. Applied to ``/portal``, ``/operator`` and ``/legal``; the API is left as it
+is."""
 
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-PAGE_PREFIXES = ("/portal", "/operator")
+PAGE_PREFIXES = ("/portal", "/operator", "/legal",  # /legal: the public policy pages
+                 "/subprocessors")  # the public sub-processor register
 
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'self'",

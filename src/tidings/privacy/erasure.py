@@ -23,6 +23,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.audit.service import Actor, audit_row, record
+from tidings.consents.service import forget_subject
+from tidings.consents.service import subject_keys_of as consent_keys_of
 from tidings.core.logs import get_logger
 from tidings.core.services import Services
 from tidings.messaging.models import Message
@@ -47,6 +49,7 @@ _SCRUBBED: dict[str, Any] = {"to_enc": b"", "from_enc": b"", "body_enc": b"",
 # was destroyed has stored its message by then.
 REPLAY_GRACE = timedelta(seconds=30)
 _ERASED_FIELDS = (*PERSONAL_FIELDS, "content")
+_REPLAY_ACTOR = Actor("system", "erasure-replay")
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,8 @@ async def erase_subject(rt: Services, *, tenant: str, address: str,
     keys = await rt.vault.keys_for(tenant)
     index = subject_index(keys, address)
     async with rt.db.transaction(tenant=tenant, write=False) as session:
-        key_ids = await keys_of(session, tenant=tenant, index=index)
+        key_ids = sorted({*await keys_of(session, tenant=tenant, index=index),
+                          *await consent_keys_of(session, tenant=tenant, index=index)})
     if not key_ids:
         return None
     now = rt.clock.now()
@@ -81,6 +85,9 @@ async def erase_subject(rt: Services, *, tenant: str, address: str,
         await record(session, [audit_row(
             tenant=tenant, actor=actor, action="erase", table="subject_keys",
             row_id=key_id, fields=_ERASED_FIELDS, now=now) for key_id in key_ids])
+    # Consent events are append-only for the app role; the system role deletes them.
+    async with rt.db.erasing(tenant=SYSTEM, forget=False) as session:
+        await forget_subject(session, tenant=tenant, subject_index=index, actor=actor, now=now)
     log.info("subject_erased", tenant=tenant, subject_token=key_ids[0], messages=count)
     return Erased(key_ids[0], count)
 
@@ -140,6 +147,9 @@ async def replay_erasures(db: Database, vault: Vault, *, now: datetime | None = 
                        await indexes_under(session, tenant=entry.tenant_id, key_ids=key_ids))
             await scrub_subject_records(session, tenant=entry.tenant_id, indexes=indexes,
                                         now=entry.erased_at)
+            for index in indexes or ():  # a whole tenant erased: its purge deletes them
+                await forget_subject(session, tenant=entry.tenant_id, subject_index=index,
+                                     actor=_REPLAY_ACTOR, now=entry.erased_at)
             scrubbed = await scrub_messages(session, tenant=entry.tenant_id, key_ids=key_ids)
             await _advance(session, entry.seq)
         done += 1

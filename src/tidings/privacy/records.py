@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.consents.models import ConsentEvent
 from tidings.messaging.models import Message
 from tidings.privacy.models import (
     REQUEST_SUBJECT_FIELD,
@@ -31,7 +32,8 @@ async def scrub_subject_records(session: AsyncSession, *, tenant: str,
                                 now: datetime) -> None:
     """Forget the people with these blind indexes (everyone of the tenant: ``None``)
     and WhatsApp window tokens: their requests keep type, dates and outcome, and name
-    nobody."""
+    nobody. (Their consent events go in ``erasure.erase_subject``, in a session that may
+    delete from that append-only table.)"""
     if indexes is not None and not indexes:
         return
     requests = select(PrivacyRequest.id).where(_whose(PrivacyRequest, tenant, indexes))
@@ -81,15 +83,18 @@ async def move_subject_records(session: AsyncSession, *, keys: TenantKeys, old: 
 
 async def indexes_under(session: AsyncSession, *, tenant: str,
                         key_ids: Sequence[str] | None) -> list[str]:
-    """The blind indexes of the people whose messages are under ``key_ids`` (an
-    erasure ledger entry names keys, not people)."""
+    """The blind indexes of the people whose messages or consent evidence are under
+    ``key_ids`` (an erasure ledger entry names keys, not people)."""
     condition = Message.tenant_id == tenant
     if key_ids is not None:
         condition &= Message.subject_key.in_(key_ids)
     outbound = select(Message.to_index).where(condition, Message.direction == "outbound",
                                               Message.to_index != "")
     inbound = select(Message.from_index).where(condition, Message.from_index.is_not(None))
-    found = (await session.scalars(outbound.union(inbound))).all()
+    consents = select(ConsentEvent.subject_index).where(ConsentEvent.tenant_id == tenant)
+    if key_ids is not None:
+        consents = consents.where(ConsentEvent.subject_key.in_(key_ids))
+    found = (await session.scalars(outbound.union(inbound, consents))).all()
     return sorted(index for index in found if index)
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Account, AccountStatus
 from tidings.audit.service import SYSTEM_ACTOR, Actor, actor_label, audit_row, record
+from tidings.consents.service import subject_keys_in_use
 from tidings.core.ids import new_id
 from tidings.core.logs import get_logger
 from tidings.core.services import Services
@@ -209,13 +210,15 @@ def _day(moment: datetime) -> datetime:
 
 async def _destroy_unused_keys(rt: Services, tenant: str, key_ids: set[str],
                                now: datetime) -> int:
-    """Destroy each of ``key_ids`` that no message still to anonymise is under."""
+    """Destroy each of ``key_ids`` that no message still to anonymise is under, nor a
+    person's consent evidence (the proof outlives the messages: until erasure)."""
     if not key_ids:
         return 0
     async with rt.db.transaction(tenant=tenant, write=False) as session:
         in_use = set((await session.scalars(select(Message.subject_key).distinct().where(
             Message.tenant_id == tenant, Message.subject_key.in_(sorted(key_ids)),
             Message.anonymised_at.is_(None)))).all())
+        in_use |= await subject_keys_in_use(session, tenant=tenant, key_ids=sorted(key_ids))
     destroyed = 0
     for key_id in sorted(key_ids - in_use):
         if await rt.vault.erase_subject(tenant, key_id, now=now):

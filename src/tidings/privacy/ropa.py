@@ -5,7 +5,9 @@ from the code's own declarations, so that it says what Tidings does and nothing 
   (``core/data_categories.py``): each personal category, where it is stored, how long
   and on what basis, with the account's own message retention filled in;
 - the purposes and the data subjects' rights, as the access bundle states them;
-- the recipients: the carriers (connectors) configured on the platform;
+- the recipients: the carriers (connectors) configured on the platform, and the
+  sub-processors of the register with their countries and transfer safeguards, as they
+  stand for this account (in effect, upcoming, or kept off by its objection);
 - the technical and organisational measures (the DPA's Annex 3), each one a feature
   of the code, named with where it lives.
 """
@@ -24,6 +26,7 @@ from tidings.privacy.pdf import Line, document_pdf
 from tidings.privacy.retention import limits_of, message_body_days
 from tidings.routing.service import list_connectors
 from tidings.storage.db import SYSTEM, Base
+from tidings.subprocessors.register import for_account
 
 __all__ = ["MEASURES", "SUBJECTS", "record_of_processing", "ropa_pdf"]
 
@@ -54,6 +57,9 @@ MEASURES = [
      "objection requests with their legal deadlines (privacy/requests.py)"),
     ("Breach response", "a breach register with the 48-hour clock and a notice to each "
      "affected client (breaches/)"),
+    ("Sub-processors", "a register with countries and transfer safeguards; each client told "
+     "thirty days ahead, an objection keeps it off, and routing refuses a carrier whose "
+     "company is not in effect for the account (subprocessors/)"),
     ("Verification", "the canary scan finds a person in clear or reversible form anywhere "
      "(tidings privacy scan)"),
 ]
@@ -68,6 +74,14 @@ async def record_of_processing(rt: Services, *, tenant: str,
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         carriers = [{"name": c.name, "kind": c.kind, "channels": list(c.channels)}
                     for c in await list_connectors(session)]
+        register = await for_account(session, tenant, now)
+    subprocessors = [{"id": entry.id, "legal_name": entry.legal_name,
+                      "countries": entry.countries, "purpose": entry.purpose,
+                      "data_categories": entry.data_categories,
+                      "transfer_mechanism": entry.transfer_mechanism,
+                      "effective_at": entry.effective_at.isoformat() if entry.effective_at
+                      else None, "for_this_account": standing}
+                     for entry, standing in register]
     return {
         "schema": "tidings.ropa/1", "generated_at": now.isoformat(),
         "controller": {"account_id": account.id, "name": account.name},
@@ -76,7 +90,10 @@ async def record_of_processing(rt: Services, *, tenant: str,
         "purposes": PURPOSES, "data_subjects": SUBJECTS,
         "data_categories": data_map(message_body_days=days),
         "recipients": carriers,
-        "transfers": "recorded with each sub-processor in the operator's register",
+        "subprocessors": subprocessors,
+        "transfers": [{"to": s["legal_name"], "countries": s["countries"],
+                       "safeguard": s["transfer_mechanism"]}
+                      for s in subprocessors if s["for_this_account"] != "kept_off"],
         "message_retention_days": days,
         "measures": [{"measure": m, "how": how} for m, how in MEASURES],
         "rights": RIGHTS,
@@ -119,6 +136,12 @@ def ropa_pdf(record: dict[str, Any]) -> bytes:
         lines.append((item["category"], f"in {', '.join(item['stored_in'])}. Kept: {kept}"))
     lines += [("Recipients (carriers)", ", ".join(
         f"{c['name']} ({c['kind']})" for c in record["recipients"]) or "none configured"),
-        ("Transfers", record["transfers"]), ("Technical and organisational measures", "")]
+        ("Sub-processors", "; ".join(
+            f"{s['legal_name']} ({', '.join(s['countries'])}; {s['purpose']}; "
+            f"{s['for_this_account'].replace('_', ' ')})" for s in record["subprocessors"])
+         or "none"),
+        ("Transfers", "; ".join(f"{t['to']}: {', '.join(t['countries'])} under "
+                                f"{t['safeguard']}" for t in record["transfers"]) or "none"),
+        ("Technical and organisational measures", "")]
     lines += [(m["measure"], m["how"]) for m in record["measures"]]
     return document_pdf("Record of processing activities", lines)

@@ -15,6 +15,7 @@ from tidings.routing.schemas import (
     ConnectorErrorOut,
     ConnectorIn,
     ConnectorOut,
+    ConnectorSubprocessorIn,
     RouteIn,
     RouteOut,
     RouteSaved,
@@ -25,6 +26,7 @@ from tidings.routing.service import (
     do_create_connector,
     do_remove_connector,
     do_remove_route,
+    do_set_subprocessor,
     get_connector,
     list_connector_errors,
     list_connectors,
@@ -67,6 +69,21 @@ async def show_connector(name: str, rt: RuntimeDep, _operator: CurrentOperator) 
     async with rt.db.transaction(tenant=SYSTEM, write=False) as session:
         row = await get_connector(session, name=name)
         return connector_out(keys, row)
+
+
+@router.put("/connectors/{name}/subprocessor", response_model=ConnectorOut,
+            summary="Name the company behind a connector (the sub-processor register)",
+            operation_id="set_connector_subprocessor", responses=problem_responses(404, 409))
+async def set_subprocessor(name: str, body: ConnectorSubprocessorIn, rt: RuntimeDep,
+                           _operator: CurrentOperator) -> ConnectorOut:
+    keys = await rt.vault.keys_for(OPERATOR_KEYRING)
+    async with rt.db.transaction(tenant=SYSTEM) as session:
+        row = await do_set_subprocessor(session, name=name,
+                                        subprocessor_id=body.subprocessor_id,
+                                        now=rt.clock.now())
+        out = connector_out(keys, row)
+    rt.routes.invalidate()
+    return out
 
 
 @router.get("/connectors/{name}/errors", response_model=list[ConnectorErrorOut],

@@ -25,6 +25,11 @@ class ConnectorConfig(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, info=operational())
     secrets_enc: Mapped[bytes] = mapped_column(LargeBinary, info=operational(AUTHENTICATION))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The company behind the carrier, in the sub-processor register: routing gives the
+    # connector an account's messages only once it is in effect for that account. NULL:
+    # the operator's own (the sandbox, a relay it runs itself).
+    subprocessor_id: Mapped[str | None] = mapped_column(ForeignKey("subprocessors.id"),
+                                                        info=operational())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -14,12 +14,15 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from tidings.connectors.base import UNAVAILABLE, OutboundMessage, SubmitResult
 from tidings.connectors.registry import ConnectorRegistry
 from tidings.routing.rules import RoutingTable
 
 NO_ROUTE = "no_route"
+# Every connector of the plan waits on its sub-processor for this account.
+NOT_EFFECTIVE = "subprocessor_not_effective"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +52,11 @@ def fails_over(result: SubmitResult) -> bool:
 
 
 class Router:
-    def __init__(self, registry: ConnectorRegistry, table: RoutingTable) -> None:
+    def __init__(self, registry: ConnectorRegistry, table: RoutingTable, *,
+                 now: datetime) -> None:
         self._registry = registry
         self._table = table
+        self._now = now
 
     def plan(self, message: OutboundMessage, account_id: str) -> list[str] | None:
         if self._table.routes_channel(message.channel):
@@ -60,13 +65,19 @@ class Router:
                                     account_id=account_id)
         return self._registry.names_for_channel(message.channel) or None
 
+    def _routed(self, message: OutboundMessage, account_id: str) -> Routed:
+        plan = self.plan(message, account_id) or []
+        if not plan:
+            return _refused(message, NO_ROUTE)
+        if self._table.gated:
+            plan = self._table.allowed(plan, account_id, self._now)
+            if not plan:
+                return _refused(message, NOT_EFFECTIVE)
+        return Routed(message, plan)
+
     async def submit(self, messages: Sequence[tuple[OutboundMessage, str]]) -> list[Routed]:
         """Submit (message, account id) pairs; one ``Routed`` each, in input order."""
-        routed = [Routed(m, self.plan(m, account) or []) for m, account in messages]
-        for item in routed:
-            if not item.plan:
-                item.result = SubmitResult(item.message.message_id, "rejected",
-                                           error_code=NO_ROUTE)
+        routed = [self._routed(m, account) for m, account in messages]
         pending = [r for r in routed if r.result is None]
         while pending:
             await self._submit_step(pending)
@@ -89,6 +100,11 @@ class Router:
             return [SubmitResult(r.message.message_id, "retry", error_code=UNAVAILABLE)
                     for r in group]
         return await connector.submit([r.message for r in group])
+
+
+def _refused(message: OutboundMessage, error_code: str) -> Routed:
+    return Routed(message, [], result=SubmitResult(message.message_id, "rejected",
+                                                   error_code=error_code))
 
 
 def _advance(item: Routed, result: SubmitResult) -> None:

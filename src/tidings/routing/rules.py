@@ -15,8 +15,10 @@ longest prefix, then country, then sender). Its targets are tried in this order:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 import phonenumbers
 
@@ -84,13 +86,32 @@ def connector_order(targets: Sequence[RouteTarget], message_id: str) -> list[str
     return [first, *(t.connector for t in targets if t.connector != first)]
 
 
+class Gate(Protocol):
+    """Whether a connector may carry an account's messages at an instant (its
+    sub-processor in effect for the account: ``subprocessors/gates.py``)."""
+
+    def allows(self, account_id: str, now: datetime) -> bool: ...
+
+
 class RoutingTable:
     """The operator's rules, ordered once; ``plan`` answers per message."""
 
-    def __init__(self, routes: Iterable[Route]) -> None:
+    def __init__(self, routes: Iterable[Route], gates: Mapping[str, Gate] | None = None) -> None:
         self._routes = sorted(routes, key=lambda r: (r.priority, _negated(r.specificity), r.id))
         self._channels = frozenset(r.channel for r in self._routes)
         self._by_country = any(r.country for r in self._routes)
+        self._gates = dict(gates or {})
+
+    @property
+    def gated(self) -> bool:
+        """Whether any connector waits on its sub-processor (else ``allowed`` is moot)."""
+        return bool(self._gates)
+
+    def allowed(self, plan: Sequence[str], account_id: str, now: datetime) -> list[str]:
+        """The connectors of ``plan`` that may carry this account's messages now."""
+        gates = self._gates
+        return [name for name in plan
+                if (gate := gates.get(name)) is None or gate.allows(account_id, now)]
 
     def routes_channel(self, channel: str) -> bool:
         """Whether any rule exists for ``channel`` (without one, the default applies)."""

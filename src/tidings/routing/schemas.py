@@ -18,6 +18,11 @@ class SmppConnectorIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["smpp"] = "smpp"
+    subprocessor_id: str | None = Field(
+        default=None, min_length=1, max_length=40, pattern=r"^sub_[0-9a-z]+$",
+        description="The company behind the carrier, in the sub-processor register: the "
+                    "connector carries an account's messages only once it is in effect "
+                    "for that account.")
     name: str = Field(pattern=CONNECTOR_NAME)
     host: str = Field(min_length=1, max_length=253, pattern=HOST)
     port: int = Field(default=2775, ge=1, le=65535)
@@ -47,6 +52,11 @@ class SmtpConnectorIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["smtp"] = "smtp"
+    subprocessor_id: str | None = Field(
+        default=None, min_length=1, max_length=40, pattern=r"^sub_[0-9a-z]+$",
+        description="The company behind the carrier, in the sub-processor register: the "
+                    "connector carries an account's messages only once it is in effect "
+                    "for that account.")
     name: str = Field(pattern=CONNECTOR_NAME)
     host: str = Field(min_length=1, max_length=253, pattern=HOST)
     port: int = Field(default=587, ge=1, le=65535)
@@ -72,6 +82,11 @@ class WhatsAppConnectorIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["whatsapp"] = "whatsapp"
+    subprocessor_id: str | None = Field(
+        default=None, min_length=1, max_length=40, pattern=r"^sub_[0-9a-z]+$",
+        description="The company behind the carrier, in the sub-processor register: the "
+                    "connector carries an account's messages only once it is in effect "
+                    "for that account.")
     name: str = Field(pattern=CONNECTOR_NAME)
     phone_number_id: str = Field(min_length=1, max_length=32, pattern=r"^[0-9]+$")
     access_token: str = Field(min_length=1, max_length=1024, pattern=r"^[\x21-\x7e]+$")
@@ -107,7 +122,7 @@ ConnectorIn = Annotated[AnyConnectorIn, Field(discriminator="kind")]
 
 def split_secrets(body: AnyConnectorIn) -> tuple[dict[str, Any], dict[str, Any]]:
     """(settings kept readable, secrets to encrypt)."""
-    data = body.model_dump(exclude={"kind", "name", "channels"})
+    data = body.model_dump(exclude={"kind", "name", "channels", "subprocessor_id"})
     secrets = {k: data.pop(k) for k in SECRET_FIELDS if k in data}
     return data, secrets
 
@@ -120,8 +135,18 @@ class ConnectorOut(BaseModel):
     settings: dict[str, Any]
     secrets: list[str] = Field(description="Names of the secrets set; never their values.")
     enabled: bool
+    subprocessor_id: str | None = Field(description="Its company in the sub-processor "
+                                                    "register; null: the operator's own.")
     created_at: datetime
     updated_at: datetime
+
+
+class ConnectorSubprocessorIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subprocessor_id: str | None = Field(
+        min_length=1, max_length=40, pattern=r"^sub_[0-9a-z]+$",
+        description="An entry of the sub-processor register; null: the operator's own.")
 
 
 class ConnectorErrorOut(BaseModel):

@@ -26,6 +26,8 @@ from tidings.routing.schemas import (
     split_secrets,
 )
 from tidings.storage.vault import TenantKeys
+from tidings.subprocessors.gates import load_gates
+from tidings.subprocessors.models import Lifecycle, Subprocessor
 from tidings.web.errors import Conflict, InvalidRequest, NotFound
 
 # Connector secrets are encrypted under the vault's keys of this pseudo-tenant, so
@@ -48,10 +50,36 @@ async def do_create_connector(session: AsyncSession, *, keys: TenantKeys,
     row = ConnectorConfig(id=new_id("con"), name=body.name, kind=body.kind,
                           channels=list(body.channels), settings=settings,
                           secrets_enc=keys.encrypt(json.dumps(secrets), field=SECRETS_FIELD),
+                          subprocessor_id=await _subprocessor(session, body.subprocessor_id),
                           enabled=True, created_at=now, updated_at=now)
     session.add(row)
     await session.flush()
     return row
+
+
+async def do_set_subprocessor(session: AsyncSession, *, name: str, subprocessor_id: str | None,
+                              now: datetime) -> ConnectorConfig:
+    """Name the company behind a connector (None: the operator's own): from then on
+    routing gives it an account's messages only once that company is in effect for the
+    account (``subprocessors/gates.py``)."""
+    row = await get_connector(session, name=name)
+    row.subprocessor_id = await _subprocessor(session, subprocessor_id)
+    row.updated_at = now
+    await session.flush()
+    return row
+
+
+async def _subprocessor(session: AsyncSession, subprocessor_id: str | None) -> str | None:
+    if subprocessor_id is None:
+        return None
+    entry = await session.get(Subprocessor, subprocessor_id)
+    if entry is None:
+        raise InvalidRequest(f"No sub-processor {subprocessor_id!r} in the register.",
+                             code="unknown_subprocessor", parameter="subprocessor_id")
+    if entry.lifecycle == Lifecycle.RETIRED:
+        raise Conflict(f"{subprocessor_id} is retired: a connector cannot use it.",
+                       code="subprocessor_retired")
+    return entry.id
 
 
 async def list_connectors(session: AsyncSession) -> list[ConnectorConfig]:
@@ -119,7 +147,8 @@ def connector_out(keys: TenantKeys, row: ConnectorConfig) -> ConnectorOut:
     """The operator's view: settings, and the names (never the values) of the secrets."""
     return ConnectorOut(id=row.id, name=row.name, kind=row.kind, channels=row.channels,
                         settings=row.settings, secrets=sorted(connector_secrets(keys, row)),
-                        enabled=row.enabled, created_at=row.created_at,
+                        enabled=row.enabled, subprocessor_id=row.subprocessor_id,
+                        created_at=row.created_at,
                         updated_at=row.updated_at)
 
 
@@ -186,11 +215,17 @@ def route_out(row: RouteRule) -> RouteOut:
 
 
 async def load_routing_table(session: AsyncSession) -> RoutingTable:
+    """The rules, and the gates of the connectors that name a sub-processor (a session
+    that sees every tenant: the objections are the clients')."""
+    behind = {name: sub_id for name, sub_id in (await session.execute(
+        select(ConnectorConfig.name, ConnectorConfig.subprocessor_id))).all() if sub_id}
     return RoutingTable(
-        Route(id=r.id, channel=r.channel, priority=r.priority, prefix=r.prefix,
-              country=r.country, sender=r.sender, account_id=r.account_id,
-              targets=tuple(RouteTarget(t["connector"], int(t["weight"])) for t in r.targets))
-        for r in await list_routes(session))
+        (Route(id=r.id, channel=r.channel, priority=r.priority, prefix=r.prefix,
+               country=r.country, sender=r.sender, account_id=r.account_id,
+               targets=tuple(RouteTarget(t["connector"], int(t["weight"]))
+                             for t in r.targets))
+         for r in await list_routes(session)),
+        await load_gates(session, behind))
 
 
 async def _connector_named(session: AsyncSession, name: str) -> ConnectorConfig | None:

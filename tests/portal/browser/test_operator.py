@@ -174,7 +174,8 @@ async def test_new_staff_change_the_password_enrol_a_second_factor_and_see_the_p
     # The staff's menu: the console's pages, none of a client's.
     menu = page.get_by_role("banner").get_by_role("navigation")
     await expect(menu.get_by_role("link")).to_have_text(
-        ["Platform", "Accounts", "Connectors", "Breaches"])
+        ["Platform", "Accounts", "Connectors", "Traffic", "Breaches", "Sub-processors",
+         "Policies"])
     await expect(page.locator('[data-stat="per-minute"]')).to_have_text(re.compile(r"^\d"))
     await expect(page.locator('[data-stat="webhooks-pending"]')).to_have_text(
         re.compile(r"^\d"))

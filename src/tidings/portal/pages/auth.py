@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import Response
 
 from tidings.core.services import Services
+from tidings.policies.api import upcoming_versions
 from tidings.portal import csrf, session_cookie
 from tidings.portal.deps import PagePerson, safe_next
 from tidings.portal.errors import redirect
@@ -46,8 +47,10 @@ Enrolling = Annotated[SessionUser, Depends(PagePerson(passes=frozenset({MFA_REQU
 
 
 @router.get("/login", dependencies=[public])
-async def login_page(request: Request, next: str = "") -> Response:
-    return render(request, "login.html", next=safe_next(next), email="", errors=FormErrors())
+async def login_page(request: Request, rt: RuntimeDep, next: str = "") -> Response:
+    # The policies promise a notice where clients log in before a change takes effect.
+    return render(request, "login.html", next=safe_next(next), email="", errors=FormErrors(),
+                  upcoming=await upcoming_versions(rt))
 
 
 @router.post("/login", dependencies=[public, FormToken])
