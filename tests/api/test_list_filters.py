@@ -46,13 +46,13 @@ async def keys(rt: Runtime, clock: FakeClock, acme: Tenant) -> dict[str, dict[st
     return {"tenant": acme.headers, "operator": {"Authorization": f"Bearer {secret}"}}
 
 
-@pytest.mark.parametrize(("path", "who"), LISTS)
-@pytest.mark.parametrize("unknown", ["from", "state", "Status", "limit[]"])
+@pytest.mark.parametrize(("path", "who", "unknown"), [
+    (path, who, unknown) for path, who in LISTS
+    for unknown in ("from", "state", "Status", "limit[]")
+    if unknown not in OWN_PARAMETERS.get(path, set())])
 async def test_an_unknown_parameter_is_a_400_naming_it(
         client: httpx.AsyncClient, keys: dict[str, dict[str, str]], path: str, who: str,
         unknown: str) -> None:
-    if unknown in OWN_PARAMETERS.get(path, set()):
-        pytest.skip(f"{path} takes {unknown!r}")
     response = await client.get(path, headers=keys[who], params={unknown: "x"})
     assert_problem(response, 400, "unknown_query_parameter")
     assert response.json()["parameter"] == unknown
