@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date
 
 from pydantic import ValidationError
+from starlette.datastructures import FormData
 
 from tidings.portal.templating import gettext as _
 
@@ -65,3 +66,14 @@ def _readable(message: str) -> str:
     """Pydantic's message without its "Value error, " prefix, as a sentence."""
     message = message.removeprefix("Value error, ")
     return message[:1].upper() + message[1:]
+
+
+def field_text(raw: FormData, name: str) -> str:
+    """A field's text as sent; "" when it is missing or is a file."""
+    value = raw.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def field_texts(raw: FormData, name: str) -> list[str]:
+    """Every text sent under ``name`` (checkboxes, multiple selects); files left out."""
+    return [v for v in raw.getlist(name) if isinstance(v, str)]

@@ -42,7 +42,7 @@ from tidings.core.services import Services
 from tidings.operators.deps import Operator
 from tidings.portal.deps import StaffMember
 from tidings.portal.errors import redirect
-from tidings.portal.forms import FormErrors, text_field
+from tidings.portal.forms import FormErrors, field_text, field_texts, text_field
 from tidings.portal.templating import gettext as _
 from tidings.portal.templating import render
 from tidings.web.deps import RuntimeDep
@@ -84,7 +84,7 @@ async def record(request: Request, rt: RuntimeDep, operator: StaffMember) -> Res
     form = _echo(raw)
     data = _version_data(errors, raw)
     for name in ("detected_at", "aware_at"):
-        data[name] = _time(errors, name, _value(raw, name), required=True)
+        data[name] = _time(errors, name, field_text(raw, name), required=True)
     if not errors:
         try:
             made = await create_breach(rt, CreateBreach.model_validate(data),
@@ -163,7 +163,7 @@ async def close_breach(request: Request, rt: RuntimeDep, breach_id: str,
                        operator: StaffMember) -> Response:
     raw = await request.form()
     errors = FormErrors()
-    reason = text_field(errors, "reason", _value(raw, "reason"), label="Reason",
+    reason = text_field(errors, "reason", field_text(raw, "reason"), label="Reason",
                         max_length=500)
     if "\n" in reason or "\r" in reason:
         errors.add("reason", _("Reason: one line."))
@@ -231,21 +231,12 @@ def _duration(seconds: float) -> str:
 # --------------------------------------------------------------------------- the form
 
 
-def _value(raw: FormData, name: str) -> str:
-    value = raw.get(name)
-    return value if isinstance(value, str) else ""
-
-
-def _values(raw: FormData, name: str) -> list[str]:
-    return [v for v in raw.getlist(name) if isinstance(v, str)]
-
-
 def _echo(raw: FormData) -> dict[str, Any]:
     """The form as it was sent, cut to size, to fill it in again."""
-    form: dict[str, Any] = {name: _value(raw, name)[:2000] for name in FIELDS
+    form: dict[str, Any] = {name: field_text(raw, name)[:2000] for name in FIELDS
                             if name not in CHOICES}
     for name in CHOICES:
-        form[name] = [v[:60] for v in _values(raw, name)][:40]
+        form[name] = [v[:60] for v in field_texts(raw, name)][:40]
     return form
 
 
@@ -268,27 +259,27 @@ def _time_value(value: datetime | None) -> str:
 def _version_data(errors: FormErrors, raw: FormData) -> dict[str, Any]:
     """The version's fields from the form, each checked; an empty field clears one."""
     data: dict[str, Any] = {}
-    nature = _value(raw, "nature")
+    nature = field_text(raw, "nature")
     if nature and nature not in NATURES:
         errors.add("nature", _("Choose one of the listed natures."))
     data["nature"] = nature if nature in NATURES else None
     for name, (label, limit) in TEXTS.items():
-        value = text_field(errors, name, _value(raw, name), label=label, max_length=limit,
+        value = text_field(errors, name, field_text(raw, name), label=label, max_length=limit,
                            required=False)
         data[name] = value or None
     data["categories_of_subjects"] = _list(errors, raw, "categories_of_subjects", _SPLIT)
     data["categories_of_records"] = _choices(errors, raw, "categories_of_records")
     data["scope"] = {
         "tenants": _list(errors, raw, "scope_tenants", _TENANT_SPLIT),
-        "window_start": _time(errors, "window_start", _value(raw, "window_start"),
+        "window_start": _time(errors, "window_start", field_text(raw, "window_start"),
                               required=False),
-        "window_end": _time(errors, "window_end", _value(raw, "window_end"), required=False),
+        "window_end": _time(errors, "window_end", field_text(raw, "window_end"), required=False),
         "categories": _choices(errors, raw, "scope_categories")}
     return data
 
 
 def _choices(errors: FormErrors, raw: FormData, name: str) -> list[str]:
-    chosen = _values(raw, name)
+    chosen = field_texts(raw, name)
     if any(c not in PERSONAL_CATEGORIES for c in chosen):
         errors.add(name, _("Choose among the listed categories."))
     return [c for c in chosen if c in PERSONAL_CATEGORIES]
@@ -296,7 +287,7 @@ def _choices(errors: FormErrors, raw: FormData, name: str) -> list[str]:
 
 def _list(errors: FormErrors, raw: FormData, name: str, split: re.Pattern[str]) -> list[str]:
     label, most, longest = LISTS[name]
-    text = text_field(errors, name, _value(raw, name), label=label,
+    text = text_field(errors, name, field_text(raw, name), label=label,
                       max_length=most * (longest + 2), required=False)
     items = [item.strip() for item in split.split(text) if item.strip()]
     if len(items) > most:

@@ -27,7 +27,7 @@ from tidings.core.services import Services
 from tidings.operators.deps import Operator
 from tidings.portal.deps import StaffMember
 from tidings.portal.errors import redirect
-from tidings.portal.forms import FormErrors, schema_errors, text_field
+from tidings.portal.forms import FormErrors, field_text, field_texts, schema_errors, text_field
 from tidings.portal.templating import gettext as _
 from tidings.portal.templating import render
 from tidings.storage.db import SYSTEM
@@ -256,15 +256,6 @@ def _form_of(out: OperatorSubprocessorOut) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the form
 
 
-def _value(raw: FormData, name: str) -> str:
-    value = raw.get(name)
-    return value if isinstance(value, str) else ""
-
-
-def _values(raw: FormData, name: str) -> list[str]:
-    return [v for v in raw.getlist(name) if isinstance(v, str)]
-
-
 def _lines(text: str) -> str:
     """A textarea's text with the browser's CRLF line ends as the API's own."""
     return text.replace("\r\n", "\n")
@@ -272,24 +263,24 @@ def _lines(text: str) -> str:
 
 def _echo(raw: FormData) -> dict[str, Any]:
     """The form as it was sent, cut to size, to fill it in again."""
-    form: dict[str, Any] = {name: _lines(_value(raw, name))[:limit]
+    form: dict[str, Any] = {name: _lines(field_text(raw, name))[:limit]
                             for name, (_label, limit) in TEXTS.items()}
-    form["countries"] = _value(raw, "countries")[:COUNTRIES_LENGTH]
-    form["transfer_mechanism"] = _value(raw, "transfer_mechanism")[:20]
-    form["data_categories"] = [v[:60] for v in _values(raw, "data_categories")][:40]
+    form["countries"] = field_text(raw, "countries")[:COUNTRIES_LENGTH]
+    form["transfer_mechanism"] = field_text(raw, "transfer_mechanism")[:20]
+    form["data_categories"] = [v[:60] for v in field_texts(raw, "data_categories")][:40]
     return form
 
 
 def _entry_data(errors: FormErrors, raw: FormData) -> dict[str, Any]:
     """An entry's fields from the form, each checked, as the API's body has them."""
-    data: dict[str, Any] = {name: text_field(errors, name, _lines(_value(raw, name)),
+    data: dict[str, Any] = {name: text_field(errors, name, _lines(field_text(raw, name)),
                                              label=label, max_length=limit)
                             for name, (label, limit) in TEXTS.items()}
     if "legal_name" not in errors and any(c in data["legal_name"] for c in "\r\n"):
         errors.add("legal_name", _("Legal name: one line."))
-    data["countries"] = _countries(errors, _value(raw, "countries"))
+    data["countries"] = _countries(errors, field_text(raw, "countries"))
     data["data_categories"] = _categories(errors, raw)
-    transfer = _value(raw, "transfer_mechanism")
+    transfer = field_text(raw, "transfer_mechanism")
     if transfer not in TRANSFERS:
         errors.add("transfer_mechanism", _("Choose one of the listed safeguards."))
     data["transfer_mechanism"] = transfer
@@ -311,7 +302,7 @@ def _countries(errors: FormErrors, raw: str) -> list[str]:
 
 
 def _categories(errors: FormErrors, raw: FormData) -> list[str]:
-    chosen = list(dict.fromkeys(_values(raw, "data_categories")))
+    chosen = list(dict.fromkeys(field_texts(raw, "data_categories")))
     if not chosen:
         errors.add("data_categories", _("Personal data: choose at least one category."))
     elif any(c not in PERSONAL_CATEGORIES for c in chosen):
